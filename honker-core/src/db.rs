@@ -1,0 +1,386 @@
+//! The connection handle every binding shares: one SQLite connection behind
+//! a mutex, honker's PRAGMAs and migrations applied at open, an injectable
+//! clock, and transactions that pin the connection for their owner.
+//!
+//! Non-transactional calls wait while another thread's transaction is open;
+//! on the thread that opened it they fail with
+//! [`Error::TransactionOpen`] instead of deadlocking.
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::schema;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Default time a writer waits for another process's write lock: 10 s.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long a write waits for other writers before failing with
+    /// [`Error::Busy`]. Default [`DEFAULT_BUSY_TIMEOUT`].
+    pub busy_timeout: Duration,
+    /// Source of "now" for every deadline. Default: the system clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Identifies an open transaction. Obtained from [`Db::begin`]; pass it to
+/// [`Db::run_tx`], then to [`Db::commit`] or [`Db::rollback`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct TxKey(u64);
+
+#[derive(Debug, Clone, Copy)]
+struct TxOwner {
+    key: u64,
+    thread: u64,
+}
+
+struct State {
+    conn: Option<Connection>,
+    tx: Option<TxOwner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    state: Mutex<State>,
+    idle: Condvar,
+    opts: OpenOptions,
+}
+
+/// A shared handle on one database file. Cloning is cheap and shares the
+/// connection.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static THREAD_ID: u64 = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+}
+
+fn this_thread() -> u64 {
+    THREAD_ID.with(|t| *t)
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, switches it to
+    /// WAL, and creates or upgrades honker's tables.
+    pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Db> {
+        let path = path.as_ref().to_path_buf();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid("path", "must not be empty"));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        schema::configure(&conn, opts.busy_timeout)?;
+        schema::migrate(&conn).map_err(|e| Self::busy_with(e, opts.busy_timeout))?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path,
+                state: Mutex::new(State {
+                    conn: Some(conn),
+                    tx: None,
+                }),
+                idle: Condvar::new(),
+                opts,
+            }),
+        })
+    }
+
+    /// The path the database was opened with.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Now, in ms since the epoch, by this database's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.opts.clock.now_ms()
+    }
+
+    /// The options the database was opened with.
+    pub fn options(&self) -> &OpenOptions {
+        &self.inner.opts
+    }
+
+    fn busy_with(e: Error, timeout: Duration) -> Error {
+        match e {
+            Error::Busy { .. } => Error::Busy {
+                timeout_ms: timeout.as_millis() as u64,
+            },
+            e => e,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until no transaction is open (refusing if this thread holds it).
+    fn lock_idle(&self) -> Result<MutexGuard<'_, State>> {
+        let me = this_thread();
+        let mut st = self.lock();
+        loop {
+            match st.tx {
+                Some(o) if o.thread == me => return Err(Error::TransactionOpen),
+                Some(_) => {
+                    st = self
+                        .inner
+                        .idle
+                        .wait(st)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                }
+                None => return Ok(st),
+            }
+        }
+    }
+
+    /// Runs `f` on the connection outside any transaction, with the current
+    /// time. Waits while another thread's transaction is open.
+    pub fn run<R>(&self, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
+        let st = self.lock_idle()?;
+        let conn = st.conn.as_ref().ok_or(Error::Closed)?;
+        f(conn, self.now_ms()).map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`) owned by the caller.
+    pub fn begin(&self) -> Result<TxKey> {
+        let mut st = self.lock_idle()?;
+        let conn = st.conn.as_ref().ok_or(Error::Closed)?;
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| Self::busy_with(e.into(), self.inner.opts.busy_timeout))?;
+        let key = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        st.tx = Some(TxOwner {
+            key,
+            thread: this_thread(),
+        });
+        Ok(TxKey(key))
+    }
+
+    /// Runs `f` inside the transaction `tx`.
+    pub fn run_tx<R>(
+        &self,
+        tx: &TxKey,
+        f: impl FnOnce(&Connection, i64) -> Result<R>,
+    ) -> Result<R> {
+        let st = self.lock();
+        if !matches!(st.tx, Some(o) if o.key == tx.0) {
+            return Err(Error::TransactionInactive);
+        }
+        let conn = st.conn.as_ref().ok_or(Error::Closed)?;
+        f(conn, self.now_ms()).map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
+    }
+
+    fn finish(&self, tx: TxKey, sql: &str) -> Result<()> {
+        let mut st = self.lock();
+        if !matches!(st.tx, Some(o) if o.key == tx.0) {
+            return Err(Error::TransactionInactive);
+        }
+        let result = match st.conn.as_ref() {
+            None => Err(Error::Closed),
+            Some(conn) => match conn.execute_batch(sql) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    Err(e.into())
+                }
+            },
+        };
+        st.tx = None;
+        drop(st);
+        self.inner.idle.notify_all();
+        result
+    }
+
+    /// Commits `tx`. On failure the transaction is rolled back.
+    pub fn commit(&self, tx: TxKey) -> Result<()> {
+        self.finish(tx, "COMMIT")
+    }
+
+    /// Rolls `tx` back.
+    pub fn rollback(&self, tx: TxKey) -> Result<()> {
+        self.finish(tx, "ROLLBACK")
+    }
+
+    /// Is a transaction open on this handle?
+    pub fn in_transaction(&self) -> bool {
+        self.lock().tx.is_some()
+    }
+
+    /// Closes the connection (rolling back an open transaction). Every later
+    /// call on any clone fails with [`Error::Closed`]. Idempotent.
+    pub fn close(&self) -> Result<()> {
+        let mut st = self.lock();
+        st.tx = None;
+        let conn = st.conn.take();
+        drop(st);
+        self.inner.idle.notify_all();
+        if let Some(conn) = conn {
+            conn.close().map_err(|(_, e)| Error::from(e))?;
+        }
+        Ok(())
+    }
+
+    /// Has [`Db::close`] been called?
+    pub fn is_closed(&self) -> bool {
+        self.lock().conn.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn open() -> (tempdir::Dir, Db) {
+        let dir = tempdir::Dir::new();
+        let db = Db::open(dir.path().join("t.db"), OpenOptions::default()).unwrap();
+        (dir, db)
+    }
+
+    mod tempdir {
+        pub struct Dir(std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let p = std::env::temp_dir().join(format!(
+                    "honker-core-{}-{}",
+                    std::process::id(),
+                    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ));
+                std::fs::create_dir_all(&p).unwrap();
+                Dir(p)
+            }
+            pub fn path(&self) -> &std::path::Path {
+                &self.0
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn open_configures_wal_and_schema() {
+        let (_d, db) = open();
+        let (mode, sync, fk) = db
+            .run(|c, _| {
+                Ok(c.query_row(
+                    "SELECT (SELECT journal_mode FROM pragma_journal_mode), (SELECT synchronous FROM pragma_synchronous), (SELECT foreign_keys FROM pragma_foreign_keys)",
+                    [],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+                )?)
+            })
+            .unwrap();
+        assert_eq!((mode.as_str(), sync, fk), ("wal", 1, 1));
+        assert_eq!(
+            db.run(|c, _| schema::version(c)).unwrap(),
+            schema::SCHEMA_VERSION
+        );
+    }
+
+    #[test]
+    fn same_thread_call_during_tx_is_refused_other_threads_wait() {
+        let (_d, db) = open();
+        let tx = db.begin().unwrap();
+        assert_eq!(
+            db.run(|_, _| Ok(())).unwrap_err().code(),
+            "transaction_open"
+        );
+        assert_eq!(db.begin().unwrap_err().code(), "transaction_open");
+        db.run_tx(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+            .unwrap();
+        let other = db.clone();
+        let (sent, got) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let n: i64 = other
+                .run(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+                .unwrap();
+            sent.send(n).unwrap();
+        });
+        // The other thread is parked until commit.
+        assert!(got.recv_timeout(Duration::from_millis(50)).is_err());
+        db.commit(tx).unwrap();
+        assert_eq!(got.recv_timeout(Duration::from_secs(10)).unwrap(), 0);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn rollback_and_inactive_and_closed() {
+        let (_d, db) = open();
+        let tx = db.begin().unwrap();
+        db.run_tx(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+            .unwrap();
+        let stale = TxKey(tx.0);
+        db.rollback(tx).unwrap();
+        assert_eq!(
+            db.run_tx(&stale, |_, _| Ok(())).unwrap_err().code(),
+            "transaction_inactive"
+        );
+        let exists: bool = db
+            .run(|c, _| {
+                Ok(c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 't')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert!(!exists);
+        db.close().unwrap();
+        db.close().unwrap();
+        assert_eq!(db.run(|_, _| Ok(())).unwrap_err().code(), "closed");
+        assert_eq!(db.begin().unwrap_err().code(), "closed");
+    }
+
+    #[test]
+    fn clock_is_injectable() {
+        let dir = tempdir::Dir::new();
+        let clock = ManualClock::new(42);
+        let db = Db::open(
+            dir.path().join("c.db"),
+            OpenOptions {
+                clock: Arc::new(clock.clone()),
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(db.run(|_, now| Ok(now)).unwrap(), 42);
+        clock.advance(8);
+        assert_eq!(db.now_ms(), 50);
+    }
+}

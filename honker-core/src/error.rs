@@ -1,0 +1,205 @@
+//! One error type for every honker operation, with a stable [`Error::code`].
+
+/// Everything that can go wrong in honker.
+///
+/// Bindings map [`Error::code`] to their own error types (a Python exception
+/// subclass per code, a Node `Error` with `.code`), so codes never change
+/// once released.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument was out of range or empty (a zero TTL, an empty queue name).
+    #[error("invalid argument `{name}`: {reason}")]
+    InvalidArgument {
+        /// The argument's name as the caller sees it.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A payload or value that must be JSON was not.
+    #[error("invalid JSON in `{name}`: {reason}")]
+    InvalidJson {
+        /// Which value was not JSON (`payload`, `value`).
+        name: &'static str,
+        /// The parser's message.
+        reason: String,
+    },
+
+    /// A cron expression could not be parsed or never fires.
+    #[error("invalid cron expression {expr:?}: {reason}")]
+    InvalidCron {
+        /// The expression as given.
+        expr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A time zone name that is not in the IANA database.
+    #[error("unknown time zone {name:?} (expected an IANA name such as \"Europe/Paris\")")]
+    InvalidTimezone {
+        /// The zone name as given.
+        name: String,
+    },
+
+    /// A named thing (a dead job, a schedule) does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What kind of thing was looked up.
+        kind: &'static str,
+        /// Its id or name.
+        id: String,
+    },
+
+    /// A non-transactional call on the thread that holds an open transaction.
+    /// Waiting would deadlock, so it is refused: use the `*_tx` variant.
+    #[error(
+        "this thread holds an open honker transaction: use the `_tx` variant of this call, \
+         or commit or roll back first"
+    )]
+    TransactionOpen,
+
+    /// A transaction handle used after commit/rollback or on another database.
+    #[error("transaction is no longer active on this database")]
+    TransactionInactive,
+
+    /// The database was closed.
+    #[error("database is closed")]
+    Closed,
+
+    /// The file was written by a newer honker whose schema this one does not know.
+    #[error("database schema version {found} is newer than this honker supports ({supported}); upgrade honker")]
+    SchemaTooNew {
+        /// Version recorded in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+
+    /// The database stayed locked by other writers for longer than the busy timeout.
+    #[error("database is busy: another writer held the lock for longer than the busy timeout ({timeout_ms} ms)")]
+    Busy {
+        /// The busy timeout that elapsed.
+        timeout_ms: u64,
+    },
+
+    /// A payload could not be decoded into the requested type.
+    #[error("cannot decode payload: {reason}")]
+    Decode {
+        /// The deserializer's message.
+        reason: String,
+    },
+
+    /// The wake path (file watcher) stopped; waiters get this instead of hanging.
+    #[error("watcher stopped: {reason}")]
+    Watcher {
+        /// Why it stopped.
+        reason: String,
+    },
+
+    /// Any other SQLite error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+}
+
+impl Error {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "invalid_argument",
+            Error::InvalidJson { .. } => "invalid_json",
+            Error::InvalidCron { .. } => "invalid_cron",
+            Error::InvalidTimezone { .. } => "invalid_timezone",
+            Error::NotFound { .. } => "not_found",
+            Error::TransactionOpen => "transaction_open",
+            Error::TransactionInactive => "transaction_inactive",
+            Error::Closed => "closed",
+            Error::SchemaTooNew { .. } => "schema_too_new",
+            Error::Busy { .. } => "busy",
+            Error::Decode { .. } => "decode",
+            Error::Watcher { .. } => "watcher",
+            Error::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Every code [`Error::code`] can return, for bindings that build one
+    /// exception class per code.
+    pub const CODES: &'static [&'static str] = &[
+        "invalid_argument",
+        "invalid_json",
+        "invalid_cron",
+        "invalid_timezone",
+        "not_found",
+        "transaction_open",
+        "transaction_inactive",
+        "closed",
+        "schema_too_new",
+        "busy",
+        "decode",
+        "watcher",
+        "sqlite",
+    ];
+
+    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            name,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) {
+                return Error::Busy { timeout_ms: 0 };
+            }
+        }
+        Error::Sqlite(e)
+    }
+}
+
+/// `Result` with honker's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_listed_and_unique() {
+        let samples = [
+            Error::invalid("ttl", "must be positive"),
+            Error::InvalidJson {
+                name: "payload",
+                reason: "x".into(),
+            },
+            Error::InvalidCron {
+                expr: "x".into(),
+                reason: "y".into(),
+            },
+            Error::InvalidTimezone { name: "x".into() },
+            Error::NotFound {
+                kind: "job",
+                id: "1".into(),
+            },
+            Error::TransactionOpen,
+            Error::TransactionInactive,
+            Error::Closed,
+            Error::SchemaTooNew {
+                found: 9,
+                supported: 1,
+            },
+            Error::Busy { timeout_ms: 5 },
+            Error::Decode { reason: "x".into() },
+            Error::Watcher { reason: "x".into() },
+            Error::Sqlite(rusqlite::Error::InvalidQuery),
+        ];
+        let codes: Vec<_> = samples.iter().map(Error::code).collect();
+        assert_eq!(codes, Error::CODES);
+        assert!(samples[0].to_string().contains("ttl"));
+    }
+}

@@ -1,0 +1,46 @@
+//! `honker-core` is the engine beneath every honker package: durable
+//! queues, durable streams with consumer offsets, ephemeral pub/sub, cron
+//! schedules, advisory locks, rate limits and job results, all as tables in
+//! one SQLite file.
+//!
+//! Every operation is a function taking a `&rusqlite::Connection` and the
+//! current time in milliseconds, so the Rust crate, the Python and Node
+//! packages and the SQLite loadable extension all run exactly the same SQL.
+//! Applications should use the `honker` crate (or their language's
+//! package); this crate is for writing bindings.
+//!
+//! ```
+//! use honker_core::{queue, schema};
+//! let conn = rusqlite::Connection::open_in_memory()?;
+//! schema::migrate(&conn)?;
+//! let id = queue::enqueue(&conn, "emails", r#"{"to":"a@b.c"}"#, &Default::default(), 3, 1_000)?;
+//! let jobs = queue::claim(&conn, "emails", "w1", 1, std::time::Duration::from_secs(30), 1_000)?;
+//! assert_eq!(jobs[0].id, id);
+//! assert!(queue::ack(&conn, jobs[0].lease(), 1_001)?);
+//! # Ok::<(), honker_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod clock;
+pub mod cron;
+pub mod db;
+mod error;
+pub mod lock;
+pub mod notify;
+pub mod queue;
+pub mod rate_limit;
+pub mod result;
+pub mod scheduler;
+pub mod schema;
+pub mod stream;
+pub mod validate;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use db::{Db, OpenOptions, TxKey};
+pub use error::{Error, Result};
+pub use queue::{EnqueueOpts, JobRecord, JobState, Lease, QueueOpts, QueueStats};
+pub use stream::{Event, Retention};
+
+/// This crate's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

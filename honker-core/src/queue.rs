@@ -1,0 +1,720 @@
+//! Durable job queues: enqueue, claim with a lease, ack, retry, fail to the
+//! dead table, heartbeat, cancel, expiry and dead-letter requeue.
+//!
+//! A live job is in one of three states: `ready` (claimable now),
+//! `scheduled` (its `run_at` is in the future) or `processing` (leased to a
+//! worker until `lease_until`). Each state has its own partial index, so a
+//! claim is a handful of index seeks whatever the depth of the queue, the
+//! number of jobs in flight or the size of the dead table.
+//!
+//! A claim is a lease identified by `(id, worker, attempt)`. Ack, retry, fail
+//! and heartbeat check all three and that the lease has not expired; if any
+//! differs they change nothing and return `false`.
+
+use crate::clock::{duration_ms, system_time_ms};
+use crate::error::{Error, Result};
+use crate::schema::atomic;
+use crate::validate;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::time::{Duration, SystemTime};
+
+/// Default lease length of a claim: 5 minutes.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default number of claims a job gets before it is dead-lettered: 3.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Longest delay the default retry backoff picks: 1 hour.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// Options of a queue handle. Nothing here is stored in the file: each
+/// process chooses its own lease length and default attempt budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueOpts {
+    /// How long a claim holds a job before another worker may take it over.
+    /// Default 300 s ([`DEFAULT_VISIBILITY_TIMEOUT`]).
+    pub visibility_timeout: Duration,
+    /// Claims a job gets when its enqueue does not say. Default 3.
+    pub max_attempts: u32,
+}
+
+impl Default for QueueOpts {
+    fn default() -> Self {
+        QueueOpts {
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+}
+
+/// Options of one enqueue. `Default` is "run now, priority 0, the queue's
+/// attempt budget, never expires, no idempotency key".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnqueueOpts {
+    /// Run no earlier than this long from now. Exclusive with `run_at`.
+    pub delay: Option<Duration>,
+    /// Run no earlier than this instant. Exclusive with `delay`.
+    pub run_at: Option<SystemTime>,
+    /// Higher runs first among jobs that are due. Default 0.
+    pub priority: i64,
+    /// Overrides the queue's attempt budget for this job (at least 1).
+    pub max_attempts: Option<u32>,
+    /// Dead-letter the job (reason `expired`) if no worker has started it
+    /// within this long after it became due.
+    pub expires: Option<Duration>,
+    /// Idempotency key: while a live job in this queue has the same key, the
+    /// enqueue returns that job's id instead of adding a duplicate.
+    pub key: Option<String>,
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobState {
+    /// Claimable now.
+    Ready,
+    /// Waiting for its `run_at`.
+    Scheduled,
+    /// Leased to a worker.
+    Processing,
+    /// In the dead table (failed, out of attempts, expired).
+    Dead,
+}
+
+impl JobState {
+    /// The state's name as stored and as shown to every binding.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Ready => "ready",
+            JobState::Scheduled => "scheduled",
+            JobState::Processing => "processing",
+            JobState::Dead => "dead",
+        }
+    }
+
+    fn parse(s: &str) -> JobState {
+        match s {
+            "ready" => JobState::Ready,
+            "scheduled" => JobState::Scheduled,
+            "processing" => JobState::Processing,
+            _ => JobState::Dead,
+        }
+    }
+}
+
+/// Everything stored about one job. Times are milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Unique across the live and dead tables, never reused.
+    pub id: i64,
+    /// Queue name.
+    pub queue: String,
+    /// The payload as JSON text.
+    pub payload: String,
+    /// Current state.
+    pub state: JobState,
+    /// Higher runs first.
+    pub priority: i64,
+    /// When it is (or was) due.
+    pub run_at_ms: i64,
+    /// Claims so far (including the current one when processing).
+    pub attempts: u32,
+    /// Claims allowed before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Holder of the current lease.
+    pub worker_id: Option<String>,
+    /// End of the current lease.
+    pub lease_until_ms: Option<i64>,
+    /// Deadline to be started by.
+    pub expires_at_ms: Option<i64>,
+    /// Idempotency key.
+    pub key: Option<String>,
+    /// Message of the last retry, failure or lease loss.
+    pub last_error: Option<String>,
+    /// When it was enqueued.
+    pub created_at_ms: i64,
+    /// Why it died (`failed`, `max_attempts`, `lease_expired`, `expired`).
+    pub dead_reason: Option<String>,
+    /// When it died.
+    pub died_at_ms: Option<i64>,
+}
+
+/// Identifies one claim of one job: retry, ack, fail and heartbeat apply
+/// only while this exact lease is current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease<'a> {
+    /// Job id.
+    pub id: i64,
+    /// Worker that claimed it.
+    pub worker: &'a str,
+    /// The job's attempt number at that claim.
+    pub attempt: u32,
+}
+
+impl JobRecord {
+    /// The lease this record was claimed under (meaningful for claimed jobs).
+    pub fn lease(&self) -> Lease<'_> {
+        Lease {
+            id: self.id,
+            worker: self.worker_id.as_deref().unwrap_or(""),
+            attempt: self.attempts,
+        }
+    }
+}
+
+/// Counts of a queue's jobs by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Claimable now (as of the last claim's promotion of due jobs).
+    pub ready: u64,
+    /// Waiting for their `run_at`.
+    pub scheduled: u64,
+    /// Leased to workers.
+    pub processing: u64,
+    /// In the dead table.
+    pub dead: u64,
+}
+
+const LIVE_COLS: &str = "id, queue, payload, state, priority, run_at, attempts, max_attempts, \
+     worker_id, lease_until, expires_at, idem_key, last_error, created_at";
+
+fn live_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.get(0)?,
+        queue: r.get(1)?,
+        payload: r.get(2)?,
+        state: JobState::parse(&r.get::<_, String>(3)?),
+        priority: r.get(4)?,
+        run_at_ms: r.get(5)?,
+        attempts: r.get(6)?,
+        max_attempts: r.get(7)?,
+        worker_id: r.get(8)?,
+        lease_until_ms: r.get(9)?,
+        expires_at_ms: r.get(10)?,
+        key: r.get(11)?,
+        last_error: r.get(12)?,
+        created_at_ms: r.get(13)?,
+        dead_reason: None,
+        died_at_ms: None,
+    })
+}
+
+const DEAD_COLS: &str = "id, queue, payload, priority, attempts, max_attempts, idem_key, \
+     last_error, reason, created_at, died_at";
+
+fn dead_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    let died_at: i64 = r.get(10)?;
+    Ok(JobRecord {
+        id: r.get(0)?,
+        queue: r.get(1)?,
+        payload: r.get(2)?,
+        state: JobState::Dead,
+        priority: r.get(3)?,
+        run_at_ms: died_at,
+        attempts: r.get(4)?,
+        max_attempts: r.get(5)?,
+        worker_id: None,
+        lease_until_ms: None,
+        expires_at_ms: None,
+        key: r.get(6)?,
+        last_error: r.get(7)?,
+        created_at_ms: r.get(9)?,
+        dead_reason: Some(r.get(8)?),
+        died_at_ms: Some(died_at),
+    })
+}
+
+struct NewJob {
+    state: &'static str,
+    run_at: i64,
+    priority: i64,
+    max_attempts: u32,
+    expires_at: Option<i64>,
+}
+
+fn plan(queue: &str, opts: &EnqueueOpts, default_max_attempts: u32, now: i64) -> Result<NewJob> {
+    validate::name("queue", queue)?;
+    let run_at = match (opts.delay, opts.run_at) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "run_at",
+                "give either `delay` or `run_at`, not both",
+            ))
+        }
+        (Some(d), None) => now.saturating_add(duration_ms(d)),
+        (None, Some(t)) => system_time_ms(t),
+        (None, None) => now,
+    };
+    let max_attempts = opts.max_attempts.unwrap_or(default_max_attempts);
+    if max_attempts == 0 {
+        return Err(Error::invalid("max_attempts", "must be at least 1"));
+    }
+    let expires_at = match opts.expires {
+        Some(d) if d.is_zero() => {
+            return Err(Error::invalid("expires", "must be positive when given"))
+        }
+        Some(d) => Some(run_at.max(now).saturating_add(duration_ms(d))),
+        None => None,
+    };
+    if let Some(k) = &opts.key {
+        validate::name("key", k)?;
+    }
+    Ok(NewJob {
+        state: if run_at > now { "scheduled" } else { "ready" },
+        run_at,
+        priority: opts.priority,
+        max_attempts,
+        expires_at,
+    })
+}
+
+fn insert(
+    conn: &Connection,
+    queue: &str,
+    payload: &str,
+    job: &NewJob,
+    key: Option<&str>,
+    now: i64,
+) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO _honker_live (queue, payload, state, priority, run_at, max_attempts, expires_at, idem_key, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    stmt.execute(params![
+        queue,
+        payload,
+        job.state,
+        job.priority,
+        job.run_at,
+        job.max_attempts,
+        job.expires_at,
+        key,
+        now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn live_id_with_key(conn: &Connection, queue: &str, key: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM _honker_live WHERE queue = ?1 AND idem_key = ?2")?
+        .query_row(params![queue, key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Adds one job and returns its id (or, with an idempotency key that a live
+/// job already holds, that job's id).
+pub fn enqueue(
+    conn: &Connection,
+    queue: &str,
+    payload: &str,
+    opts: &EnqueueOpts,
+    default_max_attempts: u32,
+    now: i64,
+) -> Result<i64> {
+    let job = plan(queue, opts, default_max_attempts, now)?;
+    validate::json("payload", payload)?;
+    match &opts.key {
+        None => insert(conn, queue, payload, &job, None, now),
+        Some(key) => atomic(conn, |conn| {
+            if let Some(id) = live_id_with_key(conn, queue, key)? {
+                return Ok(id);
+            }
+            insert(conn, queue, payload, &job, Some(key), now)
+        }),
+    }
+}
+
+/// Adds several jobs with the same options in one transaction and returns
+/// their ids in order. All or none are added.
+pub fn enqueue_many<S: AsRef<str>>(
+    conn: &Connection,
+    queue: &str,
+    payloads: &[S],
+    opts: &EnqueueOpts,
+    default_max_attempts: u32,
+    now: i64,
+) -> Result<Vec<i64>> {
+    if opts.key.is_some() {
+        return Err(Error::invalid(
+            "key",
+            "an idempotency key names one job; it cannot be shared by a batch",
+        ));
+    }
+    let job = plan(queue, opts, default_max_attempts, now)?;
+    for p in payloads {
+        validate::json("payload", p.as_ref())?;
+    }
+    atomic(conn, |conn| {
+        payloads
+            .iter()
+            .map(|p| insert(conn, queue, p.as_ref(), &job, None, now))
+            .collect()
+    })
+}
+
+/// Moves a live job to the dead table with `reason`; `error` replaces the
+/// job's last error when given.
+fn bury(conn: &Connection, id: i64, reason: &str, error: Option<&str>, now: i64) -> Result<bool> {
+    let moved = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO _honker_dead (id, queue, payload, priority, attempts, max_attempts, idem_key, last_error, reason, created_at, died_at)
+             SELECT id, queue, payload, priority, attempts, max_attempts, idem_key, coalesce(?3, last_error), ?2, created_at, ?4
+             FROM _honker_live WHERE id = ?1",
+        )?
+        .execute(params![id, reason, error, now])?;
+    conn.prepare_cached("DELETE FROM _honker_live WHERE id = ?1")?
+        .execute([id])?;
+    Ok(moved == 1)
+}
+
+/// Makes due work claimable: promotes scheduled jobs whose time has come,
+/// takes back expired leases (dead-lettering jobs that are out of attempts)
+/// and dead-letters jobs past their start deadline. Runs at the start of
+/// every claim; each step is one index seek when there is nothing to do.
+fn make_due(conn: &Connection, queue: &str, now: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE _honker_live SET state = 'ready'
+         WHERE queue = ?1 AND state = 'scheduled' AND run_at <= ?2",
+    )?
+    .execute(params![queue, now])?;
+
+    let reclaimed: Vec<(i64, u32, u32)> = conn
+        .prepare_cached(
+            "UPDATE _honker_live
+             SET state = 'ready', worker_id = NULL, lease_until = NULL,
+                 last_error = 'lease expired (worker ' || worker_id || ', attempt ' || attempts || ')'
+             WHERE queue = ?1 AND state = 'processing' AND lease_until <= ?2
+             RETURNING id, attempts, max_attempts",
+        )?
+        .query_map(params![queue, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, attempts, max) in reclaimed {
+        if attempts >= max {
+            bury(conn, id, "lease_expired", None, now)?;
+        }
+    }
+
+    let expired: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM _honker_live
+             WHERE queue = ?1 AND expires_at IS NOT NULL AND state <> 'processing' AND expires_at <= ?2",
+        )?
+        .query_map(params![queue, now], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in expired {
+        bury(
+            conn,
+            id,
+            "expired",
+            Some("expired before a worker started it"),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
+/// Claims up to `n` due jobs for `worker`, best first (higher priority, then
+/// earlier `run_at`, then lower id), leasing each for `visibility_timeout`.
+/// Every claim counts as an attempt.
+pub fn claim(
+    conn: &Connection,
+    queue: &str,
+    worker: &str,
+    n: usize,
+    visibility_timeout: Duration,
+    now: i64,
+) -> Result<Vec<JobRecord>> {
+    validate::name("queue", queue)?;
+    validate::name("worker", worker)?;
+    if n == 0 {
+        return Err(Error::invalid("n", "must be at least 1"));
+    }
+    let lease_until = now.saturating_add(validate::positive_ms(
+        "visibility_timeout",
+        duration_ms(visibility_timeout),
+    )?);
+    atomic(conn, |conn| {
+        make_due(conn, queue, now)?;
+        let mut jobs: Vec<JobRecord> = conn
+            .prepare_cached(&format!(
+                "UPDATE _honker_live
+                 SET state = 'processing', worker_id = ?2, lease_until = ?3, attempts = attempts + 1
+                 WHERE id IN (SELECT id FROM _honker_live WHERE queue = ?1 AND state = 'ready'
+                              ORDER BY priority DESC, run_at, id LIMIT ?4)
+                 RETURNING {LIVE_COLS}"
+            ))?
+            .query_map(params![queue, worker, lease_until, n as i64], live_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        jobs.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.run_at_ms.cmp(&b.run_at_ms))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(jobs)
+    })
+}
+
+/// Completes a job: deletes it if `lease` is still current. One indexed write.
+pub fn ack(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM _honker_live
+             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
+        )?
+        .execute(params![lease.id, lease.worker, lease.attempt, now])?;
+    Ok(n == 1)
+}
+
+/// Completes every job in `ids` that `worker` currently holds a live lease
+/// on; returns how many were acked. Atomic.
+pub fn ack_batch(conn: &Connection, ids: &[i64], worker: &str, now: i64) -> Result<usize> {
+    validate::name("worker", worker)?;
+    atomic(conn, |conn| {
+        let mut stmt = conn.prepare_cached(
+            "DELETE FROM _honker_live
+             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND lease_until > ?3",
+        )?;
+        let mut n = 0;
+        for id in ids {
+            n += stmt.execute(params![id, worker, now])?;
+        }
+        Ok(n)
+    })
+}
+
+fn holds(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<Option<(u32, u32)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT attempts, max_attempts FROM _honker_live
+             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
+        )?
+        .query_row(params![lease.id, lease.worker, lease.attempt, now], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?)
+}
+
+/// The default retry delay after attempt `attempt` (1-based): exponential
+/// (1 s, 2 s, 4 s … capped at [`MAX_BACKOFF`]) with equal jitter, i.e. a
+/// uniformly random point in the upper half of that step.
+pub fn default_backoff(attempt: u32, seed: u64) -> Duration {
+    let step_ms = 1000u64
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(32))
+        .min(MAX_BACKOFF.as_millis() as u64);
+    let half = step_ms / 2;
+    // splitmix64: a good spread from a cheap seed.
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    Duration::from_millis(half + z % (half + 1))
+}
+
+/// Gives a job back for another attempt after `delay` (default:
+/// [`default_backoff`]), recording `error`. A job that has used all its
+/// attempts goes to the dead table (reason `max_attempts`) instead.
+/// Returns false, changing nothing, if `lease` is not current.
+pub fn retry(
+    conn: &Connection,
+    lease: Lease<'_>,
+    delay: Option<Duration>,
+    error: &str,
+    now: i64,
+) -> Result<bool> {
+    atomic(conn, |conn| {
+        let Some((attempts, max)) = holds(conn, lease, now)? else {
+            return Ok(false);
+        };
+        if attempts >= max {
+            return bury(conn, lease.id, "max_attempts", Some(error), now);
+        }
+        let delay = delay.unwrap_or_else(|| {
+            default_backoff(attempts, (lease.id as u64) ^ (now as u64).rotate_left(17))
+        });
+        let run_at = now.saturating_add(duration_ms(delay));
+        let state = if run_at > now { "scheduled" } else { "ready" };
+        conn.prepare_cached(
+            "UPDATE _honker_live
+             SET state = ?2, run_at = ?3, worker_id = NULL, lease_until = NULL, last_error = ?4
+             WHERE id = ?1",
+        )?
+        .execute(params![lease.id, state, run_at, error])?;
+        Ok(true)
+    })
+}
+
+/// Sends a job straight to the dead table (reason `failed`) with `error`.
+/// Returns false, changing nothing, if `lease` is not current.
+pub fn fail(conn: &Connection, lease: Lease<'_>, error: &str, now: i64) -> Result<bool> {
+    atomic(conn, |conn| {
+        if holds(conn, lease, now)?.is_none() {
+            return Ok(false);
+        }
+        bury(conn, lease.id, "failed", Some(error), now)
+    })
+}
+
+/// Extends a lease to `extend` from now. Returns false if it is not current.
+pub fn heartbeat(conn: &Connection, lease: Lease<'_>, extend: Duration, now: i64) -> Result<bool> {
+    let until = now.saturating_add(validate::positive_ms("extend", duration_ms(extend))?);
+    let n = conn
+        .prepare_cached(
+            "UPDATE _honker_live SET lease_until = ?5
+             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
+        )?
+        .execute(params![lease.id, lease.worker, lease.attempt, now, until])?;
+    Ok(n == 1)
+}
+
+/// Removes a live job, whatever its state. A worker holding it then finds
+/// its ack, retry, fail and heartbeat refused. Returns false if there was no
+/// such live job.
+pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM _honker_live WHERE id = ?1")?
+        .execute([id])?
+        == 1)
+}
+
+/// Looks a job up by id in the live table, then the dead table.
+pub fn get_job(conn: &Connection, id: i64) -> Result<Option<JobRecord>> {
+    if let Some(j) = conn
+        .prepare_cached(&format!(
+            "SELECT {LIVE_COLS} FROM _honker_live WHERE id = ?1"
+        ))?
+        .query_row([id], live_row)
+        .optional()?
+    {
+        return Ok(Some(j));
+    }
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {DEAD_COLS} FROM _honker_dead WHERE id = ?1"
+        ))?
+        .query_row([id], dead_row)
+        .optional()?)
+}
+
+/// The most recently dead jobs of `queue`, newest first.
+pub fn dead_jobs(conn: &Connection, queue: &str, limit: usize) -> Result<Vec<JobRecord>> {
+    validate::name("queue", queue)?;
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {DEAD_COLS} FROM _honker_dead WHERE queue = ?1 ORDER BY died_at DESC, id DESC LIMIT ?2"
+        ))?
+        .query_map(params![queue, limit as i64], dead_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Puts a dead job back in its queue, ready now, with a fresh attempt budget
+/// and the same id. Atomic.
+pub fn requeue_dead(conn: &Connection, id: i64, now: i64) -> Result<()> {
+    atomic(conn, |conn| {
+        let found: Option<(String, Option<String>)> = conn
+            .prepare_cached("SELECT queue, idem_key FROM _honker_dead WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((queue, key)) = found else {
+            return Err(Error::NotFound {
+                kind: "dead job",
+                id: id.to_string(),
+            });
+        };
+        if let Some(key) = key {
+            if let Some(other) = live_id_with_key(conn, &queue, &key)? {
+                return Err(Error::invalid(
+                    "id",
+                    format!("live job {other} already holds idempotency key {key:?}"),
+                ));
+            }
+        }
+        conn.prepare_cached(
+            "INSERT INTO _honker_live (id, queue, payload, state, priority, run_at, attempts, max_attempts, idem_key, last_error, created_at)
+             SELECT id, queue, payload, 'ready', priority, ?2, 0, max_attempts, idem_key, last_error, created_at
+             FROM _honker_dead WHERE id = ?1",
+        )?
+        .execute(params![id, now])?;
+        conn.prepare_cached("DELETE FROM _honker_dead WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    })
+}
+
+/// Dead-letters every job (of `queue`, or of all queues) whose start
+/// deadline has passed. Claims do this for their own queue on the way; this
+/// is for queues nobody is claiming from. Returns how many moved.
+pub fn sweep_expired(conn: &Connection, queue: Option<&str>, now: i64) -> Result<usize> {
+    atomic(conn, |conn| {
+        let ids: Vec<i64> = match queue {
+            Some(q) => conn
+                .prepare_cached(
+                    "SELECT id FROM _honker_live
+                     WHERE queue = ?1 AND expires_at IS NOT NULL AND state <> 'processing' AND expires_at <= ?2",
+                )?
+                .query_map(params![q, now], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+            None => conn
+                .prepare_cached(
+                    "SELECT id FROM _honker_live
+                     WHERE expires_at IS NOT NULL AND state <> 'processing' AND expires_at <= ?1",
+                )?
+                .query_map(params![now], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        for &id in &ids {
+            bury(
+                conn,
+                id,
+                "expired",
+                Some("expired before a worker started it"),
+                now,
+            )?;
+        }
+        Ok(ids.len())
+    })
+}
+
+/// A cheap read: is anything claimable in `queue` at `now`? Lets a woken
+/// worker skip the write lock when a commit was not for it.
+pub fn has_due(conn: &Connection, queue: &str, now: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM _honker_live WHERE queue = ?1 AND state = 'ready')
+                 OR EXISTS (SELECT 1 FROM _honker_live WHERE queue = ?1 AND state = 'scheduled' AND run_at <= ?2)
+                 OR EXISTS (SELECT 1 FROM _honker_live WHERE queue = ?1 AND state = 'processing' AND lease_until <= ?2)",
+        )?
+        .query_row(params![queue, now], |r| r.get(0))?)
+}
+
+/// The earliest future moment something in `queue` becomes claimable: a
+/// scheduled job's `run_at` or a lease's end. `None` if nothing is pending.
+pub fn next_deadline(conn: &Connection, queue: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(t) FROM (
+                 SELECT (SELECT run_at FROM _honker_live WHERE queue = ?1 AND state = 'scheduled'
+                         ORDER BY run_at LIMIT 1) AS t
+                 UNION ALL
+                 SELECT (SELECT lease_until FROM _honker_live WHERE queue = ?1 AND state = 'processing'
+                         ORDER BY lease_until LIMIT 1))",
+        )?
+        .query_row([queue], |r| r.get(0))?)
+}
+
+/// Counts of `queue`'s jobs by state.
+pub fn stats(conn: &Connection, queue: &str) -> Result<QueueStats> {
+    validate::name("queue", queue)?;
+    let count = |sql: &str| -> Result<u64> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row([queue], |r| r.get::<_, i64>(0))? as u64)
+    };
+    Ok(QueueStats {
+        ready: count("SELECT COUNT(*) FROM _honker_live WHERE queue = ?1 AND state = 'ready'")?,
+        scheduled: count(
+            "SELECT COUNT(*) FROM _honker_live WHERE queue = ?1 AND state = 'scheduled'",
+        )?,
+        processing: count(
+            "SELECT COUNT(*) FROM _honker_live WHERE queue = ?1 AND state = 'processing'",
+        )?,
+        dead: count("SELECT COUNT(*) FROM _honker_dead WHERE queue = ?1")?,
+    })
+}

@@ -1,0 +1,382 @@
+//! Schedules, the data side: register, list, pause, resume, and `tick`,
+//! which enqueues every due fire exactly once per boundary. Leader election
+//! and the run loop live above this (only one process should tick, but two
+//! ticking at once still never double-fire: each fire is a conditional
+//! update inside one transaction).
+//!
+//! Missed fires: after downtime, a schedule fires once to catch up (not once
+//! per missed boundary), then continues from the next boundary after now.
+
+use crate::clock::duration_ms;
+use crate::cron::{self, CronSchedule};
+use crate::error::{Error, Result};
+use crate::queue::{self, EnqueueOpts, DEFAULT_MAX_ATTEMPTS};
+use crate::schema::atomic;
+use crate::validate;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::time::Duration;
+
+/// A schedule to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleSpec<'a> {
+    /// Unique name; adding the same name again updates it.
+    pub name: &'a str,
+    /// Queue the fires are enqueued on.
+    pub queue: &'a str,
+    /// Cron expression (see [`crate::cron`]), optionally with a `CRON_TZ=` prefix.
+    pub cron: &'a str,
+    /// Time zone to evaluate the expression in (alternative to `CRON_TZ=`).
+    pub tz: Option<&'a str>,
+    /// Payload of every enqueued job, as JSON text.
+    pub payload: &'a str,
+    /// Priority of every enqueued job.
+    pub priority: i64,
+    /// Each fire's job expires if not started within this long.
+    pub expires: Option<Duration>,
+}
+
+/// A registered schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleInfo {
+    /// Unique name.
+    pub name: String,
+    /// Target queue.
+    pub queue: String,
+    /// Expression as stored (with its `CRON_TZ=` prefix when zoned).
+    pub cron: String,
+    /// Payload, JSON text.
+    pub payload: String,
+    /// Job priority.
+    pub priority: i64,
+    /// Job expiry, ms.
+    pub expires_ms: Option<i64>,
+    /// Paused schedules do not fire.
+    pub paused: bool,
+    /// Next boundary, ms since the epoch.
+    pub next_fire_at_ms: i64,
+    /// Last fire, ms since the epoch.
+    pub last_fire_at_ms: Option<i64>,
+}
+
+/// One fire made by [`tick`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fired {
+    /// Schedule name.
+    pub name: String,
+    /// Queue the job went to.
+    pub queue: String,
+    /// The enqueued job.
+    pub job_id: i64,
+    /// The boundary this fire is for, ms since the epoch.
+    pub fire_at_ms: i64,
+}
+
+const NEVER: i64 = i64::MAX;
+
+fn stored_expr(spec: &ScheduleSpec<'_>, parsed: &CronSchedule) -> String {
+    match (spec.tz, parsed.timezone()) {
+        (Some(_), Some(zone))
+            if !parsed.source().starts_with("CRON_TZ=") && !parsed.source().starts_with("TZ=") =>
+        {
+            format!("CRON_TZ={zone} {}", parsed.source())
+        }
+        _ => parsed.source().to_string(),
+    }
+}
+
+/// Registers or updates a schedule. Re-adding an unchanged expression keeps
+/// its next fire time (so registering at every process start neither
+/// postpones nor duplicates a fire); a changed expression is rescheduled
+/// from now.
+pub fn add(conn: &Connection, spec: &ScheduleSpec<'_>, now: i64) -> Result<()> {
+    validate::name("name", spec.name)?;
+    validate::name("queue", spec.queue)?;
+    validate::json("payload", spec.payload)?;
+    let expires = match spec.expires {
+        Some(d) => Some(validate::positive_ms("expires", duration_ms(d))?),
+        None => None,
+    };
+    let parsed = cron::parse_with_tz(spec.cron, spec.tz)?;
+    let expr = stored_expr(spec, &parsed);
+    atomic(conn, |conn| {
+        let existing: Option<(String, i64)> = conn
+            .prepare_cached("SELECT cron, next_fire_at FROM _honker_schedules WHERE name = ?1")?
+            .query_row([spec.name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let next = match existing {
+            Some((old, next)) if old == expr => next,
+            _ => parsed.next_after(now).unwrap_or(NEVER),
+        };
+        conn.prepare_cached(
+            "INSERT INTO _honker_schedules (name, queue, cron, payload, priority, expires_ms, next_fire_at, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, cron = excluded.cron,
+                 payload = excluded.payload, priority = excluded.priority, expires_ms = excluded.expires_ms,
+                 next_fire_at = excluded.next_fire_at, updated_at = excluded.updated_at",
+        )?
+        .execute(params![spec.name, spec.queue, expr, spec.payload, spec.priority, expires, next, now])?;
+        Ok(())
+    })
+}
+
+/// Removes a schedule; false if there was none by that name.
+pub fn remove(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM _honker_schedules WHERE name = ?1")?
+        .execute([name])?
+        == 1)
+}
+
+fn info_row(r: &Row<'_>) -> rusqlite::Result<ScheduleInfo> {
+    Ok(ScheduleInfo {
+        name: r.get(0)?,
+        queue: r.get(1)?,
+        cron: r.get(2)?,
+        payload: r.get(3)?,
+        priority: r.get(4)?,
+        expires_ms: r.get(5)?,
+        paused: r.get(6)?,
+        next_fire_at_ms: r.get(7)?,
+        last_fire_at_ms: r.get(8)?,
+    })
+}
+
+const COLS: &str =
+    "name, queue, cron, payload, priority, expires_ms, paused, next_fire_at, last_fire_at";
+
+/// Every schedule, by name.
+pub fn list(conn: &Connection) -> Result<Vec<ScheduleInfo>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM _honker_schedules ORDER BY name"
+        ))?
+        .query_map([], info_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// One schedule by name.
+pub fn get(conn: &Connection, name: &str) -> Result<Option<ScheduleInfo>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM _honker_schedules WHERE name = ?1"
+        ))?
+        .query_row([name], info_row)
+        .optional()?)
+}
+
+fn not_found(name: &str) -> Error {
+    Error::NotFound {
+        kind: "schedule",
+        id: format!("{name:?}"),
+    }
+}
+
+/// Stops a schedule from firing until resumed.
+pub fn pause(conn: &Connection, name: &str) -> Result<()> {
+    let n = conn
+        .prepare_cached("UPDATE _honker_schedules SET paused = 1 WHERE name = ?1")?
+        .execute([name])?;
+    if n == 0 {
+        return Err(not_found(name));
+    }
+    Ok(())
+}
+
+/// Resumes a paused schedule from its next boundary after now (fires missed
+/// while paused are skipped). Resuming a running schedule changes nothing.
+pub fn resume(conn: &Connection, name: &str, now: i64) -> Result<()> {
+    atomic(conn, |conn| {
+        let info = get(conn, name)?.ok_or_else(|| not_found(name))?;
+        if !info.paused {
+            return Ok(());
+        }
+        let next = cron::parse(&info.cron)?.next_after(now).unwrap_or(NEVER);
+        conn.prepare_cached(
+            "UPDATE _honker_schedules SET paused = 0, next_fire_at = ?2 WHERE name = ?1",
+        )?
+        .execute(params![name, next])?;
+        Ok(())
+    })
+}
+
+/// The next boundary after a fire at `boundary` observed at `now`: the next
+/// cron time after now, or for `@every` the next multiple of the interval
+/// from the boundary (so intervals do not drift).
+fn following(schedule: &CronSchedule, boundary: i64, now: i64) -> i64 {
+    match schedule.interval_ms() {
+        Some(every) => {
+            let steps = (now.saturating_sub(boundary)).div_euclid(every) + 1;
+            boundary.saturating_add(steps.saturating_mul(every))
+        }
+        None => schedule.next_after(now).unwrap_or(NEVER),
+    }
+}
+
+/// Enqueues one job for every unpaused schedule whose boundary is at or
+/// before `now`, and moves each to its next boundary. All in one
+/// transaction; each boundary fires exactly once even if several processes
+/// tick at the same moment.
+pub fn tick(conn: &Connection, now: i64) -> Result<Vec<Fired>> {
+    atomic(conn, |conn| {
+        let due: Vec<ScheduleInfo> = conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM _honker_schedules WHERE paused = 0 AND next_fire_at <= ?1 ORDER BY next_fire_at, name"
+            ))?
+            .query_map([now], info_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut fired = Vec::with_capacity(due.len());
+        for s in due {
+            let schedule = cron::parse(&s.cron)?;
+            let opts = EnqueueOpts {
+                priority: s.priority,
+                expires: s.expires_ms.map(|ms| Duration::from_millis(ms as u64)),
+                key: Some(format!("schedule:{}:{}", s.name, s.next_fire_at_ms)),
+                ..EnqueueOpts::default()
+            };
+            let job_id =
+                queue::enqueue(conn, &s.queue, &s.payload, &opts, DEFAULT_MAX_ATTEMPTS, now)?;
+            let next = following(&schedule, s.next_fire_at_ms, now);
+            conn.prepare_cached(
+                "UPDATE _honker_schedules SET next_fire_at = ?3, last_fire_at = ?4
+                 WHERE name = ?1 AND next_fire_at = ?2",
+            )?
+            .execute(params![s.name, s.next_fire_at_ms, next, now])?;
+            fired.push(Fired {
+                name: s.name,
+                queue: s.queue,
+                job_id,
+                fire_at_ms: s.next_fire_at_ms,
+            });
+        }
+        Ok(fired)
+    })
+}
+
+/// The earliest next boundary of any unpaused schedule.
+pub fn soonest(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT next_fire_at FROM _honker_schedules WHERE paused = 0 ORDER BY next_fire_at LIMIT 1",
+        )?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .optional()?
+        .filter(|&t| t != NEVER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::migrate;
+
+    const HOUR: i64 = 3_600_000;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        migrate(&c).unwrap();
+        c
+    }
+
+    fn spec<'a>(name: &'a str, cron: &'a str) -> ScheduleSpec<'a> {
+        ScheduleSpec {
+            name,
+            queue: "jobs",
+            cron,
+            tz: None,
+            payload: r#"{"k":1}"#,
+            priority: 3,
+            expires: Some(Duration::from_secs(60)),
+        }
+    }
+
+    #[test]
+    fn tick_fires_each_boundary_once_with_one_catch_up() {
+        let c = db();
+        add(&c, &spec("hourly", "0 * * * *"), 10).unwrap();
+        let first = get(&c, "hourly").unwrap().unwrap().next_fire_at_ms;
+        assert_eq!(first, HOUR);
+        assert!(tick(&c, HOUR - 1).unwrap().is_empty());
+        let f = tick(&c, HOUR).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].fire_at_ms, HOUR);
+        assert!(
+            tick(&c, HOUR).unwrap().is_empty(),
+            "same boundary never fires twice"
+        );
+        // Down for 5 hours: one catch-up fire, then the next boundary after now.
+        let f = tick(&c, 6 * HOUR + 5).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            get(&c, "hourly").unwrap().unwrap().next_fire_at_ms,
+            7 * HOUR
+        );
+        let job = queue::get_job(&c, f[0].job_id).unwrap().unwrap();
+        assert_eq!(job.payload, r#"{"k":1}"#);
+        assert_eq!(job.priority, 3);
+        assert_eq!(job.expires_at_ms, Some(6 * HOUR + 5 + 60_000));
+        assert_eq!(soonest(&c).unwrap(), Some(7 * HOUR));
+    }
+
+    #[test]
+    fn re_adding_unchanged_keeps_next_fire() {
+        let c = db();
+        add(&c, &spec("d", "0 0 * * *"), 0).unwrap();
+        let next = get(&c, "d").unwrap().unwrap().next_fire_at_ms;
+        add(&c, &spec("d", "0 0 * * *"), 20 * HOUR).unwrap();
+        assert_eq!(get(&c, "d").unwrap().unwrap().next_fire_at_ms, next);
+        // Changing the payload keeps the time too; changing the cron moves it.
+        let mut s = spec("d", "0 0 * * *");
+        s.payload = "2";
+        add(&c, &s, 20 * HOUR).unwrap();
+        assert_eq!(get(&c, "d").unwrap().unwrap().next_fire_at_ms, next);
+        add(&c, &spec("d", "0 23 * * *"), 20 * HOUR).unwrap();
+        assert_eq!(get(&c, "d").unwrap().unwrap().next_fire_at_ms, 23 * HOUR);
+    }
+
+    #[test]
+    fn pause_resume_remove_and_errors() {
+        let c = db();
+        add(&c, &spec("p", "@every 10s"), 0).unwrap();
+        pause(&c, "p").unwrap();
+        assert!(tick(&c, 100_000).unwrap().is_empty());
+        resume(&c, "p", 100_000).unwrap();
+        assert_eq!(get(&c, "p").unwrap().unwrap().next_fire_at_ms, 110_000);
+        assert_eq!(tick(&c, 110_000).unwrap().len(), 1);
+        // @every keeps its phase after a late tick.
+        assert_eq!(tick(&c, 125_000).unwrap().len(), 1);
+        assert_eq!(get(&c, "p").unwrap().unwrap().next_fire_at_ms, 130_000);
+        assert!(remove(&c, "p").unwrap());
+        assert!(!remove(&c, "p").unwrap());
+        assert_eq!(pause(&c, "p").unwrap_err().code(), "not_found");
+        assert_eq!(resume(&c, "p", 0).unwrap_err().code(), "not_found");
+        assert_eq!(
+            add(&c, &spec("x", "nope"), 0).unwrap_err().code(),
+            "invalid_cron"
+        );
+        assert_eq!(
+            add(&c, &spec("", "@daily"), 0).unwrap_err().code(),
+            "invalid_argument"
+        );
+        let mut s = spec("x", "@daily");
+        s.payload = "{bad";
+        assert_eq!(add(&c, &s, 0).unwrap_err().code(), "invalid_json");
+        assert!(
+            list(&c).unwrap().is_empty(),
+            "failed adds left nothing behind"
+        );
+    }
+
+    #[test]
+    fn zone_argument_is_stored_in_the_expression() {
+        let c = db();
+        let mut s = spec("z", "0 9 * * *");
+        s.tz = Some("Europe/Paris");
+        add(&c, &s, 0).unwrap();
+        let info = get(&c, "z").unwrap().unwrap();
+        assert_eq!(info.cron, "CRON_TZ=Europe/Paris 0 9 * * *");
+        assert_eq!(
+            info.next_fire_at_ms,
+            8 * HOUR,
+            "09:00 in Paris is 08:00 UTC in January"
+        );
+    }
+}

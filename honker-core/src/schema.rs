@@ -1,0 +1,344 @@
+//! Versioned, forward-only migrations recorded in the file, connection
+//! PRAGMAs, and the atomic-section helper every multi-statement operation uses.
+//!
+//! The schema version lives in `_honker_meta` (never in `PRAGMA
+//! user_version`, which belongs to the application). Migrations run inside
+//! `BEGIN IMMEDIATE`, so two processes opening a fresh file at the same
+//! moment serialize: the second one finds the work done.
+
+use crate::error::{Error, Result};
+use rusqlite::Connection;
+use std::time::{Duration, Instant};
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Migration `n` brings the schema from version `n` to `n + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the whole initial schema.
+    r#"
+    CREATE TABLE _honker_live (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue        TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        state        TEXT    NOT NULL CHECK (state IN ('ready', 'scheduled', 'processing')),
+        priority     INTEGER NOT NULL DEFAULT 0,
+        run_at       INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        worker_id    TEXT,
+        lease_until  INTEGER,
+        expires_at   INTEGER,
+        idem_key     TEXT,
+        last_error   TEXT,
+        created_at   INTEGER NOT NULL
+    );
+    -- Claim walks this index: ready rows only, best first.
+    CREATE INDEX _honker_live_ready ON _honker_live (queue, priority DESC, run_at, id)
+        WHERE state = 'ready';
+    -- Delayed rows, promoted to ready when their run_at arrives.
+    CREATE INDEX _honker_live_scheduled ON _honker_live (queue, run_at)
+        WHERE state = 'scheduled';
+    -- Leases, reclaimed when they expire.
+    CREATE INDEX _honker_live_leased ON _honker_live (queue, lease_until)
+        WHERE state = 'processing';
+    -- Jobs with a deadline to start by.
+    CREATE INDEX _honker_live_expiring ON _honker_live (queue, expires_at)
+        WHERE expires_at IS NOT NULL AND state <> 'processing';
+    CREATE UNIQUE INDEX _honker_live_key ON _honker_live (queue, idem_key)
+        WHERE idem_key IS NOT NULL;
+
+    CREATE TABLE _honker_dead (
+        id           INTEGER PRIMARY KEY,
+        queue        TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        priority     INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        idem_key     TEXT,
+        last_error   TEXT,
+        reason       TEXT    NOT NULL,
+        created_at   INTEGER NOT NULL,
+        died_at      INTEGER NOT NULL
+    );
+    CREATE INDEX _honker_dead_queue ON _honker_dead (queue, died_at);
+
+    CREATE TABLE _honker_stream (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream     TEXT    NOT NULL,
+        event_key  TEXT,
+        payload    TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX _honker_stream_by_name ON _honker_stream (stream, seq);
+
+    CREATE TABLE _honker_stream_offsets (
+        stream     TEXT    NOT NULL,
+        consumer   TEXT    NOT NULL,
+        seq        INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (stream, consumer)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE _honker_stream_config (
+        stream     TEXT PRIMARY KEY,
+        max_age_ms INTEGER,
+        max_count  INTEGER
+    ) WITHOUT ROWID;
+
+    CREATE TABLE _honker_notifications (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel    TEXT    NOT NULL,
+        payload    TEXT    NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE _honker_locks (
+        name        TEXT PRIMARY KEY,
+        owner       TEXT    NOT NULL,
+        token       INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        acquired_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE _honker_rate_limits (
+        key          TEXT PRIMARY KEY,
+        window_start INTEGER NOT NULL,
+        window_end   INTEGER NOT NULL,
+        count        INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX _honker_rate_limits_end ON _honker_rate_limits (window_end);
+
+    CREATE TABLE _honker_results (
+        job_id     INTEGER PRIMARY KEY,
+        value      TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX _honker_results_expiry ON _honker_results (expires_at);
+
+    CREATE TABLE _honker_schedules (
+        name         TEXT PRIMARY KEY,
+        queue        TEXT    NOT NULL,
+        cron         TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        priority     INTEGER NOT NULL,
+        expires_ms   INTEGER,
+        paused       INTEGER NOT NULL DEFAULT 0,
+        next_fire_at INTEGER NOT NULL,
+        last_fire_at INTEGER,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX _honker_schedules_due ON _honker_schedules (next_fire_at) WHERE paused = 0;
+
+    INSERT INTO _honker_meta (key, value) VALUES ('lock_token', 0);
+    "#,
+];
+
+/// Applies honker's connection settings: WAL, `synchronous=NORMAL`, a busy
+/// timeout, foreign keys, and a statement cache big enough for every
+/// operation.
+pub fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    // Switching to WAL needs a moment of exclusive access; a concurrent
+    // opener can make it report busy without calling the busy handler.
+    let deadline = Instant::now() + busy_timeout;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Ok(mode) => {
+                if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+                    return Err(Error::invalid(
+                        "path",
+                        format!("could not switch the database to WAL mode (still {mode})"),
+                    ));
+                }
+                break;
+            }
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+    Ok(())
+}
+
+/// The schema version recorded in the file (0 for a file honker never touched).
+pub fn version(conn: &Connection) -> Result<i64> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_honker_meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(0);
+    }
+    let v: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM _honker_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    Ok(v.unwrap_or(0))
+}
+
+/// Creates or upgrades honker's tables and returns the schema version.
+/// Idempotent, and safe when several processes call it on a fresh file at
+/// once.
+pub fn migrate(conn: &Connection) -> Result<i64> {
+    let v = version(conn)?;
+    if v > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found: v,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if v == SCHEMA_VERSION {
+        return Ok(v);
+    }
+    atomic(conn, |conn| {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS _honker_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        )?;
+        // Re-read under the write lock: another process may have migrated.
+        let mut v = version(conn)?;
+        if v > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        while v < SCHEMA_VERSION {
+            conn.execute_batch(MIGRATIONS[v as usize])?;
+            v += 1;
+            conn.execute(
+                "INSERT INTO _honker_meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [v],
+            )?;
+        }
+        Ok(v)
+    })
+}
+
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// Runs `f` atomically: in `BEGIN IMMEDIATE … COMMIT` when the connection is
+/// in autocommit mode, or in a savepoint inside the caller's open
+/// transaction. Any error (or panic) rolls back everything `f` did.
+pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    struct Guard<'a> {
+        conn: &'a Connection,
+        sql: &'static str,
+        armed: bool,
+    }
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            if self.armed {
+                let _ = self.conn.execute_batch(self.sql);
+            }
+        }
+    }
+    if conn.is_autocommit() {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let mut guard = Guard {
+            conn,
+            sql: "ROLLBACK",
+            armed: true,
+        };
+        let value = f(conn)?;
+        conn.execute_batch("COMMIT")?;
+        guard.armed = false;
+        Ok(value)
+    } else {
+        conn.execute_batch("SAVEPOINT _honker_op")?;
+        let mut guard = Guard {
+            conn,
+            sql: "ROLLBACK TO _honker_op; RELEASE _honker_op",
+            armed: true,
+        };
+        let value = f(conn)?;
+        conn.execute_batch("RELEASE _honker_op")?;
+        guard.armed = false;
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem() -> Connection {
+        Connection::open_in_memory().unwrap()
+    }
+
+    #[test]
+    fn migrate_is_idempotent_and_recorded() {
+        let c = mem();
+        assert_eq!(version(&c).unwrap(), 0);
+        assert_eq!(migrate(&c).unwrap(), SCHEMA_VERSION);
+        assert_eq!(migrate(&c).unwrap(), SCHEMA_VERSION);
+        assert_eq!(version(&c).unwrap(), SCHEMA_VERSION);
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM _honker_live WHERE queue = ?",
+                ["emails"],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let c = mem();
+        migrate(&c).unwrap();
+        c.execute(
+            "UPDATE _honker_meta SET value = 99 WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        let e = migrate(&c).unwrap_err();
+        assert_eq!(e.code(), "schema_too_new");
+    }
+
+    #[test]
+    fn atomic_rolls_back_on_error_in_both_modes() {
+        let c = mem();
+        c.execute_batch("CREATE TABLE t (x)").unwrap();
+        let r: Result<()> = atomic(&c, |c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            Err(Error::invalid("x", "boom"))
+        });
+        assert!(r.is_err());
+        assert!(c.is_autocommit());
+        // Inside an outer transaction: only the savepoint rolls back.
+        c.execute_batch("BEGIN").unwrap();
+        c.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let r: Result<()> = atomic(&c, |c| {
+            c.execute("INSERT INTO t VALUES (3)", [])?;
+            Err(Error::invalid("x", "boom"))
+        });
+        assert!(r.is_err());
+        atomic(&c, |c| Ok(c.execute("INSERT INTO t VALUES (4)", [])?)).unwrap();
+        c.execute_batch("COMMIT").unwrap();
+        let xs: Vec<i64> = c
+            .prepare("SELECT x FROM t ORDER BY x")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(xs, vec![2, 4]);
+    }
+}
