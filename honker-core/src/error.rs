@@ -140,7 +140,8 @@ impl Error {
         "sqlite",
     ];
 
-    pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidArgument {
             name,
             reason: reason.into(),

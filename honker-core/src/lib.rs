@@ -42,5 +42,20 @@ pub use error::{Error, Result};
 pub use queue::{EnqueueOpts, JobRecord, JobState, Lease, QueueOpts, QueueStats};
 pub use stream::{Event, Retention};
 
+/// Decodes a JSON payload (of a job, event or notification) into `T`.
+pub fn decode<T: serde::de::DeserializeOwned>(payload: &str) -> Result<T> {
+    serde_json::from_str(payload).map_err(|e| Error::Decode {
+        reason: e.to_string(),
+    })
+}
+
+/// Encodes a value as a JSON payload.
+pub fn encode<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::InvalidJson {
+        name: what,
+        reason: e.to_string(),
+    })
+}
+
 /// This crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

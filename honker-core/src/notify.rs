@@ -28,6 +28,13 @@ pub struct Notification {
     pub created_at_ms: i64,
 }
 
+impl Notification {
+    /// Decodes the JSON payload into `T`.
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        crate::decode(&self.payload)
+    }
+}
+
 /// Stores a notification for `channel` and returns its id.
 pub fn notify(conn: &Connection, channel: &str, payload: &str, now: i64) -> Result<i64> {
     validate::name("channel", channel)?;

@@ -136,6 +136,13 @@ pub struct JobRecord {
     pub died_at_ms: Option<i64>,
 }
 
+impl JobRecord {
+    /// Decodes the JSON payload into `T`.
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        crate::decode(&self.payload)
+    }
+}
+
 /// Identifies one claim of one job: retry, ack, fail and heartbeat apply
 /// only while this exact lease is current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -717,4 +724,394 @@ pub fn stats(conn: &Connection, queue: &str) -> Result<QueueStats> {
         )?,
         dead: count("SELECT COUNT(*) FROM _honker_dead WHERE queue = ?1")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::migrate;
+
+    const VT: Duration = Duration::from_secs(30);
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        migrate(&c).unwrap();
+        c
+    }
+
+    fn put(c: &Connection, payload: &str, opts: EnqueueOpts, now: i64) -> i64 {
+        enqueue(c, "q", payload, &opts, DEFAULT_MAX_ATTEMPTS, now).unwrap()
+    }
+
+    fn claim1(c: &Connection, worker: &str, now: i64) -> Option<JobRecord> {
+        claim(c, "q", worker, 1, VT, now).unwrap().pop()
+    }
+
+    #[test]
+    fn claim_order_is_priority_then_run_at_then_id() {
+        let c = db();
+        let a = put(&c, "1", EnqueueOpts::default(), 100);
+        let b = put(
+            &c,
+            "2",
+            EnqueueOpts {
+                priority: 5,
+                ..Default::default()
+            },
+            100,
+        );
+        let d = put(
+            &c,
+            "3",
+            EnqueueOpts {
+                run_at: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(50)),
+                ..Default::default()
+            },
+            100,
+        );
+        let e = put(&c, "4", EnqueueOpts::default(), 100);
+        let order: Vec<i64> = claim(&c, "q", "w", 10, VT, 200)
+            .unwrap()
+            .iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(order, vec![b, d, a, e]);
+        assert!(
+            claim(&c, "other", "w", 10, VT, 200).unwrap().is_empty(),
+            "queues are separate"
+        );
+    }
+
+    #[test]
+    fn delayed_job_becomes_claimable_at_run_at_to_the_ms() {
+        let c = db();
+        let id = put(
+            &c,
+            "{}",
+            EnqueueOpts {
+                delay: Some(Duration::from_millis(1500)),
+                ..Default::default()
+            },
+            1_000,
+        );
+        assert_eq!(get_job(&c, id).unwrap().unwrap().state, JobState::Scheduled);
+        assert!(!has_due(&c, "q", 2_499).unwrap());
+        assert_eq!(next_deadline(&c, "q").unwrap(), Some(2_500));
+        assert!(claim1(&c, "w", 2_499).is_none());
+        assert!(has_due(&c, "q", 2_500).unwrap());
+        let j = claim1(&c, "w", 2_500).unwrap();
+        assert_eq!(
+            (j.id, j.attempts, j.lease_until_ms),
+            (id, 1, Some(2_500 + 30_000))
+        );
+        assert_eq!(
+            next_deadline(&c, "q").unwrap(),
+            Some(32_500),
+            "the lease end is the next deadline"
+        );
+    }
+
+    #[test]
+    fn lease_checks_refuse_stale_and_foreign_workers() {
+        let c = db();
+        let id = put(&c, "{}", EnqueueOpts::default(), 0);
+        let j = claim1(&c, "w1", 0).unwrap();
+        let foreign = Lease {
+            id,
+            worker: "w2",
+            attempt: 1,
+        };
+        assert!(!ack(&c, foreign, 1).unwrap());
+        assert!(!retry(&c, foreign, None, "x", 1).unwrap());
+        assert!(!fail(&c, foreign, "x", 1).unwrap());
+        assert!(!heartbeat(&c, foreign, VT, 1).unwrap());
+        assert!(heartbeat(&c, j.lease(), Duration::from_secs(60), 10_000).unwrap());
+        // Lease now ends at 70_000. Past it, everything is refused.
+        assert!(!ack(&c, j.lease(), 70_000).unwrap());
+        assert!(!heartbeat(&c, j.lease(), VT, 70_000).unwrap());
+        // Reclaimed (same worker name even): a new attempt; the old claim stays refused.
+        let j2 = claim1(&c, "w1", 70_000).unwrap();
+        assert_eq!((j2.id, j2.attempts), (id, 2));
+        assert_eq!(
+            j2.last_error.as_deref(),
+            Some("lease expired (worker w1, attempt 1)")
+        );
+        assert!(!ack(&c, j.lease(), 70_001).unwrap());
+        assert!(ack(&c, j2.lease(), 70_001).unwrap());
+        assert!(get_job(&c, id).unwrap().is_none());
+        assert!(
+            !ack(&c, j2.lease(), 70_002).unwrap(),
+            "ack twice is refused"
+        );
+    }
+
+    #[test]
+    fn retries_then_dead_letter_with_reason() {
+        let c = db();
+        let id = enqueue(
+            &c,
+            "q",
+            "{}",
+            &EnqueueOpts {
+                max_attempts: Some(2),
+                ..Default::default()
+            },
+            3,
+            0,
+        )
+        .unwrap();
+        let j = claim1(&c, "w", 0).unwrap();
+        assert!(retry(
+            &c,
+            j.lease(),
+            Some(Duration::from_millis(500)),
+            "boom 1",
+            10
+        )
+        .unwrap());
+        let r = get_job(&c, id).unwrap().unwrap();
+        assert_eq!(
+            (r.state, r.run_at_ms, r.last_error.as_deref()),
+            (JobState::Scheduled, 510, Some("boom 1"))
+        );
+        assert!(claim1(&c, "w", 509).is_none());
+        let j = claim1(&c, "w", 510).unwrap();
+        assert_eq!(j.attempts, 2);
+        assert!(retry(&c, j.lease(), None, "boom 2", 600).unwrap());
+        let dead = get_job(&c, id).unwrap().unwrap();
+        assert_eq!(dead.state, JobState::Dead);
+        assert_eq!(dead.dead_reason.as_deref(), Some("max_attempts"));
+        assert_eq!(dead.last_error.as_deref(), Some("boom 2"));
+        assert_eq!(dead_jobs(&c, "q", 10).unwrap().len(), 1);
+        assert_eq!(
+            stats(&c, "q").unwrap(),
+            QueueStats {
+                dead: 1,
+                ..Default::default()
+            }
+        );
+
+        requeue_dead(&c, id, 1_000).unwrap();
+        let back = claim1(&c, "w", 1_000).unwrap();
+        assert_eq!((back.id, back.attempts), (id, 1));
+        assert_eq!(requeue_dead(&c, 999, 0).unwrap_err().code(), "not_found");
+    }
+
+    #[test]
+    fn default_backoff_grows_with_jitter() {
+        for attempt in 1..=5u32 {
+            let step = 1000u64 << (attempt - 1);
+            for seed in 0..50 {
+                let d = default_backoff(attempt, seed).as_millis() as u64;
+                assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d}");
+            }
+        }
+        assert!(default_backoff(40, 1) <= MAX_BACKOFF);
+        let spread: std::collections::HashSet<_> = (0..50).map(|s| default_backoff(4, s)).collect();
+        assert!(spread.len() > 10, "jitter spreads retries");
+        let c = db();
+        put(&c, "{}", EnqueueOpts::default(), 0);
+        let j = claim1(&c, "w", 0).unwrap();
+        assert!(retry(&c, j.lease(), None, "e", 0).unwrap());
+        let run_at = get_job(&c, j.id).unwrap().unwrap().run_at_ms;
+        assert!((500..=1000).contains(&run_at), "{run_at}");
+    }
+
+    #[test]
+    fn exhausted_lease_goes_dead_not_stuck() {
+        let c = db();
+        let id = enqueue(
+            &c,
+            "q",
+            "{}",
+            &EnqueueOpts {
+                max_attempts: Some(1),
+                ..Default::default()
+            },
+            3,
+            0,
+        )
+        .unwrap();
+        claim1(&c, "w", 0).unwrap();
+        // The worker died. The next claim finds the lease expired with no attempts left.
+        assert!(claim1(&c, "w2", 30_000).is_none());
+        let dead = get_job(&c, id).unwrap().unwrap();
+        assert_eq!(dead.dead_reason.as_deref(), Some("lease_expired"));
+        assert_eq!(stats(&c, "q").unwrap().processing, 0);
+    }
+
+    #[test]
+    fn fail_cancel_and_expiry() {
+        let c = db();
+        let a = put(&c, "1", EnqueueOpts::default(), 0);
+        let j = claim1(&c, "w", 0).unwrap();
+        assert!(fail(&c, j.lease(), "bad input", 1).unwrap());
+        assert_eq!(
+            get_job(&c, a).unwrap().unwrap().dead_reason.as_deref(),
+            Some("failed")
+        );
+        assert!(!fail(&c, j.lease(), "again", 2).unwrap());
+
+        let b = put(&c, "2", EnqueueOpts::default(), 0);
+        assert!(cancel(&c, b).unwrap());
+        assert!(!cancel(&c, b).unwrap());
+
+        let e = put(
+            &c,
+            "3",
+            EnqueueOpts {
+                expires: Some(Duration::from_secs(1)),
+                delay: Some(Duration::from_secs(10)),
+                ..Default::default()
+            },
+            0,
+        );
+        assert_eq!(
+            get_job(&c, e).unwrap().unwrap().expires_at_ms,
+            Some(11_000),
+            "expiry counts from run_at"
+        );
+        assert!(claim1(&c, "w", 11_000).is_none());
+        assert_eq!(
+            get_job(&c, e).unwrap().unwrap().dead_reason.as_deref(),
+            Some("expired")
+        );
+
+        let f = put(
+            &c,
+            "4",
+            EnqueueOpts {
+                expires: Some(Duration::from_secs(1)),
+                ..Default::default()
+            },
+            0,
+        );
+        assert_eq!(sweep_expired(&c, None, 500).unwrap(), 0);
+        assert_eq!(sweep_expired(&c, Some("q"), 1_000).unwrap(), 1);
+        assert_eq!(get_job(&c, f).unwrap().unwrap().state, JobState::Dead);
+    }
+
+    #[test]
+    fn idempotency_key_while_live() {
+        let c = db();
+        let opts = EnqueueOpts {
+            key: Some("order-42".into()),
+            ..Default::default()
+        };
+        let a = put(&c, "1", opts.clone(), 0);
+        assert_eq!(put(&c, "2", opts.clone(), 1), a);
+        assert_eq!(
+            enqueue(&c, "other", "1", &opts, 3, 0).unwrap() == a,
+            false,
+            "keys are per queue"
+        );
+        let j = claim1(&c, "w", 2).unwrap();
+        assert_eq!(
+            put(&c, "3", opts.clone(), 3),
+            a,
+            "still live while processing"
+        );
+        assert!(ack(&c, j.lease(), 4).unwrap());
+        let b = put(&c, "4", opts, 5);
+        assert_ne!(a, b);
+        assert!(b > a, "ids are never reused");
+    }
+
+    #[test]
+    fn batches_are_all_or_nothing() {
+        let c = db();
+        let e =
+            enqueue_many(&c, "q", &["1", "{bad", "3"], &EnqueueOpts::default(), 3, 0).unwrap_err();
+        assert_eq!(e.code(), "invalid_json");
+        assert_eq!(stats(&c, "q").unwrap().ready, 0);
+        let ids = enqueue_many(&c, "q", &["1", "2", "3"], &EnqueueOpts::default(), 3, 0).unwrap();
+        assert_eq!(ids.len(), 3);
+        let jobs = claim(&c, "q", "w", 2, VT, 0).unwrap();
+        assert_eq!(
+            ack_batch(&c, &[jobs[0].id, jobs[1].id, ids[2]], "w", 1).unwrap(),
+            2
+        );
+        assert!(enqueue_many(
+            &c,
+            "q",
+            &["1"],
+            &EnqueueOpts {
+                key: Some("k".into()),
+                ..Default::default()
+            },
+            3,
+            0
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let c = db();
+        let code = |r: Result<i64>| r.unwrap_err().to_string();
+        assert!(code(enqueue(&c, "", "1", &EnqueueOpts::default(), 3, 0)).contains("`queue`"));
+        assert!(code(enqueue(&c, "q", "nope", &EnqueueOpts::default(), 3, 0)).contains("payload"));
+        assert!(code(enqueue(
+            &c,
+            "q",
+            "1",
+            &EnqueueOpts {
+                max_attempts: Some(0),
+                ..Default::default()
+            },
+            3,
+            0
+        ))
+        .contains("max_attempts"));
+        assert!(code(enqueue(
+            &c,
+            "q",
+            "1",
+            &EnqueueOpts {
+                delay: Some(Duration::ZERO),
+                run_at: Some(SystemTime::now()),
+                ..Default::default()
+            },
+            3,
+            0
+        ))
+        .contains("not both"));
+        assert!(claim(&c, "q", "", 1, VT, 0).is_err());
+        assert!(claim(&c, "q", "w", 0, VT, 0).is_err());
+        assert!(claim(&c, "q", "w", 1, Duration::ZERO, 0).is_err());
+        assert_eq!(
+            stats(&c, "q").unwrap(),
+            QueueStats::default(),
+            "nothing half-written"
+        );
+    }
+
+    #[test]
+    fn claim_walks_indexes_only() {
+        let c = db();
+        let plan = |sql: &str| -> String {
+            let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows: Vec<String> = stmt
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            rows.join(" | ")
+        };
+        let claim_plan = plan(
+            "SELECT id FROM _honker_live WHERE queue = 'q' AND state = 'ready' ORDER BY priority DESC, run_at, id LIMIT 1",
+        );
+        assert!(
+            claim_plan.contains("_honker_live_ready") && !claim_plan.contains("TEMP B-TREE"),
+            "{claim_plan}"
+        );
+        let p = plan(
+            "SELECT id FROM _honker_live WHERE queue = 'q' AND state = 'scheduled' AND run_at <= 5",
+        );
+        assert!(p.contains("_honker_live_scheduled"), "{p}");
+        let p = plan("SELECT id FROM _honker_live WHERE queue = 'q' AND state = 'processing' AND lease_until <= 5");
+        assert!(p.contains("_honker_live_leased"), "{p}");
+        let p = plan("SELECT id FROM _honker_live WHERE queue = 'q' AND expires_at IS NOT NULL AND state <> 'processing' AND expires_at <= 5");
+        assert!(p.contains("_honker_live_expiring"), "{p}");
+    }
 }

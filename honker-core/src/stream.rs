@@ -31,6 +31,13 @@ pub struct Event {
     pub created_at_ms: i64,
 }
 
+impl Event {
+    /// Decodes the JSON payload into `T`.
+    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        crate::decode(&self.payload)
+    }
+}
+
 /// How much of a stream to keep. Both limits apply when both are set; with
 /// neither (the default) a stream keeps everything.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,1 +1,191 @@
-//! placeholder
+//! Durable queues, streams, pub/sub and a cron scheduler on SQLite. One
+//! file, zero servers.
+//!
+//! ```
+//! use honker::{Database, EnqueueOpts, QueueOpts};
+//! use serde_json::json;
+//!
+//! # let dir = tempfile_dir();
+//! # let path = dir.join("app.db");
+//! let db = Database::open(&path)?;
+//! let q = db.queue("emails", QueueOpts::default());
+//! q.enqueue(&json!({"to": "alice@example.com"}), EnqueueOpts::default())?;
+//! if let Some(job) = q.claim_one("worker-1")? {
+//!     let body: serde_json::Value = job.payload_as()?;
+//!     assert_eq!(body["to"], "alice@example.com");
+//!     assert!(job.ack()?);
+//! }
+//! # Ok::<(), honker::Error>(())
+//! # fn tempfile_dir() -> std::path::PathBuf {
+//! #     let d = std::env::temp_dir().join(format!("honker-doc-{}", std::process::id()));
+//! #     std::fs::create_dir_all(&d).unwrap(); d
+//! # }
+//! ```
+//!
+//! Jobs can be enqueued in the same transaction as the business write that
+//! caused them ([`Database::transaction`], [`Queue::enqueue_tx`]): a
+//! rollback drops both.
+//!
+//! [`Database`] is cheap to clone and shares one connection; operations
+//! serialize through it. Several processes (in any language honker
+//! supports) can share the same file.
+
+#![warn(missing_docs)]
+
+mod lock;
+mod queue;
+mod scheduler;
+mod stream;
+mod transaction;
+
+pub use honker_core::cron;
+pub use honker_core::lock::LockInfo;
+pub use honker_core::notify::Notification;
+pub use honker_core::scheduler::{Fired, ScheduleInfo};
+pub use honker_core::{
+    Clock, EnqueueOpts, Error, Event, JobRecord, JobState, ManualClock, OpenOptions, QueueOpts,
+    QueueStats, Result, Retention, SystemClock,
+};
+pub use lock::Lock;
+pub use queue::{Job, Queue};
+pub use rusqlite;
+pub use scheduler::{ScheduledTask, Scheduler};
+pub use stream::Stream;
+pub use transaction::Transaction;
+
+use honker_core::{
+    lock as core_lock, notify as core_notify, rate_limit, result as core_result, Db,
+};
+use lock::secs;
+use serde::Serialize;
+use std::path::Path;
+
+/// A honker database: one SQLite file holding your tables and honker's.
+/// Cheap to clone; clones share one connection.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub(crate) core: Db,
+}
+
+impl Database {
+    /// Opens (creating if needed) the database at `path` with default
+    /// options: WAL, `synchronous=NORMAL`, a 10 s busy timeout, the system
+    /// clock. Creates or upgrades honker's tables.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens with explicit [`OpenOptions`] (busy timeout, clock).
+    pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Database> {
+        Ok(Database {
+            core: Db::open(path, opts)?,
+        })
+    }
+
+    /// The engine handle, for bindings and advanced use.
+    pub fn core(&self) -> &Db {
+        &self.core
+    }
+
+    pub(crate) fn same_file(&self, other: &Database) -> bool {
+        self.core.path() == other.core.path()
+    }
+
+    /// A handle on queue `name`. The name is checked when the queue is used
+    /// (an empty name fails with `Error::InvalidArgument`).
+    pub fn queue(&self, name: &str, opts: QueueOpts) -> Queue {
+        Queue::new(self.clone(), name, opts)
+    }
+
+    /// A handle on stream `name`.
+    pub fn stream(&self, name: &str) -> Stream {
+        Stream::new(self.clone(), name)
+    }
+
+    /// The scheduler: register periodic tasks and fire them.
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(self.clone())
+    }
+
+    /// Opens a write transaction. See [`Transaction`].
+    pub fn transaction(&self) -> Result<Transaction> {
+        Transaction::begin(self)
+    }
+
+    /// Sends `payload` (as JSON) on `channel` to every listener started
+    /// before this commit. Returns the notification id.
+    pub fn notify<P: Serialize + ?Sized>(&self, channel: &str, payload: &P) -> Result<i64> {
+        let payload = honker_core::encode("payload", payload)?;
+        self.core
+            .run(|c, now| core_notify::notify(c, channel, &payload, now))
+    }
+
+    /// [`Database::notify`] inside `tx`: delivered only if `tx` commits.
+    pub fn notify_tx<P: Serialize + ?Sized>(
+        &self,
+        tx: &Transaction,
+        channel: &str,
+        payload: &P,
+    ) -> Result<i64> {
+        let payload = honker_core::encode("payload", payload)?;
+        tx.run(self, |c, now| {
+            core_notify::notify(c, channel, &payload, now)
+        })
+    }
+
+    /// Tries to take advisory lock `name` for `owner` for `ttl_s` seconds.
+    /// `None` if anyone holds it, `owner` included (a second acquisition
+    /// never shares the first one's lease).
+    pub fn try_lock(&self, name: &str, owner: &str, ttl_s: u64) -> Result<Option<Lock>> {
+        let ttl = honker_core::validate::positive_secs("ttl_s", secs(ttl_s))?;
+        let token = self
+            .core
+            .run(|c, now| core_lock::try_acquire(c, name, owner, ttl, now))?;
+        Ok(token.map(|t| Lock::new(self.clone(), name, owner, t)))
+    }
+
+    /// Who holds lock `name` right now, if anyone.
+    pub fn lock_holder(&self, name: &str) -> Result<Option<LockInfo>> {
+        self.core.run(|c, now| core_lock::holder(c, name, now))
+    }
+
+    /// Fixed-window rate limit: true for the first `limit` calls with `key`
+    /// in each window of `per_s` seconds, false after.
+    pub fn try_rate_limit(&self, key: &str, limit: u64, per_s: u64) -> Result<bool> {
+        let per = honker_core::validate::positive_secs("per_s", secs(per_s))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.core
+            .run(|c, now| rate_limit::try_acquire(c, key, limit, per, now))
+    }
+
+    /// Stores `value` (JSON text) as the result of job `job_id` for `ttl_s`
+    /// seconds, replacing any earlier result.
+    pub fn save_result(&self, job_id: i64, value: &str, ttl_s: u64) -> Result<()> {
+        let ttl = honker_core::validate::positive_secs("ttl_s", secs(ttl_s))?;
+        self.core
+            .run(|c, now| core_result::save(c, job_id, value, ttl, now))
+    }
+
+    /// The unexpired result of job `job_id`, if one was saved.
+    pub fn get_result(&self, job_id: i64) -> Result<Option<String>> {
+        self.core.run(|c, now| core_result::get(c, job_id, now))
+    }
+
+    /// Removes every expired result now (saving a result also removes a few).
+    pub fn sweep_results(&self) -> Result<usize> {
+        self.core.run(core_result::sweep)
+    }
+
+    /// Runs `f` with the connection, for custom SQL or joins between your
+    /// tables and honker's. Fails with `Error::TransactionOpen` on a thread
+    /// that holds an open transaction (use [`Transaction::with_conn`]).
+    pub fn with_conn<R>(&self, f: impl FnOnce(&rusqlite::Connection) -> R) -> Result<R> {
+        self.core.run(|c, _| Ok(f(c)))
+    }
+
+    /// Closes the connection. Every later call on any clone fails with
+    /// `Error::Closed`.
+    pub fn close(&self) -> Result<()> {
+        self.core.close()
+    }
+}

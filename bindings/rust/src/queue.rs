@@ -1,0 +1,235 @@
+use crate::{Database, Result, Transaction};
+use honker_core::{queue as core, EnqueueOpts, JobRecord, QueueOpts, QueueStats};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A named queue on a [`Database`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    db: Database,
+    name: Arc<str>,
+    opts: QueueOpts,
+}
+
+impl Queue {
+    pub(crate) fn new(db: Database, name: &str, opts: QueueOpts) -> Queue {
+        Queue {
+            db,
+            name: name.into(),
+            opts,
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The options this handle claims with.
+    pub fn opts(&self) -> &QueueOpts {
+        &self.opts
+    }
+
+    /// The database this queue lives in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Enqueues a job whose payload is `payload` serialized as JSON. Returns
+    /// the job id (with an idempotency key a live job already holds, that
+    /// job's id).
+    pub fn enqueue<P: Serialize + ?Sized>(&self, payload: &P, opts: EnqueueOpts) -> Result<i64> {
+        let payload = honker_core::encode("payload", payload)?;
+        self.db.core.run(|c, now| {
+            core::enqueue(c, &self.name, &payload, &opts, self.opts.max_attempts, now)
+        })
+    }
+
+    /// Enqueues inside `tx`: the job exists only if `tx` commits.
+    pub fn enqueue_tx<P: Serialize + ?Sized>(
+        &self,
+        tx: &Transaction,
+        payload: &P,
+        opts: EnqueueOpts,
+    ) -> Result<i64> {
+        let payload = honker_core::encode("payload", payload)?;
+        tx.run(&self.db, |c, now| {
+            core::enqueue(c, &self.name, &payload, &opts, self.opts.max_attempts, now)
+        })
+    }
+
+    /// Enqueues many jobs with the same options in one transaction; all or
+    /// none. Returns their ids in order.
+    pub fn enqueue_many<P: Serialize>(
+        &self,
+        payloads: &[P],
+        opts: EnqueueOpts,
+    ) -> Result<Vec<i64>> {
+        let payloads = encode_all(payloads)?;
+        self.db.core.run(|c, now| {
+            core::enqueue_many(c, &self.name, &payloads, &opts, self.opts.max_attempts, now)
+        })
+    }
+
+    /// [`Queue::enqueue_many`] inside `tx`.
+    pub fn enqueue_many_tx<P: Serialize>(
+        &self,
+        tx: &Transaction,
+        payloads: &[P],
+        opts: EnqueueOpts,
+    ) -> Result<Vec<i64>> {
+        let payloads = encode_all(payloads)?;
+        tx.run(&self.db, |c, now| {
+            core::enqueue_many(c, &self.name, &payloads, &opts, self.opts.max_attempts, now)
+        })
+    }
+
+    /// Claims the best due job for `worker`, if any, leasing it for the
+    /// queue's visibility timeout.
+    pub fn claim_one(&self, worker: &str) -> Result<Option<Job>> {
+        Ok(self.claim_batch(worker, 1)?.pop())
+    }
+
+    /// Claims up to `n` due jobs for `worker`, best first.
+    pub fn claim_batch(&self, worker: &str, n: usize) -> Result<Vec<Job>> {
+        let records = self.db.core.run(|c, now| {
+            core::claim(c, &self.name, worker, n, self.opts.visibility_timeout, now)
+        })?;
+        Ok(records
+            .into_iter()
+            .map(|record| Job {
+                record,
+                db: self.db.clone(),
+            })
+            .collect())
+    }
+
+    /// Acks every job in `ids` that `worker` holds a live lease on, in one
+    /// transaction. Returns how many were acked.
+    pub fn ack_batch(&self, ids: &[i64], worker: &str) -> Result<usize> {
+        self.db
+            .core
+            .run(|c, now| core::ack_batch(c, ids, worker, now))
+    }
+
+    /// [`Queue::ack_batch`] inside `tx`.
+    pub fn ack_batch_tx(&self, tx: &Transaction, ids: &[i64], worker: &str) -> Result<usize> {
+        tx.run(&self.db, |c, now| core::ack_batch(c, ids, worker, now))
+    }
+
+    /// Looks up a job (live or dead) by id.
+    pub fn get_job(&self, id: i64) -> Result<Option<JobRecord>> {
+        self.db.core.run(|c, _| core::get_job(c, id))
+    }
+
+    /// Removes a live job whatever its state; a worker holding it then has
+    /// its ack, retry, fail and heartbeat refused. False if no such job.
+    pub fn cancel(&self, id: i64) -> Result<bool> {
+        self.db.core.run(|c, _| core::cancel(c, id))
+    }
+
+    /// The `limit` most recently dead jobs of this queue, newest first.
+    pub fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
+        self.db
+            .core
+            .run(|c, _| core::dead_jobs(c, &self.name, limit))
+    }
+
+    /// Moves a dead job back to this queue, ready now with a fresh attempt
+    /// budget and the same id. `Error::NotFound` if it is not dead.
+    pub fn requeue_dead(&self, id: i64) -> Result<()> {
+        self.db.core.run(|c, now| core::requeue_dead(c, id, now))
+    }
+
+    /// Dead-letters every job of this queue past its start deadline; returns
+    /// how many. (Claims do this on their way; this is for idle queues.)
+    pub fn sweep_expired(&self) -> Result<usize> {
+        self.db
+            .core
+            .run(|c, now| core::sweep_expired(c, Some(&self.name), now))
+    }
+
+    /// Counts of this queue's jobs by state.
+    pub fn stats(&self) -> Result<QueueStats> {
+        self.db.core.run(|c, _| core::stats(c, &self.name))
+    }
+
+    /// The earliest future moment a scheduled job becomes due or a lease
+    /// ends, in ms since the epoch.
+    pub fn next_deadline_ms(&self) -> Result<Option<i64>> {
+        self.db.core.run(|c, _| core::next_deadline(c, &self.name))
+    }
+}
+
+fn encode_all<P: Serialize>(payloads: &[P]) -> Result<Vec<String>> {
+    payloads
+        .iter()
+        .map(|p| honker_core::encode("payload", p))
+        .collect()
+}
+
+/// A claimed job: its data and its lease. Ack, retry, fail and heartbeat
+/// apply only while this claim's lease is current; otherwise they return
+/// `Ok(false)` and change nothing.
+#[derive(Debug, Clone)]
+pub struct Job {
+    record: JobRecord,
+    db: Database,
+}
+
+impl std::ops::Deref for Job {
+    type Target = JobRecord;
+    fn deref(&self) -> &JobRecord {
+        &self.record
+    }
+}
+
+impl Job {
+    /// Everything stored about the job, as of the claim.
+    pub fn record(&self) -> &JobRecord {
+        &self.record
+    }
+
+    /// Decodes the JSON payload into `T`.
+    pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T> {
+        self.record.payload_as()
+    }
+
+    /// Completes the job (deletes it). False if the lease was lost.
+    pub fn ack(&self) -> Result<bool> {
+        self.db
+            .core
+            .run(|c, now| core::ack(c, self.record.lease(), now))
+    }
+
+    /// Completes the job inside `tx`, together with the business writes
+    /// that record its effect.
+    pub fn ack_tx(&self, tx: &Transaction) -> Result<bool> {
+        tx.run(&self.db, |c, now| core::ack(c, self.record.lease(), now))
+    }
+
+    /// Gives the job back for another attempt after `delay` (default:
+    /// exponential backoff with jitter, 1 s, 2 s, 4 s… up to 1 h), noting
+    /// `error`. Out of attempts, it goes to the dead table instead.
+    pub fn retry(&self, delay: Option<Duration>, error: &str) -> Result<bool> {
+        self.db
+            .core
+            .run(|c, now| core::retry(c, self.record.lease(), delay, error, now))
+    }
+
+    /// Sends the job to the dead table with `error`.
+    pub fn fail(&self, error: &str) -> Result<bool> {
+        self.db
+            .core
+            .run(|c, now| core::fail(c, self.record.lease(), error, now))
+    }
+
+    /// Extends the lease to `extend` from now.
+    pub fn heartbeat(&self, extend: Duration) -> Result<bool> {
+        self.db
+            .core
+            .run(|c, now| core::heartbeat(c, self.record.lease(), extend, now))
+    }
+}

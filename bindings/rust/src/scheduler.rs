@@ -1,0 +1,85 @@
+use crate::{Database, Result};
+use honker_core::scheduler::{self as core, Fired, ScheduleInfo, ScheduleSpec};
+use std::time::Duration;
+
+/// A periodic task: every time `cron` fires, one job with `payload` is
+/// enqueued on `queue`.
+///
+/// `cron` takes 5 fields, 6 with seconds first, `@hourly`/`@daily`/
+/// `@weekly`/`@monthly`/`@yearly`, or `@every 1m30s`. It is evaluated in UTC
+/// unless prefixed with a zone: `"CRON_TZ=Europe/Paris 0 3 * * *"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledTask {
+    /// Unique name. Adding a task with the same name updates it.
+    pub name: String,
+    /// Queue the jobs go to.
+    pub queue: String,
+    /// When to fire.
+    pub cron: String,
+    /// Payload of each job.
+    pub payload: serde_json::Value,
+    /// Priority of each job (higher runs first).
+    pub priority: i64,
+    /// Each job expires if not started within this many seconds of its fire.
+    pub expires_s: Option<u64>,
+}
+
+/// Registers schedules and fires them. Get one with [`Database::scheduler`].
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    db: Database,
+}
+
+impl Scheduler {
+    pub(crate) fn new(db: Database) -> Scheduler {
+        Scheduler { db }
+    }
+
+    /// Registers or updates a task. Re-adding an unchanged task (as every
+    /// process does at start-up) keeps its next fire time.
+    pub fn add(&self, task: ScheduledTask) -> Result<()> {
+        let payload = honker_core::encode("payload", &task.payload)?;
+        let spec = ScheduleSpec {
+            name: &task.name,
+            queue: &task.queue,
+            cron: &task.cron,
+            tz: None,
+            payload: &payload,
+            priority: task.priority,
+            expires: task.expires_s.map(Duration::from_secs),
+        };
+        self.db.core.run(|c, now| core::add(c, &spec, now))
+    }
+
+    /// Removes a task; false if none had that name.
+    pub fn remove(&self, name: &str) -> Result<bool> {
+        self.db.core.run(|c, _| core::remove(c, name))
+    }
+
+    /// Every registered task, by name.
+    pub fn list(&self) -> Result<Vec<ScheduleInfo>> {
+        self.db.core.run(|c, _| core::list(c))
+    }
+
+    /// Stops a task from firing until [`Scheduler::resume`].
+    pub fn pause(&self, name: &str) -> Result<()> {
+        self.db.core.run(|c, _| core::pause(c, name))
+    }
+
+    /// Resumes a paused task from its next boundary after now.
+    pub fn resume(&self, name: &str) -> Result<()> {
+        self.db.core.run(|c, now| core::resume(c, name, now))
+    }
+
+    /// Fires every due task once (one catch-up fire after downtime) and
+    /// returns what fired. `run` calls this as leader; call it yourself to
+    /// drive schedules from your own loop.
+    pub fn tick(&self) -> Result<Vec<Fired>> {
+        self.db.core.run(core::tick)
+    }
+
+    /// The next boundary of any unpaused task, ms since the epoch.
+    pub fn soonest_ms(&self) -> Result<Option<i64>> {
+        self.db.core.run(|c, _| core::soonest(c))
+    }
+}

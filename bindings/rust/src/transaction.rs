@@ -1,0 +1,103 @@
+use crate::{Database, Result};
+use honker_core::TxKey;
+use rusqlite::{Connection, Params, Row};
+
+/// An open write transaction (`BEGIN IMMEDIATE`). Business writes through
+/// [`Transaction::execute`] and honker writes through the `*_tx` methods
+/// (`enqueue_tx`, `publish_tx`, `save_offset_tx`, `notify_tx`, `ack_tx`)
+/// commit or roll back together.
+///
+/// Dropping it without [`Transaction::commit`] rolls back. While it is
+/// open, other threads' calls on the same [`Database`] wait; calls on this
+/// thread that are not `*_tx` fail with `Error::TransactionOpen` rather than
+/// deadlock.
+pub struct Transaction {
+    db: Database,
+    key: Option<TxKey>,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("open", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl Transaction {
+    pub(crate) fn begin(db: &Database) -> Result<Transaction> {
+        let key = db.core.begin()?;
+        Ok(Transaction {
+            db: db.clone(),
+            key: Some(key),
+        })
+    }
+
+    pub(crate) fn run<R>(
+        &self,
+        db: &Database,
+        f: impl FnOnce(&Connection, i64) -> Result<R>,
+    ) -> Result<R> {
+        if !db.same_file(&self.db) {
+            return Err(honker_core::Error::invalid(
+                "tx",
+                "this transaction belongs to another Database",
+            ));
+        }
+        let key = self
+            .key
+            .as_ref()
+            .ok_or(honker_core::Error::TransactionInactive)?;
+        self.db.core.run_tx(key, f)
+    }
+
+    /// Runs one SQL statement inside the transaction; returns rows changed.
+    pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
+        self.run(&self.db, |c, _| Ok(c.execute(sql, params)?))
+    }
+
+    /// Runs several `;`-separated statements without parameters.
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        self.run(&self.db, |c, _| Ok(c.execute_batch(sql)?))
+    }
+
+    /// Runs a query expected to return one row and maps it with `f`.
+    pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<T>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.run(&self.db, |c, _| Ok(c.query_row(sql, params, f)?))
+    }
+
+    /// Gives `f` the connection, inside the transaction, for anything else.
+    pub fn with_conn<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R> {
+        self.run(&self.db, |c, _| Ok(f(c)))
+    }
+
+    /// Commits. On failure everything is rolled back.
+    pub fn commit(mut self) -> Result<()> {
+        let key = self
+            .key
+            .take()
+            .ok_or(honker_core::Error::TransactionInactive)?;
+        self.db.core.commit(key)
+    }
+
+    /// Rolls back everything done in the transaction.
+    pub fn rollback(mut self) -> Result<()> {
+        let key = self
+            .key
+            .take()
+            .ok_or(honker_core::Error::TransactionInactive)?;
+        self.db.core.rollback(key)
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let _ = self.db.core.rollback(key);
+        }
+    }
+}
