@@ -1000,9 +1000,9 @@ mod tests {
         };
         let a = put(&c, "1", opts.clone(), 0);
         assert_eq!(put(&c, "2", opts.clone(), 1), a);
-        assert_eq!(
-            enqueue(&c, "other", "1", &opts, 3, 0).unwrap() == a,
-            false,
+        assert_ne!(
+            enqueue(&c, "other", "1", &opts, 3, 0).unwrap(),
+            a,
             "keys are per queue"
         );
         let j = claim1(&c, "w", 2).unwrap();
