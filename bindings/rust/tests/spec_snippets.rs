@@ -1,0 +1,209 @@
+//! Every snippet of the Rust API contract (spec/honker-rs-README.md) that
+//! does not need the wake path, compiled and run as written. The snippet
+//! bodies are verbatim; only the setup around them (a temp file, the
+//! business table) is added.
+
+mod common;
+use common::TempDb;
+
+#[test]
+fn quick_start() {
+    let t = TempDb::new();
+    let path = t.path();
+    std::env::set_current_dir(t.dir.path()).unwrap();
+    // ---- snippet: Quick start
+    use honker::{Database, EnqueueOpts, QueueOpts};
+    use serde_json::json;
+    fn main() -> honker::Result<()> {
+        let db = Database::open("app.db")?;
+        let q = db.queue("emails", QueueOpts::default());
+        q.enqueue(&json!({"to": "alice@example.com"}), EnqueueOpts::default())?;
+        if let Some(job) = q.claim_one("worker-1")? {
+            let body: serde_json::Value = job.payload_as()?;
+            // send_email(body) ...
+            assert_eq!(body["to"], "alice@example.com");
+            job.ack()?;
+        }
+        Ok(())
+    }
+    // ----
+    main().unwrap();
+    let db = Database::open(&path).unwrap();
+    assert_eq!(
+        db.queue("emails", QueueOpts::default()).stats().unwrap(),
+        Default::default()
+    );
+}
+
+#[test]
+fn atomic_enqueue_with_business_writes() -> honker::Result<()> {
+    use honker::{EnqueueOpts, QueueOpts};
+    use serde_json::json;
+    let t = TempDb::new();
+    let db = t.open();
+    db.with_conn(|c| c.execute_batch("CREATE TABLE orders (user_id INTEGER, total INTEGER)"))??;
+    let q = db.queue("emails", QueueOpts::default());
+    // ---- snippet: Atomic enqueue with business writes
+    let tx = db.transaction()?;
+    tx.execute(
+        "INSERT INTO orders (user_id, total) VALUES (?1, ?2)",
+        rusqlite::params![42, 9900],
+    )?;
+    q.enqueue_tx(&tx, &json!({"order_id": 42}), EnqueueOpts::default())?;
+    tx.commit()?;
+    // ----
+    let job = q.claim_one("w")?.expect("the committed job");
+    assert_eq!(job.payload_as::<serde_json::Value>()?["order_id"], 42);
+    let orders: i64 =
+        db.with_conn(|c| c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0)))??;
+    assert_eq!(orders, 1);
+    Ok(())
+}
+
+#[test]
+fn advisory_locks() -> honker::Result<()> {
+    let t = TempDb::new();
+    let db = t.open();
+    let mut ran = false;
+    // ---- snippet: Advisory locks
+    if let Some(lock) = db.try_lock("migrations", "host-a", 60)? {
+        // exclusive work ...
+        ran = db.try_lock("migrations", "host-b", 60)?.is_none();
+        lock.heartbeat(60)?; // extend TTL
+                             // lock releases on drop, or call lock.release()
+    }
+    // ----
+    assert!(ran, "the lock excluded a second holder");
+    assert!(
+        db.try_lock("migrations", "host-b", 60)?.is_some(),
+        "released on drop"
+    );
+    Ok(())
+}
+
+#[test]
+fn rate_limiting() -> honker::Result<()> {
+    let t = TempDb::new();
+    let db = t.open();
+    let mut allowed = 0;
+    for _ in 0..101 {
+        // ---- snippet: Rate limiting
+        if db.try_rate_limit("api:user:123", 100, 60)? {
+            // allowed: up to 100 per 60s
+            allowed += 1;
+        }
+        // ----
+    }
+    // A window boundary can fall inside the loop; then both windows allow.
+    assert!(allowed == 100 || allowed == 101, "{allowed}");
+    Ok(())
+}
+
+#[test]
+fn job_results() -> honker::Result<()> {
+    use honker::{EnqueueOpts, QueueOpts};
+    let t = TempDb::new();
+    let db = t.open();
+    let q = db.queue("emails", QueueOpts::default());
+    q.enqueue(&1, EnqueueOpts::default())?;
+    let job = q.claim_one("w")?.unwrap();
+    // ---- snippet: Job results
+    db.save_result(job.id, r#"{"sent_at": 1234}"#, 3600)?;
+    // Later, possibly in another process:
+    if let Some(value) = db.get_result(job.id)? {
+        // ...
+        assert_eq!(value, r#"{"sent_at": 1234}"#);
+    }
+    // ----
+    let other = t.open();
+    assert!(
+        other.get_result(job.id)?.is_some(),
+        "visible to another connection"
+    );
+    Ok(())
+}
+
+#[test]
+#[allow(unused_must_use)] // the snippet discards with_conn's Result, as written
+fn escape_hatch() {
+    use honker::{EnqueueOpts, QueueOpts};
+    let t = TempDb::new();
+    let db = t.open();
+    db.queue("emails", QueueOpts::default())
+        .enqueue(&1, EnqueueOpts::default())
+        .unwrap();
+    // ---- snippet: Escape hatch
+    db.with_conn(|c| {
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM _honker_live WHERE queue = ?",
+                ["emails"],
+                |r| r.get(0),
+            )
+            .unwrap();
+        n
+    });
+    // ----
+    assert_eq!(
+        db.with_conn(|c| c
+            .query_row(
+                "SELECT COUNT(*) FROM _honker_live WHERE queue = ?",
+                ["emails"],
+                |r| r.get::<_, i64>(0)
+            )
+            .unwrap())
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn scheduler_add_as_written() -> honker::Result<()> {
+    use serde_json::json;
+    let t = TempDb::new();
+    let db = t.open();
+    // ---- snippet: Scheduler (the registration; `run` is the wake-path issue)
+    use honker::ScheduledTask;
+    let sched = db.scheduler();
+    sched.add(ScheduledTask {
+        name: "nightly".into(),
+        queue: "backups".into(),
+        cron: "0 3 * * *".into(),
+        payload: json!({"target": "s3"}),
+        priority: 0,
+        expires_s: Some(3600),
+    })?;
+    // ----
+    let list = sched.list()?;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].cron, "0 3 * * *");
+    assert_eq!(
+        list[0].next_fire_at_ms % 86_400_000,
+        3 * 3_600_000,
+        "next 03:00 UTC"
+    );
+    Ok(())
+}
+
+#[test]
+fn stream_publish_and_notify_as_written() -> honker::Result<()> {
+    use serde_json::json;
+    let t = TempDb::new();
+    let db = t.open();
+    // ---- snippet: Streams (publish; `subscribe` is the wake-path issue)
+    let s = db.stream("orders");
+    s.publish(&json!({"id": 42}))?;
+    // ---- snippet: Ephemeral pub/sub (notify; `listen` is the wake-path issue)
+    db.notify("orders", &json!({"id": 42}))?;
+    // ----
+    assert_eq!(s.read_since(0, 10)?[0].payload, r#"{"id":42}"#);
+    let n: i64 = db.with_conn(|c| {
+        c.query_row(
+            "SELECT COUNT(*) FROM _honker_notifications WHERE channel = 'orders'",
+            [],
+            |r| r.get(0),
+        )
+    })??;
+    assert_eq!(n, 1);
+    Ok(())
+}
