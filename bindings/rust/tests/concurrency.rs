@@ -110,6 +110,47 @@ fn processes_each_job_acked_exactly_once() {
     assert_exactly_once(&ids, acked);
 }
 
+#[test]
+fn processes_opening_a_fresh_file_at_once_all_migrate_safely() {
+    for _round in 0..3 {
+        let t = TempDb::new();
+        // Children wait for this file to appear, so they open together.
+        let go = t.dir.path().join("go");
+        let mut children: Vec<_> = (0..6)
+            .map(|i| {
+                spawn_role(
+                    "child_entry",
+                    "opener",
+                    &[
+                        ("HONKER_DB", t.path().display().to_string()),
+                        ("HONKER_GO", go.display().to_string()),
+                        ("HONKER_WORKER", format!("o{i}")),
+                    ],
+                )
+            })
+            .collect();
+        std::fs::write(&go, b"").unwrap();
+        for (child, rx) in &mut children {
+            assert_eq!(drain(rx, Duration::from_secs(60)).len(), 1);
+            wait_ok(child, Duration::from_secs(30));
+        }
+        let db = t.open();
+        let q = db.queue("hello", QueueOpts::default());
+        assert_eq!(q.stats().unwrap().ready, 6);
+        let versions: i64 = db
+            .with_conn(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM _honker_meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(versions, 1);
+    }
+}
+
 /// Entry point of child processes (runs only when re-executed with a role).
 #[test]
 #[ignore]
@@ -117,9 +158,27 @@ fn child_entry() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
     };
+    let worker = std::env::var("HONKER_WORKER").unwrap();
+    if role == "opener" {
+        let go = std::env::var("HONKER_GO").unwrap();
+        let start = std::time::Instant::now();
+        while !std::path::Path::new(&go).exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "never told to go"
+            );
+            std::thread::yield_now();
+        }
+        let db = honker::Database::open(std::env::var("HONKER_DB").unwrap()).unwrap();
+        let id = db
+            .queue("hello", QueueOpts::default())
+            .enqueue(&worker, EnqueueOpts::default())
+            .unwrap();
+        println!("@@enq {id}");
+        return;
+    }
     assert_eq!(role, "claimer");
     let db = honker::Database::open(std::env::var("HONKER_DB").unwrap()).unwrap();
-    let worker = std::env::var("HONKER_WORKER").unwrap();
     let batch: usize = std::env::var("HONKER_BATCH").unwrap().parse().unwrap();
     for id in drain_queue(&db, &worker, batch) {
         println!("@@ack {id}");
