@@ -5,7 +5,8 @@
 //! use honker::{Database, EnqueueOpts, QueueOpts};
 //! use serde_json::json;
 //!
-//! # let dir = tempfile_dir();
+//! # let dir = std::env::temp_dir().join(format!("honker-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
 //! # let path = dir.join("app.db");
 //! let db = Database::open(&path)?;
 //! let q = db.queue("emails", QueueOpts::default());
@@ -16,10 +17,6 @@
 //!     assert!(job.ack()?);
 //! }
 //! # Ok::<(), honker::Error>(())
-//! # fn tempfile_dir() -> std::path::PathBuf {
-//! #     let d = std::env::temp_dir().join(format!("honker-doc-{}", std::process::id()));
-//! #     std::fs::create_dir_all(&d).unwrap(); d
-//! # }
 //! ```
 //!
 //! Jobs can be enqueued in the same transaction as the business write that
