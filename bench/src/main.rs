@@ -1,1 +1,293 @@
-fn main() {}
+//! honker benchmarks, each printed beside raw rusqlite doing the equivalent
+//! writes on the same kind of file (WAL, synchronous=NORMAL) in the same run.
+//!
+//! Run: `make bench` (release build). Figures are in bench/README.md.
+
+use honker::{Database, EnqueueOpts, QueueOpts};
+use rusqlite::{params, Connection};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("honker-bench-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn db(&self) -> PathBuf {
+        self.0.join("bench.db")
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A hand-written minimal SQLite job table: what a careful user would write
+/// without honker. Same PRAGMAs as honker.
+fn raw(path: &Path) -> Connection {
+    let c = Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+         CREATE TABLE jobs (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, payload TEXT NOT NULL,
+                            run_at INTEGER NOT NULL, worker TEXT, lease_until INTEGER, created_at INTEGER NOT NULL);
+         CREATE INDEX jobs_ready ON jobs (queue, run_at, id) WHERE worker IS NULL;",
+    )
+    .unwrap();
+    c
+}
+
+fn now_ms() -> i64 {
+    honker_core_now()
+}
+
+fn honker_core_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn raw_insert(c: &Connection, n: u64) {
+    let payload = serde_json::to_string(&json!({ "n": n })).unwrap();
+    let t = now_ms();
+    c.prepare_cached(
+        "INSERT INTO jobs (queue, payload, run_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .unwrap()
+    .execute(params!["bench", payload, t, t])
+    .unwrap();
+}
+
+fn raw_claim(c: &Connection, n: usize) -> Vec<i64> {
+    let t = now_ms();
+    c.prepare_cached(
+        "UPDATE jobs SET worker = 'w', lease_until = ?2
+         WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND worker IS NULL AND run_at <= ?3 ORDER BY run_at, id LIMIT ?4)
+         RETURNING id, payload",
+    )
+    .unwrap()
+    .query_map(params!["bench", t + 300_000, t, n as i64], |r| r.get(0))
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+fn raw_ack(c: &Connection, id: i64) {
+    c.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND worker = 'w' AND lease_until > ?2")
+        .unwrap()
+        .execute(params![id, now_ms()])
+        .unwrap();
+}
+
+struct Row {
+    name: String,
+    honker: f64,
+    raw: f64,
+}
+
+fn rate(ops: u64, d: Duration) -> f64 {
+    ops as f64 / d.as_secs_f64()
+}
+
+fn bench_enqueue_single(n: u64) -> Row {
+    let d = Dir::new("enq1");
+    let db = Database::open(d.db()).unwrap();
+    let q = db.queue("bench", QueueOpts::default());
+    let start = Instant::now();
+    for i in 0..n {
+        q.enqueue(&json!({ "n": i }), EnqueueOpts::default())
+            .unwrap();
+    }
+    let h = rate(n, start.elapsed());
+
+    let d2 = Dir::new("enq1raw");
+    let c = raw(&d2.db());
+    let start = Instant::now();
+    for i in 0..n {
+        raw_insert(&c, i);
+    }
+    let r = rate(n, start.elapsed());
+    Row {
+        name: "enqueue, 1 per transaction".into(),
+        honker: h,
+        raw: r,
+    }
+}
+
+fn bench_enqueue_batched(batches: u64, size: u64) -> Row {
+    let d = Dir::new("enq100");
+    let db = Database::open(d.db()).unwrap();
+    let q = db.queue("bench", QueueOpts::default());
+    let start = Instant::now();
+    for b in 0..batches {
+        let payloads: Vec<_> = (0..size).map(|i| json!({ "n": b * size + i })).collect();
+        q.enqueue_many(&payloads, EnqueueOpts::default()).unwrap();
+    }
+    let h = rate(batches * size, start.elapsed());
+
+    let d2 = Dir::new("enq100raw");
+    let c = raw(&d2.db());
+    let start = Instant::now();
+    for b in 0..batches {
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        for i in 0..size {
+            raw_insert(&c, b * size + i);
+        }
+        c.execute_batch("COMMIT").unwrap();
+    }
+    let r = rate(batches * size, start.elapsed());
+    Row {
+        name: format!("enqueue, {size} per transaction"),
+        honker: h,
+        raw: r,
+    }
+}
+
+fn bench_claim_ack(jobs: u64, batch: usize) -> Row {
+    let d = Dir::new("claim");
+    let db = Database::open(d.db()).unwrap();
+    let q = db.queue("bench", QueueOpts::default());
+    let payloads: Vec<_> = (0..jobs).map(|i| json!({ "n": i })).collect();
+    for chunk in payloads.chunks(1000) {
+        q.enqueue_many(chunk, EnqueueOpts::default()).unwrap();
+    }
+    let start = Instant::now();
+    let mut done = 0u64;
+    loop {
+        if batch == 1 {
+            let Some(job) = q.claim_one("w").unwrap() else {
+                break;
+            };
+            assert!(job.ack().unwrap());
+            done += 1;
+        } else {
+            let got = q.claim_batch("w", batch).unwrap();
+            if got.is_empty() {
+                break;
+            }
+            let ids: Vec<i64> = got.iter().map(|j| j.id).collect();
+            assert_eq!(q.ack_batch(&ids, "w").unwrap(), ids.len());
+            done += ids.len() as u64;
+        }
+    }
+    assert_eq!(done, jobs);
+    let h = rate(done, start.elapsed());
+
+    let d2 = Dir::new("claimraw");
+    let c = raw(&d2.db());
+    c.execute_batch("BEGIN").unwrap();
+    for i in 0..jobs {
+        raw_insert(&c, i);
+    }
+    c.execute_batch("COMMIT").unwrap();
+    let start = Instant::now();
+    let mut done = 0u64;
+    loop {
+        let ids = raw_claim(&c, batch);
+        if ids.is_empty() {
+            break;
+        }
+        if batch == 1 {
+            raw_ack(&c, ids[0]);
+        } else {
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for id in &ids {
+                raw_ack(&c, *id);
+            }
+            c.execute_batch("COMMIT").unwrap();
+        }
+        done += ids.len() as u64;
+    }
+    assert_eq!(done, jobs);
+    let r = rate(done, start.elapsed());
+    let name = if batch == 1 {
+        "claim_one + ack".to_string()
+    } else {
+        format!("claim_batch({batch}) + ack_batch")
+    };
+    Row {
+        name,
+        honker: h,
+        raw: r,
+    }
+}
+
+/// Claim+ack cost with `depth` jobs pending, kept constant by refilling
+/// (untimed) after each ack. Returns microseconds per claim+ack.
+fn claim_ack_at_depth(depth: u64, ops: u64) -> f64 {
+    let d = Dir::new(&format!("depth{depth}"));
+    let db = Database::open(d.db()).unwrap();
+    let q = db.queue("bench", QueueOpts::default());
+    let mut next = 0u64;
+    while next < depth {
+        let n = (depth - next).min(10_000);
+        let payloads: Vec<_> = (next..next + n).map(|i| json!({ "n": i })).collect();
+        q.enqueue_many(&payloads, EnqueueOpts::default()).unwrap();
+        next += n;
+    }
+    // Some history too: dead jobs must not slow claims down.
+    let mut timed = Duration::ZERO;
+    for _ in 0..ops {
+        let t = Instant::now();
+        let job = q.claim_one("w").unwrap().unwrap();
+        assert!(job.ack().unwrap());
+        timed += t.elapsed();
+        q.enqueue(&json!({ "n": next }), EnqueueOpts::default())
+            .unwrap();
+        next += 1;
+    }
+    timed.as_secs_f64() * 1e6 / ops as f64
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 10 } else { 1 };
+    println!(
+        "honker bench (release: {}), SQLite {}",
+        !cfg!(debug_assertions),
+        rusqlite::version()
+    );
+    println!();
+    let rows = vec![
+        bench_enqueue_single(20_000 / scale),
+        bench_enqueue_batched(500 / scale, 100),
+        bench_claim_ack(10_000 / scale, 1),
+        bench_claim_ack(64_000 / scale, 32),
+        bench_claim_ack(128_000 / scale, 128),
+    ];
+    println!("| operation | honker ops/s | raw SQLite ops/s | honker / raw |");
+    println!("| --- | ---: | ---: | ---: |");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} |",
+            r.name,
+            r.honker,
+            r.raw,
+            r.honker / r.raw
+        );
+    }
+    println!();
+    let ops = 5_000 / scale;
+    let small = claim_ack_at_depth(100, ops);
+    let big_depth = 1_000_000 / scale;
+    let big = claim_ack_at_depth(big_depth, ops);
+    println!("| pending jobs | claim_one + ack (µs) |");
+    println!("| ---: | ---: |");
+    println!("| 100 | {small:.1} |");
+    println!("| {big_depth} | {big:.1} |");
+    println!();
+    println!(
+        "claim+ack at {big_depth} pending / at 100 pending: {:.2}x (goal: at most 1.5x)",
+        big / small
+    );
+    println!(
+        "single enqueue / raw single-row insert transaction: {:.2} (goal: at least 0.85)",
+        rows[0].honker / rows[0].raw
+    );
+}

@@ -7,6 +7,9 @@
 //! claim is a handful of index seeks whatever the depth of the queue, the
 //! number of jobs in flight or the size of the dead table.
 //!
+//! Job ids are never reused (see the schema's high-water tombstone), so a
+//! stale handle can never touch a newer job.
+//!
 //! A claim is a lease identified by `(id, worker, attempt)`. Ack, retry, fail
 //! and heartbeat check all three and that the lease has not expired; if any
 //! differs they change nothing and return `false`.
@@ -576,7 +579,7 @@ pub fn heartbeat(conn: &Connection, lease: Lease<'_>, extend: Duration, now: i64
 /// such live job.
 pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
     Ok(conn
-        .prepare_cached("DELETE FROM _honker_live WHERE id = ?1")?
+        .prepare_cached("DELETE FROM _honker_live WHERE id = ?1 AND state <> 'done'")?
         .execute([id])?
         == 1)
 }
@@ -585,7 +588,7 @@ pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
 pub fn get_job(conn: &Connection, id: i64) -> Result<Option<JobRecord>> {
     if let Some(j) = conn
         .prepare_cached(&format!(
-            "SELECT {LIVE_COLS} FROM _honker_live WHERE id = ?1"
+            "SELECT {LIVE_COLS} FROM _honker_live WHERE id = ?1 AND state <> 'done'"
         ))?
         .query_row([id], live_row)
         .optional()?
@@ -636,7 +639,15 @@ pub fn requeue_dead(conn: &Connection, id: i64, now: i64) -> Result<()> {
         conn.prepare_cached(
             "INSERT INTO _honker_live (id, queue, payload, state, priority, run_at, attempts, max_attempts, idem_key, last_error, created_at)
              SELECT id, queue, payload, 'ready', priority, ?2, 0, max_attempts, idem_key, last_error, created_at
-             FROM _honker_dead WHERE id = ?1",
+             FROM _honker_dead WHERE id = ?1
+             -- The job may have been the newest: its id is then held by the
+             -- high-water tombstone, which becomes the job again.
+             ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, payload = excluded.payload,
+                 state = 'ready', priority = excluded.priority, run_at = excluded.run_at, attempts = 0,
+                 max_attempts = excluded.max_attempts, worker_id = NULL, lease_until = NULL,
+                 expires_at = NULL, idem_key = excluded.idem_key, last_error = excluded.last_error,
+                 created_at = excluded.created_at
+             WHERE _honker_live.state = 'done'",
         )?
         .execute(params![id, now])?;
         conn.prepare_cached("DELETE FROM _honker_dead WHERE id = ?1")?
@@ -1113,5 +1124,65 @@ mod tests {
         assert!(p.contains("_honker_live_leased"), "{p}");
         let p = plan("SELECT id FROM _honker_live WHERE queue = 'q' AND expires_at IS NOT NULL AND state <> 'processing' AND expires_at <= 5");
         assert!(p.contains("_honker_live_expiring"), "{p}");
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+    use crate::schema::migrate;
+
+    #[test]
+    fn ids_are_never_reused_and_tombstones_stay_invisible() {
+        let c = Connection::open_in_memory().unwrap();
+        migrate(&c).unwrap();
+        let opts = EnqueueOpts::default();
+        let mut last = 0;
+        for round in 0..5 {
+            // Drain the queue completely each round: the newest row goes.
+            let id = enqueue(&c, "q", "1", &opts, 3, 0).unwrap();
+            assert!(id > last, "round {round}: {id} after {last}");
+            last = id;
+            let j = claim(&c, "q", "w", 1, Duration::from_secs(1), 0)
+                .unwrap()
+                .pop()
+                .unwrap();
+            match round % 3 {
+                0 => assert!(ack(&c, j.lease(), 1).unwrap()),
+                1 => assert!(fail(&c, j.lease(), "x", 1).unwrap()),
+                _ => assert!(cancel(&c, j.id).unwrap()),
+            }
+            assert!(get_job(&c, id)
+                .unwrap()
+                .is_none_or(|r| r.state == JobState::Dead));
+            assert!(
+                !cancel(&c, id).unwrap(),
+                "the tombstone cannot be cancelled"
+            );
+            let live: i64 = c
+                .query_row(
+                    "SELECT COUNT(*) FROM _honker_live WHERE queue = 'q'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(live, 0);
+            let rows: i64 = c
+                .query_row("SELECT COUNT(*) FROM _honker_live", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(rows, 1, "exactly one tombstone keeps the high-water mark");
+        }
+        // A requeued dead job keeps its (lower) id and does not disturb the mark.
+        let dead = dead_jobs(&c, "q", 1).unwrap().pop().unwrap();
+        requeue_dead(&c, dead.id, 2).unwrap();
+        assert!(enqueue(&c, "q", "1", &opts, 3, 2).unwrap() > last);
+        let tombstones: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM _honker_live WHERE state = 'done'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tombstones, 0, "the insert removed the tombstone");
     }
 }

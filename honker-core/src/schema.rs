@@ -17,11 +17,17 @@ pub const SCHEMA_VERSION: i64 = 1;
 const MIGRATIONS: &[&str] = &[
     // 0 -> 1: the whole initial schema.
     r#"
+    -- Job ids are never reused, without AUTOINCREMENT (whose sqlite_sequence
+    -- write would add a page to every enqueue): the row with the highest id
+    -- is never really removed. When it is deleted, a trigger puts back a
+    -- tombstone (state 'done', in no index) with its id; the next insert
+    -- gets a higher id and removes the tombstone. Both touch only the last
+    -- leaf page, which the insert writes anyway.
     CREATE TABLE _honker_live (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id           INTEGER PRIMARY KEY,
         queue        TEXT    NOT NULL,
         payload      TEXT    NOT NULL,
-        state        TEXT    NOT NULL CHECK (state IN ('ready', 'scheduled', 'processing')),
+        state        TEXT    NOT NULL CHECK (state IN ('ready', 'scheduled', 'processing', 'done')),
         priority     INTEGER NOT NULL DEFAULT 0,
         run_at       INTEGER NOT NULL,
         attempts     INTEGER NOT NULL DEFAULT 0,
@@ -47,6 +53,18 @@ const MIGRATIONS: &[&str] = &[
         WHERE expires_at IS NOT NULL AND state <> 'processing';
     CREATE UNIQUE INDEX _honker_live_key ON _honker_live (queue, idem_key)
         WHERE idem_key IS NOT NULL;
+    CREATE TRIGGER _honker_live_keep_high_water AFTER DELETE ON _honker_live
+        WHEN NOT EXISTS (SELECT 1 FROM _honker_live WHERE id > OLD.id)
+    BEGIN
+        INSERT INTO _honker_live (id, queue, payload, state, run_at, max_attempts, created_at)
+        VALUES (OLD.id, '', 'null', 'done', 0, 0, 0);
+    END;
+    CREATE TRIGGER _honker_live_drop_tombstone AFTER INSERT ON _honker_live
+    BEGIN
+        DELETE FROM _honker_live
+        WHERE id = (SELECT id FROM _honker_live WHERE id < NEW.id ORDER BY id DESC LIMIT 1)
+          AND state = 'done';
+    END;
 
     CREATE TABLE _honker_dead (
         id           INTEGER PRIMARY KEY,
@@ -63,6 +81,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX _honker_dead_queue ON _honker_dead (queue, died_at);
 
+    -- Offsets and notification ids may not be reused either; these tables
+    -- are append-mostly, so the extra sequence page is cheap here.
     CREATE TABLE _honker_stream (
         seq        INTEGER PRIMARY KEY AUTOINCREMENT,
         stream     TEXT    NOT NULL,

@@ -118,7 +118,7 @@ fn sigkill_mid_operation_leaves_the_file_consistent() {
         let (both, orphans): (i64, i64) = db
             .with_conn(|c| {
                 c.query_row(
-                    "SELECT (SELECT COUNT(*) FROM _honker_live JOIN _honker_dead USING (id)),
+                    "SELECT (SELECT COUNT(*) FROM _honker_live JOIN _honker_dead USING (id) WHERE state <> 'done'),
                             (SELECT COUNT(*) FROM orders WHERE job_id NOT IN (SELECT id FROM _honker_live UNION SELECT id FROM _honker_dead)
                                 AND job_id NOT IN (SELECT value FROM json_each(?1)))",
                     [serde_json::to_string(&acked.iter().collect::<Vec<_>>()).unwrap()],
