@@ -442,12 +442,14 @@ pub fn claim(
     )?);
     atomic(conn, |conn| {
         make_due(conn, queue, now)?;
+        // `id = (…)` for one job avoids the ephemeral table `IN (…)` builds.
+        let pick = if n == 1 { "=" } else { "IN" };
         let mut jobs: Vec<JobRecord> = conn
             .prepare_cached(&format!(
                 "UPDATE _honker_live
                  SET state = 'processing', worker_id = ?2, lease_until = ?3, attempts = attempts + 1
-                 WHERE id IN (SELECT id FROM _honker_live WHERE queue = ?1 AND state = 'ready'
-                              ORDER BY priority DESC, run_at, id LIMIT ?4)
+                 WHERE id {pick} (SELECT id FROM _honker_live WHERE queue = ?1 AND state = 'ready'
+                                  ORDER BY priority DESC, run_at, id LIMIT ?4)
                  RETURNING {LIVE_COLS}"
             ))?
             .query_map(params![queue, worker, lease_until, n as i64], live_row)?

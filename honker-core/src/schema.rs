@@ -27,7 +27,10 @@ const MIGRATIONS: &[&str] = &[
         id           INTEGER PRIMARY KEY,
         queue        TEXT    NOT NULL,
         payload      TEXT    NOT NULL,
-        state        TEXT    NOT NULL CHECK (state IN ('ready', 'scheduled', 'processing', 'done')),
+        -- ORs, not IN (...): a constant IN list builds an ephemeral index
+        -- on every statement that checks it.
+        state        TEXT    NOT NULL CHECK (state = 'ready' OR state = 'scheduled'
+                                             OR state = 'processing' OR state = 'done'),
         priority     INTEGER NOT NULL DEFAULT 0,
         run_at       INTEGER NOT NULL,
         attempts     INTEGER NOT NULL DEFAULT 0,
@@ -59,11 +62,13 @@ const MIGRATIONS: &[&str] = &[
         INSERT INTO _honker_live (id, queue, payload, state, run_at, max_attempts, created_at)
         VALUES (OLD.id, '', 'null', 'done', 0, 0, 0);
     END;
+    -- An appended row gets max(id) + 1, so a tombstone, if any, is at
+    -- NEW.id - 1 (a rowid lookup; a subquery here would cost an ephemeral
+    -- table per insert). Rows inserted with an explicit lower id (requeue)
+    -- never sit just above the tombstone, which is always the maximum.
     CREATE TRIGGER _honker_live_drop_tombstone AFTER INSERT ON _honker_live
     BEGIN
-        DELETE FROM _honker_live
-        WHERE id = (SELECT id FROM _honker_live WHERE id < NEW.id ORDER BY id DESC LIMIT 1)
-          AND state = 'done';
+        DELETE FROM _honker_live WHERE id = NEW.id - 1 AND state = 'done';
     END;
 
     CREATE TABLE _honker_dead (
