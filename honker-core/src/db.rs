@@ -9,6 +9,7 @@
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::schema;
+use crate::watcher::{ListenerQueue, Watcher};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +59,8 @@ struct Inner {
     state: Mutex<State>,
     idle: Condvar,
     opts: OpenOptions,
+    watcher: Arc<Watcher>,
+    listeners: Mutex<Vec<std::sync::Weak<ListenerQueue>>>,
 }
 
 /// A shared handle on one database file. Cloning is cheap and shares the
@@ -102,8 +105,11 @@ impl Db {
         )?;
         schema::configure(&conn, opts.busy_timeout)?;
         schema::migrate(&conn).map_err(|e| Self::busy_with(e, opts.busy_timeout))?;
+        let watcher = Watcher::for_path(&path);
         Ok(Db {
             inner: Arc::new(Inner {
+                watcher,
+                listeners: Mutex::new(Vec::new()),
                 path,
                 state: Mutex::new(State {
                     conn: Some(conn),
@@ -165,12 +171,39 @@ impl Db {
         }
     }
 
+    /// The file's watcher (shared by every handle on the file in this
+    /// process): wait on it for commits.
+    pub fn watcher(&self) -> &Arc<Watcher> {
+        &self.inner.watcher
+    }
+
+    /// Starts listening on `channel` for notifications committed from now
+    /// on. Closing the database closes the listener.
+    pub fn listen(&self, channel: &str) -> Result<Arc<ListenerQueue>> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let q = self.inner.watcher.listen(channel)?;
+        let mut ls = self.inner.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        ls.retain(|l| l.strong_count() > 0);
+        ls.push(Arc::downgrade(&q));
+        Ok(q)
+    }
+
     /// Runs `f` on the connection outside any transaction, with the current
-    /// time. Waits while another thread's transaction is open.
+    /// time. Waits while another thread's transaction is open. If `f`
+    /// committed changes, local waiters are woken.
     pub fn run<R>(&self, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
         let st = self.lock_idle()?;
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
-        f(conn, self.now_ms()).map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
+        let before = conn.total_changes();
+        let result = f(conn, self.now_ms());
+        let committed = conn.total_changes() != before && conn.is_autocommit();
+        drop(st);
+        if committed {
+            self.inner.watcher.local_commit();
+        }
+        result.map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
     }
 
     /// Opens a write transaction (`BEGIN IMMEDIATE`) owned by the caller.
@@ -226,7 +259,9 @@ impl Db {
 
     /// Commits `tx`. On failure the transaction is rolled back.
     pub fn commit(&self, tx: TxKey) -> Result<()> {
-        self.finish(tx, "COMMIT")
+        self.finish(tx, "COMMIT")?;
+        self.inner.watcher.local_commit();
+        Ok(())
     }
 
     /// Rolls `tx` back.
@@ -247,6 +282,19 @@ impl Db {
         let conn = st.conn.take();
         drop(st);
         self.inner.idle.notify_all();
+        for l in self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            if let Some(l) = l.upgrade() {
+                l.close();
+            }
+        }
+        // Blocked waiters wake, call in, and get `Error::Closed`.
+        self.inner.watcher.interrupt();
         if let Some(conn) = conn {
             conn.close().map_err(|(_, e)| Error::from(e))?;
         }

@@ -35,6 +35,8 @@ pub mod scheduler;
 pub mod schema;
 pub mod stream;
 pub mod validate;
+pub mod wait;
+pub mod watcher;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::{Db, OpenOptions, TxKey};

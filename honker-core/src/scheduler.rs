@@ -252,6 +252,23 @@ pub fn tick(conn: &Connection, now: i64) -> Result<Vec<Fired>> {
     })
 }
 
+/// [`tick`], but only while `token` holds the lock `lock_name`: a leader
+/// whose lock lapsed (and may have passed to another process) fires
+/// nothing. `None` when fenced off. Atomic.
+pub fn tick_fenced(conn: &Connection, lock_name: &str, token: i64, now: i64) -> Result<Option<Vec<Fired>>> {
+    atomic(conn, |conn| {
+        let holds: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM _honker_locks WHERE name = ?1 AND token = ?2 AND expires_at > ?3)",
+            )?
+            .query_row(params![lock_name, token, now], |r| r.get(0))?;
+        if !holds {
+            return Ok(None);
+        }
+        tick(conn, now).map(Some)
+    })
+}
+
 /// The earliest next boundary of any unpaused schedule.
 pub fn soonest(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn

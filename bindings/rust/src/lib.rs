@@ -34,6 +34,7 @@ mod queue;
 mod scheduler;
 mod stream;
 mod transaction;
+mod wake;
 
 pub use honker_core::cron;
 pub use honker_core::lock::LockInfo;
@@ -46,9 +47,10 @@ pub use honker_core::{
 pub use lock::Lock;
 pub use queue::{Job, Queue};
 pub use rusqlite;
-pub use scheduler::{ScheduledTask, Scheduler};
+pub use scheduler::{ScheduledTask, SchedulerOpts, Scheduler};
 pub use stream::Stream;
 pub use transaction::Transaction;
+pub use wake::{ClaimWaker, Listener, ListenerCloser, StopHandle, Subscription};
 
 use honker_core::{
     lock as core_lock, notify as core_notify, rate_limit, result as core_result, Db,
@@ -115,6 +117,12 @@ impl Database {
         let payload = honker_core::encode("payload", payload)?;
         self.core
             .run(|c, now| core_notify::notify(c, channel, &payload, now))
+    }
+
+    /// Listens on `channel`: the returned [`Listener`] receives every
+    /// notification committed from now on, from any process, in order.
+    pub fn listen(&self, channel: &str) -> Result<Listener> {
+        Listener::new(self, channel)
     }
 
     /// [`Database::notify`] inside `tx`: delivered only if `tx` commits.

@@ -99,10 +99,7 @@ impl Queue {
         })?;
         Ok(records
             .into_iter()
-            .map(|record| Job {
-                record,
-                db: self.db.clone(),
-            })
+            .map(|record| Job::new(record, self.db.clone()))
             .collect())
     }
 
@@ -156,6 +153,11 @@ impl Queue {
         self.db.core.run(|c, _| core::stats(c, &self.name))
     }
 
+    /// A waker that blocks until the next job can be claimed (no polling).
+    pub fn claim_waker(&self) -> crate::ClaimWaker {
+        crate::ClaimWaker::new(self.clone())
+    }
+
     /// The earliest future moment a scheduled job becomes due or a lease
     /// ends, in ms since the epoch.
     pub fn next_deadline_ms(&self) -> Result<Option<i64>> {
@@ -187,6 +189,10 @@ impl std::ops::Deref for Job {
 }
 
 impl Job {
+    pub(crate) fn new(record: JobRecord, db: Database) -> Job {
+        Job { record, db }
+    }
+
     /// Everything stored about the job, as of the claim.
     pub fn record(&self) -> &JobRecord {
         &self.record

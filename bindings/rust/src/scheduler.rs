@@ -1,6 +1,10 @@
 use crate::{Database, Result};
 use honker_core::scheduler::{self as core, Fired, ScheduleInfo, ScheduleSpec};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use honker_core::wait::SchedulerOpts;
 
 /// A periodic task: every time `cron` fires, one job with `payload` is
 /// enqueued on `queue`.
@@ -76,6 +80,19 @@ impl Scheduler {
     /// drive schedules from your own loop.
     pub fn tick(&self) -> Result<Vec<Fired>> {
         self.db.core.run(core::tick)
+    }
+
+    /// Runs the scheduler until `stop` is set (checked at least every
+    /// 50 ms). Many processes can call it: only the holder of the leader
+    /// lock fires, and a standby takes over within the lock TTL (10 s) when
+    /// the leader dies. Transient errors are retried.
+    pub fn run(&self, stop: Arc<AtomicBool>, owner: &str) -> Result<()> {
+        self.run_with(stop, owner, SchedulerOpts::default())
+    }
+
+    /// [`Scheduler::run`] with explicit [`SchedulerOpts`] (lock TTL, lock name).
+    pub fn run_with(&self, stop: Arc<AtomicBool>, owner: &str, opts: SchedulerOpts) -> Result<()> {
+        honker_core::wait::run_scheduler(&self.db.core, &stop, owner, &opts)
     }
 
     /// The next boundary of any unpaused task, ms since the epoch.

@@ -18,6 +18,17 @@ impl Stream {
         }
     }
 
+    /// The database this stream lives in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Follows the stream as `consumer`: replays from its saved offset,
+    /// then blocks for new events. See [`crate::Subscription`].
+    pub fn subscribe(&self, consumer: &str) -> Result<crate::Subscription> {
+        crate::Subscription::open(self, consumer)
+    }
+
     /// The stream's name.
     pub fn name(&self) -> &str {
         &self.name
