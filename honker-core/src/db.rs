@@ -184,7 +184,11 @@ impl Db {
             return Err(Error::Closed);
         }
         let q = self.inner.watcher.listen(channel)?;
-        let mut ls = self.inner.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ls = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         ls.retain(|l| l.strong_count() > 0);
         ls.push(Arc::downgrade(&q));
         Ok(q)

@@ -255,7 +255,12 @@ pub fn tick(conn: &Connection, now: i64) -> Result<Vec<Fired>> {
 /// [`tick`], but only while `token` holds the lock `lock_name`: a leader
 /// whose lock lapsed (and may have passed to another process) fires
 /// nothing. `None` when fenced off. Atomic.
-pub fn tick_fenced(conn: &Connection, lock_name: &str, token: i64, now: i64) -> Result<Option<Vec<Fired>>> {
+pub fn tick_fenced(
+    conn: &Connection,
+    lock_name: &str,
+    token: i64,
+    now: i64,
+) -> Result<Option<Vec<Fired>>> {
     atomic(conn, |conn| {
         let holds: bool = conn
             .prepare_cached(

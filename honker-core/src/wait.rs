@@ -142,9 +142,8 @@ impl StreamCursor {
             }
             self.flush(db)?;
             let seen = watcher.generation();
-            let events = db.run(|c, _| {
-                stream::read_since(c, &self.stream, self.fetched_to, self.batch)
-            })?;
+            let events =
+                db.run(|c, _| stream::read_since(c, &self.stream, self.fetched_to, self.batch))?;
             if let Some(last) = events.last() {
                 self.fetched_to = last.offset;
                 self.buf.extend(events);
@@ -218,7 +217,9 @@ pub fn run_scheduler(db: &Db, stop: &AtomicBool, owner: &str, opts: &SchedulerOp
                     renewed = Instant::now();
                     t
                 }
-                None => match db.run(|c, now| lock::try_acquire(c, &opts.lock_name, owner, ttl_ms, now))? {
+                None => match db
+                    .run(|c, now| lock::try_acquire(c, &opts.lock_name, owner, ttl_ms, now))?
+                {
                     Some(t) => {
                         token = Some(t);
                         renewed = Instant::now();
@@ -227,7 +228,8 @@ pub fn run_scheduler(db: &Db, stop: &AtomicBool, owner: &str, opts: &SchedulerOp
                     None => {
                         // Standby: come back when the leader's lock would lapse.
                         let until = db.run(|c, now| {
-                            Ok(lock::holder(c, &opts.lock_name, now)?.map(|h| h.expires_at_ms - now))
+                            Ok(lock::holder(c, &opts.lock_name, now)?
+                                .map(|h| h.expires_at_ms - now))
                         })?;
                         return Ok(until.map(|d| ms(d + 1)).unwrap_or(Duration::ZERO));
                     }

@@ -83,7 +83,11 @@ impl ListenerQueue {
 
     /// Takes the next notification, waiting up to `timeout` (forever when
     /// `None`). `Ok(None)` on timeout or when closed.
-    pub fn recv(&self, watcher: &Watcher, timeout: Option<Duration>) -> Result<Option<Notification>> {
+    pub fn recv(
+        &self,
+        watcher: &Watcher,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Notification>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.state);
         loop {
@@ -103,7 +107,11 @@ impl ListenerQueue {
                 }
                 slice = slice.min(left);
             }
-            st = self.ready.wait_timeout(st, slice).unwrap_or_else(|p| p.into_inner()).0;
+            st = self
+                .ready
+                .wait_timeout(st, slice)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }
@@ -145,7 +153,9 @@ pub struct Watcher {
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watcher").field("path", &self.shared.db_path).finish()
+        f.debug_struct("Watcher")
+            .field("path", &self.shared.db_path)
+            .finish()
     }
 }
 
@@ -319,7 +329,9 @@ impl Drop for Watcher {
 fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_millis(50))?;
     Ok(conn)
@@ -408,7 +420,10 @@ fn run(shared: Arc<Shared>) {
                 lock(&shared.reader).conn = None;
                 let since = *failing_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > GIVE_UP_AFTER {
-                    die(&shared, &format!("the watcher's connection kept failing: {e}"));
+                    die(
+                        &shared,
+                        &format!("the watcher's connection kept failing: {e}"),
+                    );
                     return;
                 }
                 // Wake waiters so they re-check rather than miss a commit.

@@ -47,7 +47,7 @@ pub use honker_core::{
 pub use lock::Lock;
 pub use queue::{Job, Queue};
 pub use rusqlite;
-pub use scheduler::{ScheduledTask, SchedulerOpts, Scheduler};
+pub use scheduler::{ScheduledTask, Scheduler, SchedulerOpts};
 pub use stream::Stream;
 pub use transaction::Transaction;
 pub use wake::{ClaimWaker, Listener, ListenerCloser, StopHandle, Subscription};

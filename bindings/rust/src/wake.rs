@@ -112,7 +112,8 @@ impl Subscription {
     /// The next event, waiting at most `timeout`: `Ok(None)` if none came
     /// (or the subscription was stopped).
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Event>> {
-        self.cursor.next(&self.db.core, Some(timeout), &self.stop.flag)
+        self.cursor
+            .next(&self.db.core, Some(timeout), &self.stop.flag)
     }
 
     /// Marks the event last returned as handled and saves the offset now.
@@ -187,7 +188,8 @@ impl Listener {
 
     /// The next notification if one is already here.
     pub fn try_recv(&mut self) -> Result<Option<Notification>> {
-        self.queue.recv(self.db.core.watcher(), Some(Duration::ZERO))
+        self.queue
+            .recv(self.db.core.watcher(), Some(Duration::ZERO))
     }
 
     /// Stops listening: blocked and later receives return `None`.
