@@ -265,10 +265,11 @@ impl Watcher {
         Ok(g.0)
     }
 
-    /// Wakes every waiter (so they can notice a stop request).
+    /// Wakes every waiter (so they can notice a stop request or a closed
+    /// database). It moves the generation, so a waiter that read it just
+    /// before the request still returns at once instead of missing it.
     pub fn interrupt(&self) {
-        let _g = lock(&self.shared.generation);
-        self.shared.changed.notify_all();
+        bump(&self.shared);
     }
 
     /// Called after a commit through a handle in this process: wakes local
@@ -307,8 +308,23 @@ impl Watcher {
         Ok(q)
     }
 
-    /// Stops the watcher thread (it restarts if waited on again). Waiters
-    /// and listeners see `Error::Watcher` with `reason`.
+    /// How many listeners in this process are open on `channel`.
+    pub fn listener_count(&self, channel: &str) -> usize {
+        lock(&self.shared.reader)
+            .listeners
+            .get(channel)
+            .map(|qs| {
+                qs.iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|q| !q.is_closed())
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Marks the watcher dead, as its thread does when its connection keeps
+    /// failing: every waiter and listener then gets `Error::Watcher` with
+    /// `reason` instead of waiting forever.
     pub fn kill(&self, reason: &str) {
         die(&self.shared, reason);
     }

@@ -287,3 +287,57 @@ fn scheduler_run_stops_while_idle_and_two_schedulers_never_double_fire() {
         "the leader released its lock"
     );
 }
+
+#[test]
+fn commits_by_a_foreign_connection_wake_through_the_file_watch_across_checkpoints() {
+    let t = TempDb::new();
+    let db = t.open();
+    let mut sub = db.listen("c").unwrap();
+    let waker = db.queue("q", QueueOpts::default()).claim_waker();
+    // A plain SQLite connection: no in-process shortcut, only the file watch.
+    let raw = rusqlite::Connection::open(t.path()).unwrap();
+    raw.busy_timeout(Duration::from_secs(10)).unwrap();
+    for round in 0..3 {
+        honker_core::notify::notify(&raw, "c", &round.to_string(), 0).unwrap();
+        let n = sub
+            .recv_timeout(LONG)
+            .unwrap()
+            .expect("woken by a foreign commit");
+        assert_eq!(n.payload, round.to_string());
+        honker_core::queue::enqueue(&raw, "q", "1", &EnqueueOpts::default(), 3, 0).unwrap();
+        waker
+            .next_timeout("w", LONG)
+            .unwrap()
+            .expect("claimable")
+            .ack()
+            .unwrap();
+        // Checkpoint and truncate the -wal: the next commit starts it afresh.
+        let busy: i64 = raw
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(busy, 0);
+        assert_eq!(
+            std::fs::metadata(t.dir.path().join("app.db-wal"))
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+}
+
+#[test]
+fn a_dead_watcher_fails_its_waiters_instead_of_hanging() {
+    let t = TempDb::new();
+    let db = t.open();
+    let mut sub = db.listen("c").unwrap();
+    let waker = db.queue("q", QueueOpts::default()).claim_waker();
+    let h = std::thread::spawn(move || waker.next("w").map(|j| j.is_some()));
+    let h2 = std::thread::spawn(move || sub.recv().map(|r| r.map(|_| ())));
+    // Wait until the waker is parked (it has started the watcher), then kill it.
+    db.core().watcher().ensure_started().unwrap();
+    db.core().watcher().kill("simulated failure");
+    let e = h.join().unwrap().unwrap_err();
+    assert_eq!(e.code(), "watcher");
+    assert!(e.to_string().contains("simulated failure"));
+    assert_eq!(h2.join().unwrap().unwrap().unwrap_err().code(), "watcher");
+}
