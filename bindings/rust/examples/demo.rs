@@ -79,18 +79,11 @@ fn main() -> honker::Result<()> {
         },
     );
     let mut bounced_once = false;
-    let mut idle_rounds = 0;
-    while idle_rounds < 200 {
-        let Some(job) = inbox.claim_one("worker-1")? else {
-            // Retried jobs come back after their delay. (With the wake path,
-            // `claim_waker` blocks here instead of polling.)
-            if inbox.stats()?.scheduled == 0 {
-                break;
-            }
-            idle_rounds += 1;
-            std::thread::sleep(Duration::from_millis(5));
-            continue;
-        };
+    // The worker blocks in `next_timeout` until a job is claimable: woken by
+    // commits (no polling), and by the retried job's run_at. It stops once
+    // the queue has been idle for a second.
+    let waker = inbox.claim_waker();
+    while let Some(job) = waker.next_timeout("worker-1", Duration::from_secs(1))? {
         let email: Email = job.payload_as()?;
         if email.to.ends_with("@invalid") {
             job.fail("no such mailbox")?;
