@@ -97,21 +97,22 @@ impl ListenerQueue {
             if st.closed {
                 return Ok(None);
             }
+            // A dying watcher takes this lock before it notifies, so the
+            // check and the wait below cannot miss it: no periodic wake-ups.
             watcher.check_alive()?;
-            // Wake at least every 100 ms to notice a dead watcher.
-            let mut slice = Duration::from_millis(100);
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(None);
+            st = match deadline {
+                None => self.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    self.ready
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
                 }
-                slice = slice.min(left);
-            }
-            st = self
-                .ready
-                .wait_timeout(st, slice)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            };
         }
     }
 }
@@ -369,6 +370,7 @@ fn die(shared: &Shared, reason: &str) {
     let r = lock(&shared.reader);
     for qs in r.listeners.values() {
         for q in qs.iter().filter_map(Weak::upgrade) {
+            let _held = lock(&q.state);
             q.ready.notify_all();
         }
     }
