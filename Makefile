@@ -31,7 +31,8 @@ examples:
 
 ## make bench: release-build benchmarks with a raw-SQLite baseline (see bench/README.md).
 bench:
-	cargo run --release --locked -p honker-bench
+	cargo run --release --locked -p honker-bench --bin honker-bench
+	cargo run --release --locked -p honker-bench --bin wake
 
 ## Runs CI the way CI does: a fresh clone of HEAD.
 ci-local:

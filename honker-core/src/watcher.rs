@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 /// How often the watcher checks for commits when no event arrived.
 pub const SAFETY_POLL: Duration = Duration::from_millis(500);
+const SPIN: Duration = Duration::from_micros(100);
 const RECHECK_FIRST: Duration = Duration::from_micros(50);
 const RECHECK_LAST: Duration = Duration::from_micros(3200);
 /// The watcher gives up (and fails every waiter) after its connection has
@@ -476,18 +477,67 @@ fn check(shared: &Shared, after_event: bool) -> Result<()> {
     if changed(shared)? {
         return on_change(shared);
     }
-    if after_event {
-        // The event may precede the commit's visibility: re-check briefly.
-        let mut d = RECHECK_FIRST;
-        while d <= RECHECK_LAST {
-            std::thread::sleep(d);
+    if !after_event {
+        return Ok(());
+    }
+    // The event may precede the commit's visibility (the -wal write raises
+    // it; the -shm update that publishes the commit follows within
+    // microseconds): re-check at once for a short while, then back off
+    // 50 µs, 100 µs, … about 6 ms in all. A commit raises several events,
+    // so a later one often finds nothing new; the back-off therefore waits
+    // for the next event rather than sleeping, and a new event restarts it
+    // at once.
+    'event: loop {
+        let spin_until = Instant::now() + SPIN;
+        while Instant::now() < spin_until {
+            std::thread::yield_now();
             if changed(shared)? {
                 return on_change(shared);
             }
-            d *= 2;
         }
+        let mut d = RECHECK_FIRST;
+        while d <= RECHECK_LAST {
+            let poked = pause(shared, d);
+            if changed(shared)? {
+                return on_change(shared);
+            }
+            match poked {
+                Poke::Stop => return Ok(()),
+                Poke::Event => continue 'event,
+                Poke::None => d *= 2,
+            }
+        }
+        return Ok(());
     }
-    Ok(())
+}
+
+enum Poke {
+    None,
+    Event,
+    Stop,
+}
+
+/// Waits up to `d` for a poke (a new file event or a local commit).
+fn pause(shared: &Shared, d: Duration) -> Poke {
+    let mut p = lock(&shared.pokes);
+    if !(p.fs_event || p.local || p.stop) {
+        p = shared
+            .poked
+            .wait_timeout(p, d)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    if p.stop {
+        return Poke::Stop;
+    }
+    let poked = p.fs_event || p.local;
+    p.fs_event = false;
+    p.local = false;
+    if poked {
+        Poke::Event
+    } else {
+        Poke::None
+    }
 }
 
 fn on_change(shared: &Shared) -> Result<()> {
