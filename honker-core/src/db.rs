@@ -199,6 +199,7 @@ impl Db {
     /// committed changes, local waiters are woken.
     pub fn run<R>(&self, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
         let st = self.lock_idle()?;
+        schema::set_busy_timeout(self.inner.opts.busy_timeout);
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
         let before = conn.total_changes();
         let result = f(conn, self.now_ms());
@@ -214,6 +215,7 @@ impl Db {
     pub fn begin(&self) -> Result<TxKey> {
         let mut st = self.lock_idle()?;
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
+        schema::set_busy_timeout(self.inner.opts.busy_timeout);
         conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| Self::busy_with(e.into(), self.inner.opts.busy_timeout))?;
         let key = NEXT_ID.fetch_add(1, Ordering::Relaxed);
@@ -235,6 +237,7 @@ impl Db {
             return Err(Error::TransactionInactive);
         }
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
+        schema::set_busy_timeout(self.inner.opts.busy_timeout);
         f(conn, self.now_ms()).map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
     }
 

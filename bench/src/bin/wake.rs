@@ -68,9 +68,9 @@ fn child(mode: &str, path: &str) {
             }
         }
         "stream" => {
-            let mut sub = db.stream("bench").subscribe("b").unwrap();
+            let sub = db.stream("bench").subscribe("b").unwrap();
             println!("ready");
-            while let Some(ev) = sub.next() {
+            for ev in sub {
                 let seq: i64 = ev.unwrap().payload.parse().unwrap();
                 report(seq);
                 if seq < 0 {
