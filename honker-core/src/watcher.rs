@@ -582,3 +582,39 @@ fn dispatch(shared: &Shared) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_read_counts_as_a_change_and_the_watcher_carries_on() {
+        let dir = std::env::temp_dir().join(format!("honker-watcher-busy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("busy.db");
+        let _ = std::fs::remove_file(&path);
+        // A rollback-journal file, where an exclusive lock blocks readers.
+        let hog = Connection::open(&path).unwrap();
+        hog.execute_batch("CREATE TABLE t (x)").unwrap();
+        let w = Watcher::for_path(&path);
+        {
+            let mut r = lock(&w.shared.reader);
+            let c = open_reader(&path).unwrap();
+            r.data_version = data_version(&c).unwrap();
+            r.conn = Some(c);
+        }
+        assert!(!changed(&w.shared).unwrap());
+        hog.execute_batch("BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        // SQLITE_BUSY: waiters are woken to re-check rather than miss a commit.
+        assert!(changed(&w.shared).unwrap());
+        hog.execute_batch("COMMIT").unwrap();
+        assert!(
+            changed(&w.shared).unwrap(),
+            "the commit is seen once the lock is gone"
+        );
+        assert!(!changed(&w.shared).unwrap());
+        drop(w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -341,3 +341,15 @@ fn a_dead_watcher_fails_its_waiters_instead_of_hanging() {
     assert!(e.to_string().contains("simulated failure"));
     assert_eq!(h2.join().unwrap().unwrap().unwrap_err().code(), "watcher");
 }
+
+#[test]
+fn every_handle_on_a_file_shares_one_watcher() {
+    let t = TempDb::new();
+    let a = t.open();
+    let b = t.open();
+    let c = a.clone();
+    assert!(Arc::ptr_eq(a.core().watcher(), b.core().watcher()));
+    assert!(Arc::ptr_eq(a.core().watcher(), c.core().watcher()));
+    let other = TempDb::new().open();
+    assert!(!Arc::ptr_eq(a.core().watcher(), other.core().watcher()));
+}
