@@ -106,12 +106,10 @@ pub fn holder(conn: &Connection, name: &str, now: i64) -> Result<Option<LockInfo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::migrate;
 
     #[test]
     fn acquire_renew_release_and_tokens() {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
+        let c = crate::schema::test_db();
         let t1 = try_acquire(&c, "m", "a", 1_000, 0).unwrap().unwrap();
         assert_eq!(try_acquire(&c, "m", "b", 1_000, 10).unwrap(), None);
         assert_eq!(

@@ -112,12 +112,10 @@ pub fn prune(conn: &Connection, before_ms: i64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::migrate;
 
     #[test]
     fn notify_read_and_prune() {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
+        let c = crate::schema::test_db();
         assert_eq!(latest_id(&c).unwrap(), 0);
         let a = notify(&c, "orders", r#"{"id":1}"#, 100).unwrap();
         let start = latest_id(&c).unwrap();
@@ -143,8 +141,7 @@ mod tests {
 
     #[test]
     fn table_stays_bounded() {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
+        let c = crate::schema::test_db();
         let step = duration_ms(RETENTION) / 100;
         for i in 0..(PRUNE_EVERY * 4) {
             notify(&c, "tick", "0", i * step).unwrap();

@@ -742,14 +742,11 @@ pub fn stats(conn: &Connection, queue: &str) -> Result<QueueStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::migrate;
 
     const VT: Duration = Duration::from_secs(30);
 
     fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
-        c
+        crate::schema::test_db()
     }
 
     fn put(c: &Connection, payload: &str, opts: EnqueueOpts, now: i64) -> i64 {
@@ -1132,12 +1129,10 @@ mod tests {
 #[cfg(test)]
 mod id_tests {
     use super::*;
-    use crate::schema::migrate;
 
     #[test]
     fn ids_are_never_reused_and_tombstones_stay_invisible() {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
+        let c = crate::schema::test_db();
         let opts = EnqueueOpts::default();
         let mut last = 0;
         for round in 0..5 {

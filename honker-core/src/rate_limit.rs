@@ -51,12 +51,10 @@ pub fn try_acquire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::migrate;
 
     #[test]
     fn fixed_window() {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
+        let c = crate::schema::test_db();
         let allowed = (0..5)
             .filter(|_| try_acquire(&c, "k", 3, 1_000, 10_100).unwrap())
             .count();

@@ -40,12 +40,10 @@ pub fn sweep(conn: &Connection, now: i64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::migrate;
 
     #[test]
     fn save_get_expire() {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
+        let c = crate::schema::test_db();
         save(&c, 7, r#"{"ok":true}"#, 1_000, 0).unwrap();
         assert_eq!(get(&c, 7, 999).unwrap().as_deref(), Some(r#"{"ok":true}"#));
         assert_eq!(get(&c, 7, 1_000).unwrap(), None);

@@ -288,14 +288,11 @@ pub fn soonest(conn: &Connection) -> Result<Option<i64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::migrate;
 
     const HOUR: i64 = 3_600_000;
 
     fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
-        c
+        crate::schema::test_db()
     }
 
     fn spec<'a>(name: &'a str, cron: &'a str) -> ScheduleSpec<'a> {

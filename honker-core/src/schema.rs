@@ -336,6 +336,14 @@ pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) ->
     }
 }
 
+/// A migrated in-memory database for unit tests.
+#[cfg(test)]
+pub(crate) fn test_db() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    migrate(&c).unwrap();
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,12 +222,9 @@ pub fn prune(conn: &Connection, stream: &str, now: i64) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::migrate;
 
     fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
-        c
+        crate::schema::test_db()
     }
 
     #[test]

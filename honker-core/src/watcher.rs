@@ -420,24 +420,12 @@ fn run(shared: Arc<Shared>) {
     }
     let mut failing_since: Option<Instant> = None;
     loop {
-        let (fs_event, local) = {
-            let mut p = lock(&shared.pokes);
-            if !(p.fs_event || p.local || p.stop) {
-                p = shared
-                    .poked
-                    .wait_timeout(p, SAFETY_POLL)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            if p.stop {
-                return;
-            }
-            let got = (p.fs_event, p.local);
-            p.fs_event = false;
-            p.local = false;
-            got
+        let after_event = match pause(&shared, SAFETY_POLL) {
+            Poke::Stop => return,
+            Poke::Event => true,
+            Poke::None => false, // the safety-net poll
         };
-        match check(&shared, fs_event || local) {
+        match check(&shared, after_event) {
             Ok(()) => failing_since = None,
             Err(e) => {
                 // Reopen the connection next time; give up only if it keeps failing.
