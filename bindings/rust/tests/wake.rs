@@ -353,3 +353,43 @@ fn every_handle_on_a_file_shares_one_watcher() {
     let other = TempDb::new().open();
     assert!(!Arc::ptr_eq(a.core().watcher(), other.core().watcher()));
 }
+
+#[test]
+fn scheduler_run_retries_transient_errors_instead_of_dying() {
+    let t = TempDb::new();
+    // A short busy timeout, so a held write lock surfaces as `busy` errors.
+    let db = honker::Database::open_with(
+        t.path(),
+        honker::OpenOptions {
+            busy_timeout: Duration::from_millis(50),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    db.scheduler().add(every_second("tick")).unwrap();
+    let hog = rusqlite::Connection::open(t.path()).unwrap();
+    hog.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let runner = {
+        let db = db.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || db.scheduler().run(stop, "host-a"))
+    };
+    // While the lock is held, the scheduler's writes fail with `busy` (its
+    // lock acquisition first). Hold it long enough for several attempts.
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        !runner.is_finished(),
+        "a busy database must not end the scheduler"
+    );
+    hog.execute_batch("ROLLBACK").unwrap();
+    let job = db
+        .queue("ticks", QueueOpts::default())
+        .claim_waker()
+        .next_timeout("w", LONG)
+        .unwrap()
+        .expect("it fires once the lock is free");
+    job.ack().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    runner.join().unwrap().unwrap();
+}
