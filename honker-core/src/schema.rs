@@ -295,9 +295,30 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
         if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
+/// Is a statement that writes still running on this connection (so this
+/// call comes from a SQL function inside it)?
+fn inside_write_statement(conn: &Connection) -> bool {
+    use rusqlite::ffi;
+    // SAFETY: only inspects the connection's own statement list, on the
+    // thread that is using the connection.
+    unsafe {
+        let db = conn.handle();
+        let mut stmt = ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+        while !stmt.is_null() {
+            if ffi::sqlite3_stmt_busy(stmt) != 0 && ffi::sqlite3_stmt_readonly(stmt) == 0 {
+                return true;
+            }
+            stmt = ffi::sqlite3_next_stmt(db, stmt);
+        }
+    }
+    false
+}
+
 /// Runs `f` atomically: in `BEGIN IMMEDIATE … COMMIT` when the connection is
-/// in autocommit mode, or in a savepoint inside the caller's open
-/// transaction. Any error (or panic) rolls back everything `f` did.
+/// in autocommit mode, in a savepoint inside the caller's open transaction,
+/// or, when called from a SQL function inside a statement that writes,
+/// within that statement's own transaction. Any error (or panic) rolls back
+/// everything `f` did.
 pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
     struct Guard<'a> {
         conn: &'a Connection,
@@ -310,6 +331,14 @@ pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) ->
                 let _ = self.conn.execute_batch(self.sql);
             }
         }
+    }
+    if conn.is_autocommit() && inside_write_statement(conn) {
+        // Called from a SQL function inside a statement that writes (for
+        // example `INSERT ... SELECT honker_claim_batch(...)`): SQLite defers
+        // every commit to the end of that statement and rolls it all back if
+        // it fails, so `f` is already atomic with it, and a COMMIT here
+        // would be refused ("SQL statements in progress").
+        return f(conn);
     }
     if conn.is_autocommit() {
         conn.execute_batch("BEGIN IMMEDIATE")?;

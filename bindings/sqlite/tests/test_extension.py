@@ -96,6 +96,19 @@ class Queues(Base):
         self.assertEqual(self.one("SELECT COUNT(*) FROM orders"), 1)
         self.assertEqual([j["id"] for j in self.js("SELECT honker_claim_batch('emails', 'w', 10)")], [kept])
 
+    def test_inside_a_statement_that_writes(self):
+        for i in range(3):
+            self.one("SELECT honker_enqueue('q', ?)", str(i))
+        self.db.execute("CREATE TABLE log (job TEXT)")
+        self.db.execute("INSERT INTO log SELECT value FROM json_each(honker_claim_batch('q', 'w', 2))")
+        self.assertEqual(self.one("SELECT COUNT(*) FROM log"), 2)
+        self.assertEqual(self.js("SELECT honker_queue_stats('q')")["processing"], 2)
+        # The statement fails after its claim: the claim is undone with it.
+        with self.assertRaises(sqlite3.Error):
+            self.db.execute("INSERT INTO log SELECT honker_claim_batch('q', 'w', 1) UNION ALL SELECT honker_enqueue('', '1')")
+        self.assertEqual(self.js("SELECT honker_queue_stats('q')"), {"ready": 1, "scheduled": 0, "processing": 2, "dead": 0})
+        self.assertEqual(self.one("SELECT COUNT(*) FROM log"), 2)
+
     def test_bad_arguments_are_sql_errors(self):
         self.fails("invalid JSON in `payload`", "SELECT honker_enqueue('q', 'not json')")
         self.fails("`queue`: must not be empty", "SELECT honker_enqueue('', '1')")
