@@ -6,17 +6,41 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # One target tree for every cargo call, so SQLite is compiled once.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: test lint fmt rust-test demo bench examples ci-local
+# The loadable extension has its own workspace (see DESIGN.md) but shares
+# the target directory: it does not compile SQLite.
+EXT_MANIFEST := bindings/sqlite/Cargo.toml
+EXT := $(CARGO_TARGET_DIR)/debug/libhonker_ext.so
+
+.PHONY: test lint fmt rust-test demo bench examples ci-local deps ext ext-test
 
 ## make test: everything CI checks (installs what it needs).
-test: lint rust-test examples
+test: lint rust-test ext-test examples
 
 lint:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path $(EXT_MANIFEST) -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy --manifest-path $(EXT_MANIFEST) --all-targets --locked -- -D warnings
 
 fmt:
 	cargo fmt --all
+	cargo fmt --manifest-path $(EXT_MANIFEST)
+
+## System packages the extension tests use: Debian's sqlite3 shell and a
+## python3 whose sqlite3 module can load extensions.
+deps:
+	@if ! command -v sqlite3 >/dev/null || ! /usr/bin/python3 -c 'import sqlite3; sqlite3.connect(":memory:").enable_load_extension(True)' 2>/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 python3 >/dev/null; \
+	fi
+
+## The SQLite loadable extension: libhonker_ext.so
+ext:
+	cargo build --locked --manifest-path $(EXT_MANIFEST)
+
+ext-test: deps ext
+	bash bindings/sqlite/tests/shell.sh $(EXT)
+	/usr/bin/python3 bindings/sqlite/tests/test_extension.py $(EXT)
+	HONKER_EXT=$(EXT) cargo test --locked -p honker --test extension_interop -- --ignored
 
 rust-test:
 	cargo test --workspace --locked

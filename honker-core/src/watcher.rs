@@ -249,7 +249,7 @@ impl Watcher {
     pub fn wait(&self, seen: u64, timeout: Duration) -> Result<u64> {
         let deadline = Instant::now() + timeout;
         let mut g = lock(&self.shared.generation);
-        if g.0 == seen {
+        if g.0 == seen && g.1.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             g = self
                 .shared
@@ -365,7 +365,12 @@ fn bump(shared: &Shared) {
 }
 
 fn die(shared: &Shared, reason: &str) {
-    lock(&shared.generation).1 = Some(reason.to_string());
+    {
+        // Move the generation too, so no waiter can sleep through the death.
+        let mut g = lock(&shared.generation);
+        g.0 += 1;
+        g.1 = Some(reason.to_string());
+    }
     shared.changed.notify_all();
     let r = lock(&shared.reader);
     for qs in r.listeners.values() {

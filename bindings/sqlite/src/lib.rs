@@ -83,9 +83,13 @@ fn raw<'a>(ctx: &'a Context<'_>, i: usize) -> ValueRef<'a> {
 
 fn text(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<String> {
     match raw(ctx, i) {
-        ValueRef::Text(t) => String::from_utf8(t.to_vec())
-            .map_err(|_| HErr::invalid(what, "is not valid UTF-8")),
-        v => Err(HErr::invalid(what, format!("must be TEXT, got {}", type_name(v)))),
+        ValueRef::Text(t) => {
+            String::from_utf8(t.to_vec()).map_err(|_| HErr::invalid(what, "is not valid UTF-8"))
+        }
+        v => Err(HErr::invalid(
+            what,
+            format!("must be TEXT, got {}", type_name(v)),
+        )),
     }
 }
 
@@ -105,7 +109,10 @@ fn opt_int(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<Option<i6
         ValueRef::Null => Ok(None),
         ValueRef::Integer(n) => Ok(Some(n)),
         ValueRef::Real(f) if f.fract() == 0.0 && f.abs() < 9e15 => Ok(Some(f as i64)),
-        v => Err(HErr::invalid(what, format!("must be an INTEGER, got {}", type_name(v)))),
+        v => Err(HErr::invalid(
+            what,
+            format!("must be an INTEGER, got {}", type_name(v)),
+        )),
     }
 }
 
@@ -114,15 +121,22 @@ fn opt_secs(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<Option<f
         ValueRef::Null => Ok(None),
         ValueRef::Integer(n) => Ok(Some(n as f64)),
         ValueRef::Real(f) => Ok(Some(f)),
-        v => Err(HErr::invalid(what, format!("must be a number of seconds, got {}", type_name(v)))),
+        v => Err(HErr::invalid(
+            what,
+            format!("must be a number of seconds, got {}", type_name(v)),
+        )),
     }
 }
 
 /// A TTL or window in seconds (positive), as milliseconds.
 fn ttl_ms(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<i64> {
-    let s = opt_secs(ctx, i, what)?.ok_or_else(|| HErr::invalid(what, "must be a number of seconds, got NULL"))?;
-    if !(s > 0.0) || !s.is_finite() {
-        return Err(HErr::invalid(what, format!("must be a positive number of seconds, got {s}")));
+    let s = opt_secs(ctx, i, what)?
+        .ok_or_else(|| HErr::invalid(what, "must be a number of seconds, got NULL"))?;
+    if s.is_nan() || s <= 0.0 || !s.is_finite() {
+        return Err(HErr::invalid(
+            what,
+            format!("must be a positive number of seconds, got {s}"),
+        ));
     }
     Ok((s * 1000.0).round().max(1.0) as i64)
 }
@@ -183,10 +197,16 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
     // applies: usable from triggers and views only in a trusted schema.
     let write = FunctionFlags::SQLITE_UTF8;
     let read = FunctionFlags::SQLITE_UTF8;
-    let pure = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    let pure = FunctionFlags::SQLITE_UTF8
+        | FunctionFlags::SQLITE_DETERMINISTIC
+        | FunctionFlags::SQLITE_INNOCUOUS;
     let ops: &[(&'static str, c_int, FunctionFlags, Op)] = &[
-        ("honker_version", 0, pure, |_, _, _| Ok(Value::Text(honker_core::VERSION.into()))),
-        ("honker_bootstrap", 0, write, |_, c, _| schema::migrate(c).map(Value::Integer)),
+        ("honker_version", 0, pure, |_, _, _| {
+            Ok(Value::Text(honker_core::VERSION.into()))
+        }),
+        ("honker_bootstrap", 0, write, |_, c, _| {
+            schema::migrate(c).map(Value::Integer)
+        }),
         // queues
         ("honker_enqueue", -1, write, enqueue),
         ("honker_claim_batch", -1, write, claim_batch),
@@ -195,13 +215,19 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
             queue::ack(c, lease(ctx, &worker)?, now).map(bool_value)
         }),
         ("honker_ack_batch", 2, write, |ctx, c, now| {
-            let ids: Vec<i64> = serde_json::from_str(&text(ctx, 0, "ids")?)
-                .map_err(|e| HErr::InvalidJson { name: "ids", reason: format!("expected a JSON array of job ids: {e}") })?;
-            queue::ack_batch(c, &ids, &text(ctx, 1, "worker")?, now).map(|n| Value::Integer(n as i64))
+            let ids: Vec<i64> =
+                serde_json::from_str(&text(ctx, 0, "ids")?).map_err(|e| HErr::InvalidJson {
+                    name: "ids",
+                    reason: format!("expected a JSON array of job ids: {e}"),
+                })?;
+            queue::ack_batch(c, &ids, &text(ctx, 1, "worker")?, now)
+                .map(|n| Value::Integer(n as i64))
         }),
         ("honker_retry", 5, write, |ctx, c, now| {
             let worker = text(ctx, 1, "worker")?;
-            let delay = opt_secs(ctx, 3, "delay_s")?.map(|s| validate::secs_f64("delay_s", s)).transpose()?;
+            let delay = opt_secs(ctx, 3, "delay_s")?
+                .map(|s| validate::secs_f64("delay_s", s))
+                .transpose()?;
             let error = opt_text(ctx, 4, "error")?.unwrap_or_default();
             queue::retry(c, lease(ctx, &worker)?, delay, &error, now).map(bool_value)
         }),
@@ -215,9 +241,13 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
             let extend = Duration::from_millis(ttl_ms(ctx, 3, "extend_s")? as u64);
             queue::heartbeat(c, lease(ctx, &worker)?, extend, now).map(bool_value)
         }),
-        ("honker_cancel", 1, write, |ctx, c, _| queue::cancel(c, int(ctx, 0, "id")?).map(bool_value)),
+        ("honker_cancel", 1, write, |ctx, c, _| {
+            queue::cancel(c, int(ctx, 0, "id")?).map(bool_value)
+        }),
         ("honker_get_job", 1, read, |ctx, c, _| {
-            Ok(queue::get_job(c, int(ctx, 0, "id")?)?.map(|j| text_value(job_json(&j))).unwrap_or(Value::Null))
+            Ok(queue::get_job(c, int(ctx, 0, "id")?)?
+                .map(|j| text_value(job_json(&j)))
+                .unwrap_or(Value::Null))
         }),
         ("honker_dead_jobs", -1, read, |ctx, c, _| {
             let limit = opt_int(ctx, 1, "limit")?.unwrap_or(100).max(0) as usize;
@@ -236,17 +266,26 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
         }),
         ("honker_queue_stats", 1, read, |ctx, c, _| {
             let s = queue::stats(c, &text(ctx, 0, "queue")?)?;
-            Ok(text_value(json!({"ready": s.ready, "scheduled": s.scheduled, "processing": s.processing, "dead": s.dead})))
+            Ok(text_value(
+                json!({"ready": s.ready, "scheduled": s.scheduled, "processing": s.processing, "dead": s.dead}),
+            ))
         }),
         // streams
         ("honker_publish", -1, write, |ctx, c, now| {
             let key = opt_text(ctx, 2, "key")?;
-            stream::publish(c, &text(ctx, 0, "stream")?, key.as_deref(), &payload(ctx, 1, "payload")?, now)
-                .map(Value::Integer)
+            stream::publish(
+                c,
+                &text(ctx, 0, "stream")?,
+                key.as_deref(),
+                &payload(ctx, 1, "payload")?,
+                now,
+            )
+            .map(Value::Integer)
         }),
         ("honker_read_since", -1, read, |ctx, c, _| {
             let limit = opt_int(ctx, 2, "limit")?.unwrap_or(100).max(0) as usize;
-            let events = stream::read_since(c, &text(ctx, 0, "stream")?, int(ctx, 1, "offset")?, limit)?;
+            let events =
+                stream::read_since(c, &text(ctx, 0, "stream")?, int(ctx, 1, "offset")?, limit)?;
             Ok(text_value(Json::Array(
                 events
                     .iter()
@@ -255,19 +294,34 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
             )))
         }),
         ("honker_save_offset", 3, write, |ctx, c, now| {
-            stream::save_offset(c, &text(ctx, 0, "stream")?, &text(ctx, 1, "consumer")?, int(ctx, 2, "offset")?, now)
-                .map(bool_value)
+            stream::save_offset(
+                c,
+                &text(ctx, 0, "stream")?,
+                &text(ctx, 1, "consumer")?,
+                int(ctx, 2, "offset")?,
+                now,
+            )
+            .map(bool_value)
         }),
         ("honker_get_offset", 2, read, |ctx, c, _| {
-            stream::get_offset(c, &text(ctx, 0, "stream")?, &text(ctx, 1, "consumer")?).map(Value::Integer)
+            stream::get_offset(c, &text(ctx, 0, "stream")?, &text(ctx, 1, "consumer")?)
+                .map(Value::Integer)
         }),
         ("honker_stream_retention", 3, write, |ctx, c, _| {
-            let max_age = opt_secs(ctx, 1, "max_age_s")?.map(|s| validate::secs_f64("max_age_s", s)).transpose()?;
-            let max_count = opt_int(ctx, 2, "max_count")?
-                .map(|n| u64::try_from(n).map_err(|_| HErr::invalid("max_count", "must not be negative")))
+            let max_age = opt_secs(ctx, 1, "max_age_s")?
+                .map(|s| validate::secs_f64("max_age_s", s))
                 .transpose()?;
-            stream::set_retention(c, &text(ctx, 0, "stream")?, stream::Retention { max_age, max_count })
-                .map(|_| Value::Integer(1))
+            let max_count = opt_int(ctx, 2, "max_count")?
+                .map(|n| {
+                    u64::try_from(n).map_err(|_| HErr::invalid("max_count", "must not be negative"))
+                })
+                .transpose()?;
+            stream::set_retention(
+                c,
+                &text(ctx, 0, "stream")?,
+                stream::Retention { max_age, max_count },
+            )
+            .map(|_| Value::Integer(1))
         }),
         ("honker_stream_prune", 1, write, |ctx, c, now| {
             stream::prune(c, &text(ctx, 0, "stream")?, now).map(|n| Value::Integer(n as i64))
@@ -291,31 +345,67 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
         }),
         // locks, rate limits, results
         ("honker_lock_acquire", 3, write, |ctx, c, now| {
-            lock::try_acquire(c, &text(ctx, 0, "name")?, &text(ctx, 1, "owner")?, ttl_ms(ctx, 2, "ttl_s")?, now)
-                .map(opt_int_value)
+            lock::try_acquire(
+                c,
+                &text(ctx, 0, "name")?,
+                &text(ctx, 1, "owner")?,
+                ttl_ms(ctx, 2, "ttl_s")?,
+                now,
+            )
+            .map(opt_int_value)
         }),
         ("honker_lock_renew", 3, write, |ctx, c, now| {
-            lock::renew(c, &text(ctx, 0, "name")?, int(ctx, 1, "token")?, ttl_ms(ctx, 2, "ttl_s")?, now).map(bool_value)
+            lock::renew(
+                c,
+                &text(ctx, 0, "name")?,
+                int(ctx, 1, "token")?,
+                ttl_ms(ctx, 2, "ttl_s")?,
+                now,
+            )
+            .map(bool_value)
         }),
         ("honker_lock_release", 2, write, |ctx, c, _| {
             lock::release(c, &text(ctx, 0, "name")?, int(ctx, 1, "token")?).map(bool_value)
         }),
         ("honker_rate_limit", 3, write, |ctx, c, now| {
-            rate_limit::try_acquire(c, &text(ctx, 0, "key")?, int(ctx, 1, "limit")?, ttl_ms(ctx, 2, "per_s")?, now)
-                .map(bool_value)
+            rate_limit::try_acquire(
+                c,
+                &text(ctx, 0, "key")?,
+                int(ctx, 1, "limit")?,
+                ttl_ms(ctx, 2, "per_s")?,
+                now,
+            )
+            .map(bool_value)
         }),
         ("honker_result_save", 3, write, |ctx, c, now| {
-            result::save(c, int(ctx, 0, "job_id")?, &payload(ctx, 1, "value")?, ttl_ms(ctx, 2, "ttl_s")?, now)
-                .map(|_| Value::Integer(1))
+            result::save(
+                c,
+                int(ctx, 0, "job_id")?,
+                &payload(ctx, 1, "value")?,
+                ttl_ms(ctx, 2, "ttl_s")?,
+                now,
+            )
+            .map(|_| Value::Integer(1))
         }),
         ("honker_result_get", 1, read, |ctx, c, now| {
-            Ok(result::get(c, int(ctx, 0, "job_id")?, now)?.map(Value::Text).unwrap_or(Value::Null))
+            Ok(result::get(c, int(ctx, 0, "job_id")?, now)?
+                .map(Value::Text)
+                .unwrap_or(Value::Null))
         }),
-        ("honker_result_sweep", 0, write, |_, c, now| result::sweep(c, now).map(|n| Value::Integer(n as i64))),
+        ("honker_result_sweep", 0, write, |_, c, now| {
+            result::sweep(c, now).map(|n| Value::Integer(n as i64))
+        }),
         // schedules
         ("honker_schedule_add", -1, write, |ctx, c, now| {
-            let (name, q, expr, p) = (text(ctx, 0, "name")?, text(ctx, 1, "queue")?, text(ctx, 2, "cron")?, payload(ctx, 3, "payload")?);
-            let expires = opt_secs(ctx, 5, "expires_s")?.map(|s| validate::secs_f64("expires_s", s)).transpose()?;
+            let (name, q, expr, p) = (
+                text(ctx, 0, "name")?,
+                text(ctx, 1, "queue")?,
+                text(ctx, 2, "cron")?,
+                payload(ctx, 3, "payload")?,
+            );
+            let expires = opt_secs(ctx, 5, "expires_s")?
+                .map(|s| validate::secs_f64("expires_s", s))
+                .transpose()?;
             let tz = opt_text(ctx, 6, "tz")?;
             let spec = scheduler::ScheduleSpec {
                 name: &name,
@@ -328,8 +418,12 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
             };
             scheduler::add(c, &spec, now).map(|_| Value::Integer(1))
         }),
-        ("honker_schedule_remove", 1, write, |ctx, c, _| scheduler::remove(c, &text(ctx, 0, "name")?).map(bool_value)),
-        ("honker_schedule_pause", 1, write, |ctx, c, _| scheduler::pause(c, &text(ctx, 0, "name")?).map(|_| Value::Integer(1))),
+        ("honker_schedule_remove", 1, write, |ctx, c, _| {
+            scheduler::remove(c, &text(ctx, 0, "name")?).map(bool_value)
+        }),
+        ("honker_schedule_pause", 1, write, |ctx, c, _| {
+            scheduler::pause(c, &text(ctx, 0, "name")?).map(|_| Value::Integer(1))
+        }),
         ("honker_schedule_resume", 1, write, |ctx, c, now| {
             scheduler::resume(c, &text(ctx, 0, "name")?, now).map(|_| Value::Integer(1))
         }),
@@ -347,11 +441,18 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
                 fired.iter().map(|f| json!({"name": f.name, "queue": f.queue, "job_id": f.job_id, "fire_at_ms": f.fire_at_ms})).collect(),
             )))
         }),
-        ("honker_schedule_soonest", 0, read, |_, c, _| scheduler::soonest(c).map(opt_int_value)),
+        ("honker_schedule_soonest", 0, read, |_, c, _| {
+            scheduler::soonest(c).map(opt_int_value)
+        }),
         // Not deterministic: with a zone it depends on the tz database.
         ("honker_cron_next", -1, read, |ctx, _, _| {
             let tz = opt_text(ctx, 2, "tz")?;
-            cron::next_fire(&text(ctx, 0, "cron")?, tz.as_deref(), int(ctx, 1, "after_ms")?).map(Value::Integer)
+            cron::next_fire(
+                &text(ctx, 0, "cron")?,
+                tz.as_deref(),
+                int(ctx, 1, "after_ms")?,
+            )
+            .map(Value::Integer)
         }),
     ];
     for &(name, n_arg, flags, op) in ops {
@@ -366,22 +467,36 @@ fn register(db: Connection) -> rusqlite::Result<bool> {
 }
 
 fn do_notify(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
-    notify::notify(c, &text(ctx, 0, "channel")?, &payload(ctx, 1, "payload")?, now).map(Value::Integer)
+    notify::notify(
+        c,
+        &text(ctx, 0, "channel")?,
+        &payload(ctx, 1, "payload")?,
+        now,
+    )
+    .map(Value::Integer)
 }
 
 fn enqueue(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
     if !(2..=3).contains(&ctx.len()) {
-        return Err(HErr::invalid("arguments", "honker_enqueue(queue, payload [, options_json])"));
+        return Err(HErr::invalid(
+            "arguments",
+            "honker_enqueue(queue, payload [, options_json])",
+        ));
     }
     let q = text(ctx, 0, "queue")?;
     let p = payload(ctx, 1, "payload")?;
     let mut opts = EnqueueOpts::default();
     let mut max_attempts = queue::DEFAULT_MAX_ATTEMPTS;
     if let Some(o) = opt_text(ctx, 2, "options")? {
-        let o: Map<String, Json> = serde_json::from_str(&o)
-            .map_err(|e| HErr::InvalidJson { name: "options", reason: format!("expected a JSON object: {e}") })?;
+        let o: Map<String, Json> = serde_json::from_str(&o).map_err(|e| HErr::InvalidJson {
+            name: "options",
+            reason: format!("expected a JSON object: {e}"),
+        })?;
         for (k, v) in o {
-            let num = |what: &'static str| v.as_f64().ok_or_else(|| HErr::invalid(what, format!("must be a number, got {v}")));
+            let num = |what: &'static str| {
+                v.as_f64()
+                    .ok_or_else(|| HErr::invalid(what, format!("must be a number, got {v}")))
+            };
             match k.as_str() {
                 "delay_s" => opts.delay = Some(validate::secs_f64("delay_s", num("delay_s")?)?),
                 "run_at" => {
@@ -410,14 +525,25 @@ fn enqueue(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
 
 fn claim_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
     if !(3..=4).contains(&ctx.len()) {
-        return Err(HErr::invalid("arguments", "honker_claim_batch(queue, worker, n [, visibility_timeout_s])"));
+        return Err(HErr::invalid(
+            "arguments",
+            "honker_claim_batch(queue, worker, n [, visibility_timeout_s])",
+        ));
     }
     let n = int(ctx, 2, "n")?;
-    let n = usize::try_from(n).map_err(|_| HErr::invalid("n", format!("must be at least 1, got {n}")))?;
+    let n = usize::try_from(n)
+        .map_err(|_| HErr::invalid("n", format!("must be at least 1, got {n}")))?;
     let vt = match opt_secs(ctx, 3, "visibility_timeout_s")? {
         None => queue::DEFAULT_VISIBILITY_TIMEOUT,
         Some(_) => Duration::from_millis(ttl_ms(ctx, 3, "visibility_timeout_s")? as u64),
     };
-    let jobs = queue::claim(c, &text(ctx, 0, "queue")?, &text(ctx, 1, "worker")?, n, vt, now)?;
+    let jobs = queue::claim(
+        c,
+        &text(ctx, 0, "queue")?,
+        &text(ctx, 1, "worker")?,
+        n,
+        vt,
+        now,
+    )?;
     Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
 }
