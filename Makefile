@@ -38,6 +38,7 @@ ext:
 	cargo build --locked --manifest-path $(EXT_MANIFEST)
 
 ext-test: deps ext
+	cargo test --locked --manifest-path $(EXT_MANIFEST)
 	bash bindings/sqlite/tests/shell.sh $(EXT)
 	/usr/bin/python3 bindings/sqlite/tests/test_extension.py $(EXT)
 	HONKER_EXT=$(EXT) cargo test --locked -p honker --test extension_interop -- --ignored

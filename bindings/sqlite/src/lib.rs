@@ -547,3 +547,47 @@ fn claim_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
     )?;
     Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+    use std::os::raw::c_void;
+
+    unsafe extern "C" fn old_version() -> c_int {
+        3_031_001
+    }
+
+    unsafe extern "C" fn test_malloc(n: c_int) -> *mut c_void {
+        let v = vec![0u8; n as usize].leak();
+        v.as_mut_ptr() as *mut c_void
+    }
+
+    #[test]
+    fn an_old_host_gets_an_error_not_an_abort() {
+        // SAFETY: a zeroed table is all `None`; we fill in what the check uses.
+        let mut api: ffi::sqlite3_api_routines = unsafe { std::mem::zeroed() };
+        api.libversion_number = Some(old_version);
+        api.malloc = Some(test_malloc);
+        let mut msg: *mut c_char = std::ptr::null_mut();
+        let rc = unsafe { sqlite3_honkerext_init(std::ptr::null_mut(), &mut msg, &mut api) };
+        assert_eq!(rc, ffi::SQLITE_ERROR);
+        let text = unsafe { CStr::from_ptr(msg) }.to_str().unwrap();
+        assert_eq!(
+            text,
+            "the honker extension needs SQLite 3.35.0 or newer; this host runs 3.31.1"
+        );
+    }
+
+    #[test]
+    fn a_null_api_table_is_an_error() {
+        let rc = unsafe {
+            sqlite3_honkerext_init(
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_ERROR);
+    }
+}
