@@ -104,6 +104,8 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         schema::configure(&conn, opts.busy_timeout)?;
+        #[cfg(feature = "functions")]
+        crate::sql::register(&conn)?;
         schema::migrate(&conn).map_err(|e| Self::busy_with(e, opts.busy_timeout))?;
         let watcher = Watcher::for_path(&path);
         Ok(Db {

@@ -33,6 +33,8 @@ pub mod rate_limit;
 pub mod result;
 pub mod scheduler;
 pub mod schema;
+#[cfg(feature = "functions")]
+pub mod sql;
 pub mod stream;
 pub mod validate;
 pub mod wait;

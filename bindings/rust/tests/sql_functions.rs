@@ -1,0 +1,72 @@
+//! The crate registers every honker SQL function on the connection it
+//! opens, so custom SQL and the user's own triggers can use them.
+
+mod common;
+use common::TempDb;
+use honker::QueueOpts;
+use std::time::Duration;
+
+#[test]
+fn sql_functions_work_on_the_crates_own_connection() {
+    let t = TempDb::new();
+    let db = t.open();
+    let id: i64 = db
+        .with_conn(|c| {
+            c.query_row(
+                "SELECT honker_enqueue('emails', json_object('to', 'a'), '{\"priority\": 2}')",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    let job = db
+        .queue("emails", QueueOpts::default())
+        .claim_one("w")
+        .unwrap()
+        .unwrap();
+    assert_eq!((job.id, job.priority), (id, 2));
+    let version: String = db
+        .with_conn(|c| c.query_row("SELECT honker_version()", [], |r| r.get(0)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn a_users_trigger_calling_notify_reaches_listeners() {
+    let t = TempDb::new();
+    let db = t.open();
+    db.with_conn(|c| {
+        c.execute_batch(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY);
+             CREATE TRIGGER orders_notify AFTER INSERT ON orders
+             BEGIN SELECT notify('orders', json_object('id', NEW.id)); END;",
+        )
+    })
+    .unwrap()
+    .unwrap();
+    let mut sub = db.listen("orders").unwrap();
+    let tx = db.transaction().unwrap();
+    tx.execute("INSERT INTO orders (id) VALUES (7)", [])
+        .unwrap();
+    tx.commit().unwrap();
+    let n = sub
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap()
+        .expect("the trigger notified");
+    assert_eq!(n.payload, r#"{"id":7}"#);
+    // A second handle (another connection) has the functions too.
+    let other = t.open();
+    other
+        .with_conn(|c| c.execute("INSERT INTO orders (id) VALUES (8)", []))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sub.recv_timeout(Duration::from_secs(20))
+            .unwrap()
+            .unwrap()
+            .payload,
+        r#"{"id":8}"#
+    );
+}

@@ -1,0 +1,508 @@
+//! Every honker operation as a SQL function (`honker_*`, plus `notify`),
+//! registered on a connection by [`register`]: by the loadable extension on
+//! the host's connection, and by the bindings on the connections they open,
+//! so SQL (and triggers) work the same everywhere. Enabled by the
+//! `functions` feature. The functions are documented in
+//! bindings/sqlite/README.md.
+
+use crate::clock::system_now_ms;
+use crate::{
+    cron, lock, notify, queue, rate_limit, result, scheduler, schema, stream, validate,
+    EnqueueOpts, Error as HErr, JobRecord, Lease,
+};
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::Connection;
+use serde_json::{json, Map, Value as Json};
+use std::os::raw::c_int;
+use std::time::{Duration, SystemTime};
+
+type HResult<T> = Result<T, HErr>;
+
+// ---- arguments -------------------------------------------------------------
+
+fn type_name(v: ValueRef<'_>) -> &'static str {
+    match v {
+        ValueRef::Null => "NULL",
+        ValueRef::Integer(_) => "INTEGER",
+        ValueRef::Real(_) => "REAL",
+        ValueRef::Text(_) => "TEXT",
+        ValueRef::Blob(_) => "BLOB",
+    }
+}
+
+fn raw<'a>(ctx: &'a Context<'_>, i: usize) -> ValueRef<'a> {
+    if i < ctx.len() {
+        ctx.get_raw(i)
+    } else {
+        ValueRef::Null
+    }
+}
+
+fn text(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<String> {
+    match raw(ctx, i) {
+        ValueRef::Text(t) => {
+            String::from_utf8(t.to_vec()).map_err(|_| HErr::invalid(what, "is not valid UTF-8"))
+        }
+        v => Err(HErr::invalid(
+            what,
+            format!("must be TEXT, got {}", type_name(v)),
+        )),
+    }
+}
+
+fn opt_text(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<Option<String>> {
+    match raw(ctx, i) {
+        ValueRef::Null => Ok(None),
+        _ => text(ctx, i, what).map(Some),
+    }
+}
+
+fn int(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<i64> {
+    opt_int(ctx, i, what)?.ok_or_else(|| HErr::invalid(what, "must be an INTEGER, got NULL"))
+}
+
+fn opt_int(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<Option<i64>> {
+    match raw(ctx, i) {
+        ValueRef::Null => Ok(None),
+        ValueRef::Integer(n) => Ok(Some(n)),
+        ValueRef::Real(f) if f.fract() == 0.0 && f.abs() < 9e15 => Ok(Some(f as i64)),
+        v => Err(HErr::invalid(
+            what,
+            format!("must be an INTEGER, got {}", type_name(v)),
+        )),
+    }
+}
+
+fn opt_secs(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<Option<f64>> {
+    match raw(ctx, i) {
+        ValueRef::Null => Ok(None),
+        ValueRef::Integer(n) => Ok(Some(n as f64)),
+        ValueRef::Real(f) => Ok(Some(f)),
+        v => Err(HErr::invalid(
+            what,
+            format!("must be a number of seconds, got {}", type_name(v)),
+        )),
+    }
+}
+
+/// A TTL or window in seconds (positive), as milliseconds.
+fn ttl_ms(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<i64> {
+    let s = opt_secs(ctx, i, what)?
+        .ok_or_else(|| HErr::invalid(what, "must be a number of seconds, got NULL"))?;
+    if s.is_nan() || s <= 0.0 || !s.is_finite() {
+        return Err(HErr::invalid(
+            what,
+            format!("must be a positive number of seconds, got {s}"),
+        ));
+    }
+    Ok((s * 1000.0).round().max(1.0) as i64)
+}
+
+/// A payload: JSON text (validated by core), or a number/NULL as JSON.
+fn payload(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<String> {
+    match raw(ctx, i) {
+        ValueRef::Null => Ok("null".into()),
+        ValueRef::Integer(n) => Ok(n.to_string()),
+        ValueRef::Real(f) => Ok(Json::from(f).to_string()),
+        _ => text(ctx, i, what),
+    }
+}
+
+fn lease<'a>(ctx: &Context<'_>, worker: &'a str) -> HResult<Lease<'a>> {
+    let attempt = int(ctx, 2, "attempt")?;
+    Ok(Lease {
+        id: int(ctx, 0, "id")?,
+        worker,
+        attempt: u32::try_from(attempt).map_err(|_| HErr::invalid("attempt", "out of range"))?,
+    })
+}
+
+// ---- results ---------------------------------------------------------------
+
+fn as_json(text: &str) -> Json {
+    serde_json::from_str(text).unwrap_or(Json::String(text.to_string()))
+}
+
+fn job_json(j: &JobRecord) -> Json {
+    json!({
+        "id": j.id, "queue": j.queue, "payload": as_json(&j.payload), "state": j.state.as_str(),
+        "priority": j.priority, "run_at_ms": j.run_at_ms, "attempts": j.attempts,
+        "max_attempts": j.max_attempts, "worker_id": j.worker_id, "lease_until_ms": j.lease_until_ms,
+        "expires_at_ms": j.expires_at_ms, "key": j.key, "last_error": j.last_error,
+        "created_at_ms": j.created_at_ms, "dead_reason": j.dead_reason, "died_at_ms": j.died_at_ms,
+    })
+}
+
+fn text_value(j: Json) -> Value {
+    Value::Text(j.to_string())
+}
+
+fn opt_int_value(v: Option<i64>) -> Value {
+    v.map(Value::Integer).unwrap_or(Value::Null)
+}
+
+fn bool_value(b: bool) -> Value {
+    Value::Integer(b as i64)
+}
+
+// ---- registration ----------------------------------------------------------
+
+type Op = fn(&Context<'_>, &Connection, i64) -> HResult<Value>;
+
+/// Registers every honker SQL function on `db`.
+pub fn register(db: &Connection) -> rusqlite::Result<()> {
+    // Side effects: neither innocuous nor direct-only, so SQLite's own rule
+    // applies: usable from triggers and views only in a trusted schema.
+    let write = FunctionFlags::SQLITE_UTF8;
+    let read = FunctionFlags::SQLITE_UTF8;
+    let pure = FunctionFlags::SQLITE_UTF8
+        | FunctionFlags::SQLITE_DETERMINISTIC
+        | FunctionFlags::SQLITE_INNOCUOUS;
+    let ops: &[(&'static str, c_int, FunctionFlags, Op)] = &[
+        ("honker_version", 0, pure, |_, _, _| {
+            Ok(Value::Text(crate::VERSION.into()))
+        }),
+        ("honker_bootstrap", 0, write, |_, c, _| {
+            schema::migrate(c).map(Value::Integer)
+        }),
+        // queues
+        ("honker_enqueue", -1, write, enqueue),
+        ("honker_claim_batch", -1, write, claim_batch),
+        ("honker_ack", 3, write, |ctx, c, now| {
+            let worker = text(ctx, 1, "worker")?;
+            queue::ack(c, lease(ctx, &worker)?, now).map(bool_value)
+        }),
+        ("honker_ack_batch", 2, write, |ctx, c, now| {
+            let ids: Vec<i64> =
+                serde_json::from_str(&text(ctx, 0, "ids")?).map_err(|e| HErr::InvalidJson {
+                    name: "ids",
+                    reason: format!("expected a JSON array of job ids: {e}"),
+                })?;
+            queue::ack_batch(c, &ids, &text(ctx, 1, "worker")?, now)
+                .map(|n| Value::Integer(n as i64))
+        }),
+        ("honker_retry", 5, write, |ctx, c, now| {
+            let worker = text(ctx, 1, "worker")?;
+            let delay = opt_secs(ctx, 3, "delay_s")?
+                .map(|s| validate::secs_f64("delay_s", s))
+                .transpose()?;
+            let error = opt_text(ctx, 4, "error")?.unwrap_or_default();
+            queue::retry(c, lease(ctx, &worker)?, delay, &error, now).map(bool_value)
+        }),
+        ("honker_fail", 4, write, |ctx, c, now| {
+            let worker = text(ctx, 1, "worker")?;
+            let error = opt_text(ctx, 3, "error")?.unwrap_or_default();
+            queue::fail(c, lease(ctx, &worker)?, &error, now).map(bool_value)
+        }),
+        ("honker_heartbeat", 4, write, |ctx, c, now| {
+            let worker = text(ctx, 1, "worker")?;
+            let extend = Duration::from_millis(ttl_ms(ctx, 3, "extend_s")? as u64);
+            queue::heartbeat(c, lease(ctx, &worker)?, extend, now).map(bool_value)
+        }),
+        ("honker_cancel", 1, write, |ctx, c, _| {
+            queue::cancel(c, int(ctx, 0, "id")?).map(bool_value)
+        }),
+        ("honker_get_job", 1, read, |ctx, c, _| {
+            Ok(queue::get_job(c, int(ctx, 0, "id")?)?
+                .map(|j| text_value(job_json(&j)))
+                .unwrap_or(Value::Null))
+        }),
+        ("honker_dead_jobs", -1, read, |ctx, c, _| {
+            let limit = opt_int(ctx, 1, "limit")?.unwrap_or(100).max(0) as usize;
+            let jobs = queue::dead_jobs(c, &text(ctx, 0, "queue")?, limit)?;
+            Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
+        }),
+        ("honker_requeue_dead", 1, write, |ctx, c, now| {
+            queue::requeue_dead(c, int(ctx, 0, "id")?, now).map(|_| Value::Integer(1))
+        }),
+        ("honker_sweep_expired", -1, write, |ctx, c, now| {
+            let q = opt_text(ctx, 0, "queue")?;
+            queue::sweep_expired(c, q.as_deref(), now).map(|n| Value::Integer(n as i64))
+        }),
+        ("honker_next_deadline", 1, read, |ctx, c, _| {
+            queue::next_deadline(c, &text(ctx, 0, "queue")?).map(opt_int_value)
+        }),
+        ("honker_queue_stats", 1, read, |ctx, c, _| {
+            let s = queue::stats(c, &text(ctx, 0, "queue")?)?;
+            Ok(text_value(
+                json!({"ready": s.ready, "scheduled": s.scheduled, "processing": s.processing, "dead": s.dead}),
+            ))
+        }),
+        // streams
+        ("honker_publish", -1, write, |ctx, c, now| {
+            let key = opt_text(ctx, 2, "key")?;
+            stream::publish(
+                c,
+                &text(ctx, 0, "stream")?,
+                key.as_deref(),
+                &payload(ctx, 1, "payload")?,
+                now,
+            )
+            .map(Value::Integer)
+        }),
+        ("honker_read_since", -1, read, |ctx, c, _| {
+            let limit = opt_int(ctx, 2, "limit")?.unwrap_or(100).max(0) as usize;
+            let events =
+                stream::read_since(c, &text(ctx, 0, "stream")?, int(ctx, 1, "offset")?, limit)?;
+            Ok(text_value(Json::Array(
+                events
+                    .iter()
+                    .map(|e| json!({"offset": e.offset, "stream": e.stream, "key": e.key, "payload": as_json(&e.payload), "created_at_ms": e.created_at_ms}))
+                    .collect(),
+            )))
+        }),
+        ("honker_save_offset", 3, write, |ctx, c, now| {
+            stream::save_offset(
+                c,
+                &text(ctx, 0, "stream")?,
+                &text(ctx, 1, "consumer")?,
+                int(ctx, 2, "offset")?,
+                now,
+            )
+            .map(bool_value)
+        }),
+        ("honker_get_offset", 2, read, |ctx, c, _| {
+            stream::get_offset(c, &text(ctx, 0, "stream")?, &text(ctx, 1, "consumer")?)
+                .map(Value::Integer)
+        }),
+        ("honker_stream_retention", 3, write, |ctx, c, _| {
+            let max_age = opt_secs(ctx, 1, "max_age_s")?
+                .map(|s| validate::secs_f64("max_age_s", s))
+                .transpose()?;
+            let max_count = opt_int(ctx, 2, "max_count")?
+                .map(|n| {
+                    u64::try_from(n).map_err(|_| HErr::invalid("max_count", "must not be negative"))
+                })
+                .transpose()?;
+            stream::set_retention(
+                c,
+                &text(ctx, 0, "stream")?,
+                stream::Retention { max_age, max_count },
+            )
+            .map(|_| Value::Integer(1))
+        }),
+        ("honker_stream_prune", 1, write, |ctx, c, now| {
+            stream::prune(c, &text(ctx, 0, "stream")?, now).map(|n| Value::Integer(n as i64))
+        }),
+        // pub/sub
+        ("notify", 2, write, do_notify),
+        ("honker_notify", 2, write, do_notify),
+        ("honker_notifications_since", -1, read, |ctx, c, _| {
+            let channel = opt_text(ctx, 1, "channel")?;
+            let limit = opt_int(ctx, 2, "limit")?.unwrap_or(100).max(0) as usize;
+            let ns = notify::read_after(c, int(ctx, 0, "after_id")?, channel.as_deref(), limit)?;
+            Ok(text_value(Json::Array(
+                ns.iter()
+                    .map(|n| json!({"id": n.id, "channel": n.channel, "payload": as_json(&n.payload), "created_at_ms": n.created_at_ms}))
+                    .collect(),
+            )))
+        }),
+        ("honker_notifications_prune", 1, write, |ctx, c, now| {
+            let older = ttl_ms(ctx, 0, "older_than_s")?;
+            notify::prune(c, now - older).map(|n| Value::Integer(n as i64))
+        }),
+        // locks, rate limits, results
+        ("honker_lock_acquire", 3, write, |ctx, c, now| {
+            lock::try_acquire(
+                c,
+                &text(ctx, 0, "name")?,
+                &text(ctx, 1, "owner")?,
+                ttl_ms(ctx, 2, "ttl_s")?,
+                now,
+            )
+            .map(opt_int_value)
+        }),
+        ("honker_lock_renew", 3, write, |ctx, c, now| {
+            lock::renew(
+                c,
+                &text(ctx, 0, "name")?,
+                int(ctx, 1, "token")?,
+                ttl_ms(ctx, 2, "ttl_s")?,
+                now,
+            )
+            .map(bool_value)
+        }),
+        ("honker_lock_release", 2, write, |ctx, c, _| {
+            lock::release(c, &text(ctx, 0, "name")?, int(ctx, 1, "token")?).map(bool_value)
+        }),
+        ("honker_rate_limit", 3, write, |ctx, c, now| {
+            rate_limit::try_acquire(
+                c,
+                &text(ctx, 0, "key")?,
+                int(ctx, 1, "limit")?,
+                ttl_ms(ctx, 2, "per_s")?,
+                now,
+            )
+            .map(bool_value)
+        }),
+        ("honker_result_save", 3, write, |ctx, c, now| {
+            result::save(
+                c,
+                int(ctx, 0, "job_id")?,
+                &payload(ctx, 1, "value")?,
+                ttl_ms(ctx, 2, "ttl_s")?,
+                now,
+            )
+            .map(|_| Value::Integer(1))
+        }),
+        ("honker_result_get", 1, read, |ctx, c, now| {
+            Ok(result::get(c, int(ctx, 0, "job_id")?, now)?
+                .map(Value::Text)
+                .unwrap_or(Value::Null))
+        }),
+        ("honker_result_sweep", 0, write, |_, c, now| {
+            result::sweep(c, now).map(|n| Value::Integer(n as i64))
+        }),
+        // schedules
+        ("honker_schedule_add", -1, write, |ctx, c, now| {
+            let (name, q, expr, p) = (
+                text(ctx, 0, "name")?,
+                text(ctx, 1, "queue")?,
+                text(ctx, 2, "cron")?,
+                payload(ctx, 3, "payload")?,
+            );
+            let expires = opt_secs(ctx, 5, "expires_s")?
+                .map(|s| validate::secs_f64("expires_s", s))
+                .transpose()?;
+            let tz = opt_text(ctx, 6, "tz")?;
+            let spec = scheduler::ScheduleSpec {
+                name: &name,
+                queue: &q,
+                cron: &expr,
+                tz: tz.as_deref(),
+                payload: &p,
+                priority: opt_int(ctx, 4, "priority")?.unwrap_or(0),
+                expires,
+            };
+            scheduler::add(c, &spec, now).map(|_| Value::Integer(1))
+        }),
+        ("honker_schedule_remove", 1, write, |ctx, c, _| {
+            scheduler::remove(c, &text(ctx, 0, "name")?).map(bool_value)
+        }),
+        ("honker_schedule_pause", 1, write, |ctx, c, _| {
+            scheduler::pause(c, &text(ctx, 0, "name")?).map(|_| Value::Integer(1))
+        }),
+        ("honker_schedule_resume", 1, write, |ctx, c, now| {
+            scheduler::resume(c, &text(ctx, 0, "name")?, now).map(|_| Value::Integer(1))
+        }),
+        ("honker_schedule_list", 0, read, |_, c, _| {
+            let list = scheduler::list(c)?;
+            Ok(text_value(Json::Array(
+                list.iter()
+                    .map(|s| json!({"name": s.name, "queue": s.queue, "cron": s.cron, "payload": as_json(&s.payload), "priority": s.priority, "expires_ms": s.expires_ms, "paused": s.paused, "next_fire_at_ms": s.next_fire_at_ms, "last_fire_at_ms": s.last_fire_at_ms}))
+                    .collect(),
+            )))
+        }),
+        ("honker_schedule_tick", 0, write, |_, c, now| {
+            let fired = scheduler::tick(c, now)?;
+            Ok(text_value(Json::Array(
+                fired.iter().map(|f| json!({"name": f.name, "queue": f.queue, "job_id": f.job_id, "fire_at_ms": f.fire_at_ms})).collect(),
+            )))
+        }),
+        ("honker_schedule_soonest", 0, read, |_, c, _| {
+            scheduler::soonest(c).map(opt_int_value)
+        }),
+        // Not deterministic: with a zone it depends on the tz database.
+        ("honker_cron_next", -1, read, |ctx, _, _| {
+            let tz = opt_text(ctx, 2, "tz")?;
+            cron::next_fire(
+                &text(ctx, 0, "cron")?,
+                tz.as_deref(),
+                int(ctx, 1, "after_ms")?,
+            )
+            .map(Value::Integer)
+        }),
+    ];
+    for &(name, n_arg, flags, op) in ops {
+        db.create_scalar_function(name, n_arg, flags, move |ctx| {
+            // SAFETY: the connection is only used during this call.
+            let conn = unsafe { ctx.get_connection()? };
+            op(ctx, &conn, system_now_ms())
+                .map_err(|e| rusqlite::Error::UserFunctionError(format!("{name}: {e}").into()))
+        })?;
+    }
+    Ok(())
+}
+
+fn do_notify(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
+    notify::notify(
+        c,
+        &text(ctx, 0, "channel")?,
+        &payload(ctx, 1, "payload")?,
+        now,
+    )
+    .map(Value::Integer)
+}
+
+fn enqueue(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
+    if !(2..=3).contains(&ctx.len()) {
+        return Err(HErr::invalid(
+            "arguments",
+            "honker_enqueue(queue, payload [, options_json])",
+        ));
+    }
+    let q = text(ctx, 0, "queue")?;
+    let p = payload(ctx, 1, "payload")?;
+    let mut opts = EnqueueOpts::default();
+    let mut max_attempts = queue::DEFAULT_MAX_ATTEMPTS;
+    if let Some(o) = opt_text(ctx, 2, "options")? {
+        let o: Map<String, Json> = serde_json::from_str(&o).map_err(|e| HErr::InvalidJson {
+            name: "options",
+            reason: format!("expected a JSON object: {e}"),
+        })?;
+        for (k, v) in o {
+            let num = |what: &'static str| {
+                v.as_f64()
+                    .ok_or_else(|| HErr::invalid(what, format!("must be a number, got {v}")))
+            };
+            match k.as_str() {
+                "delay_s" => opts.delay = Some(validate::secs_f64("delay_s", num("delay_s")?)?),
+                "run_at" => {
+                    let s = num("run_at")?;
+                    opts.run_at = Some(SystemTime::UNIX_EPOCH + validate::secs_f64("run_at", s)?);
+                }
+                "priority" => opts.priority = v.as_i64().ok_or_else(|| HErr::invalid("priority", format!("must be an integer, got {v}")))?,
+                "max_attempts" => {
+                    let n = v.as_u64().filter(|n| *n >= 1 && *n <= u32::MAX as u64);
+                    max_attempts = n.ok_or_else(|| HErr::invalid("max_attempts", format!("must be an integer of at least 1, got {v}")))? as u32;
+                    opts.max_attempts = Some(max_attempts);
+                }
+                "expires_s" => opts.expires = Some(validate::secs_f64("expires_s", num("expires_s")?)?),
+                "key" => opts.key = Some(v.as_str().ok_or_else(|| HErr::invalid("key", format!("must be a string, got {v}")))?.to_string()),
+                other => {
+                    return Err(HErr::invalid(
+                        "options",
+                        format!("unknown option {other:?} (expected delay_s, run_at, priority, max_attempts, expires_s, key)"),
+                    ))
+                }
+            }
+        }
+    }
+    queue::enqueue(c, &q, &p, &opts, max_attempts, now).map(Value::Integer)
+}
+
+fn claim_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
+    if !(3..=4).contains(&ctx.len()) {
+        return Err(HErr::invalid(
+            "arguments",
+            "honker_claim_batch(queue, worker, n [, visibility_timeout_s])",
+        ));
+    }
+    let n = int(ctx, 2, "n")?;
+    let n = usize::try_from(n)
+        .map_err(|_| HErr::invalid("n", format!("must be at least 1, got {n}")))?;
+    let vt = match opt_secs(ctx, 3, "visibility_timeout_s")? {
+        None => queue::DEFAULT_VISIBILITY_TIMEOUT,
+        Some(_) => Duration::from_millis(ttl_ms(ctx, 3, "visibility_timeout_s")? as u64),
+    };
+    let jobs = queue::claim(
+        c,
+        &text(ctx, 0, "queue")?,
+        &text(ctx, 1, "worker")?,
+        n,
+        vt,
+        now,
+    )?;
+    Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
+}
