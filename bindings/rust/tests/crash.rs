@@ -43,9 +43,13 @@ fn chaos(db: &honker::Database) -> honker::Result<()> {
                     job.retry(Some(Duration::ZERO), "chaos retry")?;
                 }
                 _ => {
-                    if job.ack()? {
-                        println!("@@acked {}", job.id);
+                    // Ack and record it in one transaction, so the parent
+                    // knows exactly which jobs were acked, kill or no kill.
+                    let tx = db.transaction()?;
+                    if job.ack_tx(&tx)? {
+                        tx.execute("INSERT INTO acks (job_id) VALUES (?1)", [job.id])?;
                     }
+                    tx.commit()?;
                 }
             }
         }
@@ -61,7 +65,9 @@ fn sigkill_mid_operation_leaves_the_file_consistent() {
     for (round, lines_before_kill) in [50usize, 333, 1200].into_iter().enumerate() {
         let t = TempDb::new();
         let db = t.open();
-        db.with_conn(|c| c.execute_batch("CREATE TABLE orders (job_id INTEGER NOT NULL)"))
+        db.with_conn(|c| {
+            c.execute_batch("CREATE TABLE orders (job_id INTEGER NOT NULL); CREATE TABLE acks (job_id INTEGER NOT NULL)")
+        })
             .unwrap()
             .unwrap();
         drop(db);
@@ -71,7 +77,6 @@ fn sigkill_mid_operation_leaves_the_file_consistent() {
             &[("HONKER_DB", t.path().display().to_string())],
         );
         let mut enqueued = HashSet::new();
-        let mut acked = HashSet::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = 0;
         while seen < lines_before_kill {
@@ -81,11 +86,8 @@ fn sigkill_mid_operation_leaves_the_file_consistent() {
             seen += 1;
             let (what, id) = line.split_once(' ').unwrap();
             let id: i64 = id.parse().unwrap();
-            match what {
-                "enq" => enqueued.insert(id),
-                "acked" => acked.insert(id),
-                other => panic!("unexpected line {other}"),
-            };
+            assert_eq!(what, "enq", "unexpected line {line}");
+            enqueued.insert(id);
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -93,11 +95,8 @@ fn sigkill_mid_operation_leaves_the_file_consistent() {
         while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
             let (what, id) = line.split_once(' ').unwrap();
             let id: i64 = id.parse().unwrap();
-            if what == "enq" {
-                enqueued.insert(id);
-            } else {
-                acked.insert(id);
-            }
+            assert_eq!(what, "enq", "unexpected line {line}");
+            enqueued.insert(id);
         }
 
         let db = t.open();
@@ -106,13 +105,22 @@ fn sigkill_mid_operation_leaves_the_file_consistent() {
             .unwrap()
             .unwrap();
         assert_eq!(check, "ok", "round {round}");
+        let acked: HashSet<i64> = db
+            .with_conn(|c| {
+                let mut st = c.prepare("SELECT job_id FROM acks").unwrap();
+                st.query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(|r| r.unwrap())
+                    .collect()
+            })
+            .unwrap();
         let q = db.queue("work", QueueOpts::default());
         for id in &enqueued {
             let found = q.get_job(*id).unwrap();
             assert_eq!(
                 found.is_none(),
                 acked.contains(id),
-                "round {round}: committed job {id} must be live or dead unless acked"
+                "round {round}: committed job {id} must be live or dead unless its ack committed"
             );
         }
         let (both, orphans): (i64, i64) = db
