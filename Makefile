@@ -11,10 +11,12 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 EXT_MANIFEST := bindings/sqlite/Cargo.toml
 EXT := $(CARGO_TARGET_DIR)/debug/libhonker_ext.so
 
-.PHONY: test lint fmt rust-test demo bench examples ci-local deps ext ext-test
+VENV := $(CURDIR)/.venv
+
+.PHONY: test lint fmt rust-test demo bench examples ci-local deps ext ext-test python-test
 
 ## make test: everything CI checks (installs what it needs).
-test: lint rust-test ext-test examples
+test: lint rust-test ext-test python-test examples
 
 lint:
 	cargo fmt --all -- --check
@@ -29,8 +31,8 @@ fmt:
 ## System packages the extension tests use: Debian's sqlite3 shell and a
 ## python3 whose sqlite3 module can load extensions.
 deps:
-	@if ! command -v sqlite3 >/dev/null || ! /usr/bin/python3 -c 'import sqlite3; sqlite3.connect(":memory:").enable_load_extension(True)' 2>/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 python3 >/dev/null; \
+	@if ! command -v sqlite3 >/dev/null || ! /usr/bin/python3 -c 'import ensurepip, sqlite3; sqlite3.connect(":memory:").enable_load_extension(True)' 2>/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 python3 python3-venv >/dev/null; \
 	fi
 
 ## The SQLite loadable extension: libhonker_ext.so
@@ -49,6 +51,13 @@ rust-test:
 ## make demo: a producer and a worker on one file, printing what happened.
 demo:
 	cargo run --quiet --locked -p honker --example demo
+
+## The Python package: built into a venv with maturin, tested with pytest.
+python-test: deps
+	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest
+	cd python && VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q
+	$(VENV)/bin/python -m pytest -q python/tests
 
 ## Every example runs in CI (docs are tests).
 examples:

@@ -1,0 +1,346 @@
+"""honker: durable queues, streams, pub/sub and cron on SQLite. One file, zero servers.
+
+A thin layer over the native module ``honker._honker`` (the shared Rust
+engine): it encodes payloads as JSON, turns options into keyword arguments,
+and provides context managers and iterators. Every rule lives in the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from honker import _honker
+from honker._honker import (  # noqa: F401  (re-exported)
+    Busy,
+    Closed,
+    DecodeError,
+    HonkerError,
+    InvalidArgument,
+    InvalidCron,
+    InvalidJson,
+    InvalidTimezone,
+    NotFound,
+    SchemaTooNew,
+    SqliteError,
+    TransactionInactive,
+    TransactionOpen,
+    WatcherError,
+)
+
+__version__: str = _honker.VERSION
+
+__all__ = [
+    "open", "Database", "Transaction", "Queue", "Job", "Stream", "Event", "Listener",
+    "Notification", "HonkerError", "InvalidArgument", "InvalidJson", "InvalidCron",
+    "InvalidTimezone", "NotFound", "TransactionOpen", "TransactionInactive", "Closed",
+    "SchemaTooNew", "Busy", "DecodeError", "WatcherError", "SqliteError",
+]
+
+
+def _dumps(value: Any, what: str = "payload") -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise InvalidJson(f"invalid JSON in `{what}`: {e}") from None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise DecodeError(f"cannot decode payload: {e}") from None
+
+
+def open(path: str, *, busy_timeout_s: float = 10.0) -> "Database":  # noqa: A001
+    """Opens (creating if needed) the database at ``path``: WAL mode, honker's tables."""
+    return Database(path, busy_timeout_s=busy_timeout_s)
+
+
+class Transaction:
+    """A write transaction; use as ``with db.transaction() as tx:``. Commits on
+    exit, rolls back on an exception. ``*_tx`` variants join it via ``tx=tx``."""
+
+    def __init__(self, db: "Database") -> None:
+        self._db = db
+        self._native = db._native.begin()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Runs one statement in the transaction; returns rows changed."""
+        return self._db._native.execute(sql, list(params), self._native)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> List[Dict[str, Any]]:
+        """Runs a query in the transaction; returns a list of dicts."""
+        return self._db._native.query(sql, list(params), self._native)
+
+    def commit(self) -> None:
+        self._db._native.commit(self._native)
+
+    def rollback(self) -> None:
+        self._db._native.rollback(self._native)
+
+    def __enter__(self) -> "Transaction":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.commit()
+            else:
+                self.rollback()
+        except TransactionInactive:
+            pass  # already committed or rolled back by hand
+
+
+def _tx(tx: Optional[Transaction]) -> Any:
+    return None if tx is None else tx._native
+
+
+class Job:
+    """A claimed job. ``ack``, ``retry``, ``fail`` and ``heartbeat`` return False
+    (and change nothing) once the lease has expired or been taken over."""
+
+    def __init__(self, db: "Database", data: Any) -> None:
+        self._db = db
+        self._data = data
+        self.id: int = data.id
+        self.queue: str = data.queue
+        self.attempts: int = data.attempts
+        self.max_attempts: int = data.max_attempts
+        self.priority: int = data.priority
+        self.run_at_ms: int = data.run_at_ms
+        self.key: Optional[str] = data.key
+        self.last_error: Optional[str] = data.last_error
+        self.payload: Any = _loads(data.payload)
+
+    def ack(self, tx: Optional[Transaction] = None) -> bool:
+        return self._db._native.ack(self.id, self._data.worker_id, self.attempts, _tx(tx))
+
+    def retry(self, delay_s: Optional[float] = None, error: str = "") -> bool:
+        return self._db._native.retry(self.id, self._data.worker_id, self.attempts, delay_s, error)
+
+    def fail(self, error: str = "") -> bool:
+        return self._db._native.fail(self.id, self._data.worker_id, self.attempts, error)
+
+    def heartbeat(self, extend_s: float) -> bool:
+        return self._db._native.heartbeat(self.id, self._data.worker_id, self.attempts, extend_s)
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id}, queue={self.queue!r}, attempts={self.attempts})"
+
+
+class _Claimer:
+    """``for job in q.claim(worker)``: blocks for the next job; ``stop()`` (from
+    any thread) ends the iteration."""
+
+    def __init__(self, queue: "Queue", worker: str, timeout: Optional[float]) -> None:
+        self._q = queue
+        self._worker = worker
+        self._timeout = timeout
+        self._stop = queue._db._native.stop_flag()
+
+    def __iter__(self) -> "_Claimer":
+        return self
+
+    def __next__(self) -> Job:
+        q = self._q
+        data = q._db._native.claim_next(
+            q.name, self._worker, self._stop, q.visibility_timeout_s, q.max_attempts, self._timeout
+        )
+        if data is None:
+            raise StopIteration
+        return Job(q._db, data)
+
+    def stop(self) -> None:
+        self._stop.stop()
+
+
+class Queue:
+    """A named queue. Defaults: 300 s lease, 3 attempts."""
+
+    def __init__(self, db: "Database", name: str, visibility_timeout_s: float, max_attempts: int) -> None:
+        self._db = db
+        self.name = name
+        self.visibility_timeout_s = visibility_timeout_s
+        self.max_attempts = max_attempts
+
+    def enqueue(
+        self,
+        payload: Any,
+        *,
+        tx: Optional[Transaction] = None,
+        delay: Optional[float] = None,
+        run_at: Optional[float] = None,
+        priority: int = 0,
+        expires: Optional[float] = None,
+        max_attempts: Optional[int] = None,
+        key: Optional[str] = None,
+    ) -> int:
+        """Adds a job (inside ``tx`` when given) and returns its id. ``delay`` and
+        ``expires`` are seconds, ``run_at`` a Unix time in seconds."""
+        return self._db._native.enqueue(
+            self.name, _dumps(payload), tx=_tx(tx), delay_s=delay, run_at_s=run_at,
+            priority=priority, max_attempts=max_attempts, expires_s=expires, key=key,
+            default_max_attempts=self.max_attempts,
+        )
+
+    def enqueue_many(
+        self,
+        payloads: Sequence[Any],
+        *,
+        tx: Optional[Transaction] = None,
+        delay: Optional[float] = None,
+        run_at: Optional[float] = None,
+        priority: int = 0,
+        expires: Optional[float] = None,
+        max_attempts: Optional[int] = None,
+    ) -> List[int]:
+        """Adds many jobs with the same options, all or none; returns their ids."""
+        return self._db._native.enqueue_many(
+            self.name, [_dumps(p) for p in payloads], tx=_tx(tx), delay_s=delay,
+            run_at_s=run_at, priority=priority, max_attempts=max_attempts,
+            expires_s=expires, default_max_attempts=self.max_attempts,
+        )
+
+    def claim_one(self, worker: str) -> Optional[Job]:
+        jobs = self.claim_batch(worker, 1)
+        return jobs[0] if jobs else None
+
+    def claim_batch(self, worker: str, n: int) -> List[Job]:
+        return [Job(self._db, d) for d in self._db._native.claim_batch(self.name, worker, n, self.visibility_timeout_s)]
+
+    def claim(self, worker: str, *, timeout: Optional[float] = None) -> _Claimer:
+        """A blocking iterator of jobs, woken by commits in any process."""
+        return _Claimer(self, worker, timeout)
+
+    def ack_batch(self, ids: Sequence[int], worker: str, tx: Optional[Transaction] = None) -> int:
+        return self._db._native.ack_batch(list(ids), worker, _tx(tx))
+
+    def get_job(self, id: int) -> Optional[Any]:  # noqa: A002
+        return self._db._native.get_job(id)
+
+    def cancel(self, id: int) -> bool:  # noqa: A002
+        return self._db._native.cancel(id)
+
+    def dead_jobs(self, limit: int = 100) -> List[Any]:
+        return self._db._native.dead_jobs(self.name, limit)
+
+    def requeue_dead(self, id: int) -> None:  # noqa: A002
+        self._db._native.requeue_dead(id)
+
+
+@dataclass(frozen=True)
+class Event:
+    offset: int
+    key: Optional[str]
+    payload: Any
+
+
+class _Subscription:
+    """``for event in stream.subscribe(consumer)``: replays from the saved offset,
+    then blocks. At-least-once: an offset is saved once you move past it."""
+
+    def __init__(self, stream: "Stream", consumer: str, timeout: Optional[float]) -> None:
+        self._cursor = stream._db._native.cursor(stream.name, consumer)
+        self._stop = stream._db._native.stop_flag()
+        self._timeout = timeout
+
+    def __iter__(self) -> "_Subscription":
+        return self
+
+    def __next__(self) -> Event:
+        ev = self._cursor.next(self._stop, self._timeout)
+        if ev is None:
+            raise StopIteration
+        return Event(ev[0], ev[1], _loads(ev[2]))
+
+    def commit(self) -> None:
+        self._cursor.commit()
+
+    def stop(self) -> None:
+        self._stop.stop()
+
+    def close(self) -> None:
+        self._cursor.flush()
+
+
+class Stream:
+    def __init__(self, db: "Database", name: str) -> None:
+        self._db = db
+        self.name = name
+
+    def publish(self, payload: Any, *, key: Optional[str] = None, tx: Optional[Transaction] = None) -> int:
+        return self._db._native.publish(self.name, _dumps(payload), key, _tx(tx))
+
+    def read_since(self, offset: int, limit: int = 100) -> List[Event]:
+        return [Event(o, k, _loads(p)) for (o, k, p) in self._db._native.read_since(self.name, offset, limit)]
+
+    def save_offset(self, consumer: str, offset: int, tx: Optional[Transaction] = None) -> bool:
+        return self._db._native.save_offset(self.name, consumer, offset, _tx(tx))
+
+    def get_offset(self, consumer: str) -> int:
+        return self._db._native.get_offset(self.name, consumer)
+
+    def subscribe(self, consumer: str, *, timeout: Optional[float] = None) -> _Subscription:
+        return _Subscription(self, consumer, timeout)
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    channel: str
+    payload: Any
+
+
+class Listener:
+    """Notifications committed after it was created, on its channel, in order."""
+
+    def __init__(self, db: "Database", channel: str) -> None:
+        self._native = db._native.listen(channel)
+
+    def recv(self, timeout: Optional[float] = None) -> Optional[Notification]:
+        n = self._native.recv(timeout)
+        return None if n is None else Notification(n[0], n[1], _loads(n[2]))
+
+    def __iter__(self) -> Iterator[Notification]:
+        while True:
+            n = self.recv()
+            if n is None:
+                return
+            yield n
+
+    def close(self) -> None:
+        self._native.close()
+
+
+class Database:
+    """One SQLite file holding your tables and honker's. Thread-safe."""
+
+    def __init__(self, path: str, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = path
+        self._native = _honker.NativeDatabase(path, busy_timeout_s)
+
+    def queue(self, name: str, *, visibility_timeout_s: float = 300.0, max_attempts: int = 3) -> Queue:
+        return Queue(self, name, visibility_timeout_s, max_attempts)
+
+    def stream(self, name: str) -> Stream:
+        return Stream(self, name)
+
+    def transaction(self) -> Transaction:
+        return Transaction(self)
+
+    def notify(self, channel: str, payload: Any, tx: Optional[Transaction] = None) -> int:
+        return self._native.notify(channel, _dumps(payload), _tx(tx))
+
+    def listen(self, channel: str) -> Listener:
+        return Listener(self, channel)
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

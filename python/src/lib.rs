@@ -1,0 +1,763 @@
+//! `honker._honker`: the native half of the Python package. Thin: it
+//! converts values, releases the GIL around every call into SQLite, and maps
+//! `honker_core::Error` codes to exception classes. The Python layer
+//! (`honker/__init__.py`) adds JSON, keyword options and context managers.
+
+use honker_core::watcher::ListenerQueue;
+use honker_core::{
+    notify, queue, stream, wait, Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts,
+    TxKey,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use rusqlite::types::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+create_exception!(
+    _honker,
+    HonkerError,
+    PyException,
+    "Base class of every honker error."
+);
+create_exception!(
+    _honker,
+    InvalidArgument,
+    HonkerError,
+    "An argument was empty or out of range."
+);
+create_exception!(
+    _honker,
+    InvalidJson,
+    HonkerError,
+    "A payload or value was not JSON."
+);
+create_exception!(
+    _honker,
+    InvalidCron,
+    HonkerError,
+    "A cron expression could not be parsed or never fires."
+);
+create_exception!(
+    _honker,
+    InvalidTimezone,
+    HonkerError,
+    "A time zone is not in the IANA database."
+);
+create_exception!(
+    _honker,
+    NotFound,
+    HonkerError,
+    "A dead job or schedule does not exist."
+);
+create_exception!(
+    _honker,
+    TransactionOpen,
+    HonkerError,
+    "A non-transactional call on the thread holding a transaction."
+);
+create_exception!(
+    _honker,
+    TransactionInactive,
+    HonkerError,
+    "A transaction used after commit or rollback."
+);
+create_exception!(_honker, Closed, HonkerError, "The database is closed.");
+create_exception!(
+    _honker,
+    SchemaTooNew,
+    HonkerError,
+    "The file was written by a newer honker."
+);
+create_exception!(
+    _honker,
+    Busy,
+    HonkerError,
+    "Another writer held the lock past the busy timeout."
+);
+create_exception!(
+    _honker,
+    DecodeError,
+    HonkerError,
+    "A payload could not be decoded."
+);
+create_exception!(_honker, WatcherError, HonkerError, "The wake path stopped.");
+create_exception!(_honker, SqliteError, HonkerError, "Any other SQLite error.");
+
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e.code() {
+        "invalid_argument" => InvalidArgument::new_err(msg),
+        "invalid_json" => InvalidJson::new_err(msg),
+        "invalid_cron" => InvalidCron::new_err(msg),
+        "invalid_timezone" => InvalidTimezone::new_err(msg),
+        "not_found" => NotFound::new_err(msg),
+        "transaction_open" => TransactionOpen::new_err(msg),
+        "transaction_inactive" => TransactionInactive::new_err(msg),
+        "closed" => Closed::new_err(msg),
+        "schema_too_new" => SchemaTooNew::new_err(msg),
+        "busy" => Busy::new_err(msg),
+        "decode" => DecodeError::new_err(msg),
+        "watcher" => WatcherError::new_err(msg),
+        _ => SqliteError::new_err(msg),
+    }
+}
+
+fn secs(what: &'static str, s: Option<f64>) -> PyResult<Option<Duration>> {
+    s.map(|s| honker_core::validate::secs_f64(what, s))
+        .transpose()
+        .map_err(to_py)
+}
+
+/// A claimed or looked-up job, as plain fields (the Python layer wraps it).
+#[pyclass(frozen, get_all, module = "honker._honker")]
+pub struct JobData {
+    id: i64,
+    queue: String,
+    payload: String,
+    state: &'static str,
+    priority: i64,
+    run_at_ms: i64,
+    attempts: u32,
+    max_attempts: u32,
+    worker_id: Option<String>,
+    lease_until_ms: Option<i64>,
+    key: Option<String>,
+    last_error: Option<String>,
+    dead_reason: Option<String>,
+}
+
+impl From<JobRecord> for JobData {
+    fn from(j: JobRecord) -> Self {
+        JobData {
+            id: j.id,
+            queue: j.queue,
+            payload: j.payload,
+            state: j.state.as_str(),
+            priority: j.priority,
+            run_at_ms: j.run_at_ms,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            worker_id: j.worker_id,
+            lease_until_ms: j.lease_until_ms,
+            key: j.key,
+            last_error: j.last_error,
+            dead_reason: j.dead_reason,
+        }
+    }
+}
+
+fn enqueue_opts(
+    delay_s: Option<f64>,
+    run_at_s: Option<f64>,
+    priority: i64,
+    max_attempts: Option<u32>,
+    expires_s: Option<f64>,
+    key: Option<String>,
+) -> PyResult<EnqueueOpts> {
+    Ok(EnqueueOpts {
+        delay: secs("delay", delay_s)?,
+        run_at: secs("run_at", run_at_s)?.map(|d| SystemTime::UNIX_EPOCH + d),
+        priority,
+        max_attempts,
+        expires: secs("expires", expires_s)?,
+        key,
+    })
+}
+
+fn to_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if v.is_none() {
+        Ok(Value::Null)
+    } else if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
+        Ok(Value::Integer(b.is_true() as i64))
+    } else if let Ok(i) = v.extract::<i64>() {
+        Ok(Value::Integer(i))
+    } else if let Ok(f) = v.extract::<f64>() {
+        Ok(Value::Real(f))
+    } else if let Ok(s) = v.extract::<String>() {
+        Ok(Value::Text(s))
+    } else if let Ok(b) = v.cast::<PyBytes>() {
+        Ok(Value::Blob(b.as_bytes().to_vec()))
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "SQL parameters must be None, bool, int, float, str or bytes, got {}",
+            v.get_type().name()?
+        )))
+    }
+}
+
+fn from_value(py: Python<'_>, v: Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Integer(i) => i.into_pyobject(py)?.into_any().unbind(),
+        Value::Real(f) => f.into_pyobject(py)?.into_any().unbind(),
+        Value::Text(s) => s.into_pyobject(py)?.into_any().unbind(),
+        Value::Blob(b) => PyBytes::new(py, &b).into_any().unbind(),
+    })
+}
+
+/// An open write transaction; the Python `Transaction` context manager owns it.
+#[pyclass(frozen, module = "honker._honker")]
+pub struct NativeTx {
+    key: Mutex<Option<TxKey>>,
+}
+
+impl NativeTx {
+    fn run<R: Send>(
+        &self,
+        py: Python<'_>,
+        db: &Db,
+        f: impl FnOnce(&rusqlite::Connection, i64) -> honker_core::Result<R> + Send,
+    ) -> PyResult<R> {
+        let key = self.key.lock().unwrap_or_else(|p| p.into_inner());
+        let key = key
+            .as_ref()
+            .ok_or_else(|| to_py(Error::TransactionInactive))?;
+        py.detach(|| db.run_tx(key, f)).map_err(to_py)
+    }
+}
+
+/// A blocking notification listener.
+#[pyclass(frozen, module = "honker._honker")]
+pub struct NativeListener {
+    db: Db,
+    queue: Arc<ListenerQueue>,
+}
+
+#[pymethods]
+impl NativeListener {
+    /// The next notification as (id, channel, payload), waiting up to
+    /// `timeout_s` (forever when None); None on timeout or once closed.
+    #[pyo3(signature = (timeout_s = None))]
+    fn recv(
+        &self,
+        py: Python<'_>,
+        timeout_s: Option<f64>,
+    ) -> PyResult<Option<(i64, String, String)>> {
+        let timeout = secs("timeout", timeout_s)?;
+        let n = py
+            .detach(|| self.queue.recv(self.db.watcher(), timeout))
+            .map_err(to_py)?;
+        Ok(n.map(|n| (n.id, n.channel, n.payload)))
+    }
+
+    fn close(&self) {
+        self.queue.close()
+    }
+}
+
+/// A stop flag for blocking calls, settable from any thread.
+#[pyclass(frozen, module = "honker._honker")]
+pub struct NativeStop {
+    db: Db,
+    flag: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl NativeStop {
+    fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.db.watcher().interrupt();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// A stream consumer's cursor (at-least-once; see `honker_core::wait`).
+#[pyclass(frozen, module = "honker._honker")]
+pub struct NativeCursor {
+    db: Db,
+    cursor: Mutex<wait::StreamCursor>,
+}
+
+#[pymethods]
+impl NativeCursor {
+    /// The next event as (offset, key, payload), waiting up to `timeout_s`
+    /// (forever when None); None on timeout or stop.
+    #[pyo3(signature = (stop, timeout_s = None))]
+    fn next(
+        &self,
+        py: Python<'_>,
+        stop: &NativeStop,
+        timeout_s: Option<f64>,
+    ) -> PyResult<Option<(i64, Option<String>, String)>> {
+        let timeout = secs("timeout", timeout_s)?;
+        let ev = py
+            .detach(|| {
+                let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
+                c.next(&self.db, timeout, &stop.flag)
+            })
+            .map_err(to_py)?;
+        Ok(ev.map(|e| (e.offset, e.key, e.payload)))
+    }
+
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            self.cursor
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .commit(&self.db)
+        })
+        .map_err(to_py)
+    }
+
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| {
+            self.cursor
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .flush(&self.db)
+        })
+        .map_err(to_py)
+    }
+}
+
+/// One open database file.
+#[pyclass(frozen, module = "honker._honker")]
+pub struct NativeDatabase {
+    db: Db,
+}
+
+impl NativeDatabase {
+    /// Runs `f` in `tx` when given, else on its own (releasing the GIL).
+    fn op<R: Send>(
+        &self,
+        py: Python<'_>,
+        tx: Option<&NativeTx>,
+        f: impl FnOnce(&rusqlite::Connection, i64) -> honker_core::Result<R> + Send,
+    ) -> PyResult<R> {
+        match tx {
+            Some(tx) => tx.run(py, &self.db, f),
+            None => py.detach(|| self.db.run(f)).map_err(to_py),
+        }
+    }
+}
+
+#[pymethods]
+impl NativeDatabase {
+    #[new]
+    #[pyo3(signature = (path, busy_timeout_s = 10.0))]
+    fn new(py: Python<'_>, path: String, busy_timeout_s: f64) -> PyResult<Self> {
+        let busy_timeout = secs("busy_timeout_s", Some(busy_timeout_s))?.unwrap_or_default();
+        let opts = OpenOptions {
+            busy_timeout,
+            ..OpenOptions::default()
+        };
+        let db = py.detach(|| Db::open(&path, opts)).map_err(to_py)?;
+        Ok(NativeDatabase { db })
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.db.close()).map_err(to_py)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.db.is_closed()
+    }
+
+    // -- transactions --
+
+    fn begin(&self, py: Python<'_>) -> PyResult<NativeTx> {
+        let key = py.detach(|| self.db.begin()).map_err(to_py)?;
+        Ok(NativeTx {
+            key: Mutex::new(Some(key)),
+        })
+    }
+
+    fn commit(&self, py: Python<'_>, tx: &NativeTx) -> PyResult<()> {
+        let key = tx.key.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let key = key.ok_or_else(|| to_py(Error::TransactionInactive))?;
+        py.detach(|| self.db.commit(key)).map_err(to_py)
+    }
+
+    fn rollback(&self, py: Python<'_>, tx: &NativeTx) -> PyResult<()> {
+        let key = tx.key.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let key = key.ok_or_else(|| to_py(Error::TransactionInactive))?;
+        py.detach(|| self.db.rollback(key)).map_err(to_py)
+    }
+
+    /// Runs one statement (in `tx` when given); returns rows changed.
+    #[pyo3(signature = (sql, params, tx = None))]
+    fn execute(
+        &self,
+        py: Python<'_>,
+        sql: String,
+        params: Vec<Bound<'_, PyAny>>,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<usize> {
+        let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
+        self.op(py, tx, |c, _| {
+            Ok(c.execute(&sql, rusqlite::params_from_iter(values))?)
+        })
+    }
+
+    /// Runs a query (in `tx` when given); returns a list of dicts.
+    #[pyo3(signature = (sql, params, tx = None))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Vec<Bound<'py, PyAny>>,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
+        let (cols, rows) = self.op(py, tx, |c, _| {
+            let mut st = c.prepare(&sql)?;
+            let cols: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
+            let n = cols.len();
+            let rows = st
+                .query_map(rusqlite::params_from_iter(values), |r| {
+                    (0..n)
+                        .map(|i| r.get::<_, Value>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((cols, rows))
+        })?;
+        let out = PyList::empty(py);
+        for row in rows {
+            let d = PyDict::new(py);
+            for (k, v) in cols.iter().zip(row) {
+                d.set_item(k, from_value(py, v)?)?;
+            }
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    // -- queues --
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (queue, payload, *, tx = None, delay_s = None, run_at_s = None, priority = 0, max_attempts = None, expires_s = None, key = None, default_max_attempts = 3))]
+    fn enqueue(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        payload: String,
+        tx: Option<&NativeTx>,
+        delay_s: Option<f64>,
+        run_at_s: Option<f64>,
+        priority: i64,
+        max_attempts: Option<u32>,
+        expires_s: Option<f64>,
+        key: Option<String>,
+        default_max_attempts: u32,
+    ) -> PyResult<i64> {
+        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, key)?;
+        self.op(py, tx, |c, now| {
+            queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (queue, payloads, *, tx = None, delay_s = None, run_at_s = None, priority = 0, max_attempts = None, expires_s = None, default_max_attempts = 3))]
+    fn enqueue_many(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        payloads: Vec<String>,
+        tx: Option<&NativeTx>,
+        delay_s: Option<f64>,
+        run_at_s: Option<f64>,
+        priority: i64,
+        max_attempts: Option<u32>,
+        expires_s: Option<f64>,
+        default_max_attempts: u32,
+    ) -> PyResult<Vec<i64>> {
+        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, None)?;
+        self.op(py, tx, |c, now| {
+            queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
+        })
+    }
+
+    #[pyo3(signature = (queue, worker, n, visibility_timeout_s = 300.0))]
+    fn claim_batch(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        worker: String,
+        n: usize,
+        visibility_timeout_s: f64,
+    ) -> PyResult<Vec<JobData>> {
+        let vt = secs("visibility_timeout_s", Some(visibility_timeout_s))?.unwrap_or_default();
+        let jobs = self.op(py, None, |c, now| {
+            queue::claim(c, &queue, &worker, n, vt, now)
+        })?;
+        Ok(jobs.into_iter().map(JobData::from).collect())
+    }
+
+    /// Blocks until a job is claimed (woken by commits, run_at, lease ends);
+    /// None on timeout or stop.
+    #[pyo3(signature = (queue, worker, stop, visibility_timeout_s = 300.0, max_attempts = 3, timeout_s = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn claim_next(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        worker: String,
+        stop: &NativeStop,
+        visibility_timeout_s: f64,
+        max_attempts: u32,
+        timeout_s: Option<f64>,
+    ) -> PyResult<Option<JobData>> {
+        let opts = QueueOpts {
+            visibility_timeout: secs("visibility_timeout_s", Some(visibility_timeout_s))?
+                .unwrap_or_default(),
+            max_attempts,
+        };
+        let timeout = secs("timeout", timeout_s)?;
+        let job = py
+            .detach(|| wait::claim_next(&self.db, &queue, &worker, &opts, timeout, &stop.flag))
+            .map_err(to_py)?;
+        Ok(job.map(JobData::from))
+    }
+
+    fn stop_flag(&self) -> NativeStop {
+        NativeStop {
+            db: self.db.clone(),
+            flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[pyo3(signature = (id, worker, attempt, tx = None))]
+    fn ack(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<bool> {
+        self.op(py, tx, |c, now| {
+            queue::ack(
+                c,
+                Lease {
+                    id,
+                    worker: &worker,
+                    attempt,
+                },
+                now,
+            )
+        })
+    }
+
+    #[pyo3(signature = (ids, worker, tx = None))]
+    fn ack_batch(
+        &self,
+        py: Python<'_>,
+        ids: Vec<i64>,
+        worker: String,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<usize> {
+        self.op(py, tx, |c, now| queue::ack_batch(c, &ids, &worker, now))
+    }
+
+    #[pyo3(signature = (id, worker, attempt, delay_s = None, error = String::new()))]
+    fn retry(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        delay_s: Option<f64>,
+        error: String,
+    ) -> PyResult<bool> {
+        let delay = secs("delay_s", delay_s)?;
+        self.op(py, None, |c, now| {
+            queue::retry(
+                c,
+                Lease {
+                    id,
+                    worker: &worker,
+                    attempt,
+                },
+                delay,
+                &error,
+                now,
+            )
+        })
+    }
+
+    #[pyo3(signature = (id, worker, attempt, error = String::new()))]
+    fn fail(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        error: String,
+    ) -> PyResult<bool> {
+        self.op(py, None, |c, now| {
+            queue::fail(
+                c,
+                Lease {
+                    id,
+                    worker: &worker,
+                    attempt,
+                },
+                &error,
+                now,
+            )
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        extend_s: f64,
+    ) -> PyResult<bool> {
+        let extend = secs("extend_s", Some(extend_s))?.unwrap_or_default();
+        self.op(py, None, |c, now| {
+            queue::heartbeat(
+                c,
+                Lease {
+                    id,
+                    worker: &worker,
+                    attempt,
+                },
+                extend,
+                now,
+            )
+        })
+    }
+
+    fn cancel(&self, py: Python<'_>, id: i64) -> PyResult<bool> {
+        self.op(py, None, |c, _| queue::cancel(c, id))
+    }
+
+    fn get_job(&self, py: Python<'_>, id: i64) -> PyResult<Option<JobData>> {
+        Ok(self
+            .op(py, None, |c, _| queue::get_job(c, id))?
+            .map(JobData::from))
+    }
+
+    fn dead_jobs(&self, py: Python<'_>, queue: String, limit: usize) -> PyResult<Vec<JobData>> {
+        Ok(self
+            .op(py, None, |c, _| queue::dead_jobs(c, &queue, limit))?
+            .into_iter()
+            .map(JobData::from)
+            .collect())
+    }
+
+    fn requeue_dead(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+        self.op(py, None, |c, now| queue::requeue_dead(c, id, now))
+    }
+
+    // -- streams, notify --
+
+    #[pyo3(signature = (stream, payload, key = None, tx = None))]
+    fn publish(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        payload: String,
+        key: Option<String>,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<i64> {
+        self.op(py, tx, |c, now| {
+            stream::publish(c, &stream, key.as_deref(), &payload, now)
+        })
+    }
+
+    fn read_since(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        offset: i64,
+        limit: usize,
+    ) -> PyResult<Vec<(i64, Option<String>, String)>> {
+        let evs = self.op(py, None, |c, _| {
+            stream::read_since(c, &stream, offset, limit)
+        })?;
+        Ok(evs
+            .into_iter()
+            .map(|e| (e.offset, e.key, e.payload))
+            .collect())
+    }
+
+    #[pyo3(signature = (stream, consumer, offset, tx = None))]
+    fn save_offset(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        consumer: String,
+        offset: i64,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<bool> {
+        self.op(py, tx, |c, now| {
+            stream::save_offset(c, &stream, &consumer, offset, now)
+        })
+    }
+
+    fn get_offset(&self, py: Python<'_>, stream: String, consumer: String) -> PyResult<i64> {
+        self.op(py, None, |c, _| stream::get_offset(c, &stream, &consumer))
+    }
+
+    fn cursor(&self, py: Python<'_>, stream: String, consumer: String) -> PyResult<NativeCursor> {
+        let c = py
+            .detach(|| wait::StreamCursor::open(&self.db, &stream, &consumer))
+            .map_err(to_py)?;
+        Ok(NativeCursor {
+            db: self.db.clone(),
+            cursor: Mutex::new(c),
+        })
+    }
+
+    #[pyo3(signature = (channel, payload, tx = None))]
+    fn notify(
+        &self,
+        py: Python<'_>,
+        channel: String,
+        payload: String,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<i64> {
+        self.op(py, tx, |c, now| notify::notify(c, &channel, &payload, now))
+    }
+
+    fn listen(&self, py: Python<'_>, channel: String) -> PyResult<NativeListener> {
+        let queue = py.detach(|| self.db.listen(&channel)).map_err(to_py)?;
+        Ok(NativeListener {
+            db: self.db.clone(),
+            queue,
+        })
+    }
+}
+
+#[pymodule]
+fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<NativeDatabase>()?;
+    m.add_class::<NativeTx>()?;
+    m.add_class::<NativeListener>()?;
+    m.add_class::<NativeStop>()?;
+    m.add_class::<NativeCursor>()?;
+    m.add_class::<JobData>()?;
+    for (name, ty) in [
+        ("HonkerError", py.get_type::<HonkerError>()),
+        ("InvalidArgument", py.get_type::<InvalidArgument>()),
+        ("InvalidJson", py.get_type::<InvalidJson>()),
+        ("InvalidCron", py.get_type::<InvalidCron>()),
+        ("InvalidTimezone", py.get_type::<InvalidTimezone>()),
+        ("NotFound", py.get_type::<NotFound>()),
+        ("TransactionOpen", py.get_type::<TransactionOpen>()),
+        ("TransactionInactive", py.get_type::<TransactionInactive>()),
+        ("Closed", py.get_type::<Closed>()),
+        ("SchemaTooNew", py.get_type::<SchemaTooNew>()),
+        ("Busy", py.get_type::<Busy>()),
+        ("DecodeError", py.get_type::<DecodeError>()),
+        ("WatcherError", py.get_type::<WatcherError>()),
+        ("SqliteError", py.get_type::<SqliteError>()),
+    ] {
+        m.add(name, ty)?;
+    }
+    m.add("VERSION", honker_core::VERSION)?;
+    Ok(())
+}
