@@ -8,6 +8,9 @@ and provides context managers and iterators. Every rule lives in the engine.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
@@ -35,8 +38,13 @@ __all__ = [
     "open", "Database", "Transaction", "Queue", "Job", "Stream", "Event", "Listener",
     "Notification", "HonkerError", "InvalidArgument", "InvalidJson", "InvalidCron",
     "InvalidTimezone", "NotFound", "TransactionOpen", "TransactionInactive", "Closed",
-    "SchemaTooNew", "Busy", "DecodeError", "WatcherError", "SqliteError",
+    "SchemaTooNew", "Busy", "DecodeError", "WatcherError", "SqliteError", "Lock", "LockHeld",
+    "Scheduler", "Schedule",
 ]
+
+
+class LockHeld(HonkerError):
+    """``db.lock(...)`` found the lock held by someone else."""
 
 
 def _dumps(value: Any, what: str = "payload") -> str:
@@ -314,6 +322,106 @@ class Listener:
         self._native.close()
 
 
+class Lock:
+    """A held advisory lock: a context manager that releases on exit.
+    ``fencing_token`` increases on every acquisition of any lock."""
+
+    def __init__(self, db: "Database", name: str, owner: str, token: int) -> None:
+        self._db = db
+        self.name = name
+        self.owner = owner
+        self.fencing_token = token
+        self._held = True
+
+    def heartbeat(self, ttl: float) -> bool:
+        """Extends the lock to ``ttl`` seconds from now; False if it was lost."""
+        return self._db._native.renew_lock(self.name, self.fencing_token, ttl)
+
+    def release(self) -> bool:
+        """Releases now; False if it had already lapsed."""
+        if not self._held:
+            return False
+        self._held = False
+        return self._db._native.release_lock(self.name, self.fencing_token)
+
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    queue: str
+    schedule: str
+    payload: Any
+    priority: int
+    paused: bool
+    next_fire_at_ms: int
+
+
+class Scheduler:
+    """Periodic tasks: each fire enqueues one job. Cron (5 or 6 fields),
+    ``@hourly`` ... ``@yearly``, ``@every 1m30s``; UTC unless ``tz`` is given."""
+
+    def __init__(self, db: "Database") -> None:
+        self._db = db
+
+    def add(
+        self,
+        name: str,
+        *,
+        queue: str,
+        schedule: str,
+        payload: Any = None,
+        priority: int = 0,
+        expires_s: Optional[float] = None,
+        tz: Optional[str] = None,
+    ) -> None:
+        """Registers or updates a task; re-adding an unchanged one keeps its next fire."""
+        self._db._native.schedule_add(name, queue, schedule, _dumps(payload), priority, expires_s, tz)
+
+    def remove(self, name: str) -> bool:
+        return self._db._native.schedule_remove(name)
+
+    def pause(self, name: str) -> None:
+        self._db._native.schedule_pause(name)
+
+    def resume(self, name: str) -> None:
+        self._db._native.schedule_resume(name)
+
+    def list(self) -> List[Schedule]:
+        return [Schedule(n, q, c, _loads(p), pr, pa, nf) for (n, q, c, p, pr, pa, nf) in self._db._native.schedule_list()]
+
+    def tick(self) -> List[Any]:
+        """Fires what is due now (one catch-up fire after downtime)."""
+        return self._db._native.schedule_tick()
+
+    def run(self, owner: str, stop: Optional[threading.Event] = None, *, lock_ttl_s: float = 10.0) -> None:
+        """Runs until ``stop`` is set: only the leader (lock holder) fires; a
+        standby takes over within ``lock_ttl_s`` when the leader dies."""
+        native_stop = self._db._native.stop_flag()
+        done = threading.Event()
+
+        def relay() -> None:
+            while not done.is_set():
+                if stop is not None and stop.wait(0.05):
+                    native_stop.stop()
+                    return
+                if stop is None:
+                    done.wait(0.05)
+
+        helper = threading.Thread(target=relay, daemon=True)
+        helper.start()
+        try:
+            self._db._native.run_scheduler(owner, native_stop, lock_ttl_s)
+        finally:
+            done.set()
+            helper.join()
+
+
 class Database:
     """One SQLite file holding your tables and honker's. Thread-safe."""
 
@@ -335,6 +443,34 @@ class Database:
 
     def listen(self, channel: str) -> Listener:
         return Listener(self, channel)
+
+    def try_lock(self, name: str, owner: str, ttl: float = 60) -> Optional[Lock]:
+        """Takes the advisory lock if nobody (``owner`` included) holds it."""
+        token = self._native.try_lock(name, owner, ttl)
+        return None if token is None else Lock(self, name, owner, token)
+
+    def lock(self, name: str, *, owner: Optional[str] = None, ttl: float = 60) -> Lock:
+        """``with db.lock("name"):`` or raises ``honker.LockHeld``."""
+        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        held = self.try_lock(name, owner, ttl)
+        if held is None:
+            raise LockHeld(f"lock {name!r} is held by someone else")
+        return held
+
+    def try_rate_limit(self, key: str, limit: int, per: float) -> bool:
+        """True for the first ``limit`` calls in each fixed window of ``per`` seconds."""
+        return self._native.try_rate_limit(key, limit, per)
+
+    def save_result(self, job_id: int, value: Any, ttl_s: float) -> None:
+        self._native.save_result(job_id, _dumps(value, "value"), ttl_s)
+
+    def get_result(self, job_id: int) -> Any:
+        """The saved (JSON-decoded) result, or None."""
+        text = self._native.get_result(job_id)
+        return None if text is None else _loads(text)
+
+    def scheduler(self) -> Scheduler:
+        return Scheduler(self)
 
     def close(self) -> None:
         self._native.close()

@@ -5,8 +5,8 @@
 
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
-    notify, queue, stream, wait, Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts,
-    TxKey,
+    lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
+    JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -104,6 +104,16 @@ fn to_py(e: Error) -> PyErr {
         "watcher" => WatcherError::new_err(msg),
         _ => SqliteError::new_err(msg),
     }
+}
+
+/// A positive TTL or window in (possibly fractional) seconds, as ms.
+fn ttl_ms(what: &'static str, s: f64) -> PyResult<i64> {
+    if s.is_nan() || s <= 0.0 || !s.is_finite() {
+        return Err(InvalidArgument::new_err(format!(
+            "invalid argument `{what}`: must be a positive number of seconds, got {s}"
+        )));
+    }
+    Ok((s * 1000.0).round().max(1.0) as i64)
 }
 
 fn secs(what: &'static str, s: Option<f64>) -> PyResult<Option<Duration>> {
@@ -720,6 +730,142 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> PyResult<i64> {
         self.op(py, tx, |c, now| notify::notify(c, &channel, &payload, now))
+    }
+
+    // -- locks, rate limits, results --
+
+    fn try_lock(
+        &self,
+        py: Python<'_>,
+        name: String,
+        owner: String,
+        ttl_s: f64,
+    ) -> PyResult<Option<i64>> {
+        let ttl = ttl_ms("ttl", ttl_s)?;
+        self.op(py, None, |c, now| {
+            lock::try_acquire(c, &name, &owner, ttl, now)
+        })
+    }
+
+    fn renew_lock(&self, py: Python<'_>, name: String, token: i64, ttl_s: f64) -> PyResult<bool> {
+        let ttl = ttl_ms("ttl", ttl_s)?;
+        self.op(py, None, |c, now| lock::renew(c, &name, token, ttl, now))
+    }
+
+    fn release_lock(&self, py: Python<'_>, name: String, token: i64) -> PyResult<bool> {
+        self.op(py, None, |c, _| lock::release(c, &name, token))
+    }
+
+    fn try_rate_limit(
+        &self,
+        py: Python<'_>,
+        key: String,
+        limit: i64,
+        per_s: f64,
+    ) -> PyResult<bool> {
+        let per = ttl_ms("per", per_s)?;
+        self.op(py, None, |c, now| {
+            rate_limit::try_acquire(c, &key, limit, per, now)
+        })
+    }
+
+    fn save_result(&self, py: Python<'_>, job_id: i64, value: String, ttl_s: f64) -> PyResult<()> {
+        let ttl = ttl_ms("ttl_s", ttl_s)?;
+        self.op(py, None, |c, now| result::save(c, job_id, &value, ttl, now))
+    }
+
+    fn get_result(&self, py: Python<'_>, job_id: i64) -> PyResult<Option<String>> {
+        self.op(py, None, |c, now| result::get(c, job_id, now))
+    }
+
+    // -- schedules --
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (name, queue, schedule, payload, priority = 0, expires_s = None, tz = None))]
+    fn schedule_add(
+        &self,
+        py: Python<'_>,
+        name: String,
+        queue: String,
+        schedule: String,
+        payload: String,
+        priority: i64,
+        expires_s: Option<f64>,
+        tz: Option<String>,
+    ) -> PyResult<()> {
+        let expires = secs("expires_s", expires_s)?;
+        self.op(py, None, |c, now| {
+            let spec = scheduler::ScheduleSpec {
+                name: &name,
+                queue: &queue,
+                cron: &schedule,
+                tz: tz.as_deref(),
+                payload: &payload,
+                priority,
+                expires,
+            };
+            scheduler::add(c, &spec, now)
+        })
+    }
+
+    fn schedule_remove(&self, py: Python<'_>, name: String) -> PyResult<bool> {
+        self.op(py, None, |c, _| scheduler::remove(c, &name))
+    }
+
+    fn schedule_pause(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        self.op(py, None, |c, _| scheduler::pause(c, &name))
+    }
+
+    fn schedule_resume(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        self.op(py, None, |c, now| scheduler::resume(c, &name, now))
+    }
+
+    /// Every schedule as (name, queue, cron, payload, priority, paused, next_fire_at_ms).
+    fn schedule_list(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<Vec<(String, String, String, String, i64, bool, i64)>> {
+        let list = self.op(py, None, |c, _| scheduler::list(c))?;
+        Ok(list
+            .into_iter()
+            .map(|s| {
+                (
+                    s.name,
+                    s.queue,
+                    s.cron,
+                    s.payload,
+                    s.priority,
+                    s.paused,
+                    s.next_fire_at_ms,
+                )
+            })
+            .collect())
+    }
+
+    /// Fires what is due; returns (name, job_id, fire_at_ms) per fire.
+    fn schedule_tick(&self, py: Python<'_>) -> PyResult<Vec<(String, i64, i64)>> {
+        let fired = self.op(py, None, scheduler::tick)?;
+        Ok(fired
+            .into_iter()
+            .map(|f| (f.name, f.job_id, f.fire_at_ms))
+            .collect())
+    }
+
+    /// Runs the scheduler until `stop` is set (leader election, fenced fires).
+    #[pyo3(signature = (owner, stop, lock_ttl_s = 10.0))]
+    fn run_scheduler(
+        &self,
+        py: Python<'_>,
+        owner: String,
+        stop: &NativeStop,
+        lock_ttl_s: f64,
+    ) -> PyResult<()> {
+        let opts = wait::SchedulerOpts {
+            lock_ttl: secs("lock_ttl_s", Some(lock_ttl_s))?.unwrap_or_default(),
+            ..wait::SchedulerOpts::default()
+        };
+        py.detach(|| wait::run_scheduler(&self.db, &stop.flag, &owner, &opts))
+            .map_err(to_py)
     }
 
     fn listen(&self, py: Python<'_>, channel: String) -> PyResult<NativeListener> {
