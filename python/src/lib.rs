@@ -327,6 +327,9 @@ impl NativeCursor {
     }
 }
 
+/// (name, queue, cron, payload, priority, paused, next_fire_at_ms)
+type ScheduleRow = (String, String, String, String, i64, bool, i64);
+
 /// One open database file.
 #[pyclass(frozen, module = "honker._honker")]
 pub struct NativeDatabase {
