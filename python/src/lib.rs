@@ -824,10 +824,7 @@ impl NativeDatabase {
     }
 
     /// Every schedule as (name, queue, cron, payload, priority, paused, next_fire_at_ms).
-    fn schedule_list(
-        &self,
-        py: Python<'_>,
-    ) -> PyResult<Vec<(String, String, String, String, i64, bool, i64)>> {
+    fn schedule_list(&self, py: Python<'_>) -> PyResult<Vec<ScheduleRow>> {
         let list = self.op(py, None, |c, _| scheduler::list(c))?;
         Ok(list
             .into_iter()
