@@ -7,12 +7,34 @@ and provides context managers and iterators. Every rule lives in the engine.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+async def _off_loop(call: Callable[[], T], on_cancel: Callable[[], None], release: Callable[[T], None]) -> T:
+    """Runs a blocking native call (which releases the GIL) on a worker thread.
+    If the awaiting task is cancelled, ``on_cancel`` wakes the call, and
+    whatever it returned anyway is handed to ``release`` (so a job claimed in
+    that instant is given back, not lost)."""
+    fut = asyncio.get_running_loop().run_in_executor(None, call)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        on_cancel()
+        try:
+            late = await fut
+        except Exception:
+            raise asyncio.CancelledError from None
+        if late is not None:
+            release(late)
+        raise
 
 from honker import _honker
 from honker._honker import (  # noqa: F401  (re-exported)
@@ -160,6 +182,25 @@ class _Claimer:
             raise StopIteration
         return Job(q._db, data)
 
+    def __aiter__(self) -> "_Claimer":
+        return self
+
+    async def __anext__(self) -> Job:
+        q = self._q
+
+        def call() -> Any:
+            return q._db._native.claim_next(
+                q.name, self._worker, self._stop, q.visibility_timeout_s, q.max_attempts, self._timeout
+            )
+
+        def give_back(data: Any) -> None:
+            q._db._native.retry(data.id, data.worker_id, data.attempts, 0.0, "claim cancelled")
+
+        data = await _off_loop(call, self._stop.stop, give_back)
+        if data is None:
+            raise StopAsyncIteration
+        return Job(q._db, data)
+
     def stop(self) -> None:
         self._stop.stop()
 
@@ -263,6 +304,19 @@ class _Subscription:
             raise StopIteration
         return Event(ev[0], ev[1], _loads(ev[2]))
 
+    def __aiter__(self) -> "_Subscription":
+        return self
+
+    async def __anext__(self) -> Event:
+        ev = await _off_loop(
+            lambda: self._cursor.next(self._stop, self._timeout),
+            self._stop.stop,
+            lambda _late: None,  # not moved past: redelivered, at-least-once
+        )
+        if ev is None:
+            raise StopAsyncIteration
+        return Event(ev[0], ev[1], _loads(ev[2]))
+
     def commit(self) -> None:
         self._cursor.commit()
 
@@ -317,6 +371,16 @@ class Listener:
             if n is None:
                 return
             yield n
+
+    def __aiter__(self) -> "Listener":
+        return self
+
+    async def __anext__(self) -> Notification:
+        # Cancelling closes the listener (its wait cannot be woken otherwise).
+        n = await _off_loop(lambda: self._native.recv(None), self._native.close, lambda _late: None)
+        if n is None:
+            raise StopAsyncIteration
+        return Notification(n[0], n[1], _loads(n[2]))
 
     def close(self) -> None:
         self._native.close()
@@ -395,6 +459,24 @@ class Scheduler:
     def list(self) -> List[Schedule]:
         return [Schedule(n, q, c, _loads(p), pr, pa, nf) for (n, q, c, p, pr, pa, nf) in self._db._native.schedule_list()]
 
+    async def run_async(self, owner: str, stop: Optional[asyncio.Event] = None, *, lock_ttl_s: float = 10.0) -> None:
+        """``run`` for asyncio: returns once ``stop`` is set (or the task is cancelled)."""
+        native_stop = self._db._native.stop_flag()
+        runner = asyncio.get_running_loop().run_in_executor(
+            None, self._db._native.run_scheduler, owner, native_stop, lock_ttl_s
+        )
+        waiter = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            if waiter is not None:
+                await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            else:
+                await asyncio.shield(runner)
+        finally:
+            native_stop.stop()
+            if waiter is not None:
+                waiter.cancel()
+            await runner
+
     def tick(self) -> List[Any]:
         """Fires what is due now (one catch-up fire after downtime)."""
         return self._db._native.schedule_tick()
@@ -423,7 +505,8 @@ class Scheduler:
 
 
 class Database:
-    """One SQLite file holding your tables and honker's. Thread-safe."""
+    """One SQLite file holding your tables and honker's. Thread-safe; blocking
+    calls release the GIL, and the iterators also work with ``async for``."""
 
     def __init__(self, path: str, *, busy_timeout_s: float = 10.0) -> None:
         self.path = path

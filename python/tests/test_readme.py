@@ -1,4 +1,4 @@
-"""Docs are tests: every ```python block of python/README.md runs as written."""
+"""Docs are tests: the ```python blocks of python/README.md run as written, in order."""
 
 import re
 from pathlib import Path
@@ -9,6 +9,7 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     assert blocks, "no python examples found"
     monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "readme"}  # later blocks continue from earlier ones
     for block in blocks:
-        exec(compile(block, "python/README.md", "exec"), {"__name__": "readme"})
+        exec(compile(block, "python/README.md", "exec"), namespace)
     assert (tmp_path / "app.db").exists()
