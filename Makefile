@@ -55,8 +55,10 @@ demo:
 ## The Python package: built into a venv with maturin, tested with pytest.
 python-test: deps
 	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest
+	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 ruff==0.17.6 mypy==2.4.1
 	cd python && VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q
+	cd python && $(VENV)/bin/ruff check honker tests && $(VENV)/bin/ruff format --check honker tests
+	cd python && $(VENV)/bin/python -m mypy && $(VENV)/bin/python -m mypy.stubtest honker._honker
 	$(VENV)/bin/python -m pytest -q python/tests
 
 ## Every example runs in CI (docs are tests).

@@ -12,8 +12,13 @@ import json
 import os
 import socket
 import threading
+import types
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 T = TypeVar("T")
 
@@ -30,14 +35,17 @@ async def _off_loop(call: Callable[[], T], on_cancel: Callable[[], None], releas
         on_cancel()
         try:
             late = await fut
-        except Exception:
+        except HonkerError:
             raise asyncio.CancelledError from None
         if late is not None:
             release(late)
         raise
 
+
+import builtins
+
 from honker import _honker
-from honker._honker import (  # noqa: F401  (re-exported)
+from honker._honker import (
     Busy,
     Closed,
     DecodeError,
@@ -57,11 +65,33 @@ from honker._honker import (  # noqa: F401  (re-exported)
 __version__: str = _honker.VERSION
 
 __all__ = [
-    "open", "Database", "Transaction", "Queue", "Job", "Stream", "Event", "Listener",
-    "Notification", "HonkerError", "InvalidArgument", "InvalidJson", "InvalidCron",
-    "InvalidTimezone", "NotFound", "TransactionOpen", "TransactionInactive", "Closed",
-    "SchemaTooNew", "Busy", "DecodeError", "WatcherError", "SqliteError", "Lock", "LockHeld",
-    "Scheduler", "Schedule",
+    "Busy",
+    "Closed",
+    "Database",
+    "DecodeError",
+    "Event",
+    "HonkerError",
+    "InvalidArgument",
+    "InvalidCron",
+    "InvalidJson",
+    "InvalidTimezone",
+    "Job",
+    "Listener",
+    "Lock",
+    "LockHeld",
+    "NotFound",
+    "Notification",
+    "Queue",
+    "Schedule",
+    "Scheduler",
+    "SchemaTooNew",
+    "SqliteError",
+    "Stream",
+    "Transaction",
+    "TransactionInactive",
+    "TransactionOpen",
+    "WatcherError",
+    "open",
 ]
 
 
@@ -83,7 +113,7 @@ def _loads(text: str) -> Any:
         raise DecodeError(f"cannot decode payload: {e}") from None
 
 
-def open(path: str, *, busy_timeout_s: float = 10.0) -> "Database":  # noqa: A001
+def open(path: str, *, busy_timeout_s: float = 10.0) -> Database:
     """Opens (creating if needed) the database at ``path``: WAL mode, honker's tables."""
     return Database(path, busy_timeout_s=busy_timeout_s)
 
@@ -92,7 +122,7 @@ class Transaction:
     """A write transaction; use as ``with db.transaction() as tx:``. Commits on
     exit, rolls back on an exception. ``*_tx`` variants join it via ``tx=tx``."""
 
-    def __init__(self, db: "Database") -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
         self._native = db._native.begin()
 
@@ -100,7 +130,7 @@ class Transaction:
         """Runs one statement in the transaction; returns rows changed."""
         return self._db._native.execute(sql, list(params), self._native)
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> List[Dict[str, Any]]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Runs a query in the transaction; returns a list of dicts."""
         return self._db._native.query(sql, list(params), self._native)
 
@@ -110,10 +140,15 @@ class Transaction:
     def rollback(self) -> None:
         self._db._native.rollback(self._native)
 
-    def __enter__(self) -> "Transaction":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
         try:
             if exc_type is None:
                 self.commit()
@@ -123,7 +158,7 @@ class Transaction:
             pass  # already committed or rolled back by hand
 
 
-def _tx(tx: Optional[Transaction]) -> Any:
+def _tx(tx: Transaction | None) -> Any:
     return None if tx is None else tx._native
 
 
@@ -131,7 +166,7 @@ class Job:
     """A claimed job. ``ack``, ``retry``, ``fail`` and ``heartbeat`` return False
     (and change nothing) once the lease has expired or been taken over."""
 
-    def __init__(self, db: "Database", data: Any) -> None:
+    def __init__(self, db: Database, data: Any) -> None:
         self._db = db
         self._data = data
         self.id: int = data.id
@@ -140,14 +175,14 @@ class Job:
         self.max_attempts: int = data.max_attempts
         self.priority: int = data.priority
         self.run_at_ms: int = data.run_at_ms
-        self.key: Optional[str] = data.key
-        self.last_error: Optional[str] = data.last_error
+        self.key: str | None = data.key
+        self.last_error: str | None = data.last_error
         self.payload: Any = _loads(data.payload)
 
-    def ack(self, tx: Optional[Transaction] = None) -> bool:
+    def ack(self, tx: Transaction | None = None) -> bool:
         return self._db._native.ack(self.id, self._data.worker_id, self.attempts, _tx(tx))
 
-    def retry(self, delay_s: Optional[float] = None, error: str = "") -> bool:
+    def retry(self, delay_s: float | None = None, error: str = "") -> bool:
         return self._db._native.retry(self.id, self._data.worker_id, self.attempts, delay_s, error)
 
     def fail(self, error: str = "") -> bool:
@@ -164,13 +199,13 @@ class _Claimer:
     """``for job in q.claim(worker)``: blocks for the next job; ``stop()`` (from
     any thread) ends the iteration."""
 
-    def __init__(self, queue: "Queue", worker: str, timeout: Optional[float]) -> None:
+    def __init__(self, queue: Queue, worker: str, timeout: float | None) -> None:
         self._q = queue
         self._worker = worker
         self._timeout = timeout
         self._stop = queue._db._native.stop_flag()
 
-    def __iter__(self) -> "_Claimer":
+    def __iter__(self) -> _Claimer:
         return self
 
     def __next__(self) -> Job:
@@ -182,7 +217,7 @@ class _Claimer:
             raise StopIteration
         return Job(q._db, data)
 
-    def __aiter__(self) -> "_Claimer":
+    def __aiter__(self) -> _Claimer:
         return self
 
     async def __anext__(self) -> Job:
@@ -208,7 +243,7 @@ class _Claimer:
 class Queue:
     """A named queue. Defaults: 300 s lease, 3 attempts."""
 
-    def __init__(self, db: "Database", name: str, visibility_timeout_s: float, max_attempts: int) -> None:
+    def __init__(self, db: Database, name: str, visibility_timeout_s: float, max_attempts: int) -> None:
         self._db = db
         self.name = name
         self.visibility_timeout_s = visibility_timeout_s
@@ -218,19 +253,26 @@ class Queue:
         self,
         payload: Any,
         *,
-        tx: Optional[Transaction] = None,
-        delay: Optional[float] = None,
-        run_at: Optional[float] = None,
+        tx: Transaction | None = None,
+        delay: float | None = None,
+        run_at: float | None = None,
         priority: int = 0,
-        expires: Optional[float] = None,
-        max_attempts: Optional[int] = None,
-        key: Optional[str] = None,
+        expires: float | None = None,
+        max_attempts: int | None = None,
+        key: str | None = None,
     ) -> int:
         """Adds a job (inside ``tx`` when given) and returns its id. ``delay`` and
         ``expires`` are seconds, ``run_at`` a Unix time in seconds."""
         return self._db._native.enqueue(
-            self.name, _dumps(payload), tx=_tx(tx), delay_s=delay, run_at_s=run_at,
-            priority=priority, max_attempts=max_attempts, expires_s=expires, key=key,
+            self.name,
+            _dumps(payload),
+            tx=_tx(tx),
+            delay_s=delay,
+            run_at_s=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+            expires_s=expires,
+            key=key,
             default_max_attempts=self.max_attempts,
         )
 
@@ -238,51 +280,57 @@ class Queue:
         self,
         payloads: Sequence[Any],
         *,
-        tx: Optional[Transaction] = None,
-        delay: Optional[float] = None,
-        run_at: Optional[float] = None,
+        tx: Transaction | None = None,
+        delay: float | None = None,
+        run_at: float | None = None,
         priority: int = 0,
-        expires: Optional[float] = None,
-        max_attempts: Optional[int] = None,
-    ) -> List[int]:
+        expires: float | None = None,
+        max_attempts: int | None = None,
+    ) -> list[int]:
         """Adds many jobs with the same options, all or none; returns their ids."""
         return self._db._native.enqueue_many(
-            self.name, [_dumps(p) for p in payloads], tx=_tx(tx), delay_s=delay,
-            run_at_s=run_at, priority=priority, max_attempts=max_attempts,
-            expires_s=expires, default_max_attempts=self.max_attempts,
+            self.name,
+            [_dumps(p) for p in payloads],
+            tx=_tx(tx),
+            delay_s=delay,
+            run_at_s=run_at,
+            priority=priority,
+            max_attempts=max_attempts,
+            expires_s=expires,
+            default_max_attempts=self.max_attempts,
         )
 
-    def claim_one(self, worker: str) -> Optional[Job]:
+    def claim_one(self, worker: str) -> Job | None:
         jobs = self.claim_batch(worker, 1)
         return jobs[0] if jobs else None
 
-    def claim_batch(self, worker: str, n: int) -> List[Job]:
+    def claim_batch(self, worker: str, n: int) -> list[Job]:
         return [Job(self._db, d) for d in self._db._native.claim_batch(self.name, worker, n, self.visibility_timeout_s)]
 
-    def claim(self, worker: str, *, timeout: Optional[float] = None) -> _Claimer:
+    def claim(self, worker: str, *, timeout: float | None = None) -> _Claimer:
         """A blocking iterator of jobs, woken by commits in any process."""
         return _Claimer(self, worker, timeout)
 
-    def ack_batch(self, ids: Sequence[int], worker: str, tx: Optional[Transaction] = None) -> int:
+    def ack_batch(self, ids: Sequence[int], worker: str, tx: Transaction | None = None) -> int:
         return self._db._native.ack_batch(list(ids), worker, _tx(tx))
 
-    def get_job(self, id: int) -> Optional[Any]:  # noqa: A002
+    def get_job(self, id: int) -> Any | None:
         return self._db._native.get_job(id)
 
-    def cancel(self, id: int) -> bool:  # noqa: A002
+    def cancel(self, id: int) -> bool:
         return self._db._native.cancel(id)
 
-    def dead_jobs(self, limit: int = 100) -> List[Any]:
+    def dead_jobs(self, limit: int = 100) -> list[Any]:
         return self._db._native.dead_jobs(self.name, limit)
 
-    def requeue_dead(self, id: int) -> None:  # noqa: A002
+    def requeue_dead(self, id: int) -> None:
         self._db._native.requeue_dead(id)
 
 
 @dataclass(frozen=True)
 class Event:
     offset: int
-    key: Optional[str]
+    key: str | None
     payload: Any
 
 
@@ -290,12 +338,12 @@ class _Subscription:
     """``for event in stream.subscribe(consumer)``: replays from the saved offset,
     then blocks. At-least-once: an offset is saved once you move past it."""
 
-    def __init__(self, stream: "Stream", consumer: str, timeout: Optional[float]) -> None:
+    def __init__(self, stream: Stream, consumer: str, timeout: float | None) -> None:
         self._cursor = stream._db._native.cursor(stream.name, consumer)
         self._stop = stream._db._native.stop_flag()
         self._timeout = timeout
 
-    def __iter__(self) -> "_Subscription":
+    def __iter__(self) -> _Subscription:
         return self
 
     def __next__(self) -> Event:
@@ -304,7 +352,7 @@ class _Subscription:
             raise StopIteration
         return Event(ev[0], ev[1], _loads(ev[2]))
 
-    def __aiter__(self) -> "_Subscription":
+    def __aiter__(self) -> _Subscription:
         return self
 
     async def __anext__(self) -> Event:
@@ -328,23 +376,23 @@ class _Subscription:
 
 
 class Stream:
-    def __init__(self, db: "Database", name: str) -> None:
+    def __init__(self, db: Database, name: str) -> None:
         self._db = db
         self.name = name
 
-    def publish(self, payload: Any, *, key: Optional[str] = None, tx: Optional[Transaction] = None) -> int:
+    def publish(self, payload: Any, *, key: str | None = None, tx: Transaction | None = None) -> int:
         return self._db._native.publish(self.name, _dumps(payload), key, _tx(tx))
 
-    def read_since(self, offset: int, limit: int = 100) -> List[Event]:
+    def read_since(self, offset: int, limit: int = 100) -> list[Event]:
         return [Event(o, k, _loads(p)) for (o, k, p) in self._db._native.read_since(self.name, offset, limit)]
 
-    def save_offset(self, consumer: str, offset: int, tx: Optional[Transaction] = None) -> bool:
+    def save_offset(self, consumer: str, offset: int, tx: Transaction | None = None) -> bool:
         return self._db._native.save_offset(self.name, consumer, offset, _tx(tx))
 
     def get_offset(self, consumer: str) -> int:
         return self._db._native.get_offset(self.name, consumer)
 
-    def subscribe(self, consumer: str, *, timeout: Optional[float] = None) -> _Subscription:
+    def subscribe(self, consumer: str, *, timeout: float | None = None) -> _Subscription:
         return _Subscription(self, consumer, timeout)
 
 
@@ -358,10 +406,10 @@ class Notification:
 class Listener:
     """Notifications committed after it was created, on its channel, in order."""
 
-    def __init__(self, db: "Database", channel: str) -> None:
+    def __init__(self, db: Database, channel: str) -> None:
         self._native = db._native.listen(channel)
 
-    def recv(self, timeout: Optional[float] = None) -> Optional[Notification]:
+    def recv(self, timeout: float | None = None) -> Notification | None:
         n = self._native.recv(timeout)
         return None if n is None else Notification(n[0], n[1], _loads(n[2]))
 
@@ -372,7 +420,7 @@ class Listener:
                 return
             yield n
 
-    def __aiter__(self) -> "Listener":
+    def __aiter__(self) -> Listener:
         return self
 
     async def __anext__(self) -> Notification:
@@ -390,7 +438,7 @@ class Lock:
     """A held advisory lock: a context manager that releases on exit.
     ``fencing_token`` increases on every acquisition of any lock."""
 
-    def __init__(self, db: "Database", name: str, owner: str, token: int) -> None:
+    def __init__(self, db: Database, name: str, owner: str, token: int) -> None:
         self._db = db
         self.name = name
         self.owner = owner
@@ -408,10 +456,10 @@ class Lock:
         self._held = False
         return self._db._native.release_lock(self.name, self.fencing_token)
 
-    def __enter__(self) -> "Lock":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -430,7 +478,7 @@ class Scheduler:
     """Periodic tasks: each fire enqueues one job. Cron (5 or 6 fields),
     ``@hourly`` ... ``@yearly``, ``@every 1m30s``; UTC unless ``tz`` is given."""
 
-    def __init__(self, db: "Database") -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def add(
@@ -441,8 +489,8 @@ class Scheduler:
         schedule: str,
         payload: Any = None,
         priority: int = 0,
-        expires_s: Optional[float] = None,
-        tz: Optional[str] = None,
+        expires_s: float | None = None,
+        tz: str | None = None,
     ) -> None:
         """Registers or updates a task; re-adding an unchanged one keeps its next fire."""
         self._db._native.schedule_add(name, queue, schedule, _dumps(payload), priority, expires_s, tz)
@@ -456,10 +504,12 @@ class Scheduler:
     def resume(self, name: str) -> None:
         self._db._native.schedule_resume(name)
 
-    def list(self) -> List[Schedule]:
-        return [Schedule(n, q, c, _loads(p), pr, pa, nf) for (n, q, c, p, pr, pa, nf) in self._db._native.schedule_list()]
+    def list(self) -> builtins.list[Schedule]:
+        return [
+            Schedule(n, q, c, _loads(p), pr, pa, nf) for (n, q, c, p, pr, pa, nf) in self._db._native.schedule_list()
+        ]
 
-    async def run_async(self, owner: str, stop: Optional[asyncio.Event] = None, *, lock_ttl_s: float = 10.0) -> None:
+    async def run_async(self, owner: str, stop: asyncio.Event | None = None, *, lock_ttl_s: float = 10.0) -> None:
         """``run`` for asyncio: returns once ``stop`` is set (or the task is cancelled)."""
         native_stop = self._db._native.stop_flag()
         runner = asyncio.get_running_loop().run_in_executor(
@@ -468,7 +518,8 @@ class Scheduler:
         waiter = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
             if waiter is not None:
-                await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                either: set[asyncio.Future[Any]] = {runner, waiter}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             else:
                 await asyncio.shield(runner)
         finally:
@@ -477,11 +528,11 @@ class Scheduler:
                 waiter.cancel()
             await runner
 
-    def tick(self) -> List[Any]:
+    def tick(self) -> builtins.list[Any]:
         """Fires what is due now (one catch-up fire after downtime)."""
         return self._db._native.schedule_tick()
 
-    def run(self, owner: str, stop: Optional[threading.Event] = None, *, lock_ttl_s: float = 10.0) -> None:
+    def run(self, owner: str, stop: threading.Event | None = None, *, lock_ttl_s: float = 10.0) -> None:
         """Runs until ``stop`` is set: only the leader (lock holder) fires; a
         standby takes over within ``lock_ttl_s`` when the leader dies."""
         native_stop = self._db._native.stop_flag()
@@ -521,18 +572,18 @@ class Database:
     def transaction(self) -> Transaction:
         return Transaction(self)
 
-    def notify(self, channel: str, payload: Any, tx: Optional[Transaction] = None) -> int:
+    def notify(self, channel: str, payload: Any, tx: Transaction | None = None) -> int:
         return self._native.notify(channel, _dumps(payload), _tx(tx))
 
     def listen(self, channel: str) -> Listener:
         return Listener(self, channel)
 
-    def try_lock(self, name: str, owner: str, ttl: float = 60) -> Optional[Lock]:
+    def try_lock(self, name: str, owner: str, ttl: float = 60) -> Lock | None:
         """Takes the advisory lock if nobody (``owner`` included) holds it."""
         token = self._native.try_lock(name, owner, ttl)
         return None if token is None else Lock(self, name, owner, token)
 
-    def lock(self, name: str, *, owner: Optional[str] = None, ttl: float = 60) -> Lock:
+    def lock(self, name: str, *, owner: str | None = None, ttl: float = 60) -> Lock:
         """``with db.lock("name"):`` or raises ``honker.LockHeld``."""
         owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         held = self.try_lock(name, owner, ttl)
@@ -558,8 +609,8 @@ class Database:
     def close(self) -> None:
         self._native.close()
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

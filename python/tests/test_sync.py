@@ -1,7 +1,6 @@
 """The sync Python API over the engine. Waits are bounded by timeouts and
 signalled by the engine; nothing sleeps hoping for an outcome."""
 
-import os
 import threading
 import time
 
@@ -31,11 +30,10 @@ def test_enqueue_in_a_business_transaction_then_claim(tmp_path):
     with db.transaction() as tx:
         tx.execute("INSERT INTO orders (user_id) VALUES (?)", [42])
         emails.enqueue({"to": "alice@example.com"}, tx=tx)
-    with pytest.raises(RuntimeError):
-        with db.transaction() as tx:
-            tx.execute("INSERT INTO orders (user_id) VALUES (?)", [43])
-            emails.enqueue({"to": "rolled@back"}, tx=tx)
-            raise RuntimeError("payment declined")
+    with pytest.raises(RuntimeError), db.transaction() as tx:
+        tx.execute("INSERT INTO orders (user_id) VALUES (?)", [43])
+        emails.enqueue({"to": "rolled@back"}, tx=tx)
+        raise RuntimeError("payment declined")
     later = emails.enqueue({"to": "later@example.com"}, run_at=int(time.time()) + 10)
     with db.transaction() as tx:
         assert tx.query("SELECT user_id FROM orders") == [{"user_id": 42}]
@@ -105,9 +103,8 @@ def test_errors_are_typed_and_named(db):
     with pytest.raises(honker.InvalidArgument, match="max_attempts"):
         q.enqueue(1, max_attempts=0)
     assert issubclass(honker.Busy, honker.HonkerError)
-    with pytest.raises(TypeError, match="SQL parameters"):
-        with db.transaction() as tx:
-            tx.execute("SELECT ?", [object()])
+    with pytest.raises(TypeError, match="SQL parameters"), db.transaction() as tx:
+        tx.execute("SELECT ?", [object()])
 
 
 def test_streams_at_least_once(db):
