@@ -55,6 +55,7 @@ struct State {
 }
 
 struct Inner {
+    pid: u32,
     path: PathBuf,
     state: Mutex<State>,
     idle: Condvar,
@@ -110,6 +111,7 @@ impl Db {
         let watcher = Watcher::for_path(&path);
         Ok(Db {
             inner: Arc::new(Inner {
+                pid: std::process::id(),
                 watcher,
                 listeners: Mutex::new(Vec::new()),
                 path,
@@ -154,8 +156,19 @@ impl Db {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Refuses a handle inherited through `fork()`.
+    fn check_process(&self) -> Result<()> {
+        if std::process::id() != self.inner.pid {
+            return Err(Error::Forked {
+                opened_in: self.inner.pid,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits until no transaction is open (refusing if this thread holds it).
     fn lock_idle(&self) -> Result<MutexGuard<'_, State>> {
+        self.check_process()?;
         let me = this_thread();
         let mut st = self.lock();
         loop {
@@ -234,6 +247,7 @@ impl Db {
         tx: &TxKey,
         f: impl FnOnce(&Connection, i64) -> Result<R>,
     ) -> Result<R> {
+        self.check_process()?;
         let st = self.lock();
         if !matches!(st.tx, Some(o) if o.key == tx.0) {
             return Err(Error::TransactionInactive);

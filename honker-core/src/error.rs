@@ -67,6 +67,15 @@ pub enum Error {
     #[error("database is closed")]
     Closed,
 
+    /// The handle was opened in another process and inherited through
+    /// `fork()`; SQLite connections must not cross a fork. Open the
+    /// database again in this process.
+    #[error("this database handle was opened in process {opened_in} and inherited by fork(); open it again in this process")]
+    Forked {
+        /// The process that opened it.
+        opened_in: u32,
+    },
+
     /// The file was written by a newer honker whose schema this one does not know.
     #[error("database schema version {found} is newer than this honker supports ({supported}); upgrade honker")]
     SchemaTooNew {
@@ -114,6 +123,7 @@ impl Error {
             Error::TransactionOpen => "transaction_open",
             Error::TransactionInactive => "transaction_inactive",
             Error::Closed => "closed",
+            Error::Forked { .. } => "forked",
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::Busy { .. } => "busy",
             Error::Decode { .. } => "decode",
@@ -133,6 +143,7 @@ impl Error {
         "transaction_open",
         "transaction_inactive",
         "closed",
+        "forked",
         "schema_too_new",
         "busy",
         "decode",
@@ -190,6 +201,7 @@ mod tests {
             Error::TransactionOpen,
             Error::TransactionInactive,
             Error::Closed,
+            Error::Forked { opened_in: 1 },
             Error::SchemaTooNew {
                 found: 9,
                 supported: 1,

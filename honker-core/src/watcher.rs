@@ -132,6 +132,7 @@ struct Pokes {
 }
 
 struct Shared {
+    pid: u32,
     db_path: PathBuf,
     generation: Mutex<(u64, Option<String>)>,
     changed: Condvar,
@@ -176,6 +177,7 @@ impl Watcher {
         reg.retain(|_, w| w.strong_count() > 0);
         let w = Arc::new(Watcher {
             shared: Arc::new(Shared {
+                pid: std::process::id(),
                 db_path: key.clone(),
                 generation: Mutex::new((0, None)),
                 changed: Condvar::new(),
@@ -229,8 +231,15 @@ impl Watcher {
         })
     }
 
-    /// Fails with [`Error::Watcher`] if the watcher has died.
+    /// Fails with [`Error::Watcher`] if the watcher has died, and with
+    /// [`Error::Forked`] in a child process (threads do not survive `fork()`,
+    /// so nothing there would ever wake a waiter).
     pub fn check_alive(&self) -> Result<()> {
+        if std::process::id() != self.shared.pid {
+            return Err(Error::Forked {
+                opened_in: self.shared.pid,
+            });
+        }
         match &lock(&self.shared.generation).1 {
             Some(reason) => Err(Error::Watcher {
                 reason: reason.clone(),

@@ -68,6 +68,12 @@ create_exception!(
 create_exception!(_honker, Closed, HonkerError, "The database is closed.");
 create_exception!(
     _honker,
+    Forked,
+    HonkerError,
+    "A handle inherited through fork(); open the database again in this process."
+);
+create_exception!(
+    _honker,
     SchemaTooNew,
     HonkerError,
     "The file was written by a newer honker."
@@ -98,6 +104,7 @@ fn to_py(e: Error) -> PyErr {
         "transaction_open" => TransactionOpen::new_err(msg),
         "transaction_inactive" => TransactionInactive::new_err(msg),
         "closed" => Closed::new_err(msg),
+        "forked" => Forked::new_err(msg),
         "schema_too_new" => SchemaTooNew::new_err(msg),
         "busy" => Busy::new_err(msg),
         "decode" => DecodeError::new_err(msg),
@@ -896,6 +903,7 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("TransactionOpen", py.get_type::<TransactionOpen>()),
         ("TransactionInactive", py.get_type::<TransactionInactive>()),
         ("Closed", py.get_type::<Closed>()),
+        ("Forked", py.get_type::<Forked>()),
         ("SchemaTooNew", py.get_type::<SchemaTooNew>()),
         ("Busy", py.get_type::<Busy>()),
         ("DecodeError", py.get_type::<DecodeError>()),

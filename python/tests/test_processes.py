@@ -1,0 +1,104 @@
+"""Real processes: exactly-once claiming, cross-process wake, and fork."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import honker
+
+WORKER = textwrap.dedent(
+    """
+    import sys, honker
+    db = honker.open(sys.argv[1])
+    print("ready", flush=True)
+    for job in db.queue("work").claim(sys.argv[2], timeout=60):
+        job.ack()
+        if job.payload.get("stop"):
+            break
+        print(job.id, flush=True)
+    """
+)
+
+LISTENER = textwrap.dedent(
+    """
+    import sys, honker
+    db = honker.open(sys.argv[1])
+    sub = db.listen("orders")
+    print("ready", flush=True)
+    for i in range(int(sys.argv[2])):
+        n = sub.recv(timeout=60)
+        assert n is not None and n.payload == {"i": i}, (i, n)
+    print("ok", flush=True)
+    """
+)
+
+
+def spawn(script, *args):
+    return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True)
+
+
+def test_worker_processes_claim_each_job_exactly_once(tmp_path):
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    workers = [spawn(WORKER, path, f"p{i}") for i in range(3)]
+    for w in workers:
+        assert w.stdout.readline().strip() == "ready"
+    q = db.queue("work")
+    ids = []
+    for burst in range(20):
+        ids += q.enqueue_many([{"n": burst * 30 + i} for i in range(30)])
+    for _ in workers:
+        q.enqueue({"stop": True}, priority=-1)
+    seen = []
+    for w in workers:
+        out, _ = w.communicate(timeout=120)
+        assert w.returncode == 0
+        seen += [int(line) for line in out.split()]
+    assert sorted(seen) == sorted(ids), "every job once, none twice"
+
+
+def test_a_notification_wakes_a_listener_in_another_process(tmp_path):
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    child = spawn(LISTENER, path, "50")
+    assert child.stdout.readline().strip() == "ready"
+    for i in range(50):
+        db.notify("orders", {"i": i})
+    out, _ = child.communicate(timeout=120)
+    assert child.returncode == 0 and out.strip() == "ok"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_handle_inherited_through_fork_fails_clearly(tmp_path):
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    q = db.queue("q")
+    q.enqueue(1)
+    sub = db.listen("c")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the inherited handle refuses; a fresh one works
+        code = 0
+        try:
+            q.enqueue(2)
+            code = 1
+        except honker.Forked:
+            pass
+        try:
+            sub.recv(timeout=0.1)
+            code = 2
+        except honker.Forked:
+            pass
+        fresh = honker.open(path)
+        if fresh.queue("q").claim_one("child") is None:
+            code = 3
+        os.write(w, bytes([code]))
+        os._exit(0)
+    os.close(w)
+    result = os.read(r, 1)
+    os.waitpid(pid, 0)
+    assert result == bytes([0]), f"child check {result[0]} failed"
+    assert q.enqueue(3) > 0, "the parent's handle still works"
