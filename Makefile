@@ -13,7 +13,7 @@ EXT := $(CARGO_TARGET_DIR)/debug/libhonker_ext.so
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench examples ci-local deps ext ext-test python-test
+.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test
 
 ## make test: everything CI checks (installs what it needs).
 test: lint rust-test ext-test python-test examples
@@ -69,6 +69,13 @@ examples:
 bench:
 	cargo run --release --locked -p honker-bench --bin honker-bench
 	cargo run --release --locked -p honker-bench --bin wake
+
+## Python benchmark (release build of the package into .venv).
+bench-python: deps
+	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0
+	cd python && VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q --release
+	$(VENV)/bin/python bench/python_bench.py
 
 ## Runs CI the way CI does: a fresh clone of HEAD.
 ci-local:

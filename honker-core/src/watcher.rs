@@ -29,6 +29,7 @@ use ::notify as fs;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,8 @@ struct Pokes {
 }
 
 struct Shared {
+    /// Some listener in this process may want notifications read.
+    has_listeners: AtomicBool,
     pid: u32,
     db_path: PathBuf,
     generation: Mutex<(u64, Option<String>)>,
@@ -177,6 +180,7 @@ impl Watcher {
         reg.retain(|_, w| w.strong_count() > 0);
         let w = Arc::new(Watcher {
             shared: Arc::new(Shared {
+                has_listeners: AtomicBool::new(false),
                 pid: std::process::id(),
                 db_path: key.clone(),
                 generation: Mutex::new((0, None)),
@@ -286,7 +290,9 @@ impl Watcher {
     /// waiters at once and lets the watcher hand out new notifications.
     pub fn local_commit(&self) {
         bump(&self.shared);
-        if self.running.get().is_some() {
+        // The watcher thread only has work for a local commit when there are
+        // notifications to hand to listeners; waiters were just woken.
+        if self.running.get().is_some() && self.shared.has_listeners.load(Ordering::Acquire) {
             lock(&self.shared.pokes).local = true;
             self.shared.poked.notify_one();
         }
@@ -315,6 +321,7 @@ impl Watcher {
             .entry(channel.to_string())
             .or_default()
             .push(Arc::downgrade(&q));
+        self.shared.has_listeners.store(true, Ordering::Release);
         Ok(q)
     }
 
@@ -564,6 +571,7 @@ fn dispatch(shared: &Shared) -> Result<()> {
         !qs.is_empty()
     });
     if listeners.is_empty() {
+        shared.has_listeners.store(false, Ordering::Release);
         *cursor = notify::latest_id(conn)?;
         return Ok(());
     }

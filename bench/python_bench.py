@@ -1,0 +1,127 @@
+"""honker's Python package beside the stdlib sqlite3 module doing single-row
+insert transactions on the same kind of file (WAL, synchronous=NORMAL), in
+the same run, in alternating rounds; medians.
+
+Run: make bench-python (builds the package in release mode first).
+"""
+
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+
+import honker
+
+ROUNDS = 7
+QUICK = "--quick" in sys.argv
+N = 300 if QUICK else 2000
+
+
+def stdlib_db(path):
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute("PRAGMA synchronous=NORMAL")
+    c.execute(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, payload TEXT NOT NULL,"
+        " run_at INTEGER NOT NULL, worker TEXT, created_at INTEGER NOT NULL)"
+    )
+    # The same minimal job table as the Rust bench's raw baseline.
+    c.execute("CREATE INDEX jobs_ready ON jobs (queue, run_at, id) WHERE worker IS NULL")
+    return c
+
+
+def stdlib_insert(c, i):
+    now = int(time.time() * 1000)
+    c.execute(
+        "INSERT INTO jobs (queue, payload, run_at, created_at) VALUES (?, ?, ?, ?)",
+        ("bench", json.dumps({"n": i}), now, now),
+    )
+
+
+def rate(n, f):
+    t = time.perf_counter()
+    f()
+    return n / (time.perf_counter() - t)
+
+
+def main():
+    d = tempfile.mkdtemp()
+    raw = stdlib_db(os.path.join(d, "raw.db"))
+    db = honker.open(os.path.join(d, "honker.db"))
+    q = db.queue("bench")
+    rows = {k: [] for k in ("raw", "enqueue", "enqueue_many", "claim_ack", "batch128", "async")}
+    counter = [0]
+
+    def raw_round():
+        for _ in range(N):
+            stdlib_insert(raw, counter[0])
+            counter[0] += 1
+
+    def enqueue_round():
+        for i in range(N):
+            q.enqueue({"n": i})
+
+    def enqueue_many_round():
+        for b in range(N // 100 * 10):
+            q.enqueue_many([{"n": b * 100 + i} for i in range(100)])
+
+    def claim_ack_round():
+        for _ in range(N):
+            job = q.claim_one("w")
+            assert job is not None and job.ack()
+
+    def batch_round():
+        done = 0
+        while done < N * 10:
+            jobs = q.claim_batch("w", 128)
+            assert jobs and q.ack_batch([j.id for j in jobs], "w") == len(jobs)
+            done += len(jobs)
+
+    async def async_round():
+        n = 0
+        async for job in q.claim("w", timeout=5):
+            assert job.ack()
+            n += 1
+            if n == N:
+                break
+        assert n == N, f"the async loop got {n} of {N} jobs"
+
+    for _ in range(ROUNDS):
+        rows["raw"].append(rate(N, raw_round))
+        rows["enqueue"].append(rate(N, enqueue_round))
+        rows["raw"].append(rate(N, raw_round))
+        rows["enqueue_many"].append(rate(N // 100 * 1000, enqueue_many_round))
+        rows["claim_ack"].append(rate(N, claim_ack_round))
+        rows["batch128"].append(rate(N * 10, batch_round))
+        q.enqueue_many([{"n": i} for i in range(N)])  # untimed: the async round's jobs
+        rows["async"].append(rate(N, lambda: asyncio.run(async_round())))
+        # Drain what is left so every round starts from the same depth.
+        while q.claim_batch("w", 1000):
+            pass
+    raw_rate = statistics.median(rows["raw"])
+    print(f"honker Python bench (sqlite3 {sqlite3.sqlite_version} for the baseline), {ROUNDS} rounds, medians")
+    print()
+    print("| operation | ops/s | / stdlib single-row insert txn |")
+    print("| --- | ---: | ---: |")
+    print(f"| stdlib sqlite3: INSERT, 1 per transaction | {raw_rate:.0f} | 1.00 |")
+    for key, label in [
+        ("enqueue", "enqueue, 1 per transaction"),
+        ("enqueue_many", "enqueue_many, 100 per transaction"),
+        ("claim_ack", "claim_one + ack"),
+        ("batch128", "claim_batch(128) + ack_batch"),
+        ("async", "async for claim loop + ack, end to end"),
+    ]:
+        r = statistics.median(rows[key])
+        print(f"| {label} | {r:.0f} | {r / raw_rate:.2f} |")
+    print()
+    e = statistics.median(rows["enqueue"]) / raw_rate
+    c = statistics.median(rows["claim_ack"]) / raw_rate
+    print(f"single enqueue / stdlib insert: {e:.2f} (goal: at least 0.8); claim+ack / stdlib insert: {c:.2f} (goal: at least 0.4)")
+
+
+if __name__ == "__main__":
+    main()
