@@ -102,3 +102,36 @@ def test_a_handle_inherited_through_fork_fails_clearly(tmp_path):
     os.waitpid(pid, 0)
     assert result == bytes([0]), f"child check {result[0]} failed"
     assert q.enqueue(3) > 0, "the parent's handle still works"
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, honker
+    db = honker.open(sys.argv[1], busy_timeout_s=0.2)
+    try:
+        with db.transaction() as tx:
+            tx.execute("INSERT INTO orders (user_id) VALUES (2)")
+        print("wrote", flush=True)
+    except honker.Busy:
+        print("busy", flush=True)
+    """
+)
+
+
+def test_the_documented_safe_way_keeps_other_writers_out(tmp_path):
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    with db.transaction() as tx:
+        tx.execute("CREATE TABLE orders (user_id INTEGER)")
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO orders (user_id) VALUES (1)")
+        db.queue("emails").enqueue({"order": 1}, tx=tx)
+        # While this business transaction is open, another process cannot write.
+        out = subprocess.run(
+            [sys.executable, "-c", WRITER, path], check=True, capture_output=True, text=True, timeout=60
+        )
+        assert out.stdout.strip() == "busy", out.stderr
+    out = subprocess.run([sys.executable, "-c", WRITER, path], check=True, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "wrote", out.stderr
+    with db.transaction() as tx:
+        assert tx.query("SELECT user_id FROM orders ORDER BY user_id") == [{"user_id": 1}, {"user_id": 2}]
