@@ -53,7 +53,8 @@ demo:
 	cargo run --quiet --locked -p honker --example demo
 
 ## The Python package: built into a venv with maturin, tested with pytest.
-python-test: deps
+python-test: deps ext
+	cp $(EXT) python/honker/libhonker_ext.so
 	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 ruff==0.17.6 mypy==2.4.1
 	cd python && VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q
@@ -71,7 +72,8 @@ bench:
 	cargo run --release --locked -p honker-bench --bin wake
 
 ## Python benchmark (release build of the package into .venv).
-bench-python: deps
+bench-python: deps ext
+	cp $(EXT) python/honker/libhonker_ext.so
 	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0
 	cd python && VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q --release

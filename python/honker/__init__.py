@@ -93,6 +93,8 @@ __all__ = [
     "TransactionInactive",
     "TransactionOpen",
     "WatcherError",
+    "extension_path",
+    "load_extension",
     "open",
 ]
 
@@ -113,6 +115,43 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     except ValueError as e:
         raise DecodeError(f"cannot decode payload: {e}") from None
+
+
+def extension_path() -> str:
+    """Where the SQLite loadable extension is: ``$HONKER_EXT`` if set, else
+    the ``libhonker_ext`` library shipped inside this package."""
+    env = os.environ.get("HONKER_EXT")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("libhonker_ext.so", "libhonker_ext.dylib", "honker_ext.dll"):
+        candidate = os.path.join(here, name)
+        if os.path.exists(candidate):
+            return candidate
+    return os.path.join(here, "libhonker_ext.so")
+
+
+def load_extension(conn: Any) -> None:
+    """Loads honker's SQL functions (``honker_*``, ``notify``) into a stdlib
+    ``sqlite3`` connection, then bootstraps the schema. Use it *instead of*
+    ``honker.open`` on the same file in one process (see the README)."""
+    path = extension_path()
+    if not os.path.exists(path):
+        raise HonkerError(
+            f"the honker SQLite extension is not at {path}: build it with `make ext` "
+            "(or set HONKER_EXT to libhonker_ext.so)"
+        )
+    if not hasattr(conn, "enable_load_extension"):
+        raise HonkerError(
+            "this Python's sqlite3 module cannot load extensions (it was built without "
+            "SQLITE_ENABLE_LOAD_EXTENSION); use a Python whose sqlite3 supports it, e.g. Debian's /usr/bin/python3"
+        )
+    conn.enable_load_extension(True)
+    try:
+        conn.load_extension(path)
+    finally:
+        conn.enable_load_extension(False)
+    conn.execute("SELECT honker_bootstrap()").fetchone()
 
 
 def open(path: str, *, busy_timeout_s: float = 10.0) -> Database:
