@@ -304,31 +304,31 @@ impl NativeCursor {
         timeout_s: Option<f64>,
     ) -> PyResult<Option<(i64, Option<String>, String)>> {
         let timeout = secs("timeout", timeout_s)?;
-        let ev = py
-            .detach(|| {
-                let mut c = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-                c.next(&self.db, timeout, &stop.flag)
-            })
-            .map_err(to_py)?;
+        let ev = self.with_cursor(py, |c, db| c.next(db, timeout, &stop.flag))?;
         Ok(ev.map(|e| (e.offset, e.key, e.payload)))
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| {
-            self.cursor
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .commit(&self.db)
-        })
-        .map_err(to_py)
+        self.with_cursor(py, |c, db| c.commit(db))
     }
 
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_cursor(py, |c, db| c.flush(db))
+    }
+}
+
+impl NativeCursor {
+    /// Runs `f` on the locked cursor with the GIL released.
+    fn with_cursor<R: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut wait::StreamCursor, &Db) -> honker_core::Result<R> + Send,
+    ) -> PyResult<R> {
         py.detach(|| {
-            self.cursor
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .flush(&self.db)
+            f(
+                &mut self.cursor.lock().unwrap_or_else(|p| p.into_inner()),
+                &self.db,
+            )
         })
         .map_err(to_py)
     }
