@@ -1,0 +1,1378 @@
+// @ts-check
+'use strict';
+/**
+ * honker: durable queues, streams, pub/sub and cron on SQLite. One file,
+ * zero servers.
+ *
+ * A thin layer over the native addon (the shared Rust engine): it encodes
+ * payloads as JSON, takes options as objects, and provides transactions
+ * and async iterators. Plain names return Promises and run off the main
+ * thread; `...Sync` twins run on the calling thread. Every rule lives in
+ * the engine.
+ */
+
+const native = require('./native.js');
+
+/** @typedef {import('./native').NativeDatabase} NativeDatabase */
+/** @typedef {import('./native').NativeTx} NativeTx */
+/** @typedef {import('./native').JobData} JobData */
+
+/** Every honker error: an `Error` with a stable `.code` (see `ERROR_CODES`). */
+class HonkerError extends Error {
+  /**
+   * @param {string} message
+   * @param {string} code
+   */
+  constructor(message, code) {
+    super(message);
+    this.name = 'HonkerError';
+    /** @type {string} */
+    this.code = code;
+  }
+}
+
+/** The codes `HonkerError.code` can take (one per honker-core error). */
+const ERROR_CODES = Object.freeze(native.errorCodes());
+
+const CODED = /^honker:([a-z_]+): /;
+// napi-rs's own argument-conversion failures (a string where a number belongs).
+const NAPI_ARG = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'NameExpected',
+  'FunctionExpected', 'NumberExpected', 'BooleanExpected', 'ArrayExpected', 'BigintExpected']);
+
+/**
+ * The native layer puts the core error code in the message; move it to `.code`.
+ * @param {any} e
+ * @returns {any}
+ */
+function fix(e) {
+  if (e instanceof HonkerError || !(e instanceof Error)) return e;
+  const m = CODED.exec(e.message);
+  if (m) return new HonkerError(e.message.slice(m[0].length), m[1]);
+  const code = /** @type {any} */ (e).code;
+  if (typeof code === 'string' && NAPI_ARG.has(code)) return new HonkerError(e.message, 'invalid_argument');
+  return e;
+}
+
+/**
+ * @param {any} e
+ * @returns {never}
+ */
+function rethrow(e) {
+  throw fix(e);
+}
+
+/**
+ * @template T
+ * @param {Promise<T>} p
+ * @returns {Promise<T>}
+ */
+function mapped(p) {
+  return p.then(undefined, rethrow);
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} [what]
+ * @returns {string}
+ */
+function dumps(value, what = 'payload') {
+  let text;
+  try {
+    text = JSON.stringify(value === undefined ? null : value);
+  } catch (e) {
+    throw new HonkerError(`invalid JSON in \`${what}\`: ${/** @type {Error} */ (e).message}`, 'invalid_json');
+  }
+  if (text === undefined) {
+    throw new HonkerError(`invalid JSON in \`${what}\`: ${typeof value} is not JSON`, 'invalid_json');
+  }
+  return text;
+}
+
+/**
+ * @param {string} text
+ * @returns {any}
+ */
+function loads(text) {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HonkerError(`cannot decode payload: ${/** @type {Error} */ (e).message}`, 'decode');
+  }
+}
+
+/**
+ * @param {{ tx?: Transaction | null } | undefined | null} opts
+ * @returns {NativeTx | null}
+ */
+function txOf(opts) {
+  const tx = opts?.tx;
+  if (tx == null) return null;
+  if (!(tx instanceof Transaction)) throw new HonkerError('`tx` must be a Transaction from db.transaction()', 'invalid_argument');
+  return tx._native;
+}
+
+/**
+ * Enqueue options for the native layer (a `Date` runAt becomes Unix seconds).
+ * @param {EnqueueOptions | undefined} opts
+ * @returns {import('./native').EnqueueOptions | null}
+ */
+function enqueueOpts(opts) {
+  if (opts == null) return null;
+  if (opts.runAt instanceof Date) return { ...opts, runAt: opts.runAt.getTime() / 1000 };
+  return /** @type {import('./native').EnqueueOptions} */ (opts);
+}
+
+/**
+ * @typedef {object} EnqueueOptions
+ * @property {Transaction} [tx] enqueue inside this transaction
+ * @property {number} [delay] seconds before the job may run
+ * @property {Date | number} [runAt] when it may run (a Date, or Unix seconds)
+ * @property {number} [priority] higher runs first (default 0)
+ * @property {number} [expires] seconds after which an unclaimed job is dropped
+ * @property {number} [maxAttempts] overrides the queue's
+ * @property {string} [key] an idempotency key: a second live job with it is not added
+ */
+
+/**
+ * @param {{ columns: string[], rows: unknown[][] }} r
+ * @returns {Record<string, unknown>[]}
+ */
+function objects(r) {
+  const { columns, rows } = r;
+  const out = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    /** @type {Record<string, unknown>} */
+    const o = {};
+    for (let j = 0; j < columns.length; j++) o[columns[j]] = row[j];
+    out[i] = o;
+  }
+  return out;
+}
+
+/**
+ * Ends an iterator when its signal aborts.
+ * @param {AbortSignal | undefined} signal
+ * @param {() => void} onAbort
+ * @returns {() => void} removes the listener
+ */
+function onAbort(signal, onAbort) {
+  if (signal == null) return () => {};
+  if (signal.aborted) {
+    onAbort();
+    return () => {};
+  }
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+
+/** @type {IteratorReturnResult<undefined>} */
+const DONE = Object.freeze({ done: true, value: undefined });
+
+/**
+ * A write transaction, handed to the callback of `db.transaction()`. Its
+ * own SQL runs synchronously (the write lock is already held); pass
+ * `{ tx }` to honker calls to make them part of it.
+ */
+class Transaction {
+  /**
+   * @param {Database} db
+   * @param {NativeTx} nativeTx
+   */
+  constructor(db, nativeTx) {
+    /** @readonly */
+    this.db = db;
+    /** @internal */
+    this._native = nativeTx;
+  }
+
+  /**
+   * Runs one statement; returns the number of rows changed.
+   * @param {string} sql
+   * @param {unknown[]} [params]
+   * @returns {number}
+   */
+  execute(sql, params = []) {
+    try {
+      return this.db._n.executeSync(sql, /** @type {any} */ (params), this._native);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Runs a query; returns its rows as objects.
+   * @param {string} sql
+   * @param {unknown[]} [params]
+   * @returns {Record<string, unknown>[]}
+   */
+  query(sql, params = []) {
+    try {
+      return objects(this.db._n.querySync(sql, /** @type {any} */ (params), this._native));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+}
+
+/**
+ * A claimed job. `ack`, `retry`, `fail` and `heartbeat` resolve to false
+ * (and change nothing) once the lease has expired or been taken over.
+ */
+class Job {
+  /**
+   * @param {Queue} queue
+   * @param {JobData} data
+   */
+  constructor(queue, data) {
+    /** @internal */
+    this._db = queue.db;
+    /** @readonly @type {number} */
+    this.id = data.id;
+    /** @readonly @type {string} */
+    this.queue = data.queue;
+    /** @readonly @type {any} */
+    this.payload = loads(data.payload);
+    /** @readonly @type {number} */
+    this.attempts = data.attempts;
+    /** @readonly @type {number} */
+    this.maxAttempts = data.maxAttempts;
+    /** @readonly @type {number} */
+    this.priority = data.priority;
+    /** @readonly @type {number} */
+    this.runAtMs = data.runAtMs;
+    /** @readonly @type {string | null} */
+    this.key = data.key ?? null;
+    /** @readonly @type {string | null} */
+    this.lastError = data.lastError ?? null;
+    /** @readonly @type {string} */
+    this.workerId = data.workerId ?? '';
+  }
+
+  /**
+   * Marks the job done (inside `tx` when given).
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {Promise<boolean>}
+   */
+  ack(opts) {
+    const tx = txOf(opts);
+    return this._db._async(() => this._db._n.ack(this.id, this.workerId, this.attempts, tx), tx);
+  }
+
+  /**
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {boolean}
+   */
+  ackSync(opts) {
+    try {
+      return this._db._n.ackSync(this.id, this.workerId, this.attempts, txOf(opts));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Gives the job back to run again after `delayS` (or the backoff), or to
+   * the dead list once attempts are used up.
+   * @param {{ delayS?: number, error?: string }} [opts]
+   * @returns {Promise<boolean>}
+   */
+  retry(opts) {
+    return this._db._async(() =>
+      this._db._n.retry(this.id, this.workerId, this.attempts, opts?.delayS, opts?.error ?? ''));
+  }
+
+  /**
+   * Moves the job to the dead list.
+   * @param {string} [error]
+   * @returns {Promise<boolean>}
+   */
+  fail(error = '') {
+    return this._db._async(() => this._db._n.fail(this.id, this.workerId, this.attempts, error));
+  }
+
+  /**
+   * Extends the lease to `extendS` seconds from now.
+   * @param {number} extendS
+   * @returns {Promise<boolean>}
+   */
+  heartbeat(extendS) {
+    return this._db._async(() => this._db._n.heartbeat(this.id, this.workerId, this.attempts, extendS));
+  }
+}
+
+/**
+ * A job as stored (from `getJob` and `deadJobs`).
+ * @typedef {object} JobInfo
+ * @property {number} id
+ * @property {string} queue
+ * @property {any} payload
+ * @property {string} state one of pending, processing, done, dead
+ * @property {number} priority
+ * @property {number} runAtMs
+ * @property {number} attempts
+ * @property {number} maxAttempts
+ * @property {string | null} workerId
+ * @property {number | null} leaseUntilMs
+ * @property {string | null} key
+ * @property {string | null} lastError
+ * @property {string | null} deadReason
+ */
+
+/**
+ * @param {JobData} d
+ * @returns {JobInfo}
+ */
+function jobInfo(d) {
+  return {
+    id: d.id,
+    queue: d.queue,
+    payload: loads(d.payload),
+    state: d.state,
+    priority: d.priority,
+    runAtMs: d.runAtMs,
+    attempts: d.attempts,
+    maxAttempts: d.maxAttempts,
+    workerId: d.workerId ?? null,
+    leaseUntilMs: d.leaseUntilMs ?? null,
+    key: d.key ?? null,
+    lastError: d.lastError ?? null,
+    deadReason: d.deadReason ?? null,
+  };
+}
+
+/**
+ * `for await (const job of queue.claim(worker, { signal }))`: waits for the
+ * next job, woken by commits in any process. Aborting the signal (or
+ * leaving the loop) ends it; a job claimed in the instant of the abort is
+ * given back to the queue.
+ * @implements {AsyncIterableIterator<Job>}
+ */
+class Claimer {
+  /**
+   * @param {Queue} queue
+   * @param {string} worker
+   * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
+   */
+  constructor(queue, worker, opts) {
+    this._q = queue;
+    this._worker = worker;
+    this._timeoutS = opts?.timeoutS;
+    this._stop = queue.db._n.stopFlag();
+    this._done = false;
+    this._unlisten = onAbort(opts?.signal, () => this._stop.stop());
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** @returns {Promise<IteratorResult<Job, undefined>>} */
+  async next() {
+    if (this._done || this._stop.isStopped()) return this._finish();
+    const q = this._q;
+    const n = q.db._n;
+    let data;
+    try {
+      data = await n.claimNext(q.name, this._worker, this._stop, q.visibilityTimeoutS, q.maxAttempts, this._timeoutS);
+    } catch (e) {
+      this._finish();
+      const err = fix(e);
+      if (err instanceof HonkerError && err.code === 'closed') return DONE;
+      throw err;
+    }
+    if (data === null) return this._finish();
+    if (this._stop.isStopped()) {
+      // Aborted while this job was being claimed: give it back, don't drop it.
+      await mapped(n.retry(data.id, data.workerId ?? this._worker, data.attempts, 0, 'claim cancelled')).catch(() => {});
+      return this._finish();
+    }
+    return { done: false, value: new Job(q, data) };
+  }
+
+  /** Ends the iteration (what `break` in a `for await` loop calls). */
+  async return() {
+    return this._finish();
+  }
+
+  /** @returns {IteratorReturnResult<undefined>} */
+  _finish() {
+    this._done = true;
+    this._stop.stop();
+    this._unlisten();
+    return DONE;
+  }
+}
+
+/** A named queue. Defaults: 300 s lease, 3 attempts. */
+class Queue {
+  /**
+   * @param {Database} db
+   * @param {string} name
+   * @param {{ visibilityTimeoutS?: number, maxAttempts?: number }} [opts]
+   */
+  constructor(db, name, opts) {
+    /** @readonly */
+    this.db = db;
+    /** @readonly */
+    this.name = name;
+    /** @readonly */
+    this.visibilityTimeoutS = opts?.visibilityTimeoutS ?? 300;
+    /** @readonly */
+    this.maxAttempts = opts?.maxAttempts ?? 3;
+  }
+
+  /**
+   * Adds a job (inside `opts.tx` when given); resolves to its id.
+   * @param {unknown} payload
+   * @param {EnqueueOptions} [opts]
+   * @returns {Promise<number>}
+   */
+  enqueue(payload, opts) {
+    const json = dumps(payload);
+    const tx = txOf(opts);
+    const o = enqueueOpts(opts);
+    return this.db._async(() => this.db._n.enqueue(this.name, json, o, tx, this.maxAttempts), tx);
+  }
+
+  /**
+   * @param {unknown} payload
+   * @param {EnqueueOptions} [opts]
+   * @returns {number}
+   */
+  enqueueSync(payload, opts) {
+    const json = dumps(payload);
+    try {
+      return this.db._n.enqueueSync(this.name, json, enqueueOpts(opts), txOf(opts), this.maxAttempts);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Adds many jobs with the same options, all or none; resolves to their ids.
+   * @param {unknown[]} payloads
+   * @param {Omit<EnqueueOptions, 'key'>} [opts]
+   * @returns {Promise<number[]>}
+   */
+  enqueueMany(payloads, opts) {
+    const json = payloads.map((p) => dumps(p));
+    const tx = txOf(opts);
+    const o = enqueueOpts({ ...opts, key: undefined });
+    return this.db._async(() => this.db._n.enqueueMany(this.name, json, o, tx, this.maxAttempts), tx);
+  }
+
+  /**
+   * @param {unknown[]} payloads
+   * @param {Omit<EnqueueOptions, 'key'>} [opts]
+   * @returns {number[]}
+   */
+  enqueueManySync(payloads, opts) {
+    const json = payloads.map((p) => dumps(p));
+    try {
+      return this.db._n.enqueueManySync(this.name, json, enqueueOpts({ ...opts, key: undefined }), txOf(opts), this.maxAttempts);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Claims one due job now, or resolves to null.
+   * @param {string} worker
+   * @returns {Promise<Job | null>}
+   */
+  async claimOne(worker) {
+    const jobs = await this.claimBatch(worker, 1);
+    return jobs.length ? jobs[0] : null;
+  }
+
+  /**
+   * @param {string} worker
+   * @returns {Job | null}
+   */
+  claimOneSync(worker) {
+    const jobs = this.claimBatchSync(worker, 1);
+    return jobs.length ? jobs[0] : null;
+  }
+
+  /**
+   * Claims up to `n` due jobs now.
+   * @param {string} worker
+   * @param {number} n
+   * @returns {Promise<Job[]>}
+   */
+  async claimBatch(worker, n) {
+    const data = await this.db._async(() => this.db._n.claimBatch(this.name, worker, n, this.visibilityTimeoutS));
+    return data.map((d) => new Job(this, d));
+  }
+
+  /**
+   * @param {string} worker
+   * @param {number} n
+   * @returns {Job[]}
+   */
+  claimBatchSync(worker, n) {
+    let data;
+    try {
+      data = this.db._n.claimBatchSync(this.name, worker, n, this.visibilityTimeoutS);
+    } catch (e) {
+      throw fix(e);
+    }
+    return data.map((d) => new Job(this, d));
+  }
+
+  /**
+   * An async iterator of jobs (see `Claimer`).
+   * @param {string} worker
+   * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
+   * @returns {Claimer}
+   */
+  claim(worker, opts) {
+    return new Claimer(this, worker, opts);
+  }
+
+  /**
+   * Acks many jobs claimed by `worker`; resolves to how many were acked.
+   * @param {number[]} ids
+   * @param {string} worker
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {Promise<number>}
+   */
+  ackBatch(ids, worker, opts) {
+    const tx = txOf(opts);
+    return this.db._async(() => this.db._n.ackBatch(ids, worker, tx), tx);
+  }
+
+  /**
+   * @param {number[]} ids
+   * @param {string} worker
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {number}
+   */
+  ackBatchSync(ids, worker, opts) {
+    try {
+      return this.db._n.ackBatchSync(ids, worker, txOf(opts));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * @param {number} id
+   * @returns {Promise<JobInfo | null>}
+   */
+  async getJob(id) {
+    const d = await this.db._async(() => this.db._n.getJob(id));
+    return d == null ? null : jobInfo(d);
+  }
+
+  /**
+   * @param {number} id
+   * @returns {JobInfo | null}
+   */
+  getJobSync(id) {
+    let d;
+    try {
+      d = this.db._n.getJobSync(id);
+    } catch (e) {
+      throw fix(e);
+    }
+    return d == null ? null : jobInfo(d);
+  }
+
+  /**
+   * Cancels a job that is not running; resolves to whether it was.
+   * @param {number} id
+   * @returns {Promise<boolean>}
+   */
+  cancel(id) {
+    return this.db._async(() => this.db._n.cancel(id));
+  }
+
+  /**
+   * The dead jobs of this queue, newest first.
+   * @param {number} [limit]
+   * @returns {Promise<JobInfo[]>}
+   */
+  async deadJobs(limit = 100) {
+    const list = await this.db._async(() => this.db._n.deadJobs(this.name, limit));
+    return list.map(jobInfo);
+  }
+
+  /**
+   * Puts a dead job back in the queue (fails with code `not_found` if it is not dead).
+   * @param {number} id
+   * @returns {Promise<void>}
+   */
+  requeueDead(id) {
+    return this.db._async(() => this.db._n.requeueDead(id));
+  }
+}
+
+/**
+ * @typedef {object} Event
+ * @property {number} offset
+ * @property {string | null} key
+ * @property {any} payload
+ */
+
+/**
+ * @param {import('./native').EventData} e
+ * @returns {Event}
+ */
+function event(e) {
+  return { offset: e.offset, key: e.key ?? null, payload: loads(e.payload) };
+}
+
+/**
+ * `for await (const event of stream.subscribe(consumer, { signal }))`:
+ * replays from the consumer's saved offset, then waits for new events.
+ * At-least-once: an event's offset is saved once you ask for the next one
+ * (or leave the loop after it), so an event being handled when the process
+ * dies is delivered again.
+ * @implements {AsyncIterableIterator<Event>}
+ */
+class Subscription {
+  /**
+   * @param {Stream} stream
+   * @param {string} consumer
+   * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
+   */
+  constructor(stream, consumer, opts) {
+    this._s = stream;
+    this._consumer = consumer;
+    this._timeoutS = opts?.timeoutS;
+    this._stop = stream.db._n.stopFlag();
+    /** @type {import('./native').NativeCursor | null} */
+    this._cursor = null;
+    this._done = false;
+    this._unlisten = onAbort(opts?.signal, () => this._stop.stop());
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** @returns {Promise<IteratorResult<Event, undefined>>} */
+  async next() {
+    if (this._done || this._stop.isStopped()) return this._finish();
+    try {
+      if (this._cursor === null) {
+        this._cursor = await this._s.db._async(() => this._s.db._n.cursor(this._s.name, this._consumer));
+      }
+      const ev = await this._cursor.next(this._stop, this._timeoutS);
+      if (ev === null) return this._finish();
+      return { done: false, value: event(ev) };
+    } catch (e) {
+      const err = fix(e);
+      this._finish();
+      if (err instanceof HonkerError && err.code === 'closed') return DONE;
+      throw err;
+    }
+  }
+
+  /** Marks the event last handed out as handled and saves the offset now. */
+  async commit() {
+    if (this._cursor) await mapped(this._cursor.commit());
+  }
+
+  /** Ends the iteration, saving the offset of events moved past. */
+  async return() {
+    this._finish();
+    if (this._cursor && !this._s.db.isClosed) await mapped(this._cursor.flush()).catch(() => {});
+    return DONE;
+  }
+
+  /** @returns {IteratorReturnResult<undefined>} */
+  _finish() {
+    this._done = true;
+    this._stop.stop();
+    this._unlisten();
+    return DONE;
+  }
+}
+
+/** A durable stream: an event log with per-consumer offsets. */
+class Stream {
+  /**
+   * @param {Database} db
+   * @param {string} name
+   */
+  constructor(db, name) {
+    /** @readonly */
+    this.db = db;
+    /** @readonly */
+    this.name = name;
+  }
+
+  /**
+   * Appends an event; resolves to its offset.
+   * @param {unknown} payload
+   * @param {{ key?: string, tx?: Transaction }} [opts]
+   * @returns {Promise<number>}
+   */
+  publish(payload, opts) {
+    const json = dumps(payload);
+    const tx = txOf(opts);
+    return this.db._async(() => this.db._n.publish(this.name, json, opts?.key, tx), tx);
+  }
+
+  /**
+   * @param {unknown} payload
+   * @param {{ key?: string, tx?: Transaction }} [opts]
+   * @returns {number}
+   */
+  publishSync(payload, opts) {
+    const json = dumps(payload);
+    try {
+      return this.db._n.publishSync(this.name, json, opts?.key, txOf(opts));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Events after `offset`, oldest first.
+   * @param {number} offset
+   * @param {number} [limit]
+   * @returns {Promise<Event[]>}
+   */
+  async readSince(offset, limit = 100) {
+    const list = await this.db._async(() => this.db._n.readSince(this.name, offset, limit));
+    return list.map(event);
+  }
+
+  /**
+   * @param {number} offset
+   * @param {number} [limit]
+   * @returns {Event[]}
+   */
+  readSinceSync(offset, limit = 100) {
+    try {
+      return this.db._n.readSinceSync(this.name, offset, limit).map(event);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Saves `consumer`'s offset (only forward); resolves to whether it moved.
+   * @param {string} consumer
+   * @param {number} offset
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {Promise<boolean>}
+   */
+  saveOffset(consumer, offset, opts) {
+    const tx = txOf(opts);
+    return this.db._async(() => this.db._n.saveOffset(this.name, consumer, offset, tx), tx);
+  }
+
+  /**
+   * @param {string} consumer
+   * @param {number} offset
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {boolean}
+   */
+  saveOffsetSync(consumer, offset, opts) {
+    try {
+      return this.db._n.saveOffsetSync(this.name, consumer, offset, txOf(opts));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * @param {string} consumer
+   * @returns {Promise<number>}
+   */
+  getOffset(consumer) {
+    return this.db._async(() => this.db._n.getOffset(this.name, consumer));
+  }
+
+  /**
+   * @param {string} consumer
+   * @returns {number}
+   */
+  getOffsetSync(consumer) {
+    try {
+      return this.db._n.getOffsetSync(this.name, consumer);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * An async iterator of events (see `Subscription`).
+   * @param {string} consumer
+   * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
+   * @returns {Subscription}
+   */
+  subscribe(consumer, opts) {
+    return new Subscription(this, consumer, opts);
+  }
+}
+
+/**
+ * @typedef {object} Notification
+ * @property {number} id
+ * @property {string} channel
+ * @property {any} payload
+ */
+
+/**
+ * `for await (const n of db.listen(channel, { signal }))`: notifications
+ * committed after `listen` was called, in order. Aborting ends it.
+ * @implements {AsyncIterableIterator<Notification>}
+ */
+class Listener {
+  /**
+   * @param {Database} db
+   * @param {string} channel
+   * @param {{ signal?: AbortSignal }} [opts]
+   */
+  constructor(db, channel, opts) {
+    try {
+      this._native = db._n.listen(channel);
+    } catch (e) {
+      throw fix(e);
+    }
+    this._done = false;
+    this._unlisten = onAbort(opts?.signal, () => this._finish());
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** @returns {Promise<IteratorResult<Notification, undefined>>} */
+  async next() {
+    if (this._done) return DONE;
+    let n;
+    try {
+      n = await this._native.recv(null);
+    } catch (e) {
+      this._finish();
+      throw fix(e);
+    }
+    if (n === null) return this._finish();
+    return { done: false, value: { id: n.id, channel: n.channel, payload: loads(n.payload) } };
+  }
+
+  /**
+   * The next notification within `timeoutS` seconds, or null.
+   * @param {number} timeoutS
+   * @returns {Promise<Notification | null>}
+   */
+  async recv(timeoutS) {
+    const n = await mapped(this._native.recv(timeoutS));
+    return n === null ? null : { id: n.id, channel: n.channel, payload: loads(n.payload) };
+  }
+
+  /** Stops listening. */
+  async return() {
+    return this._finish();
+  }
+
+  close() {
+    this._finish();
+  }
+
+  /** @returns {IteratorReturnResult<undefined>} */
+  _finish() {
+    this._done = true;
+    this._native.close();
+    this._unlisten();
+    return DONE;
+  }
+}
+
+/** A held advisory lock. */
+class Lock {
+  /**
+   * @param {Database} db
+   * @param {string} name
+   * @param {string} owner
+   * @param {number} token
+   */
+  constructor(db, name, owner, token) {
+    this._db = db;
+    /** @readonly */
+    this.name = name;
+    /** @readonly */
+    this.owner = owner;
+    /** Increases on every acquisition of any lock: pass it along to fence stale holders. @readonly */
+    this.fencingToken = token;
+    this._held = true;
+  }
+
+  /**
+   * Extends the lock to `ttlS` seconds from now; false if it was lost.
+   * @param {number} ttlS
+   * @returns {Promise<boolean>}
+   */
+  heartbeat(ttlS) {
+    return this._db._async(() => this._db._n.renewLock(this.name, this.fencingToken, ttlS));
+  }
+
+  /**
+   * Releases it; false if it had already lapsed.
+   * @returns {Promise<boolean>}
+   */
+  async release() {
+    if (!this._held) return false;
+    this._held = false;
+    return this._db._async(() => this._db._n.releaseLock(this.name, this.fencingToken));
+  }
+
+  /** @returns {boolean} */
+  releaseSync() {
+    if (!this._held) return false;
+    this._held = false;
+    try {
+      return this._db._n.releaseLockSync(this.name, this.fencingToken);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+}
+
+/**
+ * @typedef {object} Schedule
+ * @property {string} name
+ * @property {string} queue
+ * @property {string} schedule
+ * @property {any} payload
+ * @property {number} priority
+ * @property {boolean} paused
+ * @property {number} nextFireAtMs
+ */
+
+/**
+ * Periodic tasks: each fire enqueues one job. Cron (5 or 6 fields),
+ * `@hourly` ... `@yearly`, `@every 1m30s`; UTC unless `tz` is given.
+ */
+class Scheduler {
+  /** @param {Database} db */
+  constructor(db) {
+    this._db = db;
+  }
+
+  /**
+   * Registers or updates a task; re-adding an unchanged one keeps its next fire.
+   * @param {{ name: string, queue: string, schedule: string, payload?: unknown, priority?: number, expiresS?: number, tz?: string }} task
+   * @returns {Promise<void>}
+   */
+  add(task) {
+    const spec = {
+      name: task.name,
+      queue: task.queue,
+      schedule: task.schedule,
+      payload: dumps(task.payload),
+      priority: task.priority,
+      expiresS: task.expiresS,
+      tz: task.tz,
+    };
+    return this._db._async(() => this._db._n.scheduleAdd(spec));
+  }
+
+  /**
+   * @param {string} name
+   * @returns {Promise<boolean>}
+   */
+  remove(name) {
+    return this._db._async(() => this._db._n.scheduleRemove(name));
+  }
+
+  /**
+   * @param {string} name
+   * @returns {Promise<void>}
+   */
+  pause(name) {
+    return this._db._async(() => this._db._n.schedulePause(name));
+  }
+
+  /**
+   * @param {string} name
+   * @returns {Promise<void>}
+   */
+  resume(name) {
+    return this._db._async(() => this._db._n.scheduleResume(name));
+  }
+
+  /** @returns {Promise<Schedule[]>} */
+  async list() {
+    const rows = await this._db._async(() => this._db._n.scheduleList());
+    return rows.map((s) => ({
+      name: s.name,
+      queue: s.queue,
+      schedule: s.schedule,
+      payload: loads(s.payload),
+      priority: s.priority,
+      paused: s.paused,
+      nextFireAtMs: s.nextFireAtMs,
+    }));
+  }
+
+  /**
+   * Fires what is due now (one catch-up fire after downtime).
+   * @returns {Promise<{ name: string, jobId: number, fireAtMs: number }[]>}
+   */
+  tick() {
+    return this._db._async(() => this._db._n.scheduleTick());
+  }
+
+  /**
+   * Runs until `signal` aborts: only the leader (lock holder) fires; a
+   * standby takes over within `lockTtlS` when the leader dies. Resolves
+   * once stopped.
+   * @param {string} owner
+   * @param {{ signal?: AbortSignal, lockTtlS?: number }} [opts]
+   * @returns {Promise<void>}
+   */
+  async run(owner, opts) {
+    const stop = this._db._n.stopFlag();
+    const unlisten = onAbort(opts?.signal, () => stop.stop());
+    try {
+      await this._db._n.runScheduler(owner, stop, opts?.lockTtlS);
+    } catch (e) {
+      const err = fix(e);
+      if (!(err instanceof HonkerError && err.code === 'closed')) throw err;
+    } finally {
+      unlisten();
+    }
+  }
+}
+
+/** One SQLite file holding your tables and honker's. */
+class Database {
+  /**
+   * @param {string} path
+   * @param {{ busyTimeoutS?: number }} [opts]
+   */
+  constructor(path, opts) {
+    /** @readonly */
+    this.path = path;
+    try {
+      /** @internal */
+      this._n = new native.NativeDatabase(path, opts?.busyTimeoutS);
+    } catch (e) {
+      throw fix(e);
+    }
+    /**
+     * Settles when the open transaction ends; null when none is open.
+     * @internal @type {Promise<void> | null}
+     */
+    this._gate = null;
+  }
+
+  /**
+   * Runs a native async call, after the open transaction (if any) ends
+   * unless the call is part of it. Waiting here, not on a pool thread,
+   * keeps the libuv pool free for the transaction's own calls.
+   * @internal
+   * @template T
+   * @param {() => Promise<T>} call
+   * @param {NativeTx | null} [tx]
+   * @returns {Promise<T>}
+   */
+  _async(call, tx) {
+    if (this._gate === null || tx) {
+      let p;
+      try {
+        p = call();
+      } catch (e) {
+        return Promise.reject(fix(e));
+      }
+      return p.then(undefined, rethrow);
+    }
+    return this._gate.then(() => this._async(call, tx));
+  }
+
+  /**
+   * @param {string} name
+   * @param {{ visibilityTimeoutS?: number, maxAttempts?: number }} [opts]
+   * @returns {Queue}
+   */
+  queue(name, opts) {
+    return new Queue(this, name, opts);
+  }
+
+  /**
+   * @param {string} name
+   * @returns {Stream}
+   */
+  stream(name) {
+    return new Stream(this, name);
+  }
+
+  /**
+   * Runs `fn` in a write transaction: commits when it resolves, rolls back
+   * when it throws. Pass `{ tx }` to honker calls inside it. Other calls on
+   * this database wait until it ends (a `...Sync` call made meanwhile
+   * without `tx` fails with code `transaction_open` rather than block the
+   * event loop).
+   * @template T
+   * @param {(tx: Transaction) => Promise<T> | T} fn
+   * @returns {Promise<T>}
+   */
+  async transaction(fn) {
+    while (this._gate !== null) await this._gate;
+    /** @type {() => void} */
+    let open = () => {};
+    this._gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    try {
+      const nativeTx = await mapped(this._n.begin());
+      const tx = new Transaction(this, nativeTx);
+      let result;
+      try {
+        result = await fn(tx);
+      } catch (e) {
+        await mapped(this._n.rollback(nativeTx)).catch(() => {});
+        throw e;
+      }
+      await mapped(this._n.commit(nativeTx));
+      return result;
+    } finally {
+      this._gate = null;
+      open();
+    }
+  }
+
+  /**
+   * Runs one statement outside any transaction; resolves to rows changed.
+   * @param {string} sql
+   * @param {unknown[]} [params]
+   * @returns {Promise<number>}
+   */
+  execute(sql, params = []) {
+    return this._async(() => this._n.execute(sql, /** @type {any} */ (params), null));
+  }
+
+  /**
+   * @param {string} sql
+   * @param {unknown[]} [params]
+   * @returns {number}
+   */
+  executeSync(sql, params = []) {
+    try {
+      return this._n.executeSync(sql, /** @type {any} */ (params), null);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Runs a query; resolves to its rows as objects.
+   * @param {string} sql
+   * @param {unknown[]} [params]
+   * @returns {Promise<Record<string, unknown>[]>}
+   */
+  async query(sql, params = []) {
+    return objects(await this._async(() => this._n.query(sql, /** @type {any} */ (params), null)));
+  }
+
+  /**
+   * @param {string} sql
+   * @param {unknown[]} [params]
+   * @returns {Record<string, unknown>[]}
+   */
+  querySync(sql, params = []) {
+    try {
+      return objects(this._n.querySync(sql, /** @type {any} */ (params), null));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Sends a notification to listeners of `channel` (on commit of `tx` when given).
+   * @param {string} channel
+   * @param {unknown} payload
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {Promise<number>}
+   */
+  notify(channel, payload, opts) {
+    const json = dumps(payload);
+    const tx = txOf(opts);
+    return this._async(() => this._n.notify(channel, json, tx), tx);
+  }
+
+  /**
+   * @param {string} channel
+   * @param {unknown} payload
+   * @param {{ tx?: Transaction }} [opts]
+   * @returns {number}
+   */
+  notifySync(channel, payload, opts) {
+    const json = dumps(payload);
+    try {
+      return this._n.notifySync(channel, json, txOf(opts));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Listens on `channel` from now on (see `Listener`).
+   * @param {string} channel
+   * @param {{ signal?: AbortSignal }} [opts]
+   * @returns {Listener}
+   */
+  listen(channel, opts) {
+    return new Listener(this, channel, opts);
+  }
+
+  /**
+   * Takes the advisory lock if nobody (`owner` included) holds it;
+   * resolves to the lock or null.
+   * @param {string} name
+   * @param {string} owner
+   * @param {number} [ttlS]
+   * @returns {Promise<Lock | null>}
+   */
+  async tryLock(name, owner, ttlS = 60) {
+    const token = await this._async(() => this._n.tryLock(name, owner, ttlS));
+    return token == null ? null : new Lock(this, name, owner, token);
+  }
+
+  /**
+   * @param {string} name
+   * @param {string} owner
+   * @param {number} [ttlS]
+   * @returns {Lock | null}
+   */
+  tryLockSync(name, owner, ttlS = 60) {
+    let token;
+    try {
+      token = this._n.tryLockSync(name, owner, ttlS);
+    } catch (e) {
+      throw fix(e);
+    }
+    return token == null ? null : new Lock(this, name, owner, token);
+  }
+
+  /**
+   * True for the first `limit` calls in each fixed window of `perS` seconds.
+   * @param {string} key
+   * @param {number} limit
+   * @param {number} perS
+   * @returns {Promise<boolean>}
+   */
+  tryRateLimit(key, limit, perS) {
+    return this._async(() => this._n.tryRateLimit(key, limit, perS));
+  }
+
+  /**
+   * @param {string} key
+   * @param {number} limit
+   * @param {number} perS
+   * @returns {boolean}
+   */
+  tryRateLimitSync(key, limit, perS) {
+    try {
+      return this._n.tryRateLimitSync(key, limit, perS);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Saves a job's result (JSON) for `ttlS` seconds.
+   * @param {number} jobId
+   * @param {unknown} value
+   * @param {number} ttlS
+   * @returns {Promise<void>}
+   */
+  saveResult(jobId, value, ttlS) {
+    const json = dumps(value, 'value');
+    return this._async(() => this._n.saveResult(jobId, json, ttlS));
+  }
+
+  /**
+   * @param {number} jobId
+   * @param {unknown} value
+   * @param {number} ttlS
+   */
+  saveResultSync(jobId, value, ttlS) {
+    const json = dumps(value, 'value');
+    try {
+      this._n.saveResultSync(jobId, json, ttlS);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * The saved result, or undefined when there is none.
+   * @param {number} jobId
+   * @returns {Promise<any>}
+   */
+  async getResult(jobId) {
+    const text = await this._async(() => this._n.getResult(jobId));
+    return text == null ? undefined : loads(text);
+  }
+
+  /**
+   * @param {number} jobId
+   * @returns {any}
+   */
+  getResultSync(jobId) {
+    let text;
+    try {
+      text = this._n.getResultSync(jobId);
+    } catch (e) {
+      throw fix(e);
+    }
+    return text == null ? undefined : loads(text);
+  }
+
+  /** @returns {Scheduler} */
+  scheduler() {
+    return new Scheduler(this);
+  }
+
+  /** True once `close()` was called. */
+  get isClosed() {
+    return this._n.isClosed();
+  }
+
+  /**
+   * Closes the file. Waiting iterators end; later calls fail with code `closed`.
+   */
+  close() {
+    try {
+      this._n.close();
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+}
+
+/**
+ * Opens (creating if needed) the database at `path`: WAL mode, honker's tables.
+ * @param {string} path
+ * @param {{ busyTimeoutS?: number }} [opts]
+ * @returns {Database}
+ */
+function open(path, opts) {
+  return new Database(path, opts);
+}
+
+module.exports = {
+  open,
+  Database,
+  Transaction,
+  Queue,
+  Job,
+  Claimer,
+  Stream,
+  Subscription,
+  Listener,
+  Lock,
+  Scheduler,
+  HonkerError,
+  ERROR_CODES,
+  VERSION: native.version(),
+};

@@ -1,0 +1,20 @@
+// ESM entry: the same module as index.js.
+import honker from './index.js';
+
+export const {
+  open,
+  Database,
+  Transaction,
+  Queue,
+  Job,
+  Claimer,
+  Stream,
+  Subscription,
+  Listener,
+  Lock,
+  Scheduler,
+  HonkerError,
+  ERROR_CODES,
+  VERSION,
+} = honker;
+export default honker;

@@ -1,0 +1,1225 @@
+//! The native half of the Node package `honker`. Thin: it converts values,
+//! runs every call into SQLite off the main thread (an `AsyncTask` on the
+//! libuv pool for short calls, a dedicated thread for waits that can last),
+//! and encodes `honker_core::Error` codes in the error message for the JS
+//! layer (`index.js`) to turn into `.code`. JSON, option objects,
+//! iterators and transactions live in `index.js`; every rule lives in
+//! honker-core.
+//!
+//! Each short operation has a `...Sync` twin that runs on the calling thread
+//! (it refuses with `transaction_open` while a transaction is open on the
+//! database, since waiting there would block the event loop the
+//! transaction's callback needs).
+
+#![allow(clippy::too_many_arguments)]
+
+use honker_core::watcher::ListenerQueue;
+use honker_core::{
+    lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
+    JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
+};
+use napi::bindgen_prelude::{ToNapiValue, TypeName};
+use napi::{Env, Status, Task};
+use napi_derive::napi;
+use rusqlite::types::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+type CoreResult<T> = honker_core::Result<T>;
+
+/// The message carries the code (`honker:<code>: <message>`); index.js
+/// moves it to `.code`.
+fn to_js(e: Error) -> napi::Error {
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("honker:{}: {}", e.code(), e),
+    )
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> napi::Error {
+    to_js(Error::invalid(name, reason))
+}
+
+fn secs(what: &'static str, s: Option<f64>) -> napi::Result<Option<Duration>> {
+    s.map(|s| honker_core::validate::secs_f64(what, s))
+        .transpose()
+        .map_err(to_js)
+}
+
+/// A positive TTL or window in (possibly fractional) seconds, as ms.
+fn ttl_ms(what: &'static str, s: f64) -> napi::Result<i64> {
+    if s.is_nan() || s <= 0.0 || !s.is_finite() {
+        return Err(invalid(
+            what,
+            format!("must be a positive number of seconds, got {s}"),
+        ));
+    }
+    Ok((s * 1000.0).round().max(1.0) as i64)
+}
+
+fn count(what: &'static str, n: i64) -> napi::Result<usize> {
+    usize::try_from(n).map_err(|_| invalid(what, format!("must not be negative, got {n}")))
+}
+
+/// A short blocking call, run on the libuv thread pool.
+pub struct Op<T: Send + 'static> {
+    f: Option<Box<dyn FnOnce() -> CoreResult<T> + Send>>,
+}
+
+fn op<T: Send + 'static>(f: impl FnOnce() -> CoreResult<T> + Send + 'static) -> Op<T> {
+    Op {
+        f: Some(Box::new(f)),
+    }
+}
+
+impl<T: ToNapiValue + TypeName + Send + 'static> Task for Op<T> {
+    type Output = T;
+    type JsValue = T;
+
+    fn compute(&mut self) -> napi::Result<T> {
+        let f = self
+            .f
+            .take()
+            .ok_or_else(|| napi::Error::from_reason("task ran twice"))?;
+        f().map_err(to_js)
+    }
+
+    fn resolve(&mut self, _env: Env, output: T) -> napi::Result<T> {
+        Ok(output)
+    }
+}
+
+type AsyncOp<T> = napi::bindgen_prelude::AsyncTask<Op<T>>;
+
+fn spawn<T: Send + 'static>(f: impl FnOnce() -> CoreResult<T> + Send + 'static) -> AsyncOp<T>
+where
+    Op<T>: Task,
+{
+    napi::bindgen_prelude::AsyncTask::new(op(f))
+}
+
+/// A wait that may last (for a job, an event, a notification, the
+/// scheduler's stop): it runs on its own thread, so it never holds a libuv
+/// pool thread that other calls need, and settles the returned Promise.
+fn wait_on_thread<'env, T, F>(
+    env: &'env Env,
+    f: F,
+) -> napi::Result<napi::bindgen_prelude::Object<'env>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: FnOnce() -> CoreResult<T> + Send + 'static,
+{
+    let (deferred, promise) =
+        env.create_deferred::<T, Box<dyn FnOnce(Env) -> napi::Result<T>>>()?;
+    std::thread::Builder::new()
+        .name("honker-wait".into())
+        .spawn(move || match f() {
+            Ok(v) => deferred.resolve(Box::new(move |_| Ok(v))),
+            Err(e) => deferred.reject(to_js(e)),
+        })
+        .map_err(|e| napi::Error::from_reason(format!("cannot start a wait thread: {e}")))?;
+    Ok(promise)
+}
+
+/// A job as plain fields (the JS `Job` class wraps it).
+#[napi(object)]
+pub struct JobData {
+    pub id: i64,
+    pub queue: String,
+    pub payload: String,
+    pub state: String,
+    pub priority: i64,
+    pub run_at_ms: i64,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub worker_id: Option<String>,
+    pub lease_until_ms: Option<i64>,
+    pub key: Option<String>,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+}
+
+impl From<JobRecord> for JobData {
+    fn from(j: JobRecord) -> Self {
+        JobData {
+            id: j.id,
+            queue: j.queue,
+            payload: j.payload,
+            state: j.state.as_str().to_string(),
+            priority: j.priority,
+            run_at_ms: j.run_at_ms,
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            worker_id: j.worker_id,
+            lease_until_ms: j.lease_until_ms,
+            key: j.key,
+            last_error: j.last_error,
+            dead_reason: j.dead_reason,
+        }
+    }
+}
+
+fn jobs(v: Vec<JobRecord>) -> Vec<JobData> {
+    v.into_iter().map(JobData::from).collect()
+}
+
+/// Enqueue options as the JS layer passes them (seconds; `runAt` as Unix
+/// seconds). Unknown fields (such as `tx`) are ignored.
+#[napi(object)]
+pub struct EnqueueOptions {
+    pub delay: Option<f64>,
+    pub run_at: Option<f64>,
+    pub priority: Option<i64>,
+    pub max_attempts: Option<u32>,
+    pub expires: Option<f64>,
+    pub key: Option<String>,
+}
+
+fn enqueue_opts(o: Option<EnqueueOptions>) -> napi::Result<EnqueueOpts> {
+    let Some(o) = o else {
+        return Ok(EnqueueOpts::default());
+    };
+    Ok(EnqueueOpts {
+        delay: secs("delay", o.delay)?,
+        run_at: secs("runAt", o.run_at)?.map(|d| SystemTime::UNIX_EPOCH + d),
+        priority: o.priority.unwrap_or(0),
+        max_attempts: o.max_attempts,
+        expires: secs("expires", o.expires)?,
+        key: o.key,
+    })
+}
+
+/// An event of a stream.
+#[napi(object)]
+pub struct EventData {
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: String,
+}
+
+impl From<honker_core::Event> for EventData {
+    fn from(e: honker_core::Event) -> Self {
+        EventData {
+            offset: e.offset,
+            key: e.key,
+            payload: e.payload,
+        }
+    }
+}
+
+/// A notification.
+#[napi(object)]
+pub struct NotificationData {
+    pub id: i64,
+    pub channel: String,
+    pub payload: String,
+}
+
+/// A schedule as stored.
+#[napi(object)]
+pub struct ScheduleData {
+    pub name: String,
+    pub queue: String,
+    pub schedule: String,
+    pub payload: String,
+    pub priority: i64,
+    pub paused: bool,
+    pub next_fire_at_ms: i64,
+}
+
+/// One fire of a schedule (by `tick`).
+#[napi(object)]
+pub struct FireData {
+    pub name: String,
+    pub job_id: i64,
+    pub fire_at_ms: i64,
+}
+
+/// A schedule to add.
+#[napi(object)]
+pub struct ScheduleSpecData {
+    pub name: String,
+    pub queue: String,
+    pub schedule: String,
+    pub payload: String,
+    pub priority: Option<i64>,
+    pub expires_s: Option<f64>,
+    pub tz: Option<String>,
+}
+
+/// A query's result: column names and rows of values.
+#[napi(object, object_from_js = false)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    #[napi(ts_type = "unknown[][]")]
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// A SQL value: null, number, bigint (integers beyond 2^53), string or Buffer.
+pub enum SqlValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl TypeName for SqlValue {
+    fn type_name() -> &'static str {
+        "SqlValue"
+    }
+    fn value_type() -> napi::ValueType {
+        napi::ValueType::Unknown
+    }
+}
+
+impl ToNapiValue for SqlValue {
+    unsafe fn to_napi_value(
+        env: napi::sys::napi_env,
+        val: Self,
+    ) -> napi::Result<napi::sys::napi_value> {
+        const MAX_SAFE: i64 = (1 << 53) - 1;
+        match val {
+            SqlValue::Null => ToNapiValue::to_napi_value(env, napi::bindgen_prelude::Null),
+            SqlValue::Int(i) if (-MAX_SAFE..=MAX_SAFE).contains(&i) => {
+                ToNapiValue::to_napi_value(env, i as f64)
+            }
+            SqlValue::Int(i) => {
+                ToNapiValue::to_napi_value(env, napi::bindgen_prelude::BigInt::from(i))
+            }
+            SqlValue::Real(f) => ToNapiValue::to_napi_value(env, f),
+            SqlValue::Text(s) => ToNapiValue::to_napi_value(env, s),
+            SqlValue::Blob(b) => {
+                ToNapiValue::to_napi_value(env, napi::bindgen_prelude::Buffer::from(b))
+            }
+        }
+    }
+}
+
+impl From<Value> for SqlValue {
+    fn from(v: Value) -> Self {
+        match v {
+            Value::Null => SqlValue::Null,
+            Value::Integer(i) => SqlValue::Int(i),
+            Value::Real(f) => SqlValue::Real(f),
+            Value::Text(s) => SqlValue::Text(s),
+            Value::Blob(b) => SqlValue::Blob(b),
+        }
+    }
+}
+
+/// SQL parameters: null/undefined, boolean, number, bigint, string, Buffer.
+type Param = napi::bindgen_prelude::Either<
+    napi::bindgen_prelude::Either<Option<f64>, bool>,
+    napi::bindgen_prelude::Either3<
+        String,
+        napi::bindgen_prelude::BigInt,
+        napi::bindgen_prelude::Buffer,
+    >,
+>;
+
+fn to_value(p: Param) -> napi::Result<Value> {
+    use napi::bindgen_prelude::{Either, Either3};
+    Ok(match p {
+        Either::A(Either::A(None)) => Value::Null,
+        Either::A(Either::A(Some(f))) => {
+            if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+                Value::Integer(f as i64)
+            } else {
+                Value::Real(f)
+            }
+        }
+        Either::A(Either::B(b)) => Value::Integer(b as i64),
+        Either::B(Either3::A(s)) => Value::Text(s),
+        Either::B(Either3::B(b)) => {
+            let (v, lossless) = b.get_i64();
+            if !lossless {
+                return Err(invalid("params", "bigint out of the 64-bit range"));
+            }
+            Value::Integer(v)
+        }
+        Either::B(Either3::C(b)) => Value::Blob(b.to_vec()),
+    })
+}
+
+fn run_query(c: &rusqlite::Connection, sql: &str, values: Vec<Value>) -> CoreResult<Rows> {
+    let mut st = c.prepare(sql)?;
+    let columns: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
+    let n = columns.len();
+    let rows = st
+        .query_map(rusqlite::params_from_iter(values), |r| {
+            (0..n)
+                .map(|i| r.get::<_, Value>(i).map(SqlValue::from))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Rows { columns, rows })
+}
+
+/// An open write transaction; `db.transaction(cb)` in index.js owns it.
+#[napi]
+pub struct NativeTx {
+    key: Arc<Mutex<Option<TxKey>>>,
+}
+
+/// A stop flag for waits: `stop()` wakes the waiter at once.
+#[napi]
+pub struct NativeStop {
+    db: Db,
+    flag: Arc<AtomicBool>,
+}
+
+#[napi]
+impl NativeStop {
+    #[napi]
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.db.watcher().interrupt();
+    }
+
+    #[napi]
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// A notification listener.
+#[napi]
+pub struct NativeListener {
+    db: Db,
+    queue: Arc<ListenerQueue>,
+}
+
+#[napi]
+impl NativeListener {
+    /// The next notification, waiting up to `timeoutS` (forever when
+    /// null); null on timeout or once closed.
+    #[napi(ts_return_type = "Promise<NotificationData | null>")]
+    pub fn recv<'env>(
+        &self,
+        env: &'env Env,
+        timeout_s: Option<f64>,
+    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+        let timeout = secs("timeout", timeout_s)?;
+        let (db, queue) = (self.db.clone(), self.queue.clone());
+        wait_on_thread(env, move || {
+            Ok(queue
+                .recv(db.watcher(), timeout)?
+                .map(|n| NotificationData {
+                    id: n.id,
+                    channel: n.channel,
+                    payload: n.payload,
+                }))
+        })
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.queue.close()
+    }
+}
+
+/// A stream consumer's cursor (at-least-once; see `honker_core::wait`).
+#[napi]
+pub struct NativeCursor {
+    db: Db,
+    cursor: Arc<Mutex<wait::StreamCursor>>,
+}
+
+fn with_cursor<R>(
+    cursor: &Mutex<wait::StreamCursor>,
+    f: impl FnOnce(&mut wait::StreamCursor) -> CoreResult<R>,
+) -> CoreResult<R> {
+    f(&mut cursor.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+#[napi]
+impl NativeCursor {
+    /// The next event, waiting up to `timeoutS` (forever when null); null
+    /// on timeout or stop.
+    #[napi(ts_return_type = "Promise<EventData | null>")]
+    pub fn next<'env>(
+        &self,
+        env: &'env Env,
+        stop: &NativeStop,
+        timeout_s: Option<f64>,
+    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+        let timeout = secs("timeout", timeout_s)?;
+        let (db, cursor, flag) = (self.db.clone(), self.cursor.clone(), stop.flag.clone());
+        wait_on_thread(env, move || {
+            with_cursor(&cursor, |c| {
+                Ok(c.next(&db, timeout, &flag)?.map(EventData::from))
+            })
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn commit(&self) -> AsyncOp<()> {
+        let (db, cursor) = (self.db.clone(), self.cursor.clone());
+        spawn(move || with_cursor(&cursor, |c| c.commit(&db)))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn flush(&self) -> AsyncOp<()> {
+        let (db, cursor) = (self.db.clone(), self.cursor.clone());
+        spawn(move || with_cursor(&cursor, |c| c.flush(&db)))
+    }
+}
+
+/// One open database file.
+#[napi]
+pub struct NativeDatabase {
+    db: Db,
+}
+
+type TxSlot = Arc<Mutex<Option<TxKey>>>;
+
+impl NativeDatabase {
+    /// Runs `f` in `tx` when given, else on its own, on this thread. Outside
+    /// a transaction it refuses (instead of blocking the event loop) while
+    /// one is open.
+    fn now<R>(
+        &self,
+        tx: Option<&NativeTx>,
+        f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R>,
+    ) -> napi::Result<R> {
+        match tx {
+            Some(tx) => exec(&self.db, Some(&tx.key), f),
+            None => {
+                if self.db.in_transaction() {
+                    return Err(to_js(Error::TransactionOpen));
+                }
+                exec(&self.db, None, f)
+            }
+        }
+        .map_err(to_js)
+    }
+
+    /// Runs `f` (in `tx` when given) on the libuv pool.
+    fn later<R: Send + 'static>(
+        &self,
+        tx: Option<&NativeTx>,
+        f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R> + Send + 'static,
+    ) -> AsyncOp<R>
+    where
+        Op<R>: Task,
+    {
+        let db = self.db.clone();
+        let tx = tx.map(|t| t.key.clone());
+        spawn(move || exec(&db, tx.as_ref(), f))
+    }
+
+    fn stop_flag_for(&self) -> NativeStop {
+        NativeStop {
+            db: self.db.clone(),
+            flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+fn exec<R>(
+    db: &Db,
+    tx: Option<&TxSlot>,
+    f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R>,
+) -> CoreResult<R> {
+    match tx {
+        Some(slot) => {
+            let key = slot.lock().unwrap_or_else(|p| p.into_inner());
+            let key = key.as_ref().ok_or(Error::TransactionInactive)?;
+            db.run_tx(key, f)
+        }
+        None => db.run(f),
+    }
+}
+
+fn lease(id: i64, worker: &str, attempt: u32) -> Lease<'_> {
+    Lease {
+        id,
+        worker,
+        attempt,
+    }
+}
+
+fn schedule_rows(list: Vec<scheduler::ScheduleInfo>) -> Vec<ScheduleData> {
+    list.into_iter()
+        .map(|s| ScheduleData {
+            name: s.name,
+            queue: s.queue,
+            schedule: s.cron,
+            payload: s.payload,
+            priority: s.priority,
+            paused: s.paused,
+            next_fire_at_ms: s.next_fire_at_ms,
+        })
+        .collect()
+}
+
+fn fires(list: Vec<scheduler::Fired>) -> Vec<FireData> {
+    list.into_iter()
+        .map(|f| FireData {
+            name: f.name,
+            job_id: f.job_id,
+            fire_at_ms: f.fire_at_ms,
+        })
+        .collect()
+}
+
+#[napi]
+impl NativeDatabase {
+    /// Opens (creating if needed) the file: WAL, honker's tables.
+    #[napi(constructor)]
+    pub fn new(path: String, busy_timeout_s: Option<f64>) -> napi::Result<Self> {
+        let busy_timeout =
+            secs("busyTimeoutS", Some(busy_timeout_s.unwrap_or(10.0)))?.unwrap_or_default();
+        let opts = OpenOptions {
+            busy_timeout,
+            ..OpenOptions::default()
+        };
+        let db = Db::open(&path, opts).map_err(to_js)?;
+        Ok(NativeDatabase { db })
+    }
+
+    #[napi]
+    pub fn close(&self) -> napi::Result<()> {
+        self.db.close().map_err(to_js)
+    }
+
+    #[napi]
+    pub fn is_closed(&self) -> bool {
+        self.db.is_closed()
+    }
+
+    #[napi]
+    pub fn in_transaction(&self) -> bool {
+        self.db.in_transaction()
+    }
+
+    // -- transactions --
+
+    /// Opens a write transaction (waits for other processes' writers off
+    /// the main thread).
+    #[napi(ts_return_type = "Promise<NativeTx>")]
+    pub fn begin(&self) -> AsyncOp<NativeTx> {
+        let db = self.db.clone();
+        spawn(move || {
+            Ok(NativeTx {
+                key: Arc::new(Mutex::new(Some(db.begin()?))),
+            })
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn commit(&self, tx: &NativeTx) -> AsyncOp<()> {
+        let (db, slot) = (self.db.clone(), tx.key.clone());
+        spawn(move || {
+            let key = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            db.commit(key.ok_or(Error::TransactionInactive)?)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn rollback(&self, tx: &NativeTx) -> AsyncOp<()> {
+        let (db, slot) = (self.db.clone(), tx.key.clone());
+        spawn(move || {
+            let key = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            db.rollback(key.ok_or(Error::TransactionInactive)?)
+        })
+    }
+
+    /// Runs one statement; returns the number of rows changed.
+    #[napi]
+    pub fn execute_sync(
+        &self,
+        sql: String,
+        #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<i64> {
+        let values = params
+            .into_iter()
+            .map(to_value)
+            .collect::<napi::Result<Vec<_>>>()?;
+        self.now(tx, |c, _| {
+            Ok(c.execute(&sql, rusqlite::params_from_iter(values))? as i64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn execute(
+        &self,
+        sql: String,
+        #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<AsyncOp<i64>> {
+        let values = params
+            .into_iter()
+            .map(to_value)
+            .collect::<napi::Result<Vec<_>>>()?;
+        Ok(self.later(tx, move |c, _| {
+            Ok(c.execute(&sql, rusqlite::params_from_iter(values))? as i64)
+        }))
+    }
+
+    /// Runs a query; returns column names and rows.
+    #[napi]
+    pub fn query_sync(
+        &self,
+        sql: String,
+        #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<Rows> {
+        let values = params
+            .into_iter()
+            .map(to_value)
+            .collect::<napi::Result<Vec<_>>>()?;
+        self.now(tx, |c, _| run_query(c, &sql, values))
+    }
+
+    #[napi(ts_return_type = "Promise<Rows>")]
+    pub fn query(
+        &self,
+        sql: String,
+        #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<AsyncOp<Rows>> {
+        let values = params
+            .into_iter()
+            .map(to_value)
+            .collect::<napi::Result<Vec<_>>>()?;
+        Ok(self.later(tx, move |c, _| run_query(c, &sql, values)))
+    }
+
+    // -- queues --
+
+    #[napi]
+    pub fn enqueue_sync(
+        &self,
+        queue: String,
+        payload: String,
+        opts: Option<EnqueueOptions>,
+        tx: Option<&NativeTx>,
+        default_max_attempts: u32,
+    ) -> napi::Result<i64> {
+        let opts = enqueue_opts(opts)?;
+        self.now(tx, |c, now| {
+            queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn enqueue(
+        &self,
+        queue: String,
+        payload: String,
+        opts: Option<EnqueueOptions>,
+        tx: Option<&NativeTx>,
+        default_max_attempts: u32,
+    ) -> napi::Result<AsyncOp<i64>> {
+        let opts = enqueue_opts(opts)?;
+        Ok(self.later(tx, move |c, now| {
+            queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
+        }))
+    }
+
+    #[napi]
+    pub fn enqueue_many_sync(
+        &self,
+        queue: String,
+        payloads: Vec<String>,
+        opts: Option<EnqueueOptions>,
+        tx: Option<&NativeTx>,
+        default_max_attempts: u32,
+    ) -> napi::Result<Vec<i64>> {
+        let opts = enqueue_opts(opts)?;
+        self.now(tx, |c, now| {
+            queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number[]>")]
+    pub fn enqueue_many(
+        &self,
+        queue: String,
+        payloads: Vec<String>,
+        opts: Option<EnqueueOptions>,
+        tx: Option<&NativeTx>,
+        default_max_attempts: u32,
+    ) -> napi::Result<AsyncOp<Vec<i64>>> {
+        let opts = enqueue_opts(opts)?;
+        Ok(self.later(tx, move |c, now| {
+            queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
+        }))
+    }
+
+    #[napi]
+    pub fn claim_batch_sync(
+        &self,
+        queue: String,
+        worker: String,
+        n: i64,
+        visibility_timeout_s: f64,
+    ) -> napi::Result<Vec<JobData>> {
+        let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
+        let n = count("n", n)?;
+        self.now(None, |c, now| {
+            queue::claim(c, &queue, &worker, n, vt, now).map(jobs)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<JobData[]>")]
+    pub fn claim_batch(
+        &self,
+        queue: String,
+        worker: String,
+        n: i64,
+        visibility_timeout_s: f64,
+    ) -> napi::Result<AsyncOp<Vec<JobData>>> {
+        let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
+        let n = count("n", n)?;
+        Ok(self.later(None, move |c, now| {
+            queue::claim(c, &queue, &worker, n, vt, now).map(jobs)
+        }))
+    }
+
+    /// Waits (on its own thread) until a job is claimed; null on timeout or
+    /// stop.
+    #[napi(ts_return_type = "Promise<JobData | null>")]
+    pub fn claim_next<'env>(
+        &self,
+        env: &'env Env,
+        queue: String,
+        worker: String,
+        stop: &NativeStop,
+        visibility_timeout_s: f64,
+        max_attempts: u32,
+        timeout_s: Option<f64>,
+    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+        let opts = QueueOpts {
+            visibility_timeout: secs("visibilityTimeoutS", Some(visibility_timeout_s))?
+                .unwrap_or_default(),
+            max_attempts,
+        };
+        let timeout = secs("timeout", timeout_s)?;
+        let (db, flag) = (self.db.clone(), stop.flag.clone());
+        wait_on_thread(env, move || {
+            Ok(wait::claim_next(&db, &queue, &worker, &opts, timeout, &flag)?.map(JobData::from))
+        })
+    }
+
+    #[napi]
+    pub fn stop_flag(&self) -> NativeStop {
+        self.stop_flag_for()
+    }
+
+    #[napi]
+    pub fn ack_sync(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<bool> {
+        self.now(tx, |c, now| queue::ack(c, lease(id, &worker, attempt), now))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn ack(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        tx: Option<&NativeTx>,
+    ) -> AsyncOp<bool> {
+        self.later(tx, move |c, now| {
+            queue::ack(c, lease(id, &worker, attempt), now)
+        })
+    }
+
+    #[napi]
+    pub fn ack_batch_sync(
+        &self,
+        ids: Vec<i64>,
+        worker: String,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<i64> {
+        self.now(tx, |c, now| {
+            Ok(queue::ack_batch(c, &ids, &worker, now)? as i64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn ack_batch(&self, ids: Vec<i64>, worker: String, tx: Option<&NativeTx>) -> AsyncOp<i64> {
+        self.later(tx, move |c, now| {
+            Ok(queue::ack_batch(c, &ids, &worker, now)? as i64)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn retry(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        delay_s: Option<f64>,
+        error: Option<String>,
+    ) -> napi::Result<AsyncOp<bool>> {
+        let delay = secs("delayS", delay_s)?;
+        let error = error.unwrap_or_default();
+        Ok(self.later(None, move |c, now| {
+            queue::retry(c, lease(id, &worker, attempt), delay, &error, now)
+        }))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn fail(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        error: Option<String>,
+    ) -> AsyncOp<bool> {
+        let error = error.unwrap_or_default();
+        self.later(None, move |c, now| {
+            queue::fail(c, lease(id, &worker, attempt), &error, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn heartbeat(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        extend_s: f64,
+    ) -> napi::Result<AsyncOp<bool>> {
+        let extend = secs("extendS", Some(extend_s))?.unwrap_or_default();
+        Ok(self.later(None, move |c, now| {
+            queue::heartbeat(c, lease(id, &worker, attempt), extend, now)
+        }))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn cancel(&self, id: i64) -> AsyncOp<bool> {
+        self.later(None, move |c, _| queue::cancel(c, id))
+    }
+
+    #[napi]
+    pub fn get_job_sync(&self, id: i64) -> napi::Result<Option<JobData>> {
+        self.now(None, |c, _| Ok(queue::get_job(c, id)?.map(JobData::from)))
+    }
+
+    #[napi(ts_return_type = "Promise<JobData | null>")]
+    pub fn get_job(&self, id: i64) -> AsyncOp<Option<JobData>> {
+        self.later(None, move |c, _| {
+            Ok(queue::get_job(c, id)?.map(JobData::from))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<JobData[]>")]
+    pub fn dead_jobs(&self, queue: String, limit: i64) -> napi::Result<AsyncOp<Vec<JobData>>> {
+        let limit = count("limit", limit)?;
+        Ok(self.later(None, move |c, _| {
+            queue::dead_jobs(c, &queue, limit).map(jobs)
+        }))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn requeue_dead(&self, id: i64) -> AsyncOp<()> {
+        self.later(None, move |c, now| queue::requeue_dead(c, id, now))
+    }
+
+    // -- streams, notify --
+
+    #[napi]
+    pub fn publish_sync(
+        &self,
+        stream: String,
+        payload: String,
+        key: Option<String>,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<i64> {
+        self.now(tx, |c, now| {
+            stream::publish(c, &stream, key.as_deref(), &payload, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn publish(
+        &self,
+        stream: String,
+        payload: String,
+        key: Option<String>,
+        tx: Option<&NativeTx>,
+    ) -> AsyncOp<i64> {
+        self.later(tx, move |c, now| {
+            stream::publish(c, &stream, key.as_deref(), &payload, now)
+        })
+    }
+
+    #[napi]
+    pub fn read_since_sync(
+        &self,
+        stream: String,
+        offset: i64,
+        limit: i64,
+    ) -> napi::Result<Vec<EventData>> {
+        let limit = count("limit", limit)?;
+        self.now(None, |c, _| {
+            Ok(stream::read_since(c, &stream, offset, limit)?
+                .into_iter()
+                .map(EventData::from)
+                .collect())
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<EventData[]>")]
+    pub fn read_since(
+        &self,
+        stream: String,
+        offset: i64,
+        limit: i64,
+    ) -> napi::Result<AsyncOp<Vec<EventData>>> {
+        let limit = count("limit", limit)?;
+        Ok(self.later(None, move |c, _| {
+            Ok(stream::read_since(c, &stream, offset, limit)?
+                .into_iter()
+                .map(EventData::from)
+                .collect())
+        }))
+    }
+
+    #[napi]
+    pub fn save_offset_sync(
+        &self,
+        stream: String,
+        consumer: String,
+        offset: i64,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<bool> {
+        self.now(tx, |c, now| {
+            stream::save_offset(c, &stream, &consumer, offset, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn save_offset(
+        &self,
+        stream: String,
+        consumer: String,
+        offset: i64,
+        tx: Option<&NativeTx>,
+    ) -> AsyncOp<bool> {
+        self.later(tx, move |c, now| {
+            stream::save_offset(c, &stream, &consumer, offset, now)
+        })
+    }
+
+    #[napi]
+    pub fn get_offset_sync(&self, stream: String, consumer: String) -> napi::Result<i64> {
+        self.now(None, |c, _| stream::get_offset(c, &stream, &consumer))
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn get_offset(&self, stream: String, consumer: String) -> AsyncOp<i64> {
+        self.later(None, move |c, _| stream::get_offset(c, &stream, &consumer))
+    }
+
+    /// A cursor at `consumer`'s saved offset.
+    #[napi(ts_return_type = "Promise<NativeCursor>")]
+    pub fn cursor(&self, stream: String, consumer: String) -> AsyncOp<NativeCursor> {
+        let db = self.db.clone();
+        spawn(move || {
+            let cursor = wait::StreamCursor::open(&db, &stream, &consumer)?;
+            Ok(NativeCursor {
+                db,
+                cursor: Arc::new(Mutex::new(cursor)),
+            })
+        })
+    }
+
+    #[napi]
+    pub fn notify_sync(
+        &self,
+        channel: String,
+        payload: String,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<i64> {
+        self.now(tx, |c, now| notify::notify(c, &channel, &payload, now))
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn notify(&self, channel: String, payload: String, tx: Option<&NativeTx>) -> AsyncOp<i64> {
+        self.later(tx, move |c, now| notify::notify(c, &channel, &payload, now))
+    }
+
+    /// Starts listening: notifications committed from now on.
+    #[napi]
+    pub fn listen(&self, channel: String) -> napi::Result<NativeListener> {
+        let queue = self.db.listen(&channel).map_err(to_js)?;
+        Ok(NativeListener {
+            db: self.db.clone(),
+            queue,
+        })
+    }
+
+    // -- locks, rate limits, results --
+
+    #[napi]
+    pub fn try_lock_sync(
+        &self,
+        name: String,
+        owner: String,
+        ttl_s: f64,
+    ) -> napi::Result<Option<i64>> {
+        let ttl = ttl_ms("ttlS", ttl_s)?;
+        self.now(None, |c, now| lock::try_acquire(c, &name, &owner, ttl, now))
+    }
+
+    #[napi(ts_return_type = "Promise<number | null>")]
+    pub fn try_lock(
+        &self,
+        name: String,
+        owner: String,
+        ttl_s: f64,
+    ) -> napi::Result<AsyncOp<Option<i64>>> {
+        let ttl = ttl_ms("ttlS", ttl_s)?;
+        Ok(self.later(None, move |c, now| {
+            lock::try_acquire(c, &name, &owner, ttl, now)
+        }))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn renew_lock(&self, name: String, token: i64, ttl_s: f64) -> napi::Result<AsyncOp<bool>> {
+        let ttl = ttl_ms("ttlS", ttl_s)?;
+        Ok(self.later(None, move |c, now| lock::renew(c, &name, token, ttl, now)))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn release_lock(&self, name: String, token: i64) -> AsyncOp<bool> {
+        self.later(None, move |c, _| lock::release(c, &name, token))
+    }
+
+    #[napi]
+    pub fn release_lock_sync(&self, name: String, token: i64) -> napi::Result<bool> {
+        self.now(None, |c, _| lock::release(c, &name, token))
+    }
+
+    #[napi]
+    pub fn try_rate_limit_sync(&self, key: String, limit: i64, per_s: f64) -> napi::Result<bool> {
+        let per = ttl_ms("perS", per_s)?;
+        self.now(None, |c, now| {
+            rate_limit::try_acquire(c, &key, limit, per, now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn try_rate_limit(
+        &self,
+        key: String,
+        limit: i64,
+        per_s: f64,
+    ) -> napi::Result<AsyncOp<bool>> {
+        let per = ttl_ms("perS", per_s)?;
+        Ok(self.later(None, move |c, now| {
+            rate_limit::try_acquire(c, &key, limit, per, now)
+        }))
+    }
+
+    #[napi]
+    pub fn save_result_sync(&self, job_id: i64, value: String, ttl_s: f64) -> napi::Result<()> {
+        let ttl = ttl_ms("ttlS", ttl_s)?;
+        self.now(None, |c, now| result::save(c, job_id, &value, ttl, now))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn save_result(&self, job_id: i64, value: String, ttl_s: f64) -> napi::Result<AsyncOp<()>> {
+        let ttl = ttl_ms("ttlS", ttl_s)?;
+        Ok(self.later(None, move |c, now| {
+            result::save(c, job_id, &value, ttl, now)
+        }))
+    }
+
+    #[napi]
+    pub fn get_result_sync(&self, job_id: i64) -> napi::Result<Option<String>> {
+        self.now(None, |c, now| result::get(c, job_id, now))
+    }
+
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get_result(&self, job_id: i64) -> AsyncOp<Option<String>> {
+        self.later(None, move |c, now| result::get(c, job_id, now))
+    }
+
+    // -- schedules --
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn schedule_add(&self, spec: ScheduleSpecData) -> napi::Result<AsyncOp<()>> {
+        let expires = secs("expiresS", spec.expires_s)?;
+        Ok(self.later(None, move |c, now| {
+            let s = scheduler::ScheduleSpec {
+                name: &spec.name,
+                queue: &spec.queue,
+                cron: &spec.schedule,
+                tz: spec.tz.as_deref(),
+                payload: &spec.payload,
+                priority: spec.priority.unwrap_or(0),
+                expires,
+            };
+            scheduler::add(c, &s, now)
+        }))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn schedule_remove(&self, name: String) -> AsyncOp<bool> {
+        self.later(None, move |c, _| scheduler::remove(c, &name))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn schedule_pause(&self, name: String) -> AsyncOp<()> {
+        self.later(None, move |c, _| scheduler::pause(c, &name))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn schedule_resume(&self, name: String) -> AsyncOp<()> {
+        self.later(None, move |c, now| scheduler::resume(c, &name, now))
+    }
+
+    #[napi(ts_return_type = "Promise<ScheduleData[]>")]
+    pub fn schedule_list(&self) -> AsyncOp<Vec<ScheduleData>> {
+        self.later(None, |c, _| scheduler::list(c).map(schedule_rows))
+    }
+
+    /// Fires what is due now.
+    #[napi(ts_return_type = "Promise<FireData[]>")]
+    pub fn schedule_tick(&self) -> AsyncOp<Vec<FireData>> {
+        self.later(None, |c, now| scheduler::tick(c, now).map(fires))
+    }
+
+    /// Runs the scheduler (on its own thread) until `stop` is set.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn run_scheduler<'env>(
+        &self,
+        env: &'env Env,
+        owner: String,
+        stop: &NativeStop,
+        lock_ttl_s: Option<f64>,
+    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+        let opts = wait::SchedulerOpts {
+            lock_ttl: secs("lockTtlS", Some(lock_ttl_s.unwrap_or(10.0)))?.unwrap_or_default(),
+            ..wait::SchedulerOpts::default()
+        };
+        let (db, flag) = (self.db.clone(), stop.flag.clone());
+        wait_on_thread(env, move || wait::run_scheduler(&db, &flag, &owner, &opts))
+    }
+}
+
+/// The honker-core version.
+#[napi]
+pub fn version() -> String {
+    honker_core::VERSION.to_string()
+}
+
+/// Every error code, as in honker-core.
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    Error::CODES.iter().map(|s| s.to_string()).collect()
+}
