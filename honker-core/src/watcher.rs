@@ -14,6 +14,15 @@
 //!   no event), so when the counter has not moved yet it is re-read after
 //!   50 µs, 100 µs, … up to about 6 ms in all.
 //! - A slow safety-net poll ([`SAFETY_POLL`]) catches anything else.
+//! - The watcher only works while someone in this process waits. Every
+//!   write to the `-wal` raises an event, and waking a reader thread on
+//!   each one costs the writing process (any process writing to the file)
+//!   about a third more CPU per commit. So when an event arrives and nobody
+//!   here waits, the file-system callback marks the watcher dirty and stops
+//!   reading events until a waiter arrives (unread events stay queued in the
+//!   kernel, where identical ones merge and wake nobody). A waiter that finds
+//!   the watcher dirty makes it verify and re-check as after an event, so a
+//!   commit whose event arrived before the waiter is still seen.
 //!
 //! The watcher reads through its own SQLite connection and never opens the
 //! database or `-shm` with file descriptors of its own (closing such a
@@ -29,7 +38,7 @@ use ::notify as fs;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -101,6 +110,7 @@ impl ListenerQueue {
             // A dying watcher takes this lock before it notifies, so the
             // check and the wait below cannot miss it: no periodic wake-ups.
             watcher.check_alive()?;
+            let _waiting = Waiting::new(&watcher.shared);
             st = match deadline {
                 None => self.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
@@ -130,11 +140,21 @@ struct Pokes {
     fs_event: bool,
     local: bool,
     stop: bool,
+    /// An event (or a local commit with listeners) arrived while nobody
+    /// waited; the next waiter turns it into a poke.
+    dirty: bool,
+    /// Counts waiters' arrivals; each releases a parked callback.
+    arrivals: u64,
 }
 
 struct Shared {
     /// Some listener in this process may want notifications read.
     has_listeners: AtomicBool,
+    /// Threads in this process blocked waiting for a commit or notification.
+    waiting: AtomicUsize,
+    /// The file-system callback waits here while nobody waits (see the
+    /// module documentation); guarded by `pokes`.
+    gate: Condvar,
     pid: u32,
     db_path: PathBuf,
     generation: Mutex<(u64, Option<String>)>,
@@ -181,6 +201,8 @@ impl Watcher {
         let w = Arc::new(Watcher {
             shared: Arc::new(Shared {
                 has_listeners: AtomicBool::new(false),
+                waiting: AtomicUsize::new(0),
+                gate: Condvar::new(),
                 pid: std::process::id(),
                 db_path: key.clone(),
                 generation: Mutex::new((0, None)),
@@ -252,6 +274,13 @@ impl Watcher {
         }
     }
 
+    /// Has a file event (or a local commit with listeners) arrived that the
+    /// watcher has not verified yet? It is verified when somebody waits.
+    #[doc(hidden)]
+    pub fn is_dirty(&self) -> bool {
+        lock(&self.shared.pokes).dirty
+    }
+
     /// A counter that moves on every commit noticed.
     pub fn generation(&self) -> u64 {
         lock(&self.shared.generation).0
@@ -261,6 +290,7 @@ impl Watcher {
     /// [`Watcher::interrupt`] is called. Returns the current generation.
     pub fn wait(&self, seen: u64, timeout: Duration) -> Result<u64> {
         let deadline = Instant::now() + timeout;
+        let _waiting = Waiting::new(&self.shared);
         let mut g = lock(&self.shared.generation);
         if g.0 == seen && g.1.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -291,10 +321,16 @@ impl Watcher {
     pub fn local_commit(&self) {
         bump(&self.shared);
         // The watcher thread only has work for a local commit when there are
-        // notifications to hand to listeners; waiters were just woken.
+        // notifications to hand to listeners; waiters were just woken. A
+        // listener that is not waiting now gets them when it next waits.
         if self.running.get().is_some() && self.shared.has_listeners.load(Ordering::Acquire) {
-            lock(&self.shared.pokes).local = true;
-            self.shared.poked.notify_one();
+            let mut p = lock(&self.shared.pokes);
+            if self.shared.waiting.load(Ordering::SeqCst) > 0 {
+                p.local = true;
+                self.shared.poked.notify_one();
+            } else {
+                p.dirty = true;
+            }
         }
     }
 
@@ -351,11 +387,37 @@ impl Drop for Watcher {
     fn drop(&mut self) {
         lock(&self.shared.pokes).stop = true;
         self.shared.poked.notify_all();
+        self.shared.gate.notify_all();
         if let Some(Ok(running)) = self.running.get() {
             if let Some(t) = lock(running).thread.take() {
                 let _ = t.join();
             }
         }
+    }
+}
+
+/// Counts a thread as waiting while it lives. Arriving, it makes a dirty
+/// watcher verify (with the re-checks that follow an event) and lets the
+/// file-system callback read events again.
+struct Waiting<'a>(&'a Shared);
+
+impl<'a> Waiting<'a> {
+    fn new(shared: &'a Shared) -> Waiting<'a> {
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut p = lock(&shared.pokes);
+        if std::mem::take(&mut p.dirty) {
+            p.fs_event = true;
+            shared.poked.notify_one();
+        }
+        p.arrivals = p.arrivals.wrapping_add(1);
+        shared.gate.notify_all();
+        Waiting(shared)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -411,20 +473,35 @@ fn watch_dir(shared: Weak<Shared>) -> Option<fs::RecommendedWatcher> {
     };
     let wal = format!("{name}-wal");
     let mut w = fs::recommended_watcher(move |ev: fs::Result<fs::Event>| {
-        let Ok(ev) = ev else { return };
-        if matches!(ev.kind, fs::EventKind::Access(_)) {
+        // An error (such as the kernel's event queue overflowing) or a
+        // rescan request may hide a commit: treat it as one.
+        let ours = match &ev {
+            Err(_) => true,
+            Ok(ev) if ev.need_rescan() => true,
+            Ok(ev) if matches!(ev.kind, fs::EventKind::Access(_)) => false,
+            Ok(ev) => ev.paths.iter().any(|p| {
+                p.file_name()
+                    .map(|f| f == name.as_str() || f == wal.as_str())
+                    .unwrap_or(false)
+            }),
+        };
+        if !ours {
             return;
         }
-        let ours = ev.paths.iter().any(|p| {
-            p.file_name()
-                .map(|f| f == name.as_str() || f == wal.as_str())
-                .unwrap_or(false)
-        });
-        if ours {
-            if let Some(s) = shared.upgrade() {
-                lock(&s.pokes).fs_event = true;
-                s.poked.notify_one();
-            }
+        let Some(s) = shared.upgrade() else { return };
+        // A waiter counts itself before it takes this lock, so either this
+        // sees it, or it sees `dirty`.
+        let mut p = lock(&s.pokes);
+        if s.waiting.load(Ordering::SeqCst) > 0 {
+            p.fs_event = true;
+            s.poked.notify_one();
+            return;
+        }
+        // Nobody waits: park the event and stop reading until somebody does.
+        p.dirty = true;
+        let parked_at = p.arrivals;
+        while p.arrivals == parked_at && !p.stop {
+            p = s.gate.wait(p).unwrap_or_else(|e| e.into_inner());
         }
     })
     .ok()?;

@@ -326,6 +326,38 @@ fn commits_by_a_foreign_connection_wake_through_the_file_watch_across_checkpoint
 }
 
 #[test]
+fn a_foreign_commit_noticed_while_nobody_waits_wakes_the_next_waiter_at_once() {
+    let t = TempDb::new();
+    let db = t.open();
+    let w = db.core().watcher().clone();
+    w.ensure_started().unwrap();
+    let raw = rusqlite::Connection::open(t.path()).unwrap();
+    raw.busy_timeout(Duration::from_secs(10)).unwrap();
+    for round in 0..10 {
+        let seen = w.generation();
+        honker_core::queue::enqueue(&raw, "q", "1", &EnqueueOpts::default(), 3, 0).unwrap();
+        // Its file event reaches the watcher while nobody waits: the watcher
+        // only marks itself dirty and stops reading events.
+        let deadline = Instant::now() + LONG;
+        while !w.is_dirty() {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no file event arrived"
+            );
+            std::thread::yield_now();
+        }
+        let start = Instant::now();
+        assert!(w.wait(seen, LONG).unwrap() > seen);
+        // The arriving waiter makes it verify at once: not the safety poll.
+        assert!(
+            start.elapsed() < honker_core::watcher::SAFETY_POLL / 2,
+            "round {round}: woken after {:?}",
+            start.elapsed()
+        );
+    }
+}
+
+#[test]
 fn a_dead_watcher_fails_its_waiters_instead_of_hanging() {
     let t = TempDb::new();
     let db = t.open();
