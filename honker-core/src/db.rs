@@ -27,13 +27,23 @@ pub struct OpenOptions {
     pub busy_timeout: Duration,
     /// Source of "now" for every deadline. Default: the system clock.
     pub clock: Arc<dyn Clock>,
+    /// WAL size, in pages, past which a commit on this handle checkpoints
+    /// (SQLite's `wal_autocheckpoint`; 0 turns automatic checkpoints off).
+    /// Default [`DEFAULT_WAL_AUTOCHECKPOINT`].
+    pub wal_autocheckpoint: u32,
 }
+
+/// Default [`OpenOptions::wal_autocheckpoint`]: SQLite's own 1000 pages.
+/// With `synchronous=NORMAL` every checkpoint costs two fsyncs; a larger
+/// value checkpoints less often and lets the WAL file grow to that size.
+pub const DEFAULT_WAL_AUTOCHECKPOINT: u32 = 1000;
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             clock: Arc::new(SystemClock),
+            wal_autocheckpoint: DEFAULT_WAL_AUTOCHECKPOINT,
         }
     }
 }
@@ -105,6 +115,7 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         schema::configure(&conn, opts.busy_timeout)?;
+        conn.pragma_update(None, "wal_autocheckpoint", opts.wal_autocheckpoint)?;
         #[cfg(feature = "functions")]
         crate::sql::register(&conn)?;
         schema::migrate(&conn).map_err(|e| Self::busy_with(e, opts.busy_timeout))?;
@@ -453,5 +464,26 @@ mod tests {
         assert_eq!(db.run(|_, now| Ok(now)).unwrap(), 42);
         clock.advance(8);
         assert_eq!(db.now_ms(), 50);
+    }
+
+    #[test]
+    fn wal_autocheckpoint_is_set_per_handle() {
+        let dir = tempdir::Dir::new();
+        let pages = |db: &Db| {
+            db.run(|c, _| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get::<_, u32>(0))?))
+                .unwrap()
+        };
+        let default = Db::open(dir.path().join("w.db"), OpenOptions::default()).unwrap();
+        assert_eq!(pages(&default), DEFAULT_WAL_AUTOCHECKPOINT);
+        let off = Db::open(
+            dir.path().join("w.db"),
+            OpenOptions {
+                wal_autocheckpoint: 0,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(pages(&off), 0);
+        assert_eq!(pages(&default), DEFAULT_WAL_AUTOCHECKPOINT);
     }
 }

@@ -154,9 +154,15 @@ def load_extension(conn: Any) -> None:
     conn.execute("SELECT honker_bootstrap()").fetchone()
 
 
-def open(path: str, *, busy_timeout_s: float = 10.0) -> Database:
-    """Opens (creating if needed) the database at ``path``: WAL mode, honker's tables."""
-    return Database(path, busy_timeout_s=busy_timeout_s)
+def open(path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000) -> Database:
+    """Opens (creating if needed) the database at ``path``: WAL mode, honker's tables.
+
+    ``busy_timeout_s``: how long a write waits for other writers before
+    raising ``honker.Busy``. ``wal_autocheckpoint``: WAL size in pages past
+    which a commit checkpoints (SQLite's default, 1000; 0: never automatically;
+    each checkpoint costs two fsyncs, so a larger value checkpoints less often
+    and lets the WAL file grow that large)."""
+    return Database(path, busy_timeout_s=busy_timeout_s, wal_autocheckpoint=wal_autocheckpoint)
 
 
 class Transaction:
@@ -600,9 +606,9 @@ class Database:
     """One SQLite file holding your tables and honker's. Thread-safe; blocking
     calls release the GIL, and the iterators also work with ``async for``."""
 
-    def __init__(self, path: str, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(self, path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000) -> None:
         self.path = path
-        self._native = _honker.NativeDatabase(path, busy_timeout_s)
+        self._native = _honker.NativeDatabase(path, busy_timeout_s, wal_autocheckpoint)
 
     def queue(self, name: str, *, visibility_timeout_s: float = 300.0, max_attempts: int = 3) -> Queue:
         return Queue(self, name, visibility_timeout_s, max_attempts)

@@ -361,11 +361,17 @@ impl NativeDatabase {
 #[pymethods]
 impl NativeDatabase {
     #[new]
-    #[pyo3(signature = (path, busy_timeout_s = 10.0))]
-    fn new(py: Python<'_>, path: String, busy_timeout_s: f64) -> PyResult<Self> {
+    #[pyo3(signature = (path, busy_timeout_s = 10.0, wal_autocheckpoint = 1000))]
+    fn new(
+        py: Python<'_>,
+        path: String,
+        busy_timeout_s: f64,
+        wal_autocheckpoint: u32,
+    ) -> PyResult<Self> {
         let busy_timeout = secs("busy_timeout_s", Some(busy_timeout_s))?.unwrap_or_default();
         let opts = OpenOptions {
             busy_timeout,
+            wal_autocheckpoint,
             ..OpenOptions::default()
         };
         let db = py.detach(|| Db::open(&path, opts)).map_err(to_py)?;
