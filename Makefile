@@ -5,11 +5,15 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 # One target tree for every cargo call, so SQLite is compiled once.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
+# `napi build` always passes --target; naming the host target for every
+# cargo call keeps all builds (Rust, Python, Node) in one tree.
+export CARGO_BUILD_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
+OUT := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)
 
 # The loadable extension has its own workspace (see DESIGN.md) but shares
 # the target directory: it does not compile SQLite.
 EXT_MANIFEST := bindings/sqlite/Cargo.toml
-EXT := $(CARGO_TARGET_DIR)/debug/libhonker_ext.so
+EXT := $(OUT)/debug/libhonker_ext.so
 
 VENV := $(CURDIR)/.venv
 
@@ -53,11 +57,14 @@ demo:
 	cargo run --quiet --locked -p honker --example demo
 
 ## The Python package: built into a venv with maturin, tested with pytest.
+## python/build.rs ships the extension in the package; HONKER_EXT_PREBUILT
+## hands it the one `make ext` built (plain `pip install ./python` builds it).
 python-test: deps ext
-	cp $(EXT) python/honker/libhonker_ext.so
 	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 ruff==0.17.6 mypy==2.4.1
-	cd python && VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q
+	cd python && HONKER_EXT_PREBUILT=$(EXT) VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q
+	cd python && HONKER_EXT_PREBUILT=$(EXT) $(VENV)/bin/maturin build -q --profile dev -o $(CARGO_TARGET_DIR)/wheels
+	$(VENV)/bin/python python/tests/check_wheel.py $(CARGO_TARGET_DIR)/wheels
 	cd python && $(VENV)/bin/ruff check honker tests && $(VENV)/bin/ruff format --check honker tests
 	cd python && $(VENV)/bin/python -m mypy && $(VENV)/bin/python -m mypy.stubtest honker._honker
 	$(VENV)/bin/python -m pytest -q python/tests
@@ -73,10 +80,9 @@ bench:
 
 ## Python benchmark (release build of the package into .venv).
 bench-python: deps ext
-	cp $(EXT) python/honker/libhonker_ext.so
 	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0
-	cd python && VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q --release
+	cd python && HONKER_EXT_PREBUILT=$(EXT) VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q --release
 	$(VENV)/bin/python bench/python_bench.py
 
 ## Runs CI the way CI does: a fresh clone of HEAD.

@@ -1,7 +1,7 @@
 //! Interop between the loadable extension (in Debian's `sqlite3` shell, a
 //! separate process with its own SQLite) and this crate, on one file.
 //! Needs the built extension: run by `make test` as
-//! `HONKER_EXT=target/debug/libhonker_ext.so cargo test --test extension_interop -- --ignored`.
+//! `HONKER_EXT=target/x86_64-unknown-linux-gnu/debug/libhonker_ext.so cargo test --test extension_interop -- --ignored`.
 
 mod common;
 use common::TempDb;
