@@ -1,6 +1,7 @@
 """asyncio: the same iterators with ``async for``, off the event loop."""
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -100,3 +101,32 @@ def test_async_listen_subscribe_and_scheduler(db):
     assert note == {"x": 1}
     assert event == {"id": 1}
     assert key.startswith("schedule:tick:")
+
+
+def test_cancelled_waits_leave_no_thread_behind(db):
+    q = db.queue("q")
+    stream = db.stream("s")
+
+    async def main():
+        before = threading.active_count()
+        waits = [
+            q.claim("w").__anext__(),
+            stream.subscribe("c").__anext__(),
+            db.listen("ch").__anext__(),
+        ]
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        # Each wait runs on an executor thread; wait until all three started.
+        deadline = time.monotonic() + 10
+        while threading.active_count() < before + len(tasks):
+            assert time.monotonic() < deadline, "the waits never started"
+            await asyncio.sleep(0.005)
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with pytest.raises(asyncio.CancelledError):
+                await t
+        # Joining the executor hangs if any thread is still blocked in a wait.
+        await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), timeout=10)
+        assert threading.active_count() == before
+
+    asyncio.run(main())

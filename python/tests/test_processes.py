@@ -1,6 +1,8 @@
 """Real processes: exactly-once claiming, cross-process wake, and fork."""
 
+import multiprocessing
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -34,6 +36,39 @@ LISTENER = textwrap.dedent(
     print("ok", flush=True)
     """
 )
+
+
+def _spawned_worker(path, worker, out):
+    """Runs in a process started with multiprocessing's "spawn": it opens the
+    database itself (handles are not shared across processes)."""
+    db = honker.open(path)
+    q = db.queue("work")
+    ids = []
+    while (job := q.claim_one(worker)) is not None:
+        assert job.ack()
+        ids.append(job.id)
+    out.put(ids)
+    db.close()
+
+
+def test_spawned_worker_processes_claim_each_job_exactly_once(tmp_path):
+    path = str(tmp_path / "app.db")
+    with honker.open(path) as db:
+        ids = db.queue("work").enqueue_many([{"n": i} for i in range(300)])
+        ctx = multiprocessing.get_context("spawn")
+        out = ctx.Queue()
+        procs = [ctx.Process(target=_spawned_worker, args=(path, f"w{i}", out)) for i in range(3)]
+        for p in procs:
+            p.start()
+        got = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+            assert p.exitcode == 0
+        claimed = [i for ids_ in got for i in ids_]
+        assert sorted(claimed) == sorted(ids), "every job claimed exactly once"
+        # A handle cannot be sent to another process: it must open its own.
+        with pytest.raises(TypeError, match="pickle"):
+            pickle.dumps(db)
 
 
 def spawn(script, *args):
