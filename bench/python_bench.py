@@ -42,6 +42,17 @@ def stdlib_insert(c, i):
     )
 
 
+def stdlib_claim_ack(c):
+    """The bare floor of a claim and an ack: two transactions, no leases,
+    attempts, priorities, delays or dead letters."""
+    row = c.execute(
+        "UPDATE jobs SET worker = 'w' WHERE id = (SELECT id FROM jobs WHERE queue = 'bench' AND worker IS NULL"
+        " ORDER BY run_at, id LIMIT 1) RETURNING id, payload"
+    ).fetchone()
+    json.loads(row[1])
+    assert c.execute("DELETE FROM jobs WHERE id = ? AND worker = 'w'", (row[0],)).rowcount == 1
+
+
 def rate(n, f):
     t = time.perf_counter()
     f()
@@ -53,13 +64,17 @@ def main():
     raw = stdlib_db(os.path.join(d, "raw.db"))
     db = honker.open(os.path.join(d, "honker.db"))
     q = db.queue("bench")
-    rows = {k: [] for k in ("raw", "enqueue", "enqueue_many", "claim_ack", "batch128", "async")}
+    rows = {k: [] for k in ("raw", "raw_claim_ack", "enqueue", "enqueue_many", "claim_ack", "batch128", "async")}
     counter = [0]
 
     def raw_round():
         for _ in range(N):
             stdlib_insert(raw, counter[0])
             counter[0] += 1
+
+    def raw_claim_ack_round():
+        for _ in range(N):
+            stdlib_claim_ack(raw)
 
     def enqueue_round():
         for i in range(N):
@@ -96,6 +111,7 @@ def main():
         rows["raw"].append(rate(N, raw_round))
         rows["enqueue_many"].append(rate(N // 100 * 1000, enqueue_many_round))
         rows["claim_ack"].append(rate(N, claim_ack_round))
+        rows["raw_claim_ack"].append(rate(N, raw_claim_ack_round))
         rows["batch128"].append(rate(N * 10, batch_round))
         q.enqueue_many([{"n": i} for i in range(N)])  # untimed: the async round's jobs
         rows["async"].append(rate(N, lambda: asyncio.run(async_round())))
@@ -109,6 +125,7 @@ def main():
     print("| --- | ---: | ---: |")
     print(f"| stdlib sqlite3: INSERT, 1 per transaction | {raw_rate:.0f} | 1.00 |")
     for key, label in [
+        ("raw_claim_ack", "stdlib sqlite3: claim (UPDATE … RETURNING) + ack (DELETE), the bare floor"),
         ("enqueue", "enqueue, 1 per transaction"),
         ("enqueue_many", "enqueue_many, 100 per transaction"),
         ("claim_ack", "claim_one + ack"),
@@ -120,7 +137,9 @@ def main():
     print()
     e = statistics.median(rows["enqueue"]) / raw_rate
     c = statistics.median(rows["claim_ack"]) / raw_rate
+    floor = statistics.median(rows["raw_claim_ack"]) / raw_rate
     print(f"single enqueue / stdlib insert: {e:.2f} (goal: at least 0.8); claim+ack / stdlib insert: {c:.2f} (goal: at least 0.4)")
+    print(f"claim+ack / the stdlib floor of claim+ack: {c / floor:.2f}")
 
 
 if __name__ == "__main__":

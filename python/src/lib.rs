@@ -407,7 +407,8 @@ impl NativeDatabase {
         py.detach(|| self.db.rollback(key)).map_err(to_py)
     }
 
-    /// Runs one statement (in `tx` when given); returns rows changed.
+    /// Runs one statement (in `tx` when given; prepared once and cached);
+    /// returns rows changed.
     #[pyo3(signature = (sql, params, tx = None))]
     fn execute(
         &self,
@@ -418,7 +419,8 @@ impl NativeDatabase {
     ) -> PyResult<usize> {
         let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
         self.op(py, tx, |c, _| {
-            Ok(c.execute(&sql, rusqlite::params_from_iter(values))?)
+            Ok(c.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values))?)
         })
     }
 
@@ -433,7 +435,7 @@ impl NativeDatabase {
     ) -> PyResult<Bound<'py, PyList>> {
         let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
         let (cols, rows) = self.op(py, tx, |c, _| {
-            let mut st = c.prepare(&sql)?;
+            let mut st = c.prepare_cached(&sql)?;
             let cols: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
             let n = cols.len();
             let rows = st

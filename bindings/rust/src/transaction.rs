@@ -52,8 +52,11 @@ impl Transaction {
     }
 
     /// Runs one SQL statement inside the transaction; returns rows changed.
+    /// The statement is prepared once and cached on the connection.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
-        self.run(&self.db, |c, _| Ok(c.execute(sql, params)?))
+        self.run(&self.db, |c, _| {
+            Ok(c.prepare_cached(sql)?.execute(params)?)
+        })
     }
 
     /// Runs several `;`-separated statements without parameters.
@@ -67,7 +70,9 @@ impl Transaction {
         P: Params,
         F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     {
-        self.run(&self.db, |c, _| Ok(c.query_row(sql, params, f)?))
+        self.run(&self.db, |c, _| {
+            Ok(c.prepare_cached(sql)?.query_row(params, f)?)
+        })
     }
 
     /// Gives `f` the connection, inside the transaction, for anything else.
