@@ -17,10 +17,10 @@ EXT := $(OUT)/debug/libhonker_ext.so
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test
+.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test
 
 ## make test: everything CI checks (installs what it needs).
-test: lint rust-test ext-test python-test examples
+test: lint rust-test ext-test python-test cross-test examples
 
 lint:
 	cargo fmt --all -- --check
@@ -68,6 +68,15 @@ python-test: deps ext
 	cd python && $(VENV)/bin/ruff check honker tests && $(VENV)/bin/ruff format --check honker tests
 	cd python && $(VENV)/bin/python -m mypy && $(VENV)/bin/python -m mypy.stubtest honker._honker
 	$(VENV)/bin/python -m pytest -q python/tests
+
+## The cross-language suite (tests/cross): real processes in several
+## languages on one file. Needs the Python package (python-test) and the
+## extension; runs the Node roles once the Node package is built.
+cross-test: deps ext python-test
+	cargo build --locked -p honker-cross
+	$(VENV)/bin/ruff check tests/cross && $(VENV)/bin/ruff format --check tests/cross
+	$(VENV)/bin/python -m mypy --strict tests/cross/run.py tests/cross/roles.py
+	$(VENV)/bin/python tests/cross/run.py --rust $(OUT)/debug/honker-cross --ext $(EXT)
 
 ## Every example runs in CI (docs are tests).
 examples:

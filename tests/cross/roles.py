@@ -1,0 +1,78 @@
+"""The Python roles of the cross-language suite, run as separate processes
+by run.py: ``producer``, ``worker`` and ``listener``."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import honker
+
+
+class Rollback(Exception):
+    pass
+
+
+def producer(path: str, queue: str, n: int, workers: int, prefix: str) -> None:
+    """n business transactions, each an order and its job; every fifth rolls back."""
+    db = honker.open(path)
+    q = db.queue(queue)
+    for i in range(n):
+        ref = f"{prefix}-{i}"
+        try:
+            with db.transaction() as tx:
+                tx.execute("INSERT INTO orders (ref) VALUES (?)", [ref])
+                q.enqueue({"order_ref": ref}, tx=tx)
+                if i % 5 == 4:
+                    raise Rollback
+        except Rollback:
+            pass
+    for _ in range(workers):
+        q.enqueue({"stop": True}, priority=-1)
+    db.close()
+
+
+def worker(path: str, queue: str, name: str) -> None:
+    """Claims until a stop job; the effect and the ack commit together."""
+    db = honker.open(path)
+    q = db.queue(queue)
+    print("ready", flush=True)
+    for job in q.claim(name, timeout=60):
+        if job.payload.get("stop"):
+            job.ack()
+            db.close()
+            return
+        with db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO processed (job_id, order_ref, worker, lang) VALUES (?, ?, ?, 'python')",
+                [job.id, job.payload["order_ref"], name],
+            )
+            if not job.ack(tx=tx):
+                raise SystemExit(f"lost the lease on job {job.id}")
+    raise SystemExit(f"{name}: no job for 60 s")
+
+
+def listener(path: str, channel: str, n: int) -> None:
+    """Prints the wall-clock time (ns) at which each notification arrived."""
+    db = honker.open(path)
+    sub = db.listen(channel)
+    print("ready", flush=True)
+    for i in range(n):
+        got = sub.recv(timeout=60)
+        at = time.time_ns()
+        if got is None or got.payload != {"i": i}:
+            raise SystemExit(f"notification {i}: got {got!r}")
+        print(at, flush=True)
+    db.close()
+
+
+if __name__ == "__main__":
+    role, *args = sys.argv[1:]
+    if role == "producer":
+        producer(args[0], args[1], int(args[2]), int(args[3]), args[4])
+    elif role == "worker":
+        worker(args[0], args[1], args[2])
+    elif role == "listener":
+        listener(args[0], args[1], int(args[2]))
+    else:
+        raise SystemExit(f"unknown role {role}")
