@@ -155,7 +155,7 @@ export interface JobInfo {
   id: number;
   queue: string;
   payload: any;
-  state: 'pending' | 'processing' | 'done' | 'dead' | string;
+  state: 'ready' | 'scheduled' | 'processing' | 'dead';
   priority: number;
   runAtMs: number;
   attempts: number;

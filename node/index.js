@@ -307,7 +307,7 @@ class Job {
  * @property {number} id
  * @property {string} queue
  * @property {any} payload
- * @property {string} state one of pending, processing, done, dead
+ * @property {string} state one of ready, scheduled, processing, dead
  * @property {number} priority
  * @property {number} runAtMs
  * @property {number} attempts

@@ -1,0 +1,101 @@
+'use strict';
+// Bad input is rejected with an Error carrying the right stable `.code`.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { open, HonkerError } = require('..');
+const { tmpdb } = require('./helpers.js');
+
+/** Asserts `fn` throws (or its Promise rejects with) a HonkerError of `code`. */
+async function rejectsWith(code, fn) {
+  await assert.rejects(async () => fn(), (e) => {
+    assert.ok(e instanceof HonkerError, `expected a HonkerError, got ${e}`);
+    assert.ok(e instanceof Error);
+    assert.equal(e.code, code, e.message);
+    assert.ok(!e.message.startsWith('honker:'), 'the code is not left in the message');
+    return true;
+  });
+}
+
+test('circular and non-JSON payloads: invalid_json', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  const circular = {};
+  circular.self = circular;
+  await rejectsWith('invalid_json', () => q.enqueue(circular));
+  await rejectsWith('invalid_json', () => q.enqueueSync(circular));
+  await rejectsWith('invalid_json', () => q.enqueueMany([1, circular]));
+  await rejectsWith('invalid_json', () => q.enqueue(10n));
+  await rejectsWith('invalid_json', () => q.enqueue(() => 1));
+  await rejectsWith('invalid_json', () => db.stream('s').publish(circular));
+  await rejectsWith('invalid_json', () => db.notify('c', circular));
+  await rejectsWith('invalid_json', () => db.saveResult(1, circular, 60));
+  await rejectsWith('invalid_json', () => db.scheduler().add({ name: 'n', queue: 'q', schedule: '@hourly', payload: circular }));
+  // undefined is stored as null
+  const id = q.enqueueSync(undefined);
+  assert.equal((await q.getJob(id)).payload, null);
+  db.close();
+});
+
+test('bad cron and time zone: invalid_cron, invalid_timezone', async () => {
+  const db = open(tmpdb());
+  const sched = db.scheduler();
+  await rejectsWith('invalid_cron', () => sched.add({ name: 'n', queue: 'q', schedule: 'every tuesday' }));
+  await rejectsWith('invalid_cron', () => sched.add({ name: 'n', queue: 'q', schedule: '61 * * * *' }));
+  await rejectsWith('invalid_timezone', () => sched.add({ name: 'n', queue: 'q', schedule: '@daily', tz: 'Mars/Olympus' }));
+  await rejectsWith('not_found', () => sched.resume('missing'));
+  db.close();
+});
+
+test('closed database: closed, for every kind of call', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  const s = db.stream('s');
+  db.close();
+  await rejectsWith('closed', () => q.enqueue(1));
+  await rejectsWith('closed', () => q.enqueueSync(1));
+  await rejectsWith('closed', () => q.claimOne('w'));
+  await rejectsWith('closed', () => s.publish(1));
+  await rejectsWith('closed', () => db.query('SELECT 1'));
+  await rejectsWith('closed', () => db.querySync('SELECT 1'));
+  await rejectsWith('closed', () => db.transaction(() => {}));
+  await rejectsWith('closed', () => db.tryLock('l', 'o'));
+  await rejectsWith('closed', () => db.listen('c'));
+  // Iterators on a closed database simply end.
+  assert.equal((await q.claim('w').next()).done, true);
+  assert.equal((await s.subscribe('c').next()).done, true);
+});
+
+test('invalid arguments: invalid_argument', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  await rejectsWith('invalid_argument', () => db.queue('').enqueue(1));
+  await rejectsWith('invalid_argument', () => q.enqueue(1, { delay: -1 }));
+  await rejectsWith('invalid_argument', () => q.enqueueSync(1, { expires: Number.NaN }));
+  await rejectsWith('invalid_argument', () => q.claimBatch('w', -1));
+  await rejectsWith('invalid_argument', () => q.claimBatch('', 1));
+  await rejectsWith('invalid_argument', () => db.tryRateLimit('k', 1, 0));
+  await rejectsWith('invalid_argument', () => db.saveResult(1, 1, -5));
+  await rejectsWith('invalid_argument', () => q.enqueue(1, { tx: {} }));
+  // A wrong JS type for an argument (napi-rs's own check) is invalid_argument too.
+  await rejectsWith('invalid_argument', () => q.enqueueSync(1, { priority: 'high' }));
+  await rejectsWith('invalid_argument', () => db.executeSync('SELECT ?', [{}]));
+  await rejectsWith('invalid_argument', () => open(''));
+  db.close();
+});
+
+test('sql errors: sqlite', async () => {
+  const db = open(tmpdb());
+  await rejectsWith('sqlite', () => db.execute('NOT SQL'));
+  await rejectsWith('sqlite', () => db.transaction((tx) => tx.execute('NOT SQL')));
+  db.close();
+});
+
+test('a corrupt payload read back: decode', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  const id = q.enqueueSync({ ok: true });
+  // Written behind honker's back: not JSON.
+  db.executeSync('UPDATE _honker_live SET payload = ? WHERE id = ?', ['{oops', id]);
+  await rejectsWith('decode', () => q.claimOne('w'));
+  db.close();
+});

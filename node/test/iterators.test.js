@@ -1,0 +1,99 @@
+'use strict';
+// Aborting ends iterators promptly, leaks nothing (the process exits on its
+// own), and a job claimed in the instant of the abort is given back.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { execFile } = require('node:child_process');
+const { open } = require('..');
+const { tmpdb, deadline } = require('./helpers.js');
+
+const FIXTURE = path.join(__dirname, 'fixtures', 'exit-after-abort.js');
+
+test('abort ends a waiting claim, subscribe, listen and scheduler promptly', async () => {
+  const db = open(tmpdb());
+  const ac = new AbortController();
+  const { signal } = ac;
+  const loops = [
+    (async () => { for await (const j of db.queue('q').claim('w', { signal })) void j; return 'claim'; })(),
+    (async () => { for await (const e of db.stream('s').subscribe('c', { signal })) void e; return 'subscribe'; })(),
+    (async () => { for await (const n of db.listen('ch', { signal })) void n; return 'listen'; })(),
+    db.scheduler().run('o', { signal }).then(() => 'scheduler'),
+  ];
+  await new Promise((r) => setTimeout(r, 50)); // let every wait start
+  const t0 = performance.now();
+  ac.abort();
+  const ended = await deadline(Promise.all(loops), 2000, 'the iterators to end');
+  assert.deepEqual(ended, ['claim', 'subscribe', 'listen', 'scheduler']);
+  assert.ok(performance.now() - t0 < 1000);
+  db.close();
+});
+
+test('an already aborted signal yields nothing', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  q.enqueueSync(1);
+  const signal = AbortSignal.abort();
+  for await (const j of q.claim('w', { signal })) assert.fail(`got job ${j.id}`);
+  assert.equal(q.claimOneSync('w').payload, 1, 'the job is still there');
+  db.close();
+});
+
+test('break ends the iteration; the job in hand is the caller\'s', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  q.enqueueManySync([1, 2]);
+  for await (const j of q.claim('w')) {
+    assert.equal(await j.ack(), true);
+    break;
+  }
+  assert.equal(q.claimOneSync('w').payload, 2);
+  db.close();
+});
+
+test('a job claimed in the instant of the abort is given back, not lost', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q', { maxAttempts: 100 });
+  let givenBack = 0;
+  for (let i = 0; i < 20; i++) {
+    const id = q.enqueueSync(i);
+    const ac = new AbortController();
+    const it = q.claim('w', { signal: ac.signal });
+    const pending = it.next(); // the wait thread claims the due job...
+    ac.abort(); // ...while the abort lands
+    const r = await deadline(pending, 5000, 'the aborted claim');
+    if (!r.done) {
+      // Delivered before the abort was seen: the caller has it.
+      assert.equal(await r.value.ack(), true);
+      continue;
+    }
+    const job = q.getJobSync(id);
+    assert.ok(job, 'the job still exists');
+    assert.equal(job.state, 'ready', 'back in the queue');
+    if (job.lastError === 'claim cancelled') givenBack++;
+    const again = q.claimOneSync('w2');
+    assert.equal(again.id, id);
+    assert.equal(again.ackSync(), true);
+  }
+  console.log(`given back after the abort: ${givenBack} of 20`);
+  db.close();
+});
+
+test('timeoutS ends an idle claim', async () => {
+  const db = open(tmpdb());
+  const r = await deadline(db.queue('q').claim('w', { timeoutS: 0.05 }).next(), 5000, 'the timeout');
+  assert.equal(r.done, true);
+  db.close();
+});
+
+for (const how of ['abort', 'close']) {
+  test(`the process exits on its own after ${how} (no waiter keeps it alive)`, async () => {
+    const out = await deadline(new Promise((resolve, reject) => {
+      execFile(process.execPath, [FIXTURE, tmpdb(), how], (err, stdout, stderr) => {
+        if (err) reject(new Error(`${err.message}\n${stderr}`));
+        else resolve(stdout);
+      });
+    }), 10000, 'the child to exit');
+    assert.equal(out.trim(), 'ended');
+  });
+}
