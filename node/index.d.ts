@@ -71,10 +71,24 @@ export type Row = Record<string, unknown>;
 
 export declare function open(path: string, opts?: OpenOptions): Database;
 
+/** Where the SQLite loadable extension is (`$HONKER_EXT`, else beside the package). */
+export declare function extensionPath(): string;
+
+/**
+ * Loads honker's SQL functions into your own better-sqlite3 `Database` or
+ * node:sqlite `DatabaseSync` (opened with `{ allowExtension: true }`) and
+ * creates honker's tables. Use it instead of `open()` on that file in
+ * that process.
+ */
+export declare function loadExtension(conn: {
+  loadExtension(path: string): unknown;
+  prepare(sql: string): { get(...params: unknown[]): unknown };
+}): void;
+
 export declare class Database {
   constructor(path: string, opts?: OpenOptions);
   readonly path: string;
-  readonly isClosed: boolean;
+  get isClosed(): boolean;
   queue(name: string, opts?: QueueOptions): Queue;
   stream(name: string): Stream;
   /**

@@ -1351,6 +1351,42 @@ class Database {
 }
 
 /**
+ * Where the SQLite loadable extension is: `$HONKER_EXT` if set, else the
+ * `libhonker_ext` library shipped beside this file.
+ * @returns {string}
+ */
+function extensionPath() {
+  const env = process.env.HONKER_EXT;
+  if (env) return env;
+  const fs = require('node:fs');
+  const path = require('node:path');
+  for (const name of ['libhonker_ext.so', 'libhonker_ext.dylib', 'honker_ext.dll']) {
+    const candidate = path.join(__dirname, name);
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  return path.join(__dirname, 'libhonker_ext.so');
+}
+
+/**
+ * Loads honker's SQL functions (`honker_*`, `notify`) into your own
+ * better-sqlite3 or node:sqlite connection, then creates or migrates
+ * honker's tables. Use it *instead of* `open()` on the same file in one
+ * process (see the README).
+ * @param {{ loadExtension(path: string): unknown, prepare(sql: string): { get(): unknown } }} conn
+ */
+function loadExtension(conn) {
+  const file = extensionPath();
+  if (!require('node:fs').existsSync(file)) {
+    throw new HonkerError(`the honker SQLite extension is not at ${file}: build it with \`make ext\` (or set HONKER_EXT to libhonker_ext.so)`, 'invalid_argument');
+  }
+  if (conn == null || typeof conn.loadExtension !== 'function') {
+    throw new HonkerError('loadExtension needs a better-sqlite3 Database or a node:sqlite DatabaseSync opened with { allowExtension: true }', 'invalid_argument');
+  }
+  conn.loadExtension(file);
+  conn.prepare('SELECT honker_bootstrap()').get();
+}
+
+/**
  * Opens (creating if needed) the database at `path`: WAL mode, honker's tables.
  * @param {string} path
  * @param {{ busyTimeoutS?: number }} [opts]
@@ -1362,6 +1398,8 @@ function open(path, opts) {
 
 module.exports = {
   open,
+  extensionPath,
+  loadExtension,
   Database,
   Transaction,
   Queue,

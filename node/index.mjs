@@ -3,6 +3,8 @@ import honker from './index.js';
 
 export const {
   open,
+  extensionPath,
+  loadExtension,
   Database,
   Transaction,
   Queue,

@@ -1,0 +1,32 @@
+'use strict';
+// Docs are tests: every ```js block of README.md, in order, as one ES module.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+const { execFile } = require('node:child_process');
+const { deadline } = require('./helpers.js');
+
+const root = path.join(__dirname, '..');
+
+test('the README examples run', async () => {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.ok(blocks.length >= 8, `found ${blocks.length} examples`);
+  const source = blocks.join('\n')
+    .replaceAll("from 'honker'", `from '${pathToFileURL(path.join(root, 'index.mjs'))}'`)
+    .replaceAll("from 'better-sqlite3'", `from '${pathToFileURL(require.resolve('better-sqlite3'))}'`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'honker-readme-'));
+  const file = path.join(dir, 'readme.mjs');
+  fs.writeFileSync(file, source);
+  const out = await deadline(new Promise((resolve, reject) => {
+    execFile(process.execPath, [file], { cwd: dir }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${err.message}\n${stdout}\n${stderr}`));
+      else resolve(stdout);
+    });
+  }), 60000, 'the README examples');
+  assert.match(out, /orders \{ id: 42, status: 'shipped' \}/);
+  assert.match(out, /state: 'scheduled'/);
+});
