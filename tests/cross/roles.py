@@ -1,9 +1,11 @@
 """The Python roles of the cross-language suite, run as separate processes
-by run.py: ``producer``, ``worker`` and ``listener``."""
+by run.py: ``producer``, ``worker``, ``listener``, ``publisher``,
+``consumer``, ``scheduler``."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 import honker
@@ -66,6 +68,47 @@ def listener(path: str, channel: str, n: int) -> None:
     db.close()
 
 
+def publisher(path: str, stream: str, first: int, end: int) -> None:
+    """Events first..end-1, one transaction each."""
+    db = honker.open(path)
+    s = db.stream(stream)
+    for i in range(first, end):
+        s.publish({"i": i}, key=f"k{i % 7}")
+    db.close()
+
+
+def consumer(path: str, stream: str, name: str, last: int) -> None:
+    """Prints each event's i (once handled) until i == last."""
+    db = honker.open(path)
+    s = db.stream(stream)
+    print("ready", flush=True)
+    for ev in s.subscribe(name, timeout=60):
+        print(ev.payload["i"], flush=True)
+        if ev.payload["i"] == last:
+            s.save_offset(name, ev.offset)  # moving past it would save it; we stop here
+            db.close()
+            return
+    raise SystemExit(f"{name}: no event for 60 s")
+
+
+def scheduler(path: str, owner: str) -> None:
+    """Leads or stands by (leader lock TTL 1 s) until stdin closes."""
+    db = honker.open(path)
+    sched = db.scheduler()
+    # The same task as the Rust role's: one job a second into `ticks`.
+    sched.add("tick", queue="ticks", schedule="* * * * * *", payload={"from": "schedule"})
+    stop = threading.Event()
+
+    def on_eof() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=on_eof, daemon=True).start()
+    print("ready", flush=True)
+    sched.run(owner, stop, lock_ttl_s=1.0)
+    db.close()
+
+
 if __name__ == "__main__":
     role, *args = sys.argv[1:]
     if role == "producer":
@@ -74,5 +117,11 @@ if __name__ == "__main__":
         worker(args[0], args[1], args[2])
     elif role == "listener":
         listener(args[0], args[1], int(args[2]))
+    elif role == "publisher":
+        publisher(args[0], args[1], int(args[2]), int(args[3]))
+    elif role == "consumer":
+        consumer(args[0], args[1], args[2], int(args[3]))
+    elif role == "scheduler":
+        scheduler(args[0], args[1])
     else:
         raise SystemExit(f"unknown role {role}")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Callable
 
 import honker
 
@@ -148,6 +149,164 @@ def notify_scenario(tmp: str, listeners: list[str], args: argparse.Namespace, n:
     print(f"ok  {what}, {n} notifications: {figures}")
 
 
+def consumer_cmd(lang: str, path: str, name: str, last: int, args: argparse.Namespace) -> list[str]:
+    if lang == "python":
+        return [*PY, "consumer", path, "orders", name, str(last)]
+    if lang == "rust":
+        return [args.rust, "consume", path, "orders", name, str(last)]
+    return ["node", os.path.join(HERE, "roles.mjs"), "consumer", path, "orders", name, str(last)]
+
+
+def stream_scenario(tmp: str, publisher: str, consumers: list[str], args: argparse.Namespace, n: int = 200) -> None:
+    what = f"{publisher} publishes, {' and '.join(consumers)} consume, each killed halfway and resumed"
+    path = fresh_db(tmp, "stream")
+    last, half = n - 1, n // 2
+
+    def publish(first: int, end: int) -> None:
+        if publisher == "node":
+            run(["node", os.path.join(HERE, "roles.mjs"), "publisher", path, "orders", str(first), str(end)], what)
+        else:
+            run([*PY, "publisher", path, "orders", str(first), str(end)], what)
+
+    procs = {lang: start(consumer_cmd(lang, path, f"c-{lang}", last, args)) for lang in consumers}
+    wait_ready(list(procs.values()))
+    publish(0, half + 20)
+    handled: dict[str, list[int]] = {}
+    for lang, p in procs.items():
+        assert p.stdout is not None
+        before: list[int] = []
+        while not before or before[-1] < half:
+            line = p.stdout.readline()
+            if not line:
+                raise SystemExit(f"{what}: the {lang} consumer ended early (exit {p.poll()})")
+            before.append(int(line))
+        p.kill()  # SIGKILL: no chance to save anything on the way out
+        p.wait(timeout=DEADLINE_S)
+        before += [int(line) for line in p.stdout]  # what it handled before it died
+        if before != list(range(len(before))):
+            raise SystemExit(f"{what}: {lang} saw {before[:10]}... before the kill, not 0, 1, 2, ...")
+        handled[lang] = before
+    again = {lang: start(consumer_cmd(lang, path, f"c-{lang}", last, args)) for lang in consumers}
+    wait_ready(list(again.values()))
+    publish(half + 20, n)
+    report = []
+    for lang, p in again.items():
+        assert p.stdout is not None
+        after = [int(line) for line in p.stdout]
+        finish([p], what)
+        killed_after = handled[lang][-1]
+        resumed = after[0] if after else None
+        if resumed is None or not 0 < resumed <= killed_after + 1:
+            raise SystemExit(f"{what}: {lang} resumed at {resumed}, killed after {killed_after}")
+        if after != list(range(resumed, n)):
+            raise SystemExit(f"{what}: {lang} after the restart saw a gap or disorder: {after[:10]}...")
+        report.append(f"{lang} killed after {killed_after}, resumed at {resumed}")
+    print(f"ok  {what}: {'; '.join(report)}")
+
+
+def scheduler_cmd(lang: str, path: str, args: argparse.Namespace) -> list[str]:
+    if lang == "python":
+        return [*PY, "scheduler", path, lang]
+    if lang == "rust":
+        return [args.rust, "scheduler", path, lang]
+    return ["node", os.path.join(HERE, "roles.mjs"), "scheduler", path, lang]
+
+
+def scheduler_scenario(tmp: str, langs: list[str], args: argparse.Namespace) -> None:
+    what = f"schedulers in {' and '.join(langs)} on one file"
+    path = fresh_db(tmp, "sched")
+    db = honker.open(path)
+
+    def state() -> tuple[list[int], str | None]:
+        with db.transaction() as tx:
+            keys = tx.query("SELECT idem_key FROM _honker_live WHERE queue = 'ticks' ORDER BY id", [])
+            lock = tx.query("SELECT owner FROM _honker_locks WHERE name = 'honker:scheduler'", [])
+        return [int(k["idem_key"].rsplit(":", 1)[1]) for k in keys], (lock[0]["owner"] if lock else None)
+
+    def wait_for(cond: str, ok: Callable[[list[int], str | None], bool]) -> tuple[list[int], str | None]:
+        deadline = time.monotonic() + 30
+        while True:
+            fires, leader = state()
+            if ok(fires, leader):
+                return fires, leader
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{what}: timed out waiting for {cond}: {fires}, leader {leader}")
+            time.sleep(0.05)  # polling the file, with a deadline
+
+    procs = {
+        lang: subprocess.Popen(
+            scheduler_cmd(lang, path, args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for lang in langs
+    }
+    wait_ready(list(procs.values()))
+    fires, leader = wait_for("three fires", lambda f, who: len(f) >= 3 and who is not None)
+    assert leader is not None
+    procs[leader].kill()  # the leader dies without releasing its lock
+    procs[leader].wait(timeout=DEADLINE_S)
+    killed_at = len(fires)
+    fires, new_leader = wait_for(
+        "three fires after the handover", lambda f, who: len(f) >= killed_at + 3 and who not in (None, leader)
+    )
+    for lang, p in procs.items():
+        if lang != leader:
+            assert p.stdin is not None
+            p.stdin.close()  # stop
+            finish([p], what)
+    db.close()
+    if len(set(fires)) != len(fires):
+        raise SystemExit(f"{what}: a boundary fired twice: {fires}")
+    gaps = [b - a for a, b in zip(fires, fires[1:])]
+    if any(g <= 0 for g in gaps):
+        raise SystemExit(f"{what}: fires out of order: {fires}")
+    if any(g > 3000 for g in gaps):  # the lock TTL is 1 s; one missed second at most
+        raise SystemExit(f"{what}: a gap of {max(gaps)} ms in {fires}")
+    print(
+        f"ok  {what}: {len(fires)} boundaries fired once each; leader {leader} killed, {new_leader} took over, "
+        f"largest gap {max(gaps)} ms"
+    )
+
+
+def locks_scenario(tmp: str, args: argparse.Namespace) -> None:
+    what = "locks and rate limits across python, rust and sql"
+    path = fresh_db(tmp, "locks")
+    db = honker.open(path)
+
+    def sql(statement: str) -> str:
+        return run(["sqlite3", path], what, f".load {args.ext}\n.timeout 10000\n{statement}\n")
+
+    held = db.try_lock("report", "python", 30)
+    if held is None:
+        raise SystemExit(f"{what}: python could not take a free lock")
+    if run([args.rust, "lock", path, "report", "rust"], what) != "none":
+        raise SystemExit(f"{what}: rust took a lock python holds")
+    if sql("SELECT coalesce(honker_lock_acquire('report', 'sql', 30), 'none');") != "none":
+        raise SystemExit(f"{what}: sql took a lock python holds")
+    token = held.fencing_token
+    held.release()
+    rust_token = int(run([args.rust, "lock", path, "report", "rust"], what))
+    if rust_token <= token:
+        raise SystemExit(f"{what}: fencing token went from {token} to {rust_token}")
+    sql_token = int(sql("SELECT honker_lock_acquire('report', 'sql', 30);"))
+    if sql_token <= rust_token:
+        raise SystemExit(f"{what}: fencing token went from {rust_token} to {sql_token}")
+    if db.try_lock("report", "python", 30) is not None:
+        raise SystemExit(f"{what}: python took a lock sql holds")
+
+    # One window of 3 calls, shared by every language.
+    calls = [
+        ("python", db.try_rate_limit("api", 3, 86400)),
+        ("rust", run([args.rust, "rate", path, "api", "3", "86400"], what) == "1"),
+        ("sql", sql("SELECT honker_rate_limit('api', 3, 86400);") == "1"),
+        ("rust", run([args.rust, "rate", path, "api", "3", "86400"], what) == "1"),
+        ("python", db.try_rate_limit("api", 3, 86400)),
+    ]
+    if [allowed for _, allowed in calls] != [True, True, True, False, False]:
+        raise SystemExit(f"{what}: rate limit 3 per window gave {calls}")
+    db.close()
+    print(f"ok  {what}: tokens {token} < {rust_token} < {sql_token}; rate limit {calls}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rust", required=True, help="the honker-cross binary")
@@ -162,6 +321,11 @@ def main() -> None:
             queue_scenario(tmp, "node", "python", args)
             queue_scenario(tmp, "sql", "node", args)
         notify_scenario(tmp, ["python", "node"] if args.node else ["python"], args)
+        stream_scenario(tmp, "node" if args.node else "python", ["python", "rust"], args)
+        scheduler_scenario(tmp, ["python", "rust"], args)
+        if args.node:
+            scheduler_scenario(tmp, ["node", "rust"], args)
+        locks_scenario(tmp, args)
 
 
 if __name__ == "__main__":

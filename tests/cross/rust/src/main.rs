@@ -4,15 +4,21 @@
 //! honker-cross worker <db> <queue> <worker-name>   claim until a {"stop": true} job
 //! honker-cross verify <db> <queue>                 exactly the committed orders processed, once each
 //! honker-cross notify <db> <channel> <n>           n notifications, printing each commit time
+//! honker-cross consume <db> <stream> <name> <last> print each event's i until i == last
+//! honker-cross scheduler <db> <owner>              lead or stand by until stdin closes
+//! honker-cross lock <db> <name> <owner>            try the lock: print its token (and release) or "none"
+//! honker-cross rate <db> <key> <limit> <per_s>     print 1 if allowed, else 0
 //! ```
 //!
 //! Workers record what they did in the business table `processed`, in the
 //! same transaction as the ack, so a job's effect is applied exactly once.
 
-use honker::{Database, QueueOpts};
+use honker::{Database, QueueOpts, ScheduledTask, SchedulerOpts};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
@@ -21,6 +27,10 @@ fn main() -> ExitCode {
         ["worker", db, queue, name] => worker(db, queue, name),
         ["verify", db, queue] => verify(db, queue),
         ["notify", db, channel, n] => notify(db, channel, n),
+        ["consume", db, stream, name, last] => consume(db, stream, name, last),
+        ["scheduler", db, owner] => scheduler(db, owner),
+        ["lock", db, name, owner] => lock(db, name, owner),
+        ["rate", db, key, limit, per] => rate(db, key, limit, per),
         _ => Err("usage: honker-cross worker|verify|notify ... (see src/main.rs)".into()),
     };
     match result {
@@ -108,5 +118,81 @@ fn notify(path: &str, channel: &str, n: &str) -> Res {
         let at = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
         println!("{at}");
     }
+    Ok(())
+}
+
+fn consume(path: &str, stream: &str, name: &str, last: &str) -> Res {
+    let db = Database::open(path)?;
+    let last: i64 = last.parse()?;
+    let mut sub = db.stream(stream).subscribe(name)?;
+    println!("ready");
+    loop {
+        let Some(ev) = sub.next_timeout(Duration::from_secs(60))? else {
+            return Err("no event for 60 s".into());
+        };
+        let payload: Value = serde_json::from_str(&ev.payload)?;
+        let i = payload["i"].as_i64().ok_or("event without i")?;
+        println!("{i}");
+        sub.commit()?;
+        if i == last {
+            return Ok(());
+        }
+    }
+}
+
+/// The cross-language schedule: one job per second into `ticks`.
+fn tick_task() -> ScheduledTask {
+    ScheduledTask {
+        name: "tick".into(),
+        queue: "ticks".into(),
+        cron: "* * * * * *".into(),
+        payload: serde_json::json!({"from": "schedule"}),
+        priority: 0,
+        expires_s: None,
+    }
+}
+
+fn scheduler(path: &str, owner: &str) -> Res {
+    let db = Database::open(path)?;
+    let scheduler = db.scheduler();
+    scheduler.add(tick_task())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_eof = stop.clone();
+    let handle = db.clone();
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while std::io::stdin()
+            .read_line(&mut sink)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {}
+        on_eof.store(true, Ordering::SeqCst);
+        handle.core().watcher().interrupt();
+    });
+    println!("ready");
+    let opts = SchedulerOpts {
+        lock_ttl: Duration::from_secs(1),
+        ..SchedulerOpts::default()
+    };
+    scheduler.run_with(stop, owner, opts)?;
+    Ok(())
+}
+
+fn lock(path: &str, name: &str, owner: &str) -> Res {
+    let db = Database::open(path)?;
+    match db.try_lock(name, owner, 30)? {
+        Some(lock) => {
+            println!("{}", lock.fencing_token());
+            lock.release()?;
+        }
+        None => println!("none"),
+    }
+    Ok(())
+}
+
+fn rate(path: &str, key: &str, limit: &str, per: &str) -> Res {
+    let db = Database::open(path)?;
+    let allowed = db.try_rate_limit(key, limit.parse()?, per.parse()?)?;
+    println!("{}", u8::from(allowed));
     Ok(())
 }
