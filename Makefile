@@ -17,10 +17,10 @@ EXT := $(OUT)/debug/libhonker_ext.so
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test
+.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test node-deps node-test bench-node
 
 ## make test: everything CI checks (installs what it needs).
-test: lint rust-test ext-test python-test cross-test examples
+test: lint rust-test ext-test python-test node-test cross-test examples
 
 lint:
 	cargo fmt --all -- --check
@@ -77,6 +77,35 @@ cross-test: deps ext python-test
 	$(VENV)/bin/ruff check tests/cross && $(VENV)/bin/ruff format --check tests/cross
 	$(VENV)/bin/python -m mypy --strict tests/cross/run.py tests/cross/roles.py
 	$(VENV)/bin/python tests/cross/run.py --rust $(OUT)/debug/honker-cross --ext $(EXT)
+
+## The Node package (node/): npm installs the pinned tools from the
+## committed lockfile; @napi-rs/cli builds the addon into the one target
+## tree; the generated native.d.ts must match the committed one; tsc checks
+## the JS layer against it and the public types; node --test runs the suite.
+# node-gyp builds better-sqlite3 (the benchmark's baseline and the
+# extension test's host) from source here: use the installed Node headers.
+ifneq ($(wildcard /usr/include/node/node_api.h),)
+export npm_config_nodedir ?= /usr
+endif
+NAPI_BUILD := node_modules/.bin/napi build --platform --no-js --dts native.d.ts
+
+node-deps:
+	cd node && npm install --no-audit --no-fund
+
+node-test: ext node-deps
+	cp $(EXT) node/libhonker_ext.so
+	cp node/native.d.ts $(CARGO_TARGET_DIR)/native.d.ts.committed
+	cd node && $(NAPI_BUILD)
+	@diff -u $(CARGO_TARGET_DIR)/native.d.ts.committed node/native.d.ts || \
+		{ echo "node/native.d.ts drifted from the addon: review and commit the regenerated file"; exit 1; }
+	cd node && for f in index.js native.js test/*.js test/fixtures/*.js; do node --check $$f || exit 1; done
+	cd node && node_modules/.bin/tsc -p .
+	cd node && node --test test/*.test.js
+
+## Node benchmark: a release build of the addon, beside better-sqlite3.
+bench-node: node-deps
+	cd node && $(NAPI_BUILD) --release
+	node bench/node_bench.mjs
 
 ## Every example runs in CI (docs are tests).
 examples:
