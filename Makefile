@@ -78,6 +78,15 @@ cross-test: deps ext python-test
 	$(VENV)/bin/python -m mypy --strict tests/cross/run.py tests/cross/roles.py
 	$(VENV)/bin/python tests/cross/run.py --rust $(OUT)/debug/honker-cross --ext $(EXT)
 
+## Parity vectors (tests/vectors/*.json, see tests/README.md): the Python
+## runner (needs the package in .venv: python-test) and the SQL runner
+## (Debian's python3 driving the extension). The Rust runner is
+## bindings/rust/tests/vectors.rs, part of rust-test.
+vectors-test: deps ext
+	$(VENV)/bin/ruff check tests/runners && $(VENV)/bin/ruff format --check tests/runners
+	$(VENV)/bin/python tests/runners/vectors.py
+	/usr/bin/python3 tests/runners/vectors_sql.py $(EXT)
+
 ## The Node package (node/): npm installs the pinned tools from the
 ## committed lockfile; @napi-rs/cli builds the addon into the one target
 ## tree; the generated native.d.ts must match the committed one; tsc checks

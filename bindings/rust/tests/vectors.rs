@@ -1,0 +1,631 @@
+//! Runs the language-neutral scenario files `tests/vectors/*.json` (see
+//! tests/README.md) through the `honker` crate's public API, each on a fresh
+//! temporary database. The Python and SQL runners in tests/runners run the
+//! same files.
+//!
+//! `cron_next` uses `honker::cron::next_fire` (the crate re-exports
+//! honker-core's cron module as `honker::cron`). A forged lease (one no
+//! claim returned) cannot be expressed with the crate's `Job` handles: such
+//! steps print a SKIP line and are counted, never passed silently.
+
+use honker::{Database, EnqueueOpts, Job, Lock, QueueOpts};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+type Lease = (i64, String, u32);
+
+const OPS: &[&str] = &[
+    "enqueue",
+    "claim",
+    "ack",
+    "retry",
+    "fail",
+    "dead_jobs",
+    "requeue_dead",
+    "get_job_state",
+    "cancel",
+    "rate_limit",
+    "cron_next",
+    "publish",
+    "read_since",
+    "save_offset",
+    "get_offset",
+    "lock_acquire",
+    "lock_release",
+];
+
+/// Why a step did not pass.
+enum Outcome {
+    Skip(String),
+    Mismatch(String),
+    Vector(String),
+}
+
+/// An error the binding returned: its engine code and text.
+struct OpError {
+    code: &'static str,
+    message: String,
+}
+
+impl From<honker::Error> for OpError {
+    fn from(e: honker::Error) -> OpError {
+        OpError {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn mismatch(s: impl Into<String>) -> Outcome {
+    Outcome::Mismatch(s.into())
+}
+fn vector(s: impl Into<String>) -> Outcome {
+    Outcome::Vector(s.into())
+}
+
+struct Runner {
+    db: Database,
+    labels: HashMap<String, i64>,
+    job_labels: HashMap<i64, String>,
+    leases: HashSet<Lease>,
+    jobs: HashMap<Lease, Job>,
+    locks: HashMap<i64, Lock>,
+}
+
+fn arg<'a>(args: &'a Map<String, Value>, name: &str) -> Result<&'a Value, Outcome> {
+    args.get(name)
+        .ok_or_else(|| vector(format!("missing argument {name:?}")))
+}
+fn arg_str<'a>(args: &'a Map<String, Value>, name: &str) -> Result<&'a str, Outcome> {
+    arg(args, name)?
+        .as_str()
+        .ok_or_else(|| vector(format!("argument {name:?} is not a string")))
+}
+fn arg_i64(args: &Map<String, Value>, name: &str) -> Result<i64, Outcome> {
+    arg(args, name)?
+        .as_i64()
+        .ok_or_else(|| vector(format!("argument {name:?} is not an integer")))
+}
+fn arg_f64(args: &Map<String, Value>, name: &str) -> Result<f64, Outcome> {
+    arg(args, name)?
+        .as_f64()
+        .ok_or_else(|| vector(format!("argument {name:?} is not a number")))
+}
+fn arg_u64(args: &Map<String, Value>, name: &str) -> Result<u64, Outcome> {
+    arg(args, name)?
+        .as_u64()
+        .ok_or_else(|| vector(format!("argument {name:?} is not a non-negative integer")))
+}
+
+/// Compares the fields `expect` names against `got`.
+fn subset(expect: &Value, got: &Value, what: &str) -> Result<(), Outcome> {
+    let expect = expect
+        .as_object()
+        .ok_or_else(|| vector(format!("expected an object for {what}")))?;
+    for (k, v) in expect {
+        let g = got
+            .get(k)
+            .ok_or_else(|| vector(format!("{what} has no field {k:?}")))?;
+        if g != v {
+            return Err(mismatch(format!("{what}.{k}: expected {v}, got {g}")));
+        }
+    }
+    Ok(())
+}
+
+fn is_error_expectation(expect: Option<&Value>) -> Option<&str> {
+    let obj = expect?.as_object()?;
+    if obj.len() == 1 {
+        obj.get("error")?.as_str()
+    } else {
+        None
+    }
+}
+
+impl Runner {
+    fn new(path: &Path) -> Runner {
+        Runner {
+            db: Database::open(path).expect("open a fresh database"),
+            labels: HashMap::new(),
+            job_labels: HashMap::new(),
+            leases: HashSet::new(),
+            jobs: HashMap::new(),
+            locks: HashMap::new(),
+        }
+    }
+
+    /// An id or offset: an integer, or the label of one.
+    fn refer(&self, v: &Value) -> Result<i64, Outcome> {
+        match v {
+            Value::String(s) => self
+                .labels
+                .get(s)
+                .copied()
+                .ok_or_else(|| vector(format!("unknown label {s:?}"))),
+            Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap()),
+            other => Err(vector(format!(
+                "expected an integer or a label, got {other}"
+            ))),
+        }
+    }
+
+    fn job_name(&self, id: i64) -> String {
+        self.job_labels
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// The claimed handle for the lease a step names.
+    fn handle(&self, args: &Map<String, Value>) -> Result<&Job, Outcome> {
+        let lease: Lease = (
+            self.refer(arg(args, "job")?)?,
+            arg_str(args, "worker")?.to_string(),
+            u32::try_from(arg_u64(args, "attempt")?).map_err(|_| vector("attempt too large"))?,
+        );
+        let forged = args.get("forged").and_then(Value::as_bool).unwrap_or(false);
+        let claimed = self.leases.contains(&lease);
+        if forged && claimed {
+            return Err(vector(format!(
+                "lease {lease:?} is marked forged but a claim returned it"
+            )));
+        }
+        if !forged && !claimed {
+            return Err(vector(format!(
+                "no claim returned lease {lease:?}; mark it \"forged\": true if that is the point"
+            )));
+        }
+        self.jobs.get(&lease).ok_or_else(|| {
+            Outcome::Skip(
+                "not available in Rust: a forged lease (one no claim returned) cannot be \
+                 expressed; Job::ack/retry/fail always act on their own claim's lease"
+                    .into(),
+            )
+        })
+    }
+
+    fn queue(&self, args: &Map<String, Value>) -> honker::Queue {
+        let name = args
+            .get("queue")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        self.db.queue(name, QueueOpts::default())
+    }
+
+    fn stream(&self, args: &Map<String, Value>) -> Result<honker::Stream, Outcome> {
+        Ok(self.db.stream(arg_str(args, "stream")?))
+    }
+
+    /// Runs one op; returns its result as JSON (job ids, leases, offsets and
+    /// tokens as integers), or the binding's error.
+    fn call(
+        &mut self,
+        op: &str,
+        a: &Map<String, Value>,
+    ) -> Result<Result<Value, OpError>, Outcome> {
+        let r: Result<Value, honker::Error> = match op {
+            "enqueue" => {
+                let mut opts = EnqueueOpts::default();
+                if let Some(v) = a.get("run_at") {
+                    let s = v.as_f64().ok_or_else(|| vector("run_at is not a number"))?;
+                    opts.run_at = Some(UNIX_EPOCH + Duration::from_secs_f64(s));
+                }
+                if a.contains_key("delay_s") {
+                    opts.delay = Some(Duration::from_secs_f64(arg_f64(a, "delay_s")?));
+                }
+                if a.contains_key("priority") {
+                    opts.priority = arg_i64(a, "priority")?;
+                }
+                if a.contains_key("max_attempts") {
+                    opts.max_attempts = Some(arg_u64(a, "max_attempts")? as u32);
+                }
+                if a.contains_key("key") {
+                    opts.key = Some(arg_str(a, "key")?.to_string());
+                }
+                self.queue(a)
+                    .enqueue(arg(a, "payload")?, opts)
+                    .map(Value::from)
+            }
+            "claim" => {
+                let worker = arg_str(a, "worker")?.to_string();
+                let n = arg_u64(a, "n")? as usize;
+                match self.queue(a).claim_batch(&worker, n) {
+                    Ok(jobs) => {
+                        let mut out = Vec::new();
+                        for job in jobs {
+                            let lease = (job.id, worker.clone(), job.attempts);
+                            out.push(json!([job.id, worker, job.attempts]));
+                            self.leases.insert(lease.clone());
+                            self.jobs.insert(lease, job);
+                        }
+                        Ok(Value::Array(out))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "ack" => self.handle(a)?.ack().map(Value::from),
+            "retry" => {
+                let delay = Duration::from_secs_f64(arg_f64(a, "delay_s")?);
+                let error = a.get("error").and_then(Value::as_str).unwrap_or("");
+                self.handle(a)?.retry(Some(delay), error).map(Value::from)
+            }
+            "fail" => {
+                let error = a.get("error").and_then(Value::as_str).unwrap_or("");
+                self.handle(a)?.fail(error).map(Value::from)
+            }
+            "dead_jobs" => {
+                let limit = a.get("limit").and_then(Value::as_u64).unwrap_or(100) as usize;
+                self.queue(a)
+                    .dead_jobs(limit)
+                    .map(|jobs| jobs.iter().map(|j| j.id).collect::<Vec<_>>().into())
+            }
+            "requeue_dead" => {
+                let id = self.refer(arg(a, "job")?)?;
+                self.queue(a).requeue_dead(id).map(|()| Value::Bool(true))
+            }
+            "get_job_state" => {
+                let id = self.refer(arg(a, "job")?)?;
+                match self.queue(a).get_job(id) {
+                    Ok(None) => Ok(Value::Null),
+                    Ok(Some(j)) => Ok(json!({
+                        "queue": j.queue,
+                        "payload": serde_json::from_str::<Value>(&j.payload)
+                            .map_err(|e| mismatch(format!("payload is not JSON: {e}")))?,
+                        "state": j.state.as_str(),
+                        "priority": j.priority,
+                        "attempts": j.attempts,
+                        "max_attempts": j.max_attempts,
+                        "worker_id": j.worker_id,
+                        "key": j.key,
+                        "last_error": j.last_error,
+                        "dead_reason": j.dead_reason,
+                    })),
+                    Err(e) => Err(e),
+                }
+            }
+            "cancel" => {
+                let id = self.refer(arg(a, "job")?)?;
+                self.queue(a).cancel(id).map(Value::from)
+            }
+            "rate_limit" => self
+                .db
+                .try_rate_limit(
+                    arg_str(a, "key")?,
+                    arg_u64(a, "limit")?,
+                    arg_u64(a, "per_s")?,
+                )
+                .map(Value::from),
+            "cron_next" => honker::cron::next_fire(
+                arg_str(a, "expr")?,
+                a.get("tz").and_then(Value::as_str),
+                arg_i64(a, "after_ms")?,
+            )
+            .map(Value::from),
+            "publish" => {
+                let s = self.stream(a)?;
+                let payload = arg(a, "payload")?;
+                match a.get("key").and_then(Value::as_str) {
+                    Some(key) => s.publish_with_key(key, payload),
+                    None => s.publish(payload),
+                }
+                .map(Value::from)
+            }
+            "read_since" => {
+                let offset = self.refer(arg(a, "offset")?)?;
+                let limit = a.get("limit").and_then(Value::as_u64).unwrap_or(100) as usize;
+                match self.stream(a)?.read_since(offset, limit) {
+                    Ok(events) => {
+                        let mut out = Vec::new();
+                        for e in events {
+                            let payload: Value = serde_json::from_str(&e.payload)
+                                .map_err(|err| mismatch(format!("payload is not JSON: {err}")))?;
+                            out.push(json!({"offset": e.offset, "key": e.key, "payload": payload}));
+                        }
+                        Ok(Value::Array(out))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "save_offset" => {
+                let offset = self.refer(arg(a, "offset")?)?;
+                self.stream(a)?
+                    .save_offset(arg_str(a, "consumer")?, offset)
+                    .map(Value::from)
+            }
+            "get_offset" => self
+                .stream(a)?
+                .get_offset(arg_str(a, "consumer")?)
+                .map(Value::from),
+            "lock_acquire" => {
+                match self.db.try_lock(
+                    arg_str(a, "name")?,
+                    arg_str(a, "owner")?,
+                    arg_u64(a, "ttl_s")?,
+                ) {
+                    Ok(Some(lock)) => {
+                        let token = lock.fencing_token();
+                        self.locks.insert(token, lock);
+                        Ok(Value::from(token))
+                    }
+                    Ok(None) => Ok(Value::Null),
+                    Err(e) => Err(e),
+                }
+            }
+            "lock_release" => {
+                let token = self.refer(arg(a, "lock")?)?;
+                let lock = self
+                    .locks
+                    .remove(&token)
+                    .ok_or_else(|| vector(format!("no held lock with token {token}")))?;
+                lock.release().map(Value::from)
+            }
+            other => return Err(vector(format!("unknown op {other:?}"))),
+        };
+        Ok(r.map_err(OpError::from))
+    }
+
+    /// `{"after": label}`, true, false, or an exact integer or label.
+    fn expect_after(&self, expect: &Value, got: &Value, what: &str) -> Result<(), Outcome> {
+        let got = got.as_i64();
+        match expect {
+            Value::Object(o) if o.len() == 1 && o.contains_key("after") => {
+                let floor = self.refer(&o["after"])?;
+                if !got.is_some_and(|g| g > floor) {
+                    return Err(mismatch(format!(
+                        "expected {what} greater than {} ({floor}), got {got:?}",
+                        o["after"]
+                    )));
+                }
+            }
+            Value::Bool(b) => {
+                if got.is_some() != *b {
+                    return Err(mismatch(format!("expected {b}, got {what} {got:?}")));
+                }
+            }
+            Value::Number(_) | Value::String(_) => {
+                let want = self.refer(expect)?;
+                if got != Some(want) {
+                    return Err(mismatch(format!(
+                        "expected {what} {expect} ({want}), got {got:?}"
+                    )));
+                }
+            }
+            other => return Err(vector(format!("bad expectation {other}"))),
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, step: &Value) -> Result<(), Outcome> {
+        let op = step["op"]
+            .as_str()
+            .ok_or_else(|| vector("step has no op"))?;
+        if !OPS.contains(&op) {
+            return Err(vector(format!("unknown op {op:?}")));
+        }
+        let empty = Map::new();
+        let args = step
+            .get("args")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let expect = step.get("expect");
+        let label = step.get("as").and_then(Value::as_str);
+        let got = match self.call(op, args)? {
+            Ok(v) => v,
+            Err(e) => {
+                return match is_error_expectation(expect) {
+                    Some(code) if code == e.code => Ok(()),
+                    Some(code) => Err(mismatch(format!(
+                        "expected error {code:?}, got {:?}: {}",
+                        e.code, e.message
+                    ))),
+                    None => Err(mismatch(format!(
+                        "unexpected error {:?}: {}",
+                        e.code, e.message
+                    ))),
+                };
+            }
+        };
+        if let Some(code) = is_error_expectation(expect) {
+            return Err(mismatch(format!("expected error {code:?}, got {got}")));
+        }
+        match op {
+            "enqueue" => {
+                let id = got.as_i64().unwrap();
+                match expect {
+                    Some(Value::String(l)) => {
+                        let want = self.refer(&Value::String(l.clone()))?;
+                        if id != want {
+                            return Err(mismatch(format!(
+                                "expected the id of {l} ({want}), got {id}"
+                            )));
+                        }
+                    }
+                    Some(_) => return Err(vector("enqueue's expect is a job label")),
+                    None => {
+                        if let Some(l) = self.job_labels.get(&id) {
+                            return Err(mismatch(format!(
+                                "expected a new job id, got {id} (the id of {l})"
+                            )));
+                        }
+                    }
+                }
+                if let Some(l) = label {
+                    self.labels.insert(l.to_string(), id);
+                    self.job_labels.entry(id).or_insert_with(|| l.to_string());
+                }
+            }
+            "claim" | "dead_jobs" => {
+                let ids: Vec<i64> = got
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| {
+                        if op == "claim" {
+                            v[0].as_i64()
+                        } else {
+                            v.as_i64()
+                        }
+                        .unwrap()
+                    })
+                    .collect();
+                let names: Vec<Value> = ids.iter().map(|&i| self.job_name(i).into()).collect();
+                if let Some(e) = expect {
+                    if *e != Value::Array(names.clone()) {
+                        return Err(mismatch(format!(
+                            "expected {e}, got {}",
+                            Value::Array(names)
+                        )));
+                    }
+                }
+            }
+            "get_job_state" => match (expect, &got) {
+                (Some(Value::Null), Value::Null) | (None, _) => {}
+                (Some(Value::Null), g) => {
+                    return Err(mismatch(format!(
+                        "expected no job, got state {}",
+                        g["state"]
+                    )))
+                }
+                (Some(e), Value::Null) => {
+                    return Err(mismatch(format!("expected {e}, got no job")))
+                }
+                (Some(Value::String(s)), g) => subset(&json!({ "state": s }), g, "job")?,
+                (Some(e), g) => subset(e, g, "job")?,
+            },
+            "publish" | "lock_acquire" => {
+                if let Some(e) = expect {
+                    let what = if op == "publish" { "offset" } else { "token" };
+                    self.expect_after(e, &got, what)?;
+                }
+                if let Some(l) = label {
+                    let v = got
+                        .as_i64()
+                        .ok_or_else(|| vector(format!("nothing to bind to {l:?}")))?;
+                    self.labels.insert(l.to_string(), v);
+                }
+            }
+            "read_since" => {
+                if let Some(e) = expect {
+                    let want = e
+                        .as_array()
+                        .ok_or_else(|| vector("read_since expects a list"))?;
+                    let got = got.as_array().unwrap();
+                    if want.len() != got.len() {
+                        return Err(mismatch(format!(
+                            "expected {} events, got {}",
+                            want.len(),
+                            Value::Array(got.clone())
+                        )));
+                    }
+                    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+                        let mut w = w.clone();
+                        if let Some(o) = w.get("offset").cloned() {
+                            w["offset"] = self.refer(&o)?.into();
+                        }
+                        subset(&w, g, &format!("event[{i}]"))?;
+                    }
+                }
+            }
+            "get_offset" | "cron_next" => {
+                if let Some(e) = expect {
+                    let want = self.refer(e)?;
+                    if got.as_i64() != Some(want) {
+                        return Err(mismatch(format!("expected {e} ({want}), got {got}")));
+                    }
+                }
+            }
+            _ => {
+                if !got.is_boolean() {
+                    return Err(mismatch(format!("expected a boolean result, got {got}")));
+                }
+                if let Some(e) = expect {
+                    if *e != got {
+                        return Err(mismatch(format!("expected {e}, got {got}")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn vector_files() -> Vec<PathBuf> {
+    // HONKER_VECTORS names another directory (to try edited copies).
+    let dir = std::env::var_os("HONKER_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn vectors() {
+    let files = vector_files();
+    assert!(!files.is_empty(), "no vector files found");
+    let (mut failed, mut wholly_skipped, mut steps_run, mut skips) = (0, 0, 0, 0);
+    let mut failures = Vec::new();
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(path).unwrap();
+        let scenario: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: invalid JSON: {e}"));
+        let steps = scenario["steps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: no steps"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut runner = Runner::new(&dir.path().join("vectors.db"));
+        let (mut ran, mut skipped) = (0, 0);
+        let mut error = None;
+        for (i, step) in steps.iter().enumerate() {
+            let op = step["op"].as_str().unwrap_or("?");
+            match runner.step(step) {
+                Ok(()) => ran += 1,
+                Err(Outcome::Skip(why)) => {
+                    skipped += 1;
+                    println!("SKIP {name} step {i} {op}: {why}");
+                }
+                Err(Outcome::Mismatch(m)) => {
+                    error = Some(format!("step {i} {op} {}: mismatch: {m}", step["args"]));
+                    break;
+                }
+                Err(Outcome::Vector(m)) => {
+                    error = Some(format!("step {i} {op} {}: vector error: {m}", step["args"]));
+                    break;
+                }
+            }
+        }
+        runner.db.close().unwrap();
+        steps_run += ran;
+        skips += skipped;
+        if let Some(e) = error {
+            failed += 1;
+            println!("FAIL {name}: {e}");
+            failures.push(format!("{name}: {e}"));
+        } else if ran == 0 {
+            wholly_skipped += 1;
+            println!("skip {name} (no step run, {skipped} skipped)");
+        } else if skipped > 0 {
+            println!("ok   {name} ({ran} steps, {skipped} skipped)");
+        } else {
+            println!("ok   {name} ({ran} steps)");
+        }
+    }
+    let passed = files.len() - failed - wholly_skipped;
+    println!(
+        "rust: {} files, {passed} passed, {failed} failed, {wholly_skipped} wholly skipped; \
+         {steps_run} steps run, {skips} skipped",
+        files.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "vector failures:\n{}",
+        failures.join("\n")
+    );
+}

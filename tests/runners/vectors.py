@@ -1,0 +1,136 @@
+"""Runs tests/vectors/*.json through the honker Python package's public API.
+
+.venv/bin/python tests/runners/vectors.py [FILE.json ...]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+import honker
+import vectorlib
+from vectorlib import Context, OpError, Skip
+
+FORGED = (
+    "not available in Python: a forged lease (one no claim returned) cannot be expressed; "
+    "Job.ack/retry/fail always act on their own claim's lease"
+)
+
+
+def _code(e: honker.HonkerError) -> str:
+    # honker.NotFound -> "not_found": one exception class per engine error code.
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(e).__name__).lower()
+
+
+class PyBackend:
+    def __init__(self, path: str) -> None:
+        self.db = honker.open(path)
+        self.jobs: dict[vectorlib.Lease, honker.Job] = {}
+        self.locks: dict[int, honker.Lock] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    @staticmethod
+    def error_matches(e: OpError, code: str) -> bool:
+        return e.code == code
+
+    def call(self, f: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except honker.HonkerError as e:
+            raise OpError(_code(e), str(e)) from None
+
+    def q(self, a: dict[str, Any]) -> honker.Queue:
+        return self.db.queue(a.get("queue", "default"))
+
+    def handle(self, ctx: Context, a: dict[str, Any]) -> honker.Job:
+        lease = ctx.lease(a)
+        if lease not in self.jobs:
+            raise Skip(FORGED)
+        return self.jobs[lease]
+
+    def enqueue(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.call(
+            self.q(a).enqueue,
+            a["payload"],
+            run_at=a.get("run_at"),
+            delay=a.get("delay_s"),
+            priority=a.get("priority", 0),
+            max_attempts=a.get("max_attempts"),
+            key=a.get("key"),
+        )
+
+    def claim(self, ctx: Context, a: dict[str, Any]) -> list[vectorlib.Lease]:
+        leases = []
+        for job in self.call(self.q(a).claim_batch, a["worker"], a["n"]):
+            lease = (job.id, a["worker"], job.attempts)
+            self.jobs[lease] = job
+            leases.append(lease)
+        return leases
+
+    def ack(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.handle(ctx, a).ack)
+
+    def retry(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.handle(ctx, a).retry, a["delay_s"], a.get("error", ""))
+
+    def fail(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.handle(ctx, a).fail, a.get("error", ""))
+
+    def dead_jobs(self, ctx: Context, a: dict[str, Any]) -> list[int]:
+        return [j.id for j in self.call(self.q(a).dead_jobs, a.get("limit", 100))]
+
+    def requeue_dead(self, ctx: Context, a: dict[str, Any]) -> bool:
+        self.call(self.q(a).requeue_dead, ctx.ref(a["job"]))
+        return True
+
+    def get_job_state(self, ctx: Context, a: dict[str, Any]) -> dict[str, Any] | None:
+        job = self.call(self.q(a).get_job, ctx.ref(a["job"]))
+        if job is None:
+            return None
+        fields = {k: getattr(job, k) for k in vectorlib.JOB_FIELDS}
+        fields["payload"] = json.loads(fields["payload"])
+        return fields
+
+    def cancel(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.q(a).cancel, ctx.ref(a["job"]))
+
+    def rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.db.try_rate_limit, a["key"], a["limit"], a["per_s"])
+
+    def cron_next(self, ctx: Context, a: dict[str, Any]) -> int:
+        raise Skip(
+            "not available in Python: the package has no cron function "
+            "(Scheduler computes next fires only from the current time)"
+        )
+
+    def publish(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.call(self.db.stream(a["stream"]).publish, a["payload"], key=a.get("key"))
+
+    def read_since(self, ctx: Context, a: dict[str, Any]) -> list[dict[str, Any]]:
+        events = self.call(self.db.stream(a["stream"]).read_since, ctx.ref(a["offset"]), a.get("limit", 100))
+        return [{"offset": e.offset, "key": e.key, "payload": e.payload} for e in events]
+
+    def save_offset(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.db.stream(a["stream"]).save_offset, a["consumer"], ctx.ref(a["offset"]))
+
+    def get_offset(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.call(self.db.stream(a["stream"]).get_offset, a["consumer"])
+
+    def lock_acquire(self, ctx: Context, a: dict[str, Any]) -> int | None:
+        lock = self.call(self.db.try_lock, a["name"], a["owner"], a["ttl_s"])
+        if lock is None:
+            return None
+        self.locks[lock.fencing_token] = lock
+        return lock.fencing_token
+
+    def lock_release(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.locks[ctx.ref(a["lock"])].release)
+
+
+if __name__ == "__main__":
+    sys.exit(vectorlib.main("python", PyBackend, sys.argv[1:]))
