@@ -79,13 +79,15 @@ cross-test: deps ext python-test
 	$(VENV)/bin/python tests/cross/run.py --rust $(OUT)/debug/honker-cross --ext $(EXT)
 
 ## Parity vectors (tests/vectors/*.json, see tests/README.md): the Python
-## runner (needs the package in .venv: python-test) and the SQL runner
-## (Debian's python3 driving the extension). The Rust runner is
+## runner (needs the package in .venv: python-test), the SQL runner
+## (Debian's python3 driving the extension) and the same files as scripts
+## in Debian's sqlite3 shell. The Rust runner is
 ## bindings/rust/tests/vectors.rs, part of rust-test.
 vectors-test: deps ext
 	$(VENV)/bin/ruff check tests/runners && $(VENV)/bin/ruff format --check tests/runners
 	$(VENV)/bin/python tests/runners/vectors.py
 	/usr/bin/python3 tests/runners/vectors_sql.py $(EXT)
+	/usr/bin/python3 tests/runners/vectors_shell.py $(EXT)
 
 ## The Node package (node/): npm installs the pinned tools from the
 ## committed lockfile; @napi-rs/cli builds the addon into the one target
