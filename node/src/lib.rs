@@ -344,7 +344,7 @@ fn to_value(p: Param) -> napi::Result<Value> {
 }
 
 fn run_query(c: &rusqlite::Connection, sql: &str, values: Vec<Value>) -> CoreResult<Rows> {
-    let mut st = c.prepare(sql)?;
+    let mut st = c.prepare_cached(sql)?;
     let columns: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
     let n = columns.len();
     let rows = st
@@ -640,7 +640,8 @@ impl NativeDatabase {
             .map(to_value)
             .collect::<napi::Result<Vec<_>>>()?;
         self.now(tx, |c, _| {
-            Ok(c.execute(&sql, rusqlite::params_from_iter(values))? as i64)
+            Ok(c.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values))? as i64)
         })
     }
 
@@ -656,7 +657,8 @@ impl NativeDatabase {
             .map(to_value)
             .collect::<napi::Result<Vec<_>>>()?;
         Ok(self.later(tx, move |c, _| {
-            Ok(c.execute(&sql, rusqlite::params_from_iter(values))? as i64)
+            Ok(c.prepare_cached(&sql)?
+                .execute(rusqlite::params_from_iter(values))? as i64)
         }))
     }
 
