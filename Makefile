@@ -17,10 +17,10 @@ EXT := $(OUT)/debug/libhonker_ext.so
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test node-deps node-test bench-node
+.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node
 
 ## make test: everything CI checks (installs what it needs).
-test: lint rust-test ext-test python-test node-test cross-test examples
+test: lint rust-test ext-test python-test node-test vectors-test cross-test examples
 
 lint:
 	cargo fmt --all -- --check
@@ -69,21 +69,21 @@ python-test: deps ext
 	cd python && $(VENV)/bin/python -m mypy && $(VENV)/bin/python -m mypy.stubtest honker._honker
 	$(VENV)/bin/python -m pytest -q python/tests
 
-## The cross-language suite (tests/cross): real processes in several
-## languages on one file. Needs the Python package (python-test) and the
-## extension; runs the Node roles once the Node package is built.
-cross-test: deps ext python-test
+## The cross-language suite (tests/cross): real processes in Python, Node,
+## Rust and SQL (Debian's sqlite3 shell with the extension) on one file.
+cross-test: deps ext python-test node-test
 	cargo build --locked -p honker-cross
 	$(VENV)/bin/ruff check tests/cross && $(VENV)/bin/ruff format --check tests/cross
 	$(VENV)/bin/python -m mypy --strict tests/cross/run.py tests/cross/roles.py
-	$(VENV)/bin/python tests/cross/run.py --rust $(OUT)/debug/honker-cross --ext $(EXT)
+	node --check tests/cross/roles.mjs
+	$(VENV)/bin/python tests/cross/run.py --node --rust $(OUT)/debug/honker-cross --ext $(EXT)
 
 ## Parity vectors (tests/vectors/*.json, see tests/README.md): the Python
 ## runner (needs the package in .venv: python-test), the SQL runner
 ## (Debian's python3 driving the extension) and the same files as scripts
 ## in Debian's sqlite3 shell. The Rust runner is
 ## bindings/rust/tests/vectors.rs, part of rust-test.
-vectors-test: deps ext
+vectors-test: deps ext python-test
 	$(VENV)/bin/ruff check tests/runners && $(VENV)/bin/ruff format --check tests/runners
 	$(VENV)/bin/python tests/runners/vectors.py
 	/usr/bin/python3 tests/runners/vectors_sql.py $(EXT)

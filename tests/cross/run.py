@@ -11,13 +11,14 @@ hoping for an outcome.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import honker
 
@@ -35,8 +36,21 @@ def fresh_db(tmp: str, name: str) -> str:
     return path
 
 
-def start(cmd: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+STARTED: list[subprocess.Popen[str]] = []
+
+
+def start(cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, **kw)
+    STARTED.append(p)
+    return p
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A failed scenario must not leave its processes waiting."""
+    for p in STARTED:
+        if p.poll() is None:
+            p.kill()
 
 
 def wait_ready(procs: list[subprocess.Popen[str]]) -> None:
@@ -102,6 +116,8 @@ def producer_cmd(lang: str, path: str, args: argparse.Namespace, workers: int) -
             str(workers),
             "node",
         ], None
+    if lang == "rust":
+        return [args.rust, "producer", path, "cross", str(ORDERS), str(workers), "rust"], None
     raise ValueError(lang)
 
 
@@ -126,9 +142,7 @@ def notify_scenario(tmp: str, listeners: list[str], args: argparse.Namespace, n:
         cmds["node"] = ["node", os.path.join(HERE, "roles.mjs"), "listener", path, "events", str(n)]
     procs = {lang: start(cmds[lang]) for lang in listeners}
     wait_ready(list(procs.values()))
-    notifier = subprocess.Popen(
-        [args.rust, "notify", path, "events", str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    notifier = start([args.rust, "notify", path, "events", str(n)], stdin=subprocess.PIPE)
     assert notifier.stdin is not None and notifier.stdout is not None
     latencies: dict[str, list[float]] = {lang: [] for lang in listeners}
     for _ in range(n):
@@ -214,7 +228,7 @@ def scheduler_cmd(lang: str, path: str, args: argparse.Namespace) -> list[str]:
 
 def scheduler_scenario(tmp: str, langs: list[str], args: argparse.Namespace) -> None:
     what = f"schedulers in {' and '.join(langs)} on one file"
-    path = fresh_db(tmp, "sched")
+    path = fresh_db(tmp, "sched-" + "-".join(langs))
     db = honker.open(path)
 
     def state() -> tuple[list[int], str | None]:
@@ -233,12 +247,7 @@ def scheduler_scenario(tmp: str, langs: list[str], args: argparse.Namespace) -> 
                 raise SystemExit(f"{what}: timed out waiting for {cond}: {fires}, leader {leader}")
             time.sleep(0.05)  # polling the file, with a deadline
 
-    procs = {
-        lang: subprocess.Popen(
-            scheduler_cmd(lang, path, args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        for lang in langs
-    }
+    procs = {lang: start(scheduler_cmd(lang, path, args), stdin=subprocess.PIPE) for lang in langs}
     wait_ready(list(procs.values()))
     fires, leader = wait_for("three fires", lambda f, who: len(f) >= 3 and who is not None)
     assert leader is not None
@@ -320,6 +329,7 @@ def main() -> None:
             queue_scenario(tmp, "python", "node", args)
             queue_scenario(tmp, "node", "python", args)
             queue_scenario(tmp, "sql", "node", args)
+            queue_scenario(tmp, "rust", "node", args)
         notify_scenario(tmp, ["python", "node"] if args.node else ["python"], args)
         stream_scenario(tmp, "node" if args.node else "python", ["python", "rust"], args)
         scheduler_scenario(tmp, ["python", "rust"], args)

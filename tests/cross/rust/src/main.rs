@@ -1,6 +1,7 @@
 //! The Rust role in the cross-language suite (`tests/cross/run.py`).
 //!
 //! ```text
+//! honker-cross producer <db> <queue> <n> <workers> <prefix>  business transactions, a fifth rolled back
 //! honker-cross worker <db> <queue> <worker-name>   claim until a {"stop": true} job
 //! honker-cross verify <db> <queue>                 exactly the committed orders processed, once each
 //! honker-cross notify <db> <channel> <n>           n notifications, printing each commit time
@@ -13,7 +14,7 @@
 //! Workers record what they did in the business table `processed`, in the
 //! same transaction as the ack, so a job's effect is applied exactly once.
 
-use honker::{Database, QueueOpts, ScheduledTask, SchedulerOpts};
+use honker::{Database, EnqueueOpts, QueueOpts, ScheduledTask, SchedulerOpts};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -24,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["producer", db, queue, n, workers, prefix] => producer(db, queue, n, workers, prefix),
         ["worker", db, queue, name] => worker(db, queue, name),
         ["verify", db, queue] => verify(db, queue),
         ["notify", db, channel, n] => notify(db, channel, n),
@@ -43,6 +45,34 @@ fn main() -> ExitCode {
 }
 
 type Res = Result<(), Box<dyn std::error::Error>>;
+
+fn producer(path: &str, queue: &str, n: &str, workers: &str, prefix: &str) -> Res {
+    let db = Database::open(path)?;
+    let q = db.queue(queue, QueueOpts::default());
+    for i in 0..n.parse::<u32>()? {
+        let reference = format!("{prefix}-{i}");
+        let tx = db.transaction()?;
+        tx.execute("INSERT INTO orders (ref) VALUES (?1)", [&reference])?;
+        q.enqueue_tx(
+            &tx,
+            &serde_json::json!({ "order_ref": reference }),
+            EnqueueOpts::default(),
+        )?;
+        if i % 5 == 4 {
+            tx.rollback()?;
+        } else {
+            tx.commit()?;
+        }
+    }
+    for _ in 0..workers.parse::<u32>()? {
+        let stop = EnqueueOpts {
+            priority: -1,
+            ..EnqueueOpts::default()
+        };
+        q.enqueue(&serde_json::json!({ "stop": true }), stop)?;
+    }
+    Ok(())
+}
 
 fn worker(path: &str, queue: &str, name: &str) -> Res {
     let db = Database::open(path)?;

@@ -1,0 +1,123 @@
+// The Node roles of the cross-language suite, run as separate processes by
+// run.py: producer, worker, listener, publisher, consumer, scheduler.
+// Imports the package from the repository's node/ directory.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { open } = createRequire(import.meta.url)(path.join(here, '..', '..', 'node'));
+
+class Rollback extends Error {}
+
+// n business transactions, each an order and its job; every fifth rolls back.
+async function producer(file, queue, n, workers, prefix) {
+  const db = open(file);
+  const q = db.queue(queue);
+  for (let i = 0; i < n; i++) {
+    const ref = `${prefix}-${i}`;
+    try {
+      await db.transaction(async (tx) => {
+        tx.execute('INSERT INTO orders (ref) VALUES (?)', [ref]);
+        await q.enqueue({ order_ref: ref }, { tx });
+        if (i % 5 === 4) throw new Rollback();
+      });
+    } catch (e) {
+      if (!(e instanceof Rollback)) throw e;
+    }
+  }
+  for (let w = 0; w < workers; w++) await q.enqueue({ stop: true }, { priority: -1 });
+  db.close();
+}
+
+// Claims until a stop job; the effect and the ack commit together.
+async function worker(file, queue, name) {
+  const db = open(file);
+  const q = db.queue(queue);
+  console.log('ready');
+  for await (const job of q.claim(name, { timeoutS: 60 })) {
+    if (job.payload.stop) {
+      await job.ack();
+      db.close();
+      return;
+    }
+    await db.transaction(async (tx) => {
+      tx.execute("INSERT INTO processed (job_id, order_ref, worker, lang) VALUES (?, ?, ?, 'node')", [
+        job.id,
+        job.payload.order_ref,
+        name,
+      ]);
+      if (!(await job.ack({ tx }))) throw new Error(`lost the lease on job ${job.id}`);
+    });
+  }
+  throw new Error(`${name}: no job for 60 s`);
+}
+
+// Prints the wall-clock time (ns) at which each notification arrived.
+async function listener(file, channel, n) {
+  const db = open(file);
+  const sub = db.listen(channel);
+  console.log('ready');
+  for (let i = 0; i < n; i++) {
+    const got = await sub.recv(60);
+    const at = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+    if (!got || got.payload.i !== i) throw new Error(`notification ${i}: got ${JSON.stringify(got)}`);
+    console.log(at.toString());
+  }
+  sub.close();
+  db.close();
+}
+
+async function publisher(file, stream, first, end) {
+  const db = open(file);
+  const s = db.stream(stream);
+  for (let i = first; i < end; i++) await s.publish({ i }, { key: `k${i % 7}` });
+  db.close();
+}
+
+async function consumer(file, stream, name, last) {
+  const db = open(file);
+  const s = db.stream(stream);
+  const sub = s.subscribe(name, { timeoutS: 60 });
+  console.log('ready');
+  for await (const ev of sub) {
+    console.log(String(ev.payload.i));
+    if (ev.payload.i === last) {
+      await sub.commit();
+      db.close();
+      return;
+    }
+  }
+  throw new Error(`${name}: no event for 60 s`);
+}
+
+// Leads or stands by (leader lock TTL 1 s) until stdin closes.
+async function scheduler(file, owner) {
+  const db = open(file);
+  const sched = db.scheduler();
+  await sched.add({ name: 'tick', queue: 'ticks', schedule: '* * * * * *', payload: { from: 'schedule' } });
+  const stop = new AbortController();
+  process.stdin.on('end', () => stop.abort());
+  process.stdin.resume();
+  console.log('ready');
+  await sched.run(owner, { signal: stop.signal, lockTtlS: 1 });
+  db.close();
+}
+
+const [role, ...args] = process.argv.slice(2);
+const roles = {
+  producer: () => producer(args[0], args[1], Number(args[2]), Number(args[3]), args[4]),
+  worker: () => worker(args[0], args[1], args[2]),
+  listener: () => listener(args[0], args[1], Number(args[2])),
+  publisher: () => publisher(args[0], args[1], Number(args[2]), Number(args[3])),
+  consumer: () => consumer(args[0], args[1], args[2], Number(args[3])),
+  scheduler: () => scheduler(args[0], args[1]),
+};
+if (!roles[role]) {
+  console.error(`unknown role ${role}`);
+  process.exit(2);
+}
+roles[role]().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
