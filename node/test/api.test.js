@@ -155,6 +155,30 @@ test('transaction: commits with the business write, rolls back on throw', async 
   db.close();
 });
 
+test('transaction: ack and ackBatch inside it commit with the business write', async () => {
+  const db = open(tmpdb());
+  await db.execute('CREATE TABLE sent (job INTEGER)');
+  const q = db.queue('q');
+  q.enqueueManySync([1, 2, 3]);
+  const [one, ...rest] = await q.claimBatch('w', 3);
+  await assert.rejects(db.transaction(async (tx) => {
+    tx.execute('INSERT INTO sent VALUES (?)', [one.id]);
+    assert.equal(await one.ack({ tx }), true);
+    throw new Error('crash before commit');
+  }), /crash/);
+  assert.equal((await q.getJob(one.id)).state, 'processing', 'the ack rolled back with the write');
+  await db.transaction(async (tx) => {
+    tx.execute('INSERT INTO sent VALUES (?)', [one.id]);
+    assert.equal(one.ackSync({ tx }), true);
+    for (const j of rest) tx.execute('INSERT INTO sent VALUES (?)', [j.id]);
+    assert.equal(await q.ackBatch(rest.map((j) => j.id), 'w', { tx }), 2);
+  });
+  assert.equal(db.querySync('SELECT COUNT(*) AS n FROM sent')[0].n, 3);
+  for (const j of [one, ...rest]) assert.equal(await q.getJob(j.id), null);
+  assert.equal(q.ackBatchSync([one.id], 'w'), 0);
+  db.close();
+});
+
 test('transaction: other calls wait for it; Sync calls outside it are refused', async () => {
   const db = open(tmpdb());
   await db.execute('CREATE TABLE t (x)');
