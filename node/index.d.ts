@@ -93,7 +93,8 @@ export declare class Database {
   stream(name: string): Stream;
   /**
    * Runs `fn` in a write transaction: commits when it resolves, rolls back
-   * when it throws. Other calls on this database wait until it ends.
+   * when it throws. Other calls on this database wait until it ends; inside
+   * `fn`, pass `{ tx }` (a call without it fails with `transaction_open`).
    */
   transaction<T>(fn: (tx: Transaction) => Promise<T> | T): Promise<T>;
   execute(sql: string, params?: unknown[]): Promise<number>;

@@ -11,7 +11,16 @@
  * the engine.
  */
 
+const { AsyncLocalStorage } = require('node:async_hooks');
 const native = require('./native.js');
+
+/**
+ * The transaction whose callback is running (in this async context), so a
+ * call from inside it that forgot `{ tx }` fails instead of waiting for the
+ * transaction that is waiting for it.
+ * @type {AsyncLocalStorage<{ db: Database, open: boolean }>}
+ */
+const inTransaction = new AsyncLocalStorage();
 
 /** @typedef {import('./native').NativeDatabase} NativeDatabase */
 /** @typedef {import('./native').NativeTx} NativeTx */
@@ -1085,7 +1094,24 @@ class Database {
       }
       return p.then(undefined, rethrow);
     }
+    const deadlock = this._ownTransaction();
+    if (deadlock) return Promise.reject(deadlock);
     return this._gate.then(() => this._async(call, tx));
+  }
+
+  /**
+   * An error if this call comes from inside this database's open
+   * transaction's callback (waiting would deadlock), else null.
+   * @internal
+   * @returns {HonkerError | null}
+   */
+  _ownTransaction() {
+    const current = inTransaction.getStore();
+    if (current === undefined || current.db !== this || !current.open) return null;
+    return new HonkerError(
+      'this call is inside the callback of an open transaction on this database: pass { tx } to make it part of the transaction, or make it after the transaction ends',
+      'transaction_open',
+    );
   }
 
   /**
@@ -1110,12 +1136,15 @@ class Database {
    * when it throws. Pass `{ tx }` to honker calls inside it. Other calls on
    * this database wait until it ends (a `...Sync` call made meanwhile
    * without `tx` fails with code `transaction_open` rather than block the
-   * event loop).
+   * event loop, and so does a call without `tx` from inside the callback,
+   * which would otherwise wait for the transaction waiting for it).
    * @template T
    * @param {(tx: Transaction) => Promise<T> | T} fn
    * @returns {Promise<T>}
    */
   async transaction(fn) {
+    const nested = this._ownTransaction();
+    if (nested) throw nested;
     while (this._gate !== null) await this._gate;
     /** @type {() => void} */
     let open = () => {};
@@ -1125,13 +1154,16 @@ class Database {
     try {
       const nativeTx = await mapped(this._n.begin());
       const tx = new Transaction(this, nativeTx);
+      const context = { db: this, open: true };
       let result;
       try {
-        result = await fn(tx);
+        result = await inTransaction.run(context, () => fn(tx));
       } catch (e) {
+        context.open = false;
         await mapped(this._n.rollback(nativeTx)).catch(() => {});
         throw e;
       }
+      context.open = false;
       await mapped(this._n.commit(nativeTx));
       return result;
     } finally {

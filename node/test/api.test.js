@@ -217,6 +217,26 @@ test('transaction: other calls wait for it; Sync calls outside it are refused', 
   db.close();
 });
 
+test('transaction: a call inside the callback without { tx } fails instead of deadlocking', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  await assert.rejects(db.transaction(async () => {
+    await q.enqueue('forgot the tx');
+  }), { code: 'transaction_open' });
+  await assert.rejects(db.transaction(async () => {
+    await db.transaction(() => {});
+  }), { code: 'transaction_open' });
+  // The failed transactions rolled back; the database is usable.
+  assert.equal(q.claimOneSync('w'), null);
+  // After the transaction ends, work started inside its callback proceeds.
+  let late;
+  await db.transaction(async () => {
+    late = new Promise((r) => setTimeout(r, 10)).then(() => q.enqueue('after'));
+  });
+  assert.ok((await deadline(late, 10000, 'the late enqueue')) > 0);
+  db.close();
+});
+
 test('sql: execute and query (params and values)', async () => {
   const db = open(tmpdb());
   db.executeSync('CREATE TABLE v (i, r, s, b, n, big)');
