@@ -381,6 +381,10 @@ class Claimer {
     if (this._done || this._stop.isStopped()) return this._finish();
     const q = this._q;
     const n = q.db._n;
+    if (q.db._gate !== null) {
+      const deadlock = q.db._ownTransaction();
+      if (deadlock) throw deadlock;
+    }
     let data;
     try {
       data = await n.claimNext(q.name, this._worker, this._stop, q.visibilityTimeoutS, q.maxAttempts, this._timeoutS);
@@ -665,6 +669,8 @@ class Subscription {
   /** @returns {Promise<IteratorResult<Event, undefined>>} */
   async next() {
     if (this._done || this._stop.isStopped()) return this._finish();
+    const deadlock = this._s.db._gate === null ? null : this._s.db._ownTransaction();
+    if (deadlock) throw deadlock;
     try {
       if (this._cursor === null) {
         this._cursor = await this._s.db._async(() => this._s.db._n.cursor(this._s.name, this._consumer));

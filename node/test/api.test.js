@@ -226,6 +226,12 @@ test('transaction: a call inside the callback without { tx } fails instead of de
   await assert.rejects(db.transaction(async () => {
     await db.transaction(() => {});
   }), { code: 'transaction_open' });
+  await assert.rejects(db.transaction(async () => {
+    for await (const j of q.claim('w')) void j;
+  }), { code: 'transaction_open' });
+  await assert.rejects(db.transaction(async () => {
+    for await (const e of db.stream('s').subscribe('c')) void e;
+  }), { code: 'transaction_open' });
   // The failed transactions rolled back; the database is usable.
   assert.equal(q.claimOneSync('w'), null);
   // After the transaction ends, work started inside its callback proceeds.
