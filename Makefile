@@ -92,7 +92,9 @@ vectors-test: deps ext python-test
 ## The Node package (node/): npm installs the pinned tools from the
 ## committed lockfile; @napi-rs/cli builds the addon into the one target
 ## tree; the generated native.d.ts must match the committed one; tsc checks
-## the JS layer against it and the public types; node --test runs the suite.
+## the JS layer against it and the public types; index.d.ts (written for
+## readers) is checked against declarations tsc derives from index.js's JSDoc
+## (members named _x are private and dropped); node --test runs the suite.
 # node-gyp builds better-sqlite3 (the benchmark's baseline and the
 # extension test's host) from source here: use the installed Node headers.
 ifneq ($(wildcard /usr/include/node/node_api.h),)
@@ -111,6 +113,10 @@ node-test: ext node-deps
 		{ echo "node/native.d.ts drifted from the addon: review and commit the regenerated file"; exit 1; }
 	cd node && for f in index.js native.js test/*.js test/fixtures/*.js; do node --check $$f || exit 1; done
 	cd node && node_modules/.bin/tsc -p .
+	cd node && rm -rf .dtscheck && node_modules/.bin/tsc --allowJs --declaration --emitDeclarationOnly \
+		--target ES2022 --module node16 --moduleResolution node16 --types node --outDir .dtscheck index.js && \
+		cp native.d.ts .dtscheck/ && sed -i -E '/^\s+_[A-Za-z]+\??[:(<]/d' .dtscheck/index.d.ts && \
+		node_modules/.bin/tsc -p tsconfig.dtscheck.json
 	cd node && node --test test/*.test.js
 
 ## Node benchmark: a release build of the addon, beside better-sqlite3.

@@ -26,22 +26,29 @@ const inTransaction = new AsyncLocalStorage();
 /** @typedef {import('./native').NativeTx} NativeTx */
 /** @typedef {import('./native').JobData} JobData */
 
+/**
+ * The codes of honker-core's error enum.
+ * @typedef {'invalid_argument' | 'invalid_json' | 'invalid_cron' | 'invalid_timezone' | 'not_found'
+ *   | 'transaction_open' | 'transaction_inactive' | 'closed' | 'forked' | 'schema_too_new' | 'busy'
+ *   | 'decode' | 'watcher' | 'sqlite'} ErrorCode
+ */
+
 /** Every honker error: an `Error` with a stable `.code` (see `ERROR_CODES`). */
 class HonkerError extends Error {
   /**
    * @param {string} message
-   * @param {string} code
+   * @param {ErrorCode} code
    */
   constructor(message, code) {
     super(message);
     this.name = 'HonkerError';
-    /** @type {string} */
+    /** @readonly @type {ErrorCode} */
     this.code = code;
   }
 }
 
 /** The codes `HonkerError.code` can take (one per honker-core error). */
-const ERROR_CODES = Object.freeze(native.errorCodes());
+const ERROR_CODES = Object.freeze(/** @type {ErrorCode[]} */ (native.errorCodes()));
 
 const CODED = /^honker:([a-z_]+): /;
 // napi-rs's own argument-conversion failures (a string where a number belongs).
@@ -56,7 +63,7 @@ const NAPI_ARG = new Set(['InvalidArg', 'ObjectExpected', 'StringExpected', 'Nam
 function fix(e) {
   if (e instanceof HonkerError || !(e instanceof Error)) return e;
   const m = CODED.exec(e.message);
-  if (m) return new HonkerError(e.message.slice(m[0].length), m[1]);
+  if (m) return new HonkerError(e.message.slice(m[0].length), /** @type {ErrorCode} */ (m[1]));
   const code = /** @type {any} */ (e).code;
   if (typeof code === 'string' && NAPI_ARG.has(code)) return new HonkerError(e.message, 'invalid_argument');
   return e;
@@ -316,7 +323,7 @@ class Job {
  * @property {number} id
  * @property {string} queue
  * @property {any} payload
- * @property {string} state one of ready, scheduled, processing, dead
+ * @property {'ready' | 'scheduled' | 'processing' | 'dead'} state
  * @property {number} priority
  * @property {number} runAtMs
  * @property {number} attempts
@@ -337,7 +344,7 @@ function jobInfo(d) {
     id: d.id,
     queue: d.queue,
     payload: loads(d.payload),
-    state: d.state,
+    state: /** @type {JobInfo['state']} */ (d.state),
     priority: d.priority,
     runAtMs: d.runAtMs,
     attempts: d.attempts,
