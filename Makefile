@@ -83,11 +83,13 @@ cross-test: deps ext python-test node-test
 ## (Debian's python3 driving the extension) and the same files as scripts
 ## in Debian's sqlite3 shell. The Rust runner is
 ## bindings/rust/tests/vectors.rs, part of rust-test.
-vectors-test: deps ext python-test
+vectors-test: deps ext python-test node-test
 	$(VENV)/bin/ruff check tests/runners && $(VENV)/bin/ruff format --check tests/runners
+	$(VENV)/bin/python -m mypy --strict tests/runners/api_surface.py
 	$(VENV)/bin/python tests/runners/vectors.py
 	/usr/bin/python3 tests/runners/vectors_sql.py $(EXT)
 	/usr/bin/python3 tests/runners/vectors_shell.py $(EXT)
+	$(VENV)/bin/python tests/runners/api_surface.py $(EXT)
 
 ## The Node package (node/): npm installs the pinned tools from the
 ## committed lockfile; @napi-rs/cli builds the addon into the one target
