@@ -242,7 +242,7 @@ impl Db {
         let mut st = self.lock_idle()?;
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
         schema::set_busy_timeout(self.inner.opts.busy_timeout);
-        conn.execute_batch("BEGIN IMMEDIATE")
+        schema::exec_cached(conn, "BEGIN IMMEDIATE")
             .map_err(|e| Self::busy_with(e.into(), self.inner.opts.busy_timeout))?;
         let key = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         st.tx = Some(TxOwner {
@@ -275,7 +275,7 @@ impl Db {
         }
         let result = match st.conn.as_ref() {
             None => Err(Error::Closed),
-            Some(conn) => match conn.execute_batch(sql) {
+            Some(conn) => match schema::exec_cached(conn, sql) {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     if !conn.is_autocommit() {

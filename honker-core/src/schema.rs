@@ -314,6 +314,13 @@ fn inside_write_statement(conn: &Connection) -> bool {
     false
 }
 
+/// Runs a statement without parameters or rows (`BEGIN IMMEDIATE`,
+/// `COMMIT`, ...) through the statement cache: parsing it on every call
+/// cost more than running it.
+pub(crate) fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Runs `f` atomically: in `BEGIN IMMEDIATE … COMMIT` when the connection is
 /// in autocommit mode, in a savepoint inside the caller's open transaction,
 /// or, when called from a SQL function inside a statement that writes,
@@ -341,25 +348,25 @@ pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) ->
         return f(conn);
     }
     if conn.is_autocommit() {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
+        exec_cached(conn, "BEGIN IMMEDIATE")?;
         let mut guard = Guard {
             conn,
             sql: "ROLLBACK",
             armed: true,
         };
         let value = f(conn)?;
-        conn.execute_batch("COMMIT")?;
+        exec_cached(conn, "COMMIT")?;
         guard.armed = false;
         Ok(value)
     } else {
-        conn.execute_batch("SAVEPOINT _honker_op")?;
+        exec_cached(conn, "SAVEPOINT _honker_op")?;
         let mut guard = Guard {
             conn,
             sql: "ROLLBACK TO _honker_op; RELEASE _honker_op",
             armed: true,
         };
         let value = f(conn)?;
-        conn.execute_batch("RELEASE _honker_op")?;
+        exec_cached(conn, "RELEASE _honker_op")?;
         guard.armed = false;
         Ok(value)
     }

@@ -438,8 +438,15 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 fn bump(shared: &Shared) {
-    lock(&shared.generation).0 += 1;
-    shared.changed.notify_all();
+    let mut g = lock(&shared.generation);
+    g.0 += 1;
+    // Waiters count themselves before they take this lock, so one that is
+    // not counted yet will see the new generation when it gets the lock.
+    // Skipping the notify spares every commit a futex system call.
+    if shared.waiting.load(Ordering::SeqCst) > 0 {
+        drop(g);
+        shared.changed.notify_all();
+    }
 }
 
 fn die(shared: &Shared, reason: &str) {
