@@ -29,6 +29,42 @@ test('abort ends a waiting claim, subscribe, listen and scheduler promptly', asy
   db.close();
 });
 
+test('aborted waits leave no thread behind', { skip: process.platform !== 'linux' && 'reads /proc/self/task' }, async () => {
+  const fs = require('node:fs');
+  const { setMaxListeners } = require('node:events');
+  // Waits run on threads named honker-wait; count them.
+  const waiting = () => fs.readdirSync('/proc/self/task').filter((t) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === 'honker-wait';
+    } catch {
+      return false; // exited meanwhile
+    }
+  }).length;
+  const db = open(tmpdb());
+  const ac = new AbortController();
+  const { signal } = ac;
+  setMaxListeners(100, signal);
+  const loops = [];
+  try {
+    for (let i = 0; i < 10; i++) {
+      loops.push((async () => { for await (const j of db.queue('q').claim(`w${i}`, { signal })) void j; })());
+      loops.push((async () => { for await (const e of db.stream('s').subscribe(`c${i}`, { signal })) void e; })());
+      loops.push((async () => { for await (const n of db.listen('ch', { signal })) void n; })());
+    }
+    await deadline((async () => {
+      while (waiting() < 30) await new Promise((r) => setTimeout(r, 5));
+    })(), 10000, 'the 30 waits to start');
+    ac.abort();
+    await deadline(Promise.all(loops), 5000, 'the loops to end');
+    await deadline((async () => {
+      while (waiting() > 0) await new Promise((r) => setTimeout(r, 5));
+    })(), 5000, 'every wait thread to exit');
+  } finally {
+    ac.abort();
+    db.close();
+  }
+});
+
 test('an already aborted signal yields nothing', async () => {
   const db = open(tmpdb());
   const q = db.queue('q');
