@@ -392,9 +392,18 @@ class Claimer {
       const deadlock = q.db._ownTransaction();
       if (deadlock) throw deadlock;
     }
-    let data;
+    let data = null;
     try {
-      data = await n.claimNext(q.name, this._worker, this._stop, q.visibilityTimeoutS, q.maxAttempts, this._timeoutS);
+      if (q.db._gate === null) {
+        // Fast path: a due job is claimed on the pool, without starting a
+        // wait thread (skipped while a transaction is open, so no pool
+        // thread ever waits for it).
+        const due = await n.claimBatch(q.name, this._worker, 1, q.visibilityTimeoutS);
+        if (due.length) data = due[0];
+      }
+      if (data === null && !this._stop.isStopped()) {
+        data = await n.claimNext(q.name, this._worker, this._stop, q.visibilityTimeoutS, q.maxAttempts, this._timeoutS);
+      }
     } catch (e) {
       this._finish();
       const err = fix(e);
