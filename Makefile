@@ -89,6 +89,7 @@ vectors-test: deps ext python-test node-test
 	$(VENV)/bin/python tests/runners/vectors.py
 	/usr/bin/python3 tests/runners/vectors_sql.py $(EXT)
 	/usr/bin/python3 tests/runners/vectors_shell.py $(EXT)
+	node tests/runners/vectors.mjs
 	$(VENV)/bin/python tests/runners/api_surface.py $(EXT)
 
 ## The Node package (node/): npm installs the pinned tools from the
