@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import threading
+import time
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -81,9 +82,12 @@ __all__ = [
     "Listener",
     "Lock",
     "LockHeld",
+    "LockInfo",
     "NotFound",
     "Notification",
     "Queue",
+    "QueueStats",
+    "Retention",
     "Schedule",
     "Scheduler",
     "SchemaTooNew",
@@ -93,6 +97,7 @@ __all__ = [
     "TransactionInactive",
     "TransactionOpen",
     "WatcherError",
+    "cron_next",
     "extension_path",
     "load_extension",
     "open",
@@ -152,6 +157,20 @@ def load_extension(conn: Any) -> None:
     finally:
         conn.enable_load_extension(False)
     conn.execute("SELECT honker_bootstrap()").fetchone()
+
+
+def _epoch_s(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000
+
+
+def cron_next(expr: str, after: float | None = None, *, tz: str | None = None) -> float:
+    """The first fire of ``expr`` strictly after ``after`` (epoch seconds,
+    floored to the millisecond; now when None), in epoch seconds. ``expr`` is what ``Scheduler.add`` takes
+    (cron with 5 or 6 fields, ``@daily``, ``@every 1m30s``, an optional
+    ``CRON_TZ=Zone`` prefix); the zone is ``tz``, else UTC. Across DST
+    changes a skipped local time fires at the first instant after the gap,
+    a repeated one once. Raises ``InvalidCron`` or ``InvalidTimezone``."""
+    return _honker.cron_next(expr, time.time() if after is None else after, tz) / 1000
 
 
 def open(path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000) -> Database:
@@ -373,6 +392,34 @@ class Queue:
     def requeue_dead(self, id: int) -> None:
         self._db._native.requeue_dead(id)
 
+    def sweep_expired(self) -> int:
+        """Dead-letters this queue's jobs whose ``expires`` passed before a worker
+        started them; returns how many. (Claims do this on their way; this is
+        for queues nobody claims from.)"""
+        return self._db._native.sweep_expired(self.name)
+
+    def stats(self) -> QueueStats:
+        """This queue's job counts by state."""
+        return QueueStats(*self._db._native.queue_stats(self.name))
+
+    def next_deadline(self) -> float | None:
+        """The earliest ``run_at`` of a scheduled job or lease end of a claimed
+        one, in epoch seconds (like ``run_at``); None if neither exists. It may
+        be in the past: something is claimable already."""
+        return _epoch_s(self._db._native.next_deadline_ms(self.name))
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A queue's job counts: ``ready`` (claimable, as of the last claim's
+    promotion of due jobs), ``scheduled`` (waiting for ``run_at``),
+    ``processing`` (leased to a worker) and ``dead``."""
+
+    ready: int
+    scheduled: int
+    processing: int
+    dead: int
+
 
 @dataclass(frozen=True)
 class Event:
@@ -441,6 +488,33 @@ class Stream:
 
     def subscribe(self, consumer: str, *, timeout: float | None = None) -> _Subscription:
         return _Subscription(self, consumer, timeout)
+
+    def last_offset(self) -> int:
+        """The newest event's offset (0 if the stream is empty)."""
+        return self._db._native.last_offset(self.name)
+
+    def set_retention(self, *, max_age_s: float | None = None, max_count: int | None = None) -> None:
+        """Stores (in the file, for every process) how much of the stream to keep:
+        events younger than ``max_age_s`` seconds and at most the ``max_count``
+        newest; both apply when both are given, neither keeps everything.
+        Publishing applies it every 128 offsets; ``prune()`` applies it now."""
+        self._db._native.set_retention(self.name, max_age_s=max_age_s, max_count=max_count)
+
+    def retention(self) -> Retention:
+        """The stored retention."""
+        return Retention(*self._db._native.retention(self.name))
+
+    def prune(self) -> int:
+        """Applies the retention now; returns how many events were removed."""
+        return self._db._native.prune(self.name)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much of a stream is kept (None: no such limit)."""
+
+    max_age_s: float | None
+    max_count: int | None
 
 
 @dataclass(frozen=True)
@@ -511,6 +585,17 @@ class Lock:
 
 
 @dataclass(frozen=True)
+class LockInfo:
+    """Who holds a lock: ``expires_at`` is when it lapses unless renewed, in
+    epoch seconds."""
+
+    name: str
+    owner: str
+    fencing_token: int
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class Schedule:
     name: str
     queue: str
@@ -575,6 +660,10 @@ class Scheduler:
                 waiter.cancel()
             await runner
 
+    def soonest(self) -> float | None:
+        """The next fire of any unpaused schedule, in epoch seconds; None if there is none."""
+        return _epoch_s(self._db._native.schedule_soonest())
+
     def tick(self) -> builtins.list[Any]:
         """Fires what is due now (one catch-up fire after downtime)."""
         return self._db._native.schedule_tick()
@@ -638,6 +727,11 @@ class Database:
             raise LockHeld(f"lock {name!r} is held by someone else")
         return held
 
+    def lock_holder(self, name: str) -> LockInfo | None:
+        """Who holds lock ``name`` now, or None if nobody does (an expired lock is free)."""
+        held = self._native.lock_holder(name)
+        return None if held is None else LockInfo(held[0], held[1], held[2], held[3] / 1000)
+
     def try_rate_limit(self, key: str, limit: int, per: float) -> bool:
         """True for the first ``limit`` calls in each fixed window of ``per`` seconds."""
         return self._native.try_rate_limit(key, limit, per)
@@ -649,6 +743,10 @@ class Database:
         """The saved (JSON-decoded) result, or None."""
         text = self._native.get_result(job_id)
         return None if text is None else _loads(text)
+
+    def sweep_results(self) -> int:
+        """Removes every expired result now; returns how many (saving a result also removes a few)."""
+        return self._native.sweep_results()
 
     def scheduler(self) -> Scheduler:
         return Scheduler(self)

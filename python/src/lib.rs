@@ -5,7 +5,7 @@
 
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
-    lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
+    cron, lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
     JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use pyo3::create_exception;
@@ -336,6 +336,20 @@ impl NativeCursor {
 
 /// (name, queue, cron, payload, priority, paused, next_fire_at_ms)
 type ScheduleRow = (String, String, String, String, i64, bool, i64);
+
+/// (name, owner, token, expires_at_ms)
+type LockRow = (String, String, i64, i64);
+
+/// The first fire of cron expression `expr` (optionally in zone `tz`)
+/// strictly after `after_s` (epoch seconds), in ms since the epoch.
+#[pyfunction]
+#[pyo3(signature = (expr, after_s, tz = None))]
+fn cron_next(py: Python<'_>, expr: String, after_s: f64, tz: Option<String>) -> PyResult<i64> {
+    let after = secs("after", Some(after_s))?.unwrap_or_default();
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    py.detach(|| cron::next_fire(&expr, tz.as_deref(), after_ms))
+        .map_err(to_py)
+}
 
 /// One open database file.
 #[pyclass(frozen, module = "honker._honker")]
@@ -679,6 +693,25 @@ impl NativeDatabase {
         self.op(py, None, |c, now| queue::requeue_dead(c, id, now))
     }
 
+    /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
+    fn sweep_expired(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
+        self.op(py, None, |c, now| {
+            queue::sweep_expired(c, Some(&queue), now)
+        })
+    }
+
+    /// `queue`'s job counts as (ready, scheduled, processing, dead).
+    fn queue_stats(&self, py: Python<'_>, queue: String) -> PyResult<(u64, u64, u64, u64)> {
+        let s = self.op(py, None, |c, _| queue::stats(c, &queue))?;
+        Ok((s.ready, s.scheduled, s.processing, s.dead))
+    }
+
+    /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
+    /// epoch; None if nothing is pending.
+    fn next_deadline_ms(&self, py: Python<'_>, queue: String) -> PyResult<Option<i64>> {
+        self.op(py, None, |c, _| queue::next_deadline(c, &queue))
+    }
+
     // -- streams, notify --
 
     #[pyo3(signature = (stream, payload, key = None, tx = None))]
@@ -729,6 +762,42 @@ impl NativeDatabase {
         self.op(py, None, |c, _| stream::get_offset(c, &stream, &consumer))
     }
 
+    fn last_offset(&self, py: Python<'_>, stream: String) -> PyResult<i64> {
+        self.op(py, None, |c, _| stream::last_offset(c, &stream))
+    }
+
+    /// Stores `stream`'s retention (neither limit: keep everything).
+    #[pyo3(signature = (stream, *, max_age_s = None, max_count = None))]
+    fn set_retention(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        max_age_s: Option<f64>,
+        max_count: Option<i64>,
+    ) -> PyResult<()> {
+        let max_age = secs("max_age_s", max_age_s)?;
+        let max_count = max_count
+            .map(|n| {
+                u64::try_from(n).map_err(|_| Error::invalid("max_count", "must not be negative"))
+            })
+            .transpose()
+            .map_err(to_py)?;
+        self.op(py, None, |c, _| {
+            stream::set_retention(c, &stream, stream::Retention { max_age, max_count })
+        })
+    }
+
+    /// `stream`'s stored retention as (max_age_s, max_count).
+    fn retention(&self, py: Python<'_>, stream: String) -> PyResult<(Option<f64>, Option<u64>)> {
+        let r = self.op(py, None, |c, _| stream::get_retention(c, &stream))?;
+        Ok((r.max_age.map(|d| d.as_secs_f64()), r.max_count))
+    }
+
+    /// Applies `stream`'s retention now; returns how many events were removed.
+    fn prune(&self, py: Python<'_>, stream: String) -> PyResult<usize> {
+        self.op(py, None, |c, now| stream::prune(c, &stream, now))
+    }
+
     fn cursor(&self, py: Python<'_>, stream: String, consumer: String) -> PyResult<NativeCursor> {
         let c = py
             .detach(|| wait::StreamCursor::open(&self.db, &stream, &consumer))
@@ -774,6 +843,12 @@ impl NativeDatabase {
         self.op(py, None, |c, _| lock::release(c, &name, token))
     }
 
+    /// Who holds lock `name` now, as (name, owner, token, expires_at_ms).
+    fn lock_holder(&self, py: Python<'_>, name: String) -> PyResult<Option<LockRow>> {
+        let info = self.op(py, None, |c, now| lock::holder(c, &name, now))?;
+        Ok(info.map(|i| (i.name, i.owner, i.token, i.expires_at_ms)))
+    }
+
     fn try_rate_limit(
         &self,
         py: Python<'_>,
@@ -794,6 +869,11 @@ impl NativeDatabase {
 
     fn get_result(&self, py: Python<'_>, job_id: i64) -> PyResult<Option<String>> {
         self.op(py, None, |c, now| result::get(c, job_id, now))
+    }
+
+    /// Removes every expired result; returns how many.
+    fn sweep_results(&self, py: Python<'_>) -> PyResult<usize> {
+        self.op(py, None, result::sweep)
     }
 
     // -- schedules --
@@ -866,6 +946,11 @@ impl NativeDatabase {
             .collect())
     }
 
+    /// The next fire of any unpaused schedule, ms since the epoch.
+    fn schedule_soonest(&self, py: Python<'_>) -> PyResult<Option<i64>> {
+        self.op(py, None, |c, _| scheduler::soonest(c))
+    }
+
     /// Runs the scheduler until `stop` is set (leader election, fenced fires).
     #[pyo3(signature = (owner, stop, lock_ttl_s = 10.0))]
     fn run_scheduler(
@@ -901,6 +986,7 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStop>()?;
     m.add_class::<NativeCursor>()?;
     m.add_class::<JobData>()?;
+    m.add_function(wrap_pyfunction!(cron_next, m)?)?;
     for (name, ty) in [
         ("HonkerError", py.get_type::<HonkerError>()),
         ("InvalidArgument", py.get_type::<InvalidArgument>()),
