@@ -103,10 +103,9 @@ class PyBackend:
         return self.call(self.db.try_rate_limit, a["key"], a["limit"], a["per_s"])
 
     def cron_next(self, ctx: Context, a: dict[str, Any]) -> int:
-        raise Skip(
-            "not available in Python: the package has no cron function "
-            "(Scheduler computes next fires only from the current time)"
-        )
+        # honker.cron_next works in epoch seconds; the files' whole-second
+        # instants convert exactly both ways.
+        return round(self.call(honker.cron_next, a["expr"], a["after_ms"] / 1000, tz=a.get("tz")) * 1000)
 
     def publish(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.call(self.db.stream(a["stream"]).publish, a["payload"], key=a.get("key"))
