@@ -572,6 +572,22 @@ pub fn retry(
     })
 }
 
+/// Gives a claimed job back as if this claim had not happened: ready again
+/// at once, in its old place, and the attempt the claim counted is not
+/// counted. For a worker that will not start a job it holds (a cancelled
+/// wait, a shutdown). Returns false, changing nothing, if `lease` is not
+/// current.
+pub fn release(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE _honker_live
+             SET state = 'ready', worker_id = NULL, lease_until = NULL, attempts = attempts - 1
+             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
+        )?
+        .execute(params![lease.id, lease.worker, lease.attempt, now])?;
+    Ok(n == 1)
+}
+
 /// Sends a job straight to the dead table (reason `failed`) with `error`.
 /// Returns false, changing nothing, if `lease` is not current.
 pub fn fail(conn: &Connection, lease: Lease<'_>, error: &str, now: i64) -> Result<bool> {
@@ -1151,6 +1167,44 @@ mod tests {
             assert!(p.contains(index), "{p}");
         }
         assert!(!p.contains("SCAN _honker_live"), "{p}");
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+
+    #[test]
+    fn release_gives_the_job_back_without_counting_the_attempt() {
+        let c = crate::schema::test_db();
+        let opts = EnqueueOpts::default();
+        let first = enqueue(&c, "q", "1", &opts, 1, 0).unwrap();
+        let second = enqueue(&c, "q", "2", &opts, 1, 0).unwrap();
+        let job = claim(&c, "q", "w", 1, Duration::from_secs(60), 10)
+            .unwrap()
+            .remove(0);
+        assert_eq!((job.id, job.attempts), (first, 1));
+        assert!(release(&c, job.lease(), 20).unwrap());
+        assert!(
+            !release(&c, job.lease(), 20).unwrap(),
+            "not current any more"
+        );
+        // Back in its old place, and its only attempt is still unused.
+        let again = claim(&c, "q", "w2", 1, Duration::from_secs(60), 30)
+            .unwrap()
+            .remove(0);
+        assert_eq!((again.id, again.attempts), (first, 1));
+        assert!(
+            !release(&c, job.lease(), 40).unwrap(),
+            "another worker's lease"
+        );
+        assert!(ack(&c, again.lease(), 40).unwrap());
+        let last = claim(&c, "q", "w", 1, Duration::from_secs(60), 50)
+            .unwrap()
+            .remove(0);
+        assert_eq!(last.id, second);
+        // An expired lease cannot be released.
+        assert!(!release(&c, last.lease(), 50 + 60_000).unwrap());
     }
 }
 

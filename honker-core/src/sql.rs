@@ -190,6 +190,10 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
             let error = opt_text(ctx, 4, "error")?.unwrap_or_default();
             queue::retry(c, lease(ctx, &worker)?, delay, &error, now).map(bool_value)
         }),
+        ("honker_release", 3, write, |ctx, c, now| {
+            let worker = text(ctx, 1, "worker")?;
+            queue::release(c, lease(ctx, &worker)?, now).map(bool_value)
+        }),
         ("honker_fail", 4, write, |ctx, c, now| {
             let worker = text(ctx, 1, "worker")?;
             let error = opt_text(ctx, 3, "error")?.unwrap_or_default();

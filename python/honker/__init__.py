@@ -251,6 +251,11 @@ class Job:
     def retry(self, delay_s: float | None = None, error: str = "") -> bool:
         return self._db._native.retry(self.id, self._data.worker_id, self.attempts, delay_s, error)
 
+    def release(self) -> bool:
+        """Gives the job back untouched: ready again at once, in its old place,
+        and this claim's attempt is not counted (for a worker that will not start it)."""
+        return self._db._native.release(self.id, self._data.worker_id, self.attempts)
+
     def fail(self, error: str = "") -> bool:
         return self._db._native.fail(self.id, self._data.worker_id, self.attempts, error)
 
@@ -295,7 +300,7 @@ class _Claimer:
             )
 
         def give_back(data: Any) -> None:
-            q._db._native.retry(data.id, data.worker_id, data.attempts, 0.0, "claim cancelled")
+            q._db._native.release(data.id, data.worker_id, data.attempts)
 
         data = await _off_loop(call, self._stop.stop, give_back)
         if data is None:

@@ -625,6 +625,20 @@ impl NativeDatabase {
         })
     }
 
+    fn release(&self, py: Python<'_>, id: i64, worker: String, attempt: u32) -> PyResult<bool> {
+        self.op(py, None, |c, now| {
+            queue::release(
+                c,
+                Lease {
+                    id,
+                    worker: &worker,
+                    attempt,
+                },
+                now,
+            )
+        })
+    }
+
     #[pyo3(signature = (id, worker, attempt, error = String::new()))]
     fn fail(
         &self,

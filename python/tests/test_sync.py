@@ -92,6 +92,20 @@ def test_leases_retry_fail_dead_letters(db):
     assert q.cancel(k1) is True
 
 
+def test_release_gives_a_job_back_without_using_an_attempt(db):
+    q = db.queue("q", max_attempts=1)
+    first = q.enqueue({"n": 1})
+    second = q.enqueue({"n": 2})
+    job = q.claim_one("w")
+    assert (job.id, job.attempts) == (first, 1)
+    assert job.release() is True
+    assert job.release() is False, "the lease is gone"
+    again = q.claim_one("w2")
+    assert (again.id, again.attempts) == (first, 1), "first in line again, its one attempt unused"
+    assert again.ack() is True
+    assert q.claim_one("w").id == second
+
+
 def test_errors_are_typed_and_named(db):
     q = db.queue("q")
     with pytest.raises(honker.InvalidArgument, match="`queue`: must not be empty"):

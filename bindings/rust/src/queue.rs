@@ -225,6 +225,15 @@ impl Job {
             .run(|c, now| core::retry(c, self.record.lease(), delay, error, now))
     }
 
+    /// Gives the job back untouched: ready again at once, in its old place,
+    /// and this claim's attempt is not counted. For a worker that will not
+    /// start the job (shutting down, say). False if the lease is not current.
+    pub fn release(&self) -> Result<bool> {
+        self.db
+            .core
+            .run(|c, now| core::release(c, self.record.lease(), now))
+    }
+
     /// Sends the job to the dead table with `error`.
     pub fn fail(&self, error: &str) -> Result<bool> {
         self.db

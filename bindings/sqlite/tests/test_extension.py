@@ -48,6 +48,15 @@ class Base(unittest.TestCase):
 
 
 class Queues(Base):
+    def test_release_gives_back_without_using_the_attempt(self):
+        a = self.one("SELECT honker_enqueue('r', '1', '{\"max_attempts\": 1}')")
+        job = self.js("SELECT honker_claim_batch('r', 'w', 1)")[0]
+        self.assertEqual(self.one("SELECT honker_release(?, 'intruder', ?)", a, job["attempts"]), 0)
+        self.assertEqual(self.one("SELECT honker_release(?, 'w', ?)", a, job["attempts"]), 1)
+        self.assertEqual(self.one("SELECT honker_release(?, 'w', ?)", a, job["attempts"]), 0)
+        again = self.js("SELECT honker_claim_batch('r', 'w2', 1)")[0]
+        self.assertEqual((again["id"], again["attempts"]), (a, 1))
+
     def test_round_trip(self):
         a = self.one("SELECT honker_enqueue('emails', '{\"to\":\"a\"}')")
         b = self.one("SELECT honker_enqueue('emails', '{\"to\":\"b\"}', '{\"priority\": 9, \"max_attempts\": 2}')")
