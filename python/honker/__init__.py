@@ -232,6 +232,20 @@ class Job:
     """A claimed job. ``ack``, ``retry``, ``fail`` and ``heartbeat`` return False
     (and change nothing) once the lease has expired or been taken over."""
 
+    __slots__ = (
+        "_data",
+        "_db",
+        "attempts",
+        "id",
+        "key",
+        "last_error",
+        "max_attempts",
+        "payload",
+        "priority",
+        "queue",
+        "run_at_ms",
+    )
+
     def __init__(self, db: Database, data: Any) -> None:
         self._db = db
         self._data = data
@@ -372,8 +386,8 @@ class Queue:
         )
 
     def claim_one(self, worker: str) -> Job | None:
-        jobs = self.claim_batch(worker, 1)
-        return jobs[0] if jobs else None
+        got = self._db._native.claim_batch(self.name, worker, 1, self.visibility_timeout_s)
+        return Job(self._db, got[0]) if got else None
 
     def claim_batch(self, worker: str, n: int) -> list[Job]:
         return [Job(self._db, d) for d in self._db._native.claim_batch(self.name, worker, n, self.visibility_timeout_s)]
