@@ -1,5 +1,5 @@
 // The Node roles of the cross-language suite, run as separate processes by
-// run.py: producer, worker, listener, publisher, consumer, scheduler.
+// run.py: producer, worker, listener, publisher, consumer, scheduler, lock, rate.
 // Imports the package from the repository's node/ directory.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,26 @@ async function scheduler(file, owner) {
   db.close();
 }
 
+// Tries the lock: prints its fencing token (and releases it) or "none".
+async function lock(file, name, owner) {
+  const db = open(file);
+  const held = await db.tryLock(name, owner, 30);
+  if (held) {
+    console.log(String(held.fencingToken));
+    await held.release();
+  } else {
+    console.log('none');
+  }
+  db.close();
+}
+
+// Prints 1 if the call is within the rate limit, else 0.
+async function rate(file, key, limit, perS) {
+  const db = open(file);
+  console.log((await db.tryRateLimit(key, limit, perS)) ? '1' : '0');
+  db.close();
+}
+
 const [role, ...args] = process.argv.slice(2);
 const roles = {
   producer: () => producer(args[0], args[1], Number(args[2]), Number(args[3]), args[4]),
@@ -112,6 +132,8 @@ const roles = {
   publisher: () => publisher(args[0], args[1], Number(args[2]), Number(args[3])),
   consumer: () => consumer(args[0], args[1], args[2], Number(args[3])),
   scheduler: () => scheduler(args[0], args[1]),
+  lock: () => lock(args[0], args[1], args[2]),
+  rate: () => rate(args[0], args[1], Number(args[2]), Number(args[3])),
 };
 if (!roles[role]) {
   console.error(`unknown role ${role}`);

@@ -277,43 +277,61 @@ def scheduler_scenario(tmp: str, langs: list[str], args: argparse.Namespace) -> 
 
 
 def locks_scenario(tmp: str, args: argparse.Namespace) -> None:
-    what = "locks and rate limits across python, rust and sql"
+    langs = ["python", "rust", "sql"] + (["node"] if args.node else [])
+    what = f"locks and rate limits across {', '.join(langs)}"
     path = fresh_db(tmp, "locks")
     db = honker.open(path)
 
     def sql(statement: str) -> str:
         return run(["sqlite3", path], what, f".load {args.ext}\n.timeout 10000\n{statement}\n")
 
+    def try_lock(lang: str) -> str:
+        """A token (the lock taken and released at once) or "none"."""
+        if lang == "rust":
+            return run([args.rust, "lock", path, "report", "rust"], what)
+        if lang == "node":
+            return run(["node", os.path.join(HERE, "roles.mjs"), "lock", path, "report", "node"], what)
+        raise ValueError(lang)
+
+    def rate(lang: str) -> bool:
+        if lang == "python":
+            return db.try_rate_limit("api", 3, 86400)
+        if lang == "rust":
+            return run([args.rust, "rate", path, "api", "3", "86400"], what) == "1"
+        if lang == "node":
+            return run(["node", os.path.join(HERE, "roles.mjs"), "rate", path, "api", "3", "86400"], what) == "1"
+        return sql("SELECT honker_rate_limit('api', 3, 86400);") == "1"
+
+    others = [lang for lang in langs if lang in ("rust", "node")]
     held = db.try_lock("report", "python", 30)
     if held is None:
         raise SystemExit(f"{what}: python could not take a free lock")
-    if run([args.rust, "lock", path, "report", "rust"], what) != "none":
-        raise SystemExit(f"{what}: rust took a lock python holds")
+    for lang in others:
+        if try_lock(lang) != "none":
+            raise SystemExit(f"{what}: {lang} took a lock python holds")
     if sql("SELECT coalesce(honker_lock_acquire('report', 'sql', 30), 'none');") != "none":
         raise SystemExit(f"{what}: sql took a lock python holds")
-    token = held.fencing_token
+    tokens = [("python", held.fencing_token)]
     held.release()
-    rust_token = int(run([args.rust, "lock", path, "report", "rust"], what))
-    if rust_token <= token:
-        raise SystemExit(f"{what}: fencing token went from {token} to {rust_token}")
+    for lang in others:  # each takes it and lets it go
+        tokens.append((lang, int(try_lock(lang))))
     sql_token = int(sql("SELECT honker_lock_acquire('report', 'sql', 30);"))
-    if sql_token <= rust_token:
-        raise SystemExit(f"{what}: fencing token went from {rust_token} to {sql_token}")
+    tokens.append(("sql", sql_token))
+    if [t for _, t in tokens] != sorted({t for _, t in tokens}):
+        raise SystemExit(f"{what}: fencing tokens did not increase: {tokens}")
     if db.try_lock("report", "python", 30) is not None:
         raise SystemExit(f"{what}: python took a lock sql holds")
+    for lang in others:
+        if try_lock(lang) != "none":
+            raise SystemExit(f"{what}: {lang} took a lock sql holds")
 
-    # One window of 3 calls, shared by every language.
-    calls = [
-        ("python", db.try_rate_limit("api", 3, 86400)),
-        ("rust", run([args.rust, "rate", path, "api", "3", "86400"], what) == "1"),
-        ("sql", sql("SELECT honker_rate_limit('api', 3, 86400);") == "1"),
-        ("rust", run([args.rust, "rate", path, "api", "3", "86400"], what) == "1"),
-        ("python", db.try_rate_limit("api", 3, 86400)),
-    ]
-    if [allowed for _, allowed in calls] != [True, True, True, False, False]:
+    # One window of 3 calls, shared by every language: the fourth and later are refused.
+    order = langs + langs
+    calls = [(lang, rate(lang)) for lang in order]
+    if [allowed for _, allowed in calls] != [i < 3 for i in range(len(order))]:
         raise SystemExit(f"{what}: rate limit 3 per window gave {calls}")
     db.close()
-    print(f"ok  {what}: tokens {token} < {rust_token} < {sql_token}; rate limit {calls}")
+    print(f"ok  {what}: fencing tokens {tokens}; rate limit {calls}")
 
 
 def main() -> None:
