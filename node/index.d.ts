@@ -71,6 +71,16 @@ export type Row = Record<string, unknown>;
 
 export declare function open(path: string, opts?: OpenOptions): Database;
 
+/**
+ * The first fire of `expr` strictly after `after` (a Date, or epoch seconds
+ * floored to the millisecond; now when omitted), in epoch seconds. `expr` is
+ * what `Scheduler.add` takes; the zone is `opts.tz` (or a `CRON_TZ=` prefix),
+ * else UTC. Across DST changes a skipped local time fires at the first
+ * instant after the gap, a repeated one once. Synchronous (reads no file);
+ * throws with code `invalid_cron` or `invalid_timezone`.
+ */
+export declare function cronNext(expr: string, after?: Date | number | null, opts?: { tz?: string | null }): number;
+
 /** Where the SQLite loadable extension is (`$HONKER_EXT`, else beside the package). */
 export declare function extensionPath(): string;
 
@@ -113,6 +123,11 @@ export declare class Database {
   /** The saved result, or undefined. */
   getResult<T = any>(jobId: number): Promise<T | undefined>;
   getResultSync<T = any>(jobId: number): T | undefined;
+  /** Removes every expired result now; resolves to how many. */
+  sweepResults(): Promise<number>;
+  /** Who holds lock `name` now, or null (an expired lock is free). */
+  lockHolder(name: string): Promise<LockInfo | null>;
+  lockHolderSync(name: string): LockInfo | null;
   scheduler(): Scheduler;
   close(): void;
 }
@@ -145,6 +160,24 @@ export declare class Queue {
   cancel(id: number): Promise<boolean>;
   deadJobs(limit?: number): Promise<JobInfo[]>;
   requeueDead(id: number): Promise<void>;
+  /** Dead-letters jobs whose `expires` passed before a worker started them; resolves to how many. */
+  sweepExpired(): Promise<number>;
+  stats(): Promise<QueueStats>;
+  statsSync(): QueueStats;
+  /** The earliest `runAt` of a scheduled job or lease end, in epoch seconds; null if neither exists. */
+  nextDeadline(): Promise<number | null>;
+  nextDeadlineSync(): number | null;
+}
+
+/** A queue's job counts by state. */
+export interface QueueStats {
+  /** Claimable (as of the last claim's promotion of due jobs). */
+  ready: number;
+  /** Waiting for `runAt`. */
+  scheduled: number;
+  /** Leased to a worker. */
+  processing: number;
+  dead: number;
 }
 
 export declare class Job<T = any> {
@@ -164,6 +197,9 @@ export declare class Job<T = any> {
   retry(opts?: { delayS?: number; error?: string }): Promise<boolean>;
   fail(error?: string): Promise<boolean>;
   heartbeat(extendS: number): Promise<boolean>;
+  /** Gives the job back untouched: ready at once, in its old place, the attempt not counted. */
+  release(): Promise<boolean>;
+  releaseSync(): boolean;
 }
 
 export interface JobInfo {
@@ -207,6 +243,33 @@ export declare class Stream {
   getOffsetSync(consumer: string): number;
   /** Replays from the saved offset, then waits; at-least-once. */
   subscribe<T = any>(consumer: string, opts?: WaitOptions): Subscription<T>;
+  /** The newest event's offset (0 if the stream is empty). */
+  lastOffset(): Promise<number>;
+  lastOffsetSync(): number;
+  /**
+   * Stores (in the file) how much to keep; both limits apply when both are
+   * given, neither keeps everything. Publishing applies it every 128
+   * offsets; `prune()` applies it now.
+   */
+  setRetention(retention?: RetentionOptions): Promise<void>;
+  setRetentionSync(retention?: RetentionOptions): void;
+  retention(): Promise<Retention>;
+  retentionSync(): Retention;
+  /** Applies the retention now; resolves to how many events were removed. */
+  prune(): Promise<number>;
+}
+
+export interface RetentionOptions {
+  /** Drop events older than this many seconds. */
+  maxAgeS?: number | null;
+  /** Keep at most this many of the newest events. */
+  maxCount?: number | null;
+}
+
+/** How much of a stream is kept (null: no such limit). */
+export interface Retention {
+  maxAgeS: number | null;
+  maxCount: number | null;
 }
 
 export declare class Subscription<T = any> implements AsyncIterableIterator<Event<T>> {
@@ -241,6 +304,15 @@ export declare class Lock {
   releaseSync(): boolean;
 }
 
+/** Who holds a lock. */
+export interface LockInfo {
+  name: string;
+  owner: string;
+  fencingToken: number;
+  /** When it lapses unless renewed, in epoch seconds. */
+  expiresAt: number;
+}
+
 export interface ScheduledTask {
   name: string;
   queue: string;
@@ -270,6 +342,8 @@ export declare class Scheduler {
   resume(name: string): Promise<void>;
   list(): Promise<Schedule[]>;
   tick(): Promise<{ name: string; jobId: number; fireAtMs: number }[]>;
+  /** The next fire of any unpaused schedule, in epoch seconds; null if there is none. */
+  soonest(): Promise<number | null>;
   /** Runs until `signal` aborts; only the leader fires. */
   run(owner: string, opts?: { signal?: AbortSignal; lockTtlS?: number }): Promise<void>;
 }

@@ -117,6 +117,15 @@ function loads(text) {
 }
 
 /**
+ * Epoch milliseconds from the engine as epoch seconds (null stays null).
+ * @param {number | null | undefined} ms
+ * @returns {number | null}
+ */
+function seconds(ms) {
+  return ms == null ? null : ms / 1000;
+}
+
+/**
  * @param {{ tx?: Transaction | null } | undefined | null} opts
  * @returns {NativeTx | null}
  */
@@ -299,6 +308,24 @@ class Job {
   }
 
   /**
+   * Gives the job back untouched: ready again at once, in its old place, and
+   * this claim's attempt is not counted (for a worker that will not start it).
+   * @returns {Promise<boolean>}
+   */
+  release() {
+    return this._db._async(() => this._db._n.release(this.id, this.workerId, this.attempts));
+  }
+
+  /** @returns {boolean} */
+  releaseSync() {
+    try {
+      return this._db._n.releaseSync(this.id, this.workerId, this.attempts);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
    * Moves the job to the dead list.
    * @param {string} [error]
    * @returns {Promise<boolean>}
@@ -361,7 +388,7 @@ function jobInfo(d) {
  * `for await (const job of queue.claim(worker, { signal }))`: waits for the
  * next job, woken by commits in any process. Aborting the signal (or
  * leaving the loop) ends it; a job claimed in the instant of the abort is
- * given back to the queue.
+ * given back to the queue (released: its attempt is not counted).
  * @implements {AsyncIterableIterator<Job>}
  */
 class Claimer {
@@ -412,8 +439,9 @@ class Claimer {
     }
     if (data === null) return this._finish();
     if (this._stop.isStopped()) {
-      // Aborted while this job was being claimed: give it back, don't drop it.
-      await mapped(n.retry(data.id, data.workerId ?? this._worker, data.attempts, 0, 'claim cancelled')).catch(() => {});
+      // Aborted while this job was being claimed: give it back untouched
+      // (the attempt not counted), don't drop it.
+      await mapped(n.release(data.id, data.workerId ?? this._worker, data.attempts)).catch(() => {});
       return this._finish();
     }
     return { done: false, value: new Job(q, data) };
@@ -636,7 +664,64 @@ class Queue {
   requeueDead(id) {
     return this.db._async(() => this.db._n.requeueDead(id));
   }
+
+  /**
+   * Dead-letters this queue's jobs whose `expires` passed before a worker
+   * started them; resolves to how many. (Claims do this on their way; this
+   * is for queues nobody claims from.)
+   * @returns {Promise<number>}
+   */
+  sweepExpired() {
+    return this.db._async(() => this.db._n.sweepExpired(this.name));
+  }
+
+  /**
+   * This queue's job counts by state.
+   * @returns {Promise<QueueStats>}
+   */
+  stats() {
+    return this.db._async(() => this.db._n.queueStats(this.name));
+  }
+
+  /** @returns {QueueStats} */
+  statsSync() {
+    try {
+      return this.db._n.queueStatsSync(this.name);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * The earliest `runAt` of a scheduled job or lease end of a claimed one,
+   * in epoch seconds; null if neither exists. It may be in the past:
+   * something is claimable already.
+   * @returns {Promise<number | null>}
+   */
+  async nextDeadline() {
+    return seconds(await this.db._async(() => this.db._n.nextDeadlineMs(this.name)));
+  }
+
+  /** @returns {number | null} */
+  nextDeadlineSync() {
+    try {
+      return seconds(this.db._n.nextDeadlineMsSync(this.name));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
 }
+
+/**
+ * A queue's job counts: `ready` (claimable, as of the last claim's promotion
+ * of due jobs), `scheduled` (waiting for `runAt`), `processing` (leased to a
+ * worker) and `dead`.
+ * @typedef {object} QueueStats
+ * @property {number} ready
+ * @property {number} scheduled
+ * @property {number} processing
+ * @property {number} dead
+ */
 
 /**
  * @typedef {object} Event
@@ -841,6 +926,105 @@ class Stream {
   subscribe(consumer, opts) {
     return new Subscription(this, consumer, opts);
   }
+
+  /**
+   * The newest event's offset (0 if the stream is empty).
+   * @returns {Promise<number>}
+   */
+  lastOffset() {
+    return this.db._async(() => this.db._n.lastOffset(this.name));
+  }
+
+  /** @returns {number} */
+  lastOffsetSync() {
+    try {
+      return this.db._n.lastOffsetSync(this.name);
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Stores (in the file, for every process) how much of the stream to keep:
+   * events younger than `maxAgeS` seconds and at most the `maxCount`
+   * newest; both apply when both are given, neither keeps everything.
+   * Publishing applies it every 128 offsets; `prune()` applies it now.
+   * @param {RetentionOptions} [retention]
+   * @returns {Promise<void>}
+   */
+  setRetention(retention) {
+    return this.db._async(() => this.db._n.setRetention(this.name, retentionArg(retention)));
+  }
+
+  /**
+   * @param {RetentionOptions} [retention]
+   */
+  setRetentionSync(retention) {
+    try {
+      this.db._n.setRetentionSync(this.name, retentionArg(retention));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * The stored retention (null: no such limit).
+   * @returns {Promise<Retention>}
+   */
+  async retention() {
+    return retentionOf(await this.db._async(() => this.db._n.retention(this.name)));
+  }
+
+  /** @returns {Retention} */
+  retentionSync() {
+    try {
+      return retentionOf(this.db._n.retentionSync(this.name));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
+   * Applies the retention now; resolves to how many events were removed.
+   * @returns {Promise<number>}
+   */
+  prune() {
+    return this.db._async(() => this.db._n.prune(this.name));
+  }
+}
+
+/**
+ * @typedef {object} RetentionOptions
+ * @property {number | null} [maxAgeS] drop events older than this many seconds
+ * @property {number | null} [maxCount] keep at most this many of the newest events
+ */
+
+/**
+ * How much of a stream is kept (null: no such limit).
+ * @typedef {object} Retention
+ * @property {number | null} maxAgeS
+ * @property {number | null} maxCount
+ */
+
+/**
+ * Retention options for the native layer (null fields become absent ones).
+ * @param {RetentionOptions | undefined} r
+ * @returns {import('./native').RetentionData | null}
+ */
+function retentionArg(r) {
+  if (r == null) return null;
+  if (typeof r !== 'object') {
+    throw new HonkerError('the retention must be an object { maxAgeS?, maxCount? }', 'invalid_argument');
+  }
+  return { maxAgeS: r.maxAgeS ?? undefined, maxCount: r.maxCount ?? undefined };
+}
+
+/**
+ * @param {import('./native').RetentionData} r
+ * @returns {Retention}
+ */
+function retentionOf(r) {
+  return { maxAgeS: r.maxAgeS ?? null, maxCount: r.maxCount ?? null };
 }
 
 /**
@@ -915,6 +1099,24 @@ class Listener {
     this._unlisten();
     return DONE;
   }
+}
+
+/**
+ * Who holds a lock: `expiresAt` is when it lapses unless renewed, in epoch
+ * seconds.
+ * @typedef {object} LockInfo
+ * @property {string} name
+ * @property {string} owner
+ * @property {number} fencingToken
+ * @property {number} expiresAt
+ */
+
+/**
+ * @param {import('./native').LockHolderData | null} h
+ * @returns {LockInfo | null}
+ */
+function lockInfo(h) {
+  return h == null ? null : { name: h.name, owner: h.owner, fencingToken: h.token, expiresAt: h.expiresAtMs / 1000 };
 }
 
 /** A held advisory lock. */
@@ -1050,6 +1252,14 @@ class Scheduler {
    */
   tick() {
     return this._db._async(() => this._db._n.scheduleTick());
+  }
+
+  /**
+   * The next fire of any unpaused schedule, in epoch seconds; null if there is none.
+   * @returns {Promise<number | null>}
+   */
+  async soonest() {
+    return seconds(await this._db._async(() => this._db._n.scheduleSoonest()));
   }
 
   /**
@@ -1308,6 +1518,27 @@ class Database {
   }
 
   /**
+   * Who holds lock `name` now, or null if nobody does (an expired lock is free).
+   * @param {string} name
+   * @returns {Promise<LockInfo | null>}
+   */
+  async lockHolder(name) {
+    return lockInfo(await this._async(() => this._n.lockHolder(name)));
+  }
+
+  /**
+   * @param {string} name
+   * @returns {LockInfo | null}
+   */
+  lockHolderSync(name) {
+    try {
+      return lockInfo(this._n.lockHolderSync(name));
+    } catch (e) {
+      throw fix(e);
+    }
+  }
+
+  /**
    * True for the first `limit` calls in each fixed window of `perS` seconds.
    * @param {string} key
    * @param {number} limit
@@ -1382,6 +1613,15 @@ class Database {
     return text == null ? undefined : loads(text);
   }
 
+  /**
+   * Removes every expired result now; resolves to how many (saving a result
+   * also removes a few).
+   * @returns {Promise<number>}
+   */
+  sweepResults() {
+    return this._async(() => this._n.sweepResults());
+  }
+
   /** @returns {Scheduler} */
   scheduler() {
     return new Scheduler(this);
@@ -1441,6 +1681,31 @@ function loadExtension(conn) {
 }
 
 /**
+ * The first fire of `expr` strictly after `after` (a Date, or epoch seconds
+ * floored to the millisecond; now when omitted), in epoch seconds. `expr` is
+ * what `Scheduler.add` takes (cron with 5 or 6 fields, `@daily`, `@every
+ * 1m30s`, an optional `CRON_TZ=Zone` prefix); the zone is `opts.tz`, else
+ * UTC. Across DST changes a skipped local time fires at the first instant
+ * after the gap, a repeated one once. Synchronous: it reads no file.
+ * Throws with code `invalid_cron` or `invalid_timezone`.
+ * @param {string} expr
+ * @param {Date | number | null} [after]
+ * @param {{ tz?: string | null }} [opts]
+ * @returns {number}
+ */
+function cronNext(expr, after, opts) {
+  const afterS = after == null ? Date.now() / 1000 : after instanceof Date ? after.getTime() / 1000 : after;
+  if (opts != null && typeof opts !== 'object') {
+    throw new HonkerError('the options must be an object { tz? }', 'invalid_argument');
+  }
+  try {
+    return native.cronNext(expr, afterS, opts == null ? null : { tz: opts.tz ?? undefined }) / 1000;
+  } catch (e) {
+    throw fix(e);
+  }
+}
+
+/**
  * Opens (creating if needed) the database at `path`: WAL mode, honker's tables.
  * @param {string} path
  * @param {{ busyTimeoutS?: number }} [opts]
@@ -1452,6 +1717,7 @@ function open(path, opts) {
 
 module.exports = {
   open,
+  cronNext,
   extensionPath,
   loadExtension,
   Database,

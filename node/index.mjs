@@ -3,6 +3,7 @@ import honker from './index.js';
 
 export const {
   open,
+  cronNext,
   extensionPath,
   loadExtension,
   Database,

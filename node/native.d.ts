@@ -48,6 +48,9 @@ export declare class NativeDatabase {
   ack(id: number, worker: string, attempt: number, tx?: NativeTx | undefined | null): Promise<boolean>
   ackBatchSync(ids: Array<number>, worker: string, tx?: NativeTx | undefined | null): number
   ackBatch(ids: Array<number>, worker: string, tx?: NativeTx | undefined | null): Promise<number>
+  /** Gives a claimed job back untouched (its attempt not counted). */
+  releaseSync(id: number, worker: string, attempt: number): boolean
+  release(id: number, worker: string, attempt: number): Promise<boolean>
   retry(id: number, worker: string, attempt: number, delayS?: number | undefined | null, error?: string | undefined | null): Promise<boolean>
   fail(id: number, worker: string, attempt: number, error?: string | undefined | null): Promise<boolean>
   heartbeat(id: number, worker: string, attempt: number, extendS: number): Promise<boolean>
@@ -56,6 +59,17 @@ export declare class NativeDatabase {
   getJob(id: number): Promise<JobData | null>
   deadJobs(queue: string, limit: number): Promise<JobData[]>
   requeueDead(id: number): Promise<void>
+  /** Dead-letters `queue`'s jobs past their start deadline; returns how many. */
+  sweepExpired(queue: string): Promise<number>
+  queueStatsSync(queue: string): QueueStatsData
+  /** `queue`'s job counts by state. */
+  queueStats(queue: string): Promise<QueueStatsData>
+  nextDeadlineMsSync(queue: string): number | null
+  /**
+   * The earliest scheduled `run_at` or lease end in `queue`, ms since the
+   * epoch; null if nothing is pending.
+   */
+  nextDeadlineMs(queue: string): Promise<number | null>
   publishSync(stream: string, payload: string, key?: string | undefined | null, tx?: NativeTx | undefined | null): number
   publish(stream: string, payload: string, key?: string | undefined | null, tx?: NativeTx | undefined | null): Promise<number>
   readSinceSync(stream: string, offset: number, limit: number): Array<EventData>
@@ -64,6 +78,17 @@ export declare class NativeDatabase {
   saveOffset(stream: string, consumer: string, offset: number, tx?: NativeTx | undefined | null): Promise<boolean>
   getOffsetSync(stream: string, consumer: string): number
   getOffset(stream: string, consumer: string): Promise<number>
+  lastOffsetSync(stream: string): number
+  /** The newest event's offset (0 if the stream is empty). */
+  lastOffset(stream: string): Promise<number>
+  setRetentionSync(stream: string, retention?: RetentionData | undefined | null): void
+  /** Stores `stream`'s retention (neither limit: keep everything). */
+  setRetention(stream: string, retention?: RetentionData | undefined | null): Promise<void>
+  retentionSync(stream: string): RetentionData
+  /** `stream`'s stored retention. */
+  retention(stream: string): Promise<RetentionData>
+  /** Applies `stream`'s retention now; returns how many events were removed. */
+  prune(stream: string): Promise<number>
   /** A cursor at `consumer`'s saved offset. */
   cursor(stream: string, consumer: string): Promise<NativeCursor>
   notifySync(channel: string, payload: string, tx?: NativeTx | undefined | null): number
@@ -75,12 +100,17 @@ export declare class NativeDatabase {
   renewLock(name: string, token: number, ttlS: number): Promise<boolean>
   releaseLock(name: string, token: number): Promise<boolean>
   releaseLockSync(name: string, token: number): boolean
+  lockHolderSync(name: string): LockHolderData | null
+  /** Who holds lock `name` now (null if nobody: an expired lock is free). */
+  lockHolder(name: string): Promise<LockHolderData | null>
   tryRateLimitSync(key: string, limit: number, perS: number): boolean
   tryRateLimit(key: string, limit: number, perS: number): Promise<boolean>
   saveResultSync(jobId: number, value: string, ttlS: number): void
   saveResult(jobId: number, value: string, ttlS: number): Promise<void>
   getResultSync(jobId: number): string | null
   getResult(jobId: number): Promise<string | null>
+  /** Removes every expired result now; returns how many. */
+  sweepResults(): Promise<number>
   scheduleAdd(spec: ScheduleSpecData): Promise<void>
   scheduleRemove(name: string): Promise<boolean>
   schedulePause(name: string): Promise<void>
@@ -88,6 +118,11 @@ export declare class NativeDatabase {
   scheduleList(): Promise<ScheduleData[]>
   /** Fires what is due now. */
   scheduleTick(): Promise<FireData[]>
+  /**
+   * The next fire of any unpaused schedule, ms since the epoch; null if
+   * there is none.
+   */
+  scheduleSoonest(): Promise<number | null>
   /** Runs the scheduler (on its own thread) until `stop` is set. */
   runScheduler(owner: string, stop: NativeStop, lockTtlS?: number | undefined | null): Promise<void>
 }
@@ -110,6 +145,18 @@ export declare class NativeStop {
 
 /** An open write transaction; `db.transaction(cb)` in index.js owns it. */
 export declare class NativeTx {}
+
+/**
+ * The first fire of cron expression `expr` (in zone `opts.tz`, else UTC)
+ * strictly after `afterS` (epoch seconds, floored to the millisecond), in
+ * ms since the epoch. Pure: it touches no database.
+ */
+export declare function cronNext(expr: string, afterS: number, opts?: CronOptions | undefined | null): number
+
+/** `cronNext` options. Unknown fields are ignored. */
+export interface CronOptions {
+  tz?: string
+}
 
 /**
  * Enqueue options as the JS layer passes them (seconds; `runAt` as Unix
@@ -158,11 +205,36 @@ export interface JobData {
   deadReason?: string
 }
 
+/** Who holds a lock. */
+export interface LockHolderData {
+  name: string
+  owner: string
+  token: number
+  expiresAtMs: number
+}
+
 /** A notification. */
 export interface NotificationData {
   id: number
   channel: string
   payload: string
+}
+
+/** A queue's job counts by state. */
+export interface QueueStatsData {
+  ready: number
+  scheduled: number
+  processing: number
+  dead: number
+}
+
+/**
+ * A stream's retention, in (possibly fractional) seconds and events; a
+ * missing field is no such limit. Unknown fields are ignored.
+ */
+export interface RetentionData {
+  maxAgeS?: number
+  maxCount?: number
 }
 
 /** A query's result: column names and rows of values. */

@@ -15,7 +15,7 @@
 
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
-    lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
+    cron, lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
     JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
@@ -234,6 +234,73 @@ pub struct FireData {
     pub name: String,
     pub job_id: i64,
     pub fire_at_ms: i64,
+}
+
+/// A queue's job counts by state.
+#[napi(object)]
+pub struct QueueStatsData {
+    pub ready: i64,
+    pub scheduled: i64,
+    pub processing: i64,
+    pub dead: i64,
+}
+
+/// A stream's retention, in (possibly fractional) seconds and events; a
+/// missing field is no such limit. Unknown fields are ignored.
+#[napi(object)]
+pub struct RetentionData {
+    pub max_age_s: Option<f64>,
+    pub max_count: Option<i64>,
+}
+
+/// Who holds a lock.
+#[napi(object)]
+pub struct LockHolderData {
+    pub name: String,
+    pub owner: String,
+    pub token: i64,
+    pub expires_at_ms: i64,
+}
+
+fn retention_in(r: Option<RetentionData>) -> napi::Result<stream::Retention> {
+    let Some(r) = r else {
+        return Ok(stream::Retention::default());
+    };
+    Ok(stream::Retention {
+        max_age: secs("maxAgeS", r.max_age_s)?,
+        max_count: r
+            .max_count
+            .map(|n| {
+                u64::try_from(n)
+                    .map_err(|_| invalid("maxCount", format!("must not be negative, got {n}")))
+            })
+            .transpose()?,
+    })
+}
+
+fn retention_out(r: stream::Retention) -> RetentionData {
+    RetentionData {
+        max_age_s: r.max_age.map(|d| d.as_secs_f64()),
+        max_count: r.max_count.map(|n| n as i64),
+    }
+}
+
+fn stats_out(s: queue::QueueStats) -> QueueStatsData {
+    QueueStatsData {
+        ready: s.ready as i64,
+        scheduled: s.scheduled as i64,
+        processing: s.processing as i64,
+        dead: s.dead as i64,
+    }
+}
+
+fn holder_out(i: lock::LockInfo) -> LockHolderData {
+    LockHolderData {
+        name: i.name,
+        owner: i.owner,
+        token: i.token,
+        expires_at_ms: i.expires_at_ms,
+    }
 }
 
 /// A schedule to add.
@@ -856,6 +923,21 @@ impl NativeDatabase {
         })
     }
 
+    /// Gives a claimed job back untouched (its attempt not counted).
+    #[napi]
+    pub fn release_sync(&self, id: i64, worker: String, attempt: u32) -> napi::Result<bool> {
+        self.now(None, |c, now| {
+            queue::release(c, lease(id, &worker, attempt), now)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn release(&self, id: i64, worker: String, attempt: u32) -> AsyncOp<bool> {
+        self.later(None, move |c, now| {
+            queue::release(c, lease(id, &worker, attempt), now)
+        })
+    }
+
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn retry(
         &self,
@@ -928,6 +1010,37 @@ impl NativeDatabase {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn requeue_dead(&self, id: i64) -> AsyncOp<()> {
         self.later(None, move |c, now| queue::requeue_dead(c, id, now))
+    }
+
+    /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn sweep_expired(&self, queue: String) -> AsyncOp<i64> {
+        self.later(None, move |c, now| {
+            Ok(queue::sweep_expired(c, Some(&queue), now)? as i64)
+        })
+    }
+
+    #[napi]
+    pub fn queue_stats_sync(&self, queue: String) -> napi::Result<QueueStatsData> {
+        self.now(None, |c, _| queue::stats(c, &queue).map(stats_out))
+    }
+
+    /// `queue`'s job counts by state.
+    #[napi(ts_return_type = "Promise<QueueStatsData>")]
+    pub fn queue_stats(&self, queue: String) -> AsyncOp<QueueStatsData> {
+        self.later(None, move |c, _| queue::stats(c, &queue).map(stats_out))
+    }
+
+    #[napi]
+    pub fn next_deadline_ms_sync(&self, queue: String) -> napi::Result<Option<i64>> {
+        self.now(None, |c, _| queue::next_deadline(c, &queue))
+    }
+
+    /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
+    /// epoch; null if nothing is pending.
+    #[napi(ts_return_type = "Promise<number | null>")]
+    pub fn next_deadline_ms(&self, queue: String) -> AsyncOp<Option<i64>> {
+        self.later(None, move |c, _| queue::next_deadline(c, &queue))
     }
 
     // -- streams, notify --
@@ -1026,6 +1139,61 @@ impl NativeDatabase {
         self.later(None, move |c, _| stream::get_offset(c, &stream, &consumer))
     }
 
+    #[napi]
+    pub fn last_offset_sync(&self, stream: String) -> napi::Result<i64> {
+        self.now(None, |c, _| stream::last_offset(c, &stream))
+    }
+
+    /// The newest event's offset (0 if the stream is empty).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn last_offset(&self, stream: String) -> AsyncOp<i64> {
+        self.later(None, move |c, _| stream::last_offset(c, &stream))
+    }
+
+    #[napi]
+    pub fn set_retention_sync(
+        &self,
+        stream: String,
+        retention: Option<RetentionData>,
+    ) -> napi::Result<()> {
+        let r = retention_in(retention)?;
+        self.now(None, |c, _| stream::set_retention(c, &stream, r))
+    }
+
+    /// Stores `stream`'s retention (neither limit: keep everything).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set_retention(
+        &self,
+        stream: String,
+        retention: Option<RetentionData>,
+    ) -> napi::Result<AsyncOp<()>> {
+        let r = retention_in(retention)?;
+        Ok(self.later(None, move |c, _| stream::set_retention(c, &stream, r)))
+    }
+
+    #[napi]
+    pub fn retention_sync(&self, stream: String) -> napi::Result<RetentionData> {
+        self.now(None, |c, _| {
+            stream::get_retention(c, &stream).map(retention_out)
+        })
+    }
+
+    /// `stream`'s stored retention.
+    #[napi(ts_return_type = "Promise<RetentionData>")]
+    pub fn retention(&self, stream: String) -> AsyncOp<RetentionData> {
+        self.later(None, move |c, _| {
+            stream::get_retention(c, &stream).map(retention_out)
+        })
+    }
+
+    /// Applies `stream`'s retention now; returns how many events were removed.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn prune(&self, stream: String) -> AsyncOp<i64> {
+        self.later(None, move |c, now| {
+            Ok(stream::prune(c, &stream, now)? as i64)
+        })
+    }
+
     /// A cursor at `consumer`'s saved offset.
     #[napi(ts_return_type = "Promise<NativeCursor>")]
     pub fn cursor(&self, stream: String, consumer: String) -> AsyncOp<NativeCursor> {
@@ -1107,6 +1275,21 @@ impl NativeDatabase {
     }
 
     #[napi]
+    pub fn lock_holder_sync(&self, name: String) -> napi::Result<Option<LockHolderData>> {
+        self.now(None, |c, now| {
+            Ok(lock::holder(c, &name, now)?.map(holder_out))
+        })
+    }
+
+    /// Who holds lock `name` now (null if nobody: an expired lock is free).
+    #[napi(ts_return_type = "Promise<LockHolderData | null>")]
+    pub fn lock_holder(&self, name: String) -> AsyncOp<Option<LockHolderData>> {
+        self.later(None, move |c, now| {
+            Ok(lock::holder(c, &name, now)?.map(holder_out))
+        })
+    }
+
+    #[napi]
     pub fn try_rate_limit_sync(&self, key: String, limit: i64, per_s: f64) -> napi::Result<bool> {
         let per = ttl_ms("perS", per_s)?;
         self.now(None, |c, now| {
@@ -1149,6 +1332,12 @@ impl NativeDatabase {
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn get_result(&self, job_id: i64) -> AsyncOp<Option<String>> {
         self.later(None, move |c, now| result::get(c, job_id, now))
+    }
+
+    /// Removes every expired result now; returns how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn sweep_results(&self) -> AsyncOp<i64> {
+        self.later(None, |c, now| Ok(result::sweep(c, now)? as i64))
     }
 
     // -- schedules --
@@ -1196,6 +1385,13 @@ impl NativeDatabase {
         self.later(None, |c, now| scheduler::tick(c, now).map(fires))
     }
 
+    /// The next fire of any unpaused schedule, ms since the epoch; null if
+    /// there is none.
+    #[napi(ts_return_type = "Promise<number | null>")]
+    pub fn schedule_soonest(&self) -> AsyncOp<Option<i64>> {
+        self.later(None, |c, _| scheduler::soonest(c))
+    }
+
     /// Runs the scheduler (on its own thread) until `stop` is set.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn run_scheduler<'env>(
@@ -1212,6 +1408,23 @@ impl NativeDatabase {
         let (db, flag) = (self.db.clone(), stop.flag.clone());
         wait_on_thread(env, move || wait::run_scheduler(&db, &flag, &owner, &opts))
     }
+}
+
+/// `cronNext` options. Unknown fields are ignored.
+#[napi(object)]
+pub struct CronOptions {
+    pub tz: Option<String>,
+}
+
+/// The first fire of cron expression `expr` (in zone `opts.tz`, else UTC)
+/// strictly after `afterS` (epoch seconds, floored to the millisecond), in
+/// ms since the epoch. Pure: it touches no database.
+#[napi]
+pub fn cron_next(expr: String, after_s: f64, opts: Option<CronOptions>) -> napi::Result<i64> {
+    let after = secs("after", Some(after_s))?.unwrap_or_default();
+    let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+    let tz = opts.and_then(|o| o.tz);
+    cron::next_fire(&expr, tz.as_deref(), after_ms).map_err(to_js)
 }
 
 /// The honker-core version.

@@ -18,6 +18,7 @@ declare const impl: {
   scheduler: Impl.Scheduler;
   error: Impl.HonkerError;
   open: typeof Impl.open;
+  cronNext: typeof Impl.cronNext;
   extensionPath: typeof Impl.extensionPath;
   loadExtension: typeof Impl.loadExtension;
 };
@@ -34,5 +35,6 @@ export const lock: Decl.Lock = impl.lock;
 export const scheduler: Decl.Scheduler = impl.scheduler;
 export const error: Decl.HonkerError = impl.error;
 export const open: typeof Decl.open = impl.open;
+export const cronNext: typeof Decl.cronNext = impl.cronNext;
 export const extensionPath: typeof Decl.extensionPath = impl.extensionPath;
 export const loadExtension: typeof Decl.loadExtension = impl.loadExtension;

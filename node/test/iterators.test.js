@@ -87,12 +87,22 @@ test('break ends the iteration; the job in hand is the caller\'s', async () => {
   db.close();
 });
 
-test('a job claimed in the instant of the abort is given back, not lost', async () => {
+test('a job claimed in the instant of the abort is given back, not lost, its attempt not counted', async () => {
   const db = open(tmpdb());
-  const q = db.queue('q', { maxAttempts: 100 });
-  let givenBack = 0;
+  // One attempt: a give-back that counted it (a retry) would dead-letter the job.
+  const q = db.queue('q', { maxAttempts: 1 });
+  let ended = 0;
+  // Count the iterator's give-backs (through the native release) and their outcome.
+  const released = [];
+  const nativeRelease = db._n.release.bind(db._n);
+  db._n.release = (...args) => {
+    const p = nativeRelease(...args);
+    p.then((ok) => released.push(ok), () => released.push('error'));
+    return p;
+  };
   for (let i = 0; i < 20; i++) {
     const id = q.enqueueSync(i);
+    const before = q.getJobSync(id);
     const ac = new AbortController();
     const it = q.claim('w', { signal: ac.signal });
     const pending = it.next(); // the wait thread claims the due job...
@@ -103,15 +113,25 @@ test('a job claimed in the instant of the abort is given back, not lost', async 
       assert.equal(await r.value.ack(), true);
       continue;
     }
+    // Ended: the job was either never claimed or claimed and released;
+    // both leave it exactly as it was.
+    ended++;
     const job = q.getJobSync(id);
     assert.ok(job, 'the job still exists');
     assert.equal(job.state, 'ready', 'back in the queue');
-    if (job.lastError === 'claim cancelled') givenBack++;
+    assert.equal(job.attempts, 0, 'no attempt used');
+    assert.equal(job.lastError, null, 'released, not retried');
+    assert.equal(job.workerId, null);
+    assert.equal(job.runAtMs, before.runAtMs, 'in its old place');
+    assert.equal(q.statsSync().processing, 0);
     const again = q.claimOneSync('w2');
     assert.equal(again.id, id);
+    assert.equal(again.attempts, 1, 'its one attempt is still there');
     assert.equal(again.ackSync(), true);
   }
-  console.log(`given back after the abort: ${givenBack} of 20`);
+  assert.equal(q.statsSync().dead, 0, 'no give-back dead-lettered a job');
+  assert.ok(released.every((ok) => ok === true), `every give-back released its job: ${released}`);
+  console.log(`ended by the abort: ${ended} of 20, of which ${released.length} released a job claimed in that instant`);
   db.close();
 });
 

@@ -29,4 +29,7 @@ test('the README examples run', async () => {
   }), 60000, 'the README examples');
   assert.match(out, /orders \{ id: 42, status: 'shipped' \}/);
   assert.match(out, /state: 'scheduled'/);
+  assert.match(out, /\{ ready: 0, scheduled: 1, processing: 0, dead: 0 \}/);
+  assert.match(out, /\{ maxAgeS: 604800, maxCount: 100000 \}/);
+  assert.match(out, /2026-03-08T07:00:00\.000Z/);
 });

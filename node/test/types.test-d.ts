@@ -1,6 +1,9 @@
 // Compiled with `tsc --noEmit` (make node-test): the public types accept
 // the README's usage and reject misuse.
-import { open, HonkerError, type Job, type ErrorCode, type Event, type Notification } from '../index.js';
+import {
+  open, cronNext, HonkerError, type Job, type ErrorCode, type Event, type Notification,
+  type QueueStats, type Retention, type LockInfo,
+} from '../index.js';
 
 async function main(signal: AbortSignal): Promise<void> {
   const db = open('app.db', { busyTimeoutS: 5 });
@@ -72,6 +75,25 @@ async function main(signal: AbortSignal): Promise<void> {
   await sched.remove('nightly');
   await sched.run('host-a', { signal });
 
+  const stats: QueueStats = await emails.stats();
+  const statsNow: number = emails.statsSync().ready + stats.dead;
+  const swept: number = await emails.sweepExpired();
+  const due: number | null = (await emails.nextDeadline()) ?? emails.nextDeadlineSync();
+  const released: boolean = (await one?.release()) ?? one?.releaseSync() ?? false;
+  const last: number = (await orders.lastOffset()) + orders.lastOffsetSync();
+  await orders.setRetention({ maxAgeS: 86400, maxCount: 1000 });
+  orders.setRetentionSync({ maxCount: null });
+  await orders.setRetention();
+  const kept: Retention = await orders.retention();
+  const keptCount: number | null = orders.retentionSync().maxCount;
+  const pruned: number = await orders.prune();
+  const holder: LockInfo | null = (await db.lockHolder('migrations')) ?? db.lockHolderSync('migrations');
+  const expiresAt: number | undefined = holder?.expiresAt;
+  const sweptResults: number = await db.sweepResults();
+  const soonest: number | null = await sched.soonest();
+  const nextFire: number = cronNext('0 2 * * *', new Date(), { tz: 'America/New_York' }) + cronNext('@daily') + cronNext('@hourly', 0);
+  void [statsNow, swept, due, released, last, kept, keptCount, pruned, expiresAt, sweptResults, soonest, nextFire];
+
   try {
     emails.enqueueSync(undefined);
   } catch (e) {
@@ -86,6 +108,10 @@ async function main(signal: AbortSignal): Promise<void> {
   await emails.enqueue({}, 5);
   // @ts-expect-error claim needs a worker name
   emails.claim();
+  // @ts-expect-error the retention is an object
+  await orders.setRetention(60);
+  // @ts-expect-error the zone goes in the options object
+  cronNext('0 3 * * *', 0, 'UTC');
   // @ts-expect-error codes are a closed set
   const bad: ErrorCode = 'nope';
   void bad;
