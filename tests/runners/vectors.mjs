@@ -5,11 +5,12 @@
 //
 //   node tests/runners/vectors.mjs [FILE.json ...]
 //
-// The Node API has no cron function (only Scheduler, which computes next
-// fires from the current time), so `cron_next` steps are SKIPs. A forged
-// lease (one no claim returned) cannot be expressed either: Job.ack, retry
-// and fail act on their own claim's lease. Both print a SKIP line and are
-// counted, never passed silently.
+// `cron_next` steps go through honker.cronNext, which works in epoch
+// seconds like the rest of the package: the runner passes `after_ms / 1000`
+// and multiplies the answer back (exact for the files' whole-second
+// instants). A forged lease (one no claim returned) cannot be expressed:
+// Job.ack, retry and fail act on their own claim's lease, so such steps
+// print a SKIP line and are counted, never passed silently.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -46,9 +47,6 @@ const OPS = new Set([
 const FORGED =
   'not available in node: a forged lease (one no claim returned) cannot be expressed; ' +
   "Job.ack/retry/fail always act on their own claim's lease";
-const NO_CRON =
-  'not available in node: the package has no cron function ' +
-  '(Scheduler computes next fires only from the current time)';
 
 /** The binding cannot do this step; the message says why. */
 class Skip extends Error {}
@@ -244,8 +242,10 @@ class Runner {
         return this.queue(a).cancel(this.ref(arg(a, 'job')));
       case 'rate_limit':
         return this.db.tryRateLimit(arg(a, 'key'), arg(a, 'limit'), arg(a, 'per_s'));
-      case 'cron_next':
-        throw new Skip(NO_CRON);
+      case 'cron_next': {
+        const opts = 'tz' in a ? { tz: a.tz } : undefined;
+        return Math.round(honker.cronNext(arg(a, 'expr'), arg(a, 'after_ms') / 1000, opts) * 1000);
+      }
       case 'publish':
         return this.stream(a).publish(arg(a, 'payload'), 'key' in a ? { key: a.key } : undefined);
       case 'read_since': {
