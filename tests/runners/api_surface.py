@@ -18,6 +18,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LANGS = ("rust", "python", "node", "sql")
@@ -48,7 +49,12 @@ def python_surface() -> set[str]:
         obj = getattr(honker, name)
         if inspect.isclass(obj):
             if not issubclass(obj, BaseException):
-                names |= {f"{name}.{m}" for m in vars(obj) if not m.startswith("_")}
+                names |= {
+                    f"{name}.{m}"
+                    for m, v in vars(obj).items()
+                    # __slots__ entries are attributes (data), not operations
+                    if not m.startswith("_") and not isinstance(v, types.MemberDescriptorType)
+                }
         elif callable(obj):
             names.add(name)
     return names
