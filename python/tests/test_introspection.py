@@ -112,8 +112,9 @@ def test_lock_holder_shows_owner_and_token(db):
 
 
 def test_sweep_results_removes_only_expired_results(db):
-    db.save_result(1, {"ok": True}, 0.001)
+    # The long-lived one first: saving also sweeps a few expired results.
     db.save_result(2, {"ok": True}, 3600)
+    db.save_result(1, {"ok": True}, 0.001)
     time.sleep(0.02)
     assert db.sweep_results() == 1
     assert db.get_result(1) is None
