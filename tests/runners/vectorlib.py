@@ -20,6 +20,7 @@ OPS = {
     "enqueue",
     "claim",
     "ack",
+    "release",
     "retry",
     "fail",
     "dead_jobs",
@@ -206,7 +207,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != ctx.ref(expect):
             raise Mismatch(f"expected {show(expect)} ({ctx.ref(expect)}), got {got}")
         return
-    # ack, retry, fail, requeue_dead, cancel, rate_limit, save_offset, lock_release: booleans.
+    # ack, release, retry, fail, requeue_dead, cancel, rate_limit, save_offset, lock_release: booleans.
     if not isinstance(got, bool):
         raise Mismatch(f"expected a boolean result, got {show(got)}")
     if has_expect and got != expect:

@@ -28,6 +28,7 @@ const OPS = new Set([
   'enqueue',
   'claim',
   'ack',
+  'release',
   'retry',
   'fail',
   'dead_jobs',
@@ -209,6 +210,8 @@ class Runner {
       }
       case 'ack':
         return this.handle(a).ack();
+      case 'release':
+        return this.handle(a).release();
       case 'retry': {
         const job = this.handle(a);
         return job.retry({ delayS: arg(a, 'delay_s'), error: a.error ?? '' });

@@ -75,6 +75,9 @@ class PyBackend:
     def ack(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.handle(ctx, a).ack)
 
+    def release(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.handle(ctx, a).release)
+
     def retry(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.handle(ctx, a).retry, a["delay_s"], a.get("error", ""))
 

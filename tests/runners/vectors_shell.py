@@ -96,6 +96,8 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_claim_batch({lit(a['queue'])}, {lit(a['worker'])}, {lit(a['n'])})"
     elif op == "ack":
         call = f"honker_ack({ref(a['job'])}, {lit(a['worker'])}, {lit(a['attempt'])})"
+    elif op == "release":
+        call = f"honker_release({ref(a['job'])}, {lit(a['worker'])}, {lit(a['attempt'])})"
     elif op == "retry":
         call = (
             f"honker_retry({ref(a['job'])}, {lit(a['worker'])}, {lit(a['attempt'])}, "

@@ -69,6 +69,10 @@ class SqlBackend:
         job, worker, attempt = ctx.lease(a)
         return self.flag(self.one("SELECT honker_ack(?, ?, ?)", job, worker, attempt))
 
+    def release(self, ctx: Context, a: dict[str, Any]) -> bool:
+        job, worker, attempt = ctx.lease(a)
+        return self.flag(self.one("SELECT honker_release(?, ?, ?)", job, worker, attempt))
+
     def retry(self, ctx: Context, a: dict[str, Any]) -> bool:
         job, worker, attempt = ctx.lease(a)
         return self.flag(

@@ -20,6 +20,7 @@ const OPS: &[&str] = &[
     "enqueue",
     "claim",
     "ack",
+    "release",
     "retry",
     "fail",
     "dead_jobs",
@@ -246,6 +247,7 @@ impl Runner {
                 }
             }
             "ack" => self.handle(a)?.ack().map(Value::from),
+            "release" => self.handle(a)?.release().map(Value::from),
             "retry" => {
                 let delay = Duration::from_secs_f64(arg_f64(a, "delay_s")?);
                 let error = a.get("error").and_then(Value::as_str).unwrap_or("");
