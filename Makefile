@@ -13,7 +13,12 @@ OUT := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)
 # The loadable extension has its own workspace (see DESIGN.md) but shares
 # the target directory: it does not compile SQLite.
 EXT_MANIFEST := bindings/sqlite/Cargo.toml
-EXT := $(OUT)/debug/libhonker_ext.so
+DYLIB := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
+EXT := $(OUT)/debug/libhonker_ext.$(DYLIB)
+
+# A Python whose sqlite3 module can load extensions: Debian's by default
+# (macOS: Homebrew's, e.g. PYTHON=$$(brew --prefix python)/bin/python3).
+PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
@@ -35,7 +40,7 @@ fmt:
 ## System packages the extension tests use: Debian's sqlite3 shell and a
 ## python3 whose sqlite3 module can load extensions.
 deps:
-	@if ! command -v sqlite3 >/dev/null || ! /usr/bin/python3 -c 'import ensurepip, sqlite3; sqlite3.connect(":memory:").enable_load_extension(True)' 2>/dev/null; then \
+	@if ! command -v sqlite3 >/dev/null || ! $(PYTHON) -c 'import ensurepip, sqlite3; sqlite3.connect(":memory:").enable_load_extension(True)' 2>/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 python3 python3-venv >/dev/null; \
 	fi
 
@@ -46,7 +51,7 @@ ext:
 ext-test: deps ext
 	cargo test --locked --manifest-path $(EXT_MANIFEST)
 	bash bindings/sqlite/tests/shell.sh $(EXT)
-	/usr/bin/python3 bindings/sqlite/tests/test_extension.py $(EXT)
+	$(PYTHON) bindings/sqlite/tests/test_extension.py $(EXT)
 	HONKER_EXT=$(EXT) cargo test --locked -p honker --test extension_interop -- --ignored
 
 rust-test:
@@ -60,7 +65,7 @@ demo:
 ## python/build.rs ships the extension in the package; HONKER_EXT_PREBUILT
 ## hands it the one `make ext` built (plain `pip install ./python` builds it).
 python-test: deps ext
-	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 ruff==0.17.6 mypy==2.4.1
 	cd python && HONKER_EXT_PREBUILT=$(EXT) VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q
 	cd python && HONKER_EXT_PREBUILT=$(EXT) $(VENV)/bin/maturin build -q --profile dev -o $(CARGO_TARGET_DIR)/wheels
@@ -87,8 +92,8 @@ vectors-test: deps ext python-test node-test
 	$(VENV)/bin/ruff check tests/runners && $(VENV)/bin/ruff format --check tests/runners
 	$(VENV)/bin/python -m mypy --strict tests/runners/api_surface.py
 	$(VENV)/bin/python tests/runners/vectors.py
-	/usr/bin/python3 tests/runners/vectors_sql.py $(EXT)
-	/usr/bin/python3 tests/runners/vectors_shell.py $(EXT)
+	$(PYTHON) tests/runners/vectors_sql.py $(EXT)
+	$(PYTHON) tests/runners/vectors_shell.py $(EXT)
 	node tests/runners/vectors.mjs
 	$(VENV)/bin/python tests/runners/api_surface.py $(EXT)
 
@@ -109,7 +114,7 @@ node-deps:
 	cd node && npm install --no-audit --no-fund
 
 node-test: ext node-deps
-	cp $(EXT) node/libhonker_ext.so
+	cp $(EXT) node/libhonker_ext.$(DYLIB)
 	cp node/native.d.ts $(CARGO_TARGET_DIR)/native.d.ts.committed
 	cd node && $(NAPI_BUILD)
 	@diff -u $(CARGO_TARGET_DIR)/native.d.ts.committed node/native.d.ts || \
@@ -118,7 +123,7 @@ node-test: ext node-deps
 	cd node && node_modules/.bin/tsc -p .
 	cd node && rm -rf .dtscheck && node_modules/.bin/tsc --allowJs --declaration --emitDeclarationOnly \
 		--target ES2022 --module node16 --moduleResolution node16 --types node --outDir .dtscheck index.js && \
-		cp native.d.ts .dtscheck/ && sed -i -E '/^\s+_[A-Za-z]+\??[:(<]/d' .dtscheck/index.d.ts && \
+		cp native.d.ts .dtscheck/ && perl -i -ne 'print unless /^\s+_[A-Za-z]+\??[:(<]/' .dtscheck/index.d.ts && \
 		node_modules/.bin/tsc -p tsconfig.dtscheck.json
 	cd node && node --test test/*.test.js
 
@@ -138,7 +143,7 @@ bench:
 
 ## Python benchmark (release build of the package into .venv).
 bench-python: deps ext
-	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0
 	cd python && HONKER_EXT_PREBUILT=$(EXT) VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q --release
 	$(VENV)/bin/python bench/python_bench.py

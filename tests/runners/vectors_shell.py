@@ -212,7 +212,7 @@ def main() -> int:
         print(__doc__)
         return 2
     ext = os.path.abspath(sys.argv[1])
-    ext = ext.removesuffix(".so")
+    ext = ext.removesuffix(".so").removesuffix(".dylib")
     files = [os.path.abspath(p) for p in sys.argv[2:]] or sorted(glob.glob(os.path.join(vectorlib.VECTORS, "*.json")))
     failed = steps = skipped = 0
     for path in files:

@@ -4,7 +4,9 @@
 # any FAIL, SQL error or missing check fails the script.
 # Usage: bindings/sqlite/tests/shell.sh path/to/libhonker_ext.so
 set -euo pipefail
-ext="$(cd "$(dirname "$1")" && pwd)/$(basename "$1" .so)"
+base="$(basename "$1")"
+base="${base%.so}"
+ext="$(cd "$(dirname "$1")" && pwd)/${base%.dylib}"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 out="$dir/out.txt"
