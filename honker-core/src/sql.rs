@@ -266,6 +266,9 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
             )
             .map(bool_value)
         }),
+        ("honker_last_offset", 1, read, |ctx, c, _| {
+            stream::last_offset(c, &text(ctx, 0, "stream")?).map(Value::Integer)
+        }),
         ("honker_get_offset", 2, read, |ctx, c, _| {
             stream::get_offset(c, &text(ctx, 0, "stream")?, &text(ctx, 1, "consumer")?)
                 .map(Value::Integer)
@@ -326,6 +329,14 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
                 now,
             )
             .map(bool_value)
+        }),
+        ("honker_lock_holder", 1, read, |ctx, c, now| {
+            Ok(match lock::holder(c, &text(ctx, 0, "name")?, now)? {
+                None => Value::Null,
+                Some(h) => text_value(json!({
+                    "name": h.name, "owner": h.owner, "fencing_token": h.token, "expires_at_ms": h.expires_at_ms,
+                })),
+            })
         }),
         ("honker_lock_release", 2, write, |ctx, c, _| {
             lock::release(c, &text(ctx, 0, "name")?, int(ctx, 1, "token")?).map(bool_value)

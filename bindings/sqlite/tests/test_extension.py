@@ -139,6 +139,8 @@ class StreamsNotifyLocksResultsSchedules(Base):
         self.assertEqual(self.one("SELECT honker_save_offset('orders', 'c', ?)", b), 1)
         self.assertEqual(self.one("SELECT honker_save_offset('orders', 'c', ?)", a), 0)
         self.assertEqual(self.one("SELECT honker_get_offset('orders', 'c')"), b)
+        self.assertEqual(self.one("SELECT honker_last_offset('orders')"), b)
+        self.assertEqual(self.one("SELECT honker_last_offset('nothing here')"), 0)
         self.assertEqual(self.one("SELECT honker_stream_retention('orders', NULL, 1)"), 1)
         self.assertEqual(self.one("SELECT honker_stream_prune('orders')"), 1)
 
@@ -152,8 +154,12 @@ class StreamsNotifyLocksResultsSchedules(Base):
     def test_locks_rate_limits_results(self):
         t1 = self.one("SELECT honker_lock_acquire('m', 'a', 60)")
         self.assertIsNone(self.one("SELECT honker_lock_acquire('m', 'b', 60)"))
+        held = self.js("SELECT honker_lock_holder('m')")
+        self.assertEqual((held["name"], held["owner"], held["fencing_token"]), ("m", "a", t1))
+        self.assertGreater(held["expires_at_ms"], 0)
         self.assertEqual(self.one("SELECT honker_lock_renew('m', ?, 60)", t1), 1)
         self.assertEqual(self.one("SELECT honker_lock_release('m', ?)", t1), 1)
+        self.assertIsNone(self.one("SELECT honker_lock_holder('m')"))
         self.assertGreater(self.one("SELECT honker_lock_acquire('m', 'b', 60)"), t1)
         allowed = sum(self.one("SELECT honker_rate_limit('k', 3, 3600)") for _ in range(5))
         self.assertIn(allowed, (3, 6))  # 6 only if an hour boundary fell inside the loop
