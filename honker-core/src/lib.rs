@@ -35,6 +35,7 @@ pub mod scheduler;
 pub mod schema;
 #[cfg(feature = "functions")]
 pub mod sql;
+pub mod statement;
 pub mod stream;
 pub mod validate;
 pub mod wait;

@@ -15,8 +15,8 @@
 
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
-    cron, lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
-    JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
+    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, wait, Db,
+    EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
 use napi::{Env, Status, Task};
@@ -411,17 +411,15 @@ fn to_value(p: Param) -> napi::Result<Value> {
 }
 
 fn run_query(c: &rusqlite::Connection, sql: &str, values: Vec<Value>) -> CoreResult<Rows> {
-    let mut st = c.prepare_cached(sql)?;
-    let columns: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
-    let n = columns.len();
-    let rows = st
-        .query_map(rusqlite::params_from_iter(values), |r| {
-            (0..n)
-                .map(|i| r.get::<_, Value>(i).map(SqlValue::from))
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Rows { columns, rows })
+    let got = statement::query(c, sql, values)?;
+    Ok(Rows {
+        columns: got.columns,
+        rows: got
+            .rows
+            .into_iter()
+            .map(|row| row.into_iter().map(SqlValue::from).collect())
+            .collect(),
+    })
 }
 
 /// An open write transaction; `db.transaction(cb)` in index.js owns it.
@@ -706,10 +704,7 @@ impl NativeDatabase {
             .into_iter()
             .map(to_value)
             .collect::<napi::Result<Vec<_>>>()?;
-        self.now(tx, |c, _| {
-            Ok(c.prepare_cached(&sql)?
-                .execute(rusqlite::params_from_iter(values))? as i64)
-        })
+        self.now(tx, |c, _| Ok(statement::execute(c, &sql, values)? as i64))
     }
 
     #[napi(ts_return_type = "Promise<number>")]
@@ -724,8 +719,7 @@ impl NativeDatabase {
             .map(to_value)
             .collect::<napi::Result<Vec<_>>>()?;
         Ok(self.later(tx, move |c, _| {
-            Ok(c.prepare_cached(&sql)?
-                .execute(rusqlite::params_from_iter(values))? as i64)
+            Ok(statement::execute(c, &sql, values)? as i64)
         }))
     }
 

@@ -5,8 +5,8 @@
 
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
-    cron, lock, notify, queue, rate_limit, result, scheduler, stream, wait, Db, EnqueueOpts, Error,
-    JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
+    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, wait, Db,
+    EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -432,10 +432,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> PyResult<usize> {
         let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
-        self.op(py, tx, |c, _| {
-            Ok(c.prepare_cached(&sql)?
-                .execute(rusqlite::params_from_iter(values))?)
-        })
+        self.op(py, tx, |c, _| statement::execute(c, &sql, values))
     }
 
     /// Runs a query (in `tx` when given); returns a list of dicts.
@@ -448,23 +445,11 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> PyResult<Bound<'py, PyList>> {
         let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
-        let (cols, rows) = self.op(py, tx, |c, _| {
-            let mut st = c.prepare_cached(&sql)?;
-            let cols: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
-            let n = cols.len();
-            let rows = st
-                .query_map(rusqlite::params_from_iter(values), |r| {
-                    (0..n)
-                        .map(|i| r.get::<_, Value>(i))
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((cols, rows))
-        })?;
+        let rows = self.op(py, tx, |c, _| statement::query(c, &sql, values))?;
         let out = PyList::empty(py);
-        for row in rows {
+        for row in rows.rows {
             let d = PyDict::new(py);
-            for (k, v) in cols.iter().zip(row) {
+            for (k, v) in rows.columns.iter().zip(row) {
                 d.set_item(k, from_value(py, v)?)?;
             }
             out.append(d)?;
