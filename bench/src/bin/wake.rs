@@ -16,19 +16,22 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+// `as i64`: the libc field types differ by platform (macOS: 32-bit tv_usec).
+#[allow(clippy::unnecessary_cast)]
 fn mono_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
 }
 
+#[allow(clippy::unnecessary_cast)]
 fn cpu_ns() -> i64 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let t = |tv: libc::timeval| tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000;
+    let t = |tv: libc::timeval| tv.tv_sec as i64 * 1_000_000_000 + tv.tv_usec as i64 * 1000;
     t(ru.ru_utime) + t(ru.ru_stime)
 }
 

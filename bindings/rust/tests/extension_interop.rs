@@ -14,7 +14,11 @@ fn ext() -> String {
     let p =
         std::env::var("HONKER_EXT").expect("HONKER_EXT: path to libhonker_ext.so (see make test)");
     let p = std::fs::canonicalize(p).expect("the extension exists");
-    p.to_str().unwrap().trim_end_matches(".so").to_string()
+    p.to_str()
+        .unwrap()
+        .trim_end_matches(".so")
+        .trim_end_matches(".dylib")
+        .to_string()
 }
 
 /// Runs `script` in the sqlite3 shell with the extension loaded.
