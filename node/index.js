@@ -70,6 +70,20 @@ function fix(e) {
 }
 
 /**
+ * Runs a native call on this thread; its error gets its `.code`.
+ * @template T
+ * @param {() => T} call
+ * @returns {T}
+ */
+function sync(call) {
+  try {
+    return call();
+  } catch (e) {
+    throw fix(e);
+  }
+}
+
+/**
  * @param {any} e
  * @returns {never}
  */
@@ -218,11 +232,7 @@ class Transaction {
    * @returns {number}
    */
   execute(sql, params = []) {
-    try {
-      return this.db._n.executeSync(sql, /** @type {any} */ (params), this._native);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.execute(true, sql, /** @type {any} */ (params), this._native));
   }
 
   /**
@@ -232,11 +242,7 @@ class Transaction {
    * @returns {Record<string, unknown>[]}
    */
   query(sql, params = []) {
-    try {
-      return objects(this.db._n.querySync(sql, /** @type {any} */ (params), this._native));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => objects(this.db._n.query(true, sql, /** @type {any} */ (params), this._native)));
   }
 }
 
@@ -281,7 +287,7 @@ class Job {
    */
   ack(opts) {
     const tx = txOf(opts);
-    return this._db._async(() => this._db._n.ack(this.id, this.workerId, this.attempts, tx), tx);
+    return this._db._async(() => this._db._n.ack(false, this.id, this.workerId, this.attempts, tx), tx);
   }
 
   /**
@@ -289,11 +295,7 @@ class Job {
    * @returns {boolean}
    */
   ackSync(opts) {
-    try {
-      return this._db._n.ackSync(this.id, this.workerId, this.attempts, txOf(opts));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this._db._n.ack(true, this.id, this.workerId, this.attempts, txOf(opts)));
   }
 
   /**
@@ -313,16 +315,12 @@ class Job {
    * @returns {Promise<boolean>}
    */
   release() {
-    return this._db._async(() => this._db._n.release(this.id, this.workerId, this.attempts));
+    return this._db._async(() => this._db._n.release(false, this.id, this.workerId, this.attempts));
   }
 
   /** @returns {boolean} */
   releaseSync() {
-    try {
-      return this._db._n.releaseSync(this.id, this.workerId, this.attempts);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this._db._n.release(true, this.id, this.workerId, this.attempts));
   }
 
   /**
@@ -425,7 +423,7 @@ class Claimer {
         // Fast path: a due job is claimed on the pool, without starting a
         // wait thread (skipped while a transaction is open, so no pool
         // thread ever waits for it).
-        const due = await n.claimBatch(q.name, this._worker, 1, q.visibilityTimeoutS);
+        const due = await n.claimBatch(false, q.name, this._worker, 1, q.visibilityTimeoutS);
         if (due.length) data = due[0];
       }
       if (data === null && !this._stop.isStopped()) {
@@ -441,7 +439,7 @@ class Claimer {
     if (this._stop.isStopped()) {
       // Aborted while this job was being claimed: give it back untouched
       // (the attempt not counted), don't drop it.
-      await mapped(n.release(data.id, data.workerId ?? this._worker, data.attempts)).catch(() => {});
+      await mapped(n.release(false, data.id, data.workerId ?? this._worker, data.attempts)).catch(() => {});
       return this._finish();
     }
     return { done: false, value: new Job(q, data) };
@@ -489,7 +487,7 @@ class Queue {
     const json = dumps(payload);
     const tx = txOf(opts);
     const o = enqueueOpts(opts);
-    return this.db._async(() => this.db._n.enqueue(this.name, json, o, tx, this.maxAttempts), tx);
+    return this.db._async(() => this.db._n.enqueue(false, this.name, json, o, tx, this.maxAttempts), tx);
   }
 
   /**
@@ -499,11 +497,7 @@ class Queue {
    */
   enqueueSync(payload, opts) {
     const json = dumps(payload);
-    try {
-      return this.db._n.enqueueSync(this.name, json, enqueueOpts(opts), txOf(opts), this.maxAttempts);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.enqueue(true, this.name, json, enqueueOpts(opts), txOf(opts), this.maxAttempts));
   }
 
   /**
@@ -516,7 +510,7 @@ class Queue {
     const json = payloads.map((p) => dumps(p));
     const tx = txOf(opts);
     const o = enqueueOpts({ ...opts, key: undefined });
-    return this.db._async(() => this.db._n.enqueueMany(this.name, json, o, tx, this.maxAttempts), tx);
+    return this.db._async(() => this.db._n.enqueueMany(false, this.name, json, o, tx, this.maxAttempts), tx);
   }
 
   /**
@@ -526,11 +520,7 @@ class Queue {
    */
   enqueueManySync(payloads, opts) {
     const json = payloads.map((p) => dumps(p));
-    try {
-      return this.db._n.enqueueManySync(this.name, json, enqueueOpts({ ...opts, key: undefined }), txOf(opts), this.maxAttempts);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.enqueueMany(true, this.name, json, enqueueOpts({ ...opts, key: undefined }), txOf(opts), this.maxAttempts));
   }
 
   /**
@@ -559,7 +549,7 @@ class Queue {
    * @returns {Promise<Job[]>}
    */
   async claimBatch(worker, n) {
-    const data = await this.db._async(() => this.db._n.claimBatch(this.name, worker, n, this.visibilityTimeoutS));
+    const data = await this.db._async(() => this.db._n.claimBatch(false, this.name, worker, n, this.visibilityTimeoutS));
     return data.map((d) => new Job(this, d));
   }
 
@@ -569,12 +559,7 @@ class Queue {
    * @returns {Job[]}
    */
   claimBatchSync(worker, n) {
-    let data;
-    try {
-      data = this.db._n.claimBatchSync(this.name, worker, n, this.visibilityTimeoutS);
-    } catch (e) {
-      throw fix(e);
-    }
+    const data = sync(() => this.db._n.claimBatch(true, this.name, worker, n, this.visibilityTimeoutS));
     return data.map((d) => new Job(this, d));
   }
 
@@ -597,7 +582,7 @@ class Queue {
    */
   ackBatch(ids, worker, opts) {
     const tx = txOf(opts);
-    return this.db._async(() => this.db._n.ackBatch(ids, worker, tx), tx);
+    return this.db._async(() => this.db._n.ackBatch(false, ids, worker, tx), tx);
   }
 
   /**
@@ -607,11 +592,7 @@ class Queue {
    * @returns {number}
    */
   ackBatchSync(ids, worker, opts) {
-    try {
-      return this.db._n.ackBatchSync(ids, worker, txOf(opts));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.ackBatch(true, ids, worker, txOf(opts)));
   }
 
   /**
@@ -619,7 +600,7 @@ class Queue {
    * @returns {Promise<JobInfo | null>}
    */
   async getJob(id) {
-    const d = await this.db._async(() => this.db._n.getJob(id));
+    const d = await this.db._async(() => this.db._n.getJob(false, id));
     return d == null ? null : jobInfo(d);
   }
 
@@ -628,12 +609,7 @@ class Queue {
    * @returns {JobInfo | null}
    */
   getJobSync(id) {
-    let d;
-    try {
-      d = this.db._n.getJobSync(id);
-    } catch (e) {
-      throw fix(e);
-    }
+    const d = sync(() => this.db._n.getJob(true, id));
     return d == null ? null : jobInfo(d);
   }
 
@@ -680,16 +656,12 @@ class Queue {
    * @returns {Promise<QueueStats>}
    */
   stats() {
-    return this.db._async(() => this.db._n.queueStats(this.name));
+    return this.db._async(() => this.db._n.queueStats(false, this.name));
   }
 
   /** @returns {QueueStats} */
   statsSync() {
-    try {
-      return this.db._n.queueStatsSync(this.name);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.queueStats(true, this.name));
   }
 
   /**
@@ -699,16 +671,12 @@ class Queue {
    * @returns {Promise<number | null>}
    */
   async nextDeadline() {
-    return seconds(await this.db._async(() => this.db._n.nextDeadlineMs(this.name)));
+    return seconds(await this.db._async(() => this.db._n.nextDeadlineMs(false, this.name)));
   }
 
   /** @returns {number | null} */
   nextDeadlineSync() {
-    try {
-      return seconds(this.db._n.nextDeadlineMsSync(this.name));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => seconds(this.db._n.nextDeadlineMs(true, this.name)));
   }
 }
 
@@ -830,7 +798,7 @@ class Stream {
   publish(payload, opts) {
     const json = dumps(payload);
     const tx = txOf(opts);
-    return this.db._async(() => this.db._n.publish(this.name, json, opts?.key, tx), tx);
+    return this.db._async(() => this.db._n.publish(false, this.name, json, opts?.key, tx), tx);
   }
 
   /**
@@ -840,11 +808,7 @@ class Stream {
    */
   publishSync(payload, opts) {
     const json = dumps(payload);
-    try {
-      return this.db._n.publishSync(this.name, json, opts?.key, txOf(opts));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.publish(true, this.name, json, opts?.key, txOf(opts)));
   }
 
   /**
@@ -854,7 +818,7 @@ class Stream {
    * @returns {Promise<Event[]>}
    */
   async readSince(offset, limit = 100) {
-    const list = await this.db._async(() => this.db._n.readSince(this.name, offset, limit));
+    const list = await this.db._async(() => this.db._n.readSince(false, this.name, offset, limit));
     return list.map(event);
   }
 
@@ -864,11 +828,7 @@ class Stream {
    * @returns {Event[]}
    */
   readSinceSync(offset, limit = 100) {
-    try {
-      return this.db._n.readSinceSync(this.name, offset, limit).map(event);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.readSince(true, this.name, offset, limit).map(event));
   }
 
   /**
@@ -880,7 +840,7 @@ class Stream {
    */
   saveOffset(consumer, offset, opts) {
     const tx = txOf(opts);
-    return this.db._async(() => this.db._n.saveOffset(this.name, consumer, offset, tx), tx);
+    return this.db._async(() => this.db._n.saveOffset(false, this.name, consumer, offset, tx), tx);
   }
 
   /**
@@ -890,11 +850,7 @@ class Stream {
    * @returns {boolean}
    */
   saveOffsetSync(consumer, offset, opts) {
-    try {
-      return this.db._n.saveOffsetSync(this.name, consumer, offset, txOf(opts));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.saveOffset(true, this.name, consumer, offset, txOf(opts)));
   }
 
   /**
@@ -902,7 +858,7 @@ class Stream {
    * @returns {Promise<number>}
    */
   getOffset(consumer) {
-    return this.db._async(() => this.db._n.getOffset(this.name, consumer));
+    return this.db._async(() => this.db._n.getOffset(false, this.name, consumer));
   }
 
   /**
@@ -910,11 +866,7 @@ class Stream {
    * @returns {number}
    */
   getOffsetSync(consumer) {
-    try {
-      return this.db._n.getOffsetSync(this.name, consumer);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.getOffset(true, this.name, consumer));
   }
 
   /**
@@ -932,16 +884,12 @@ class Stream {
    * @returns {Promise<number>}
    */
   lastOffset() {
-    return this.db._async(() => this.db._n.lastOffset(this.name));
+    return this.db._async(() => this.db._n.lastOffset(false, this.name));
   }
 
   /** @returns {number} */
   lastOffsetSync() {
-    try {
-      return this.db._n.lastOffsetSync(this.name);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this.db._n.lastOffset(true, this.name));
   }
 
   /**
@@ -953,18 +901,14 @@ class Stream {
    * @returns {Promise<void>}
    */
   setRetention(retention) {
-    return this.db._async(() => this.db._n.setRetention(this.name, retentionArg(retention)));
+    return this.db._async(() => this.db._n.setRetention(false, this.name, retentionArg(retention)));
   }
 
   /**
    * @param {RetentionOptions} [retention]
    */
   setRetentionSync(retention) {
-    try {
-      this.db._n.setRetentionSync(this.name, retentionArg(retention));
-    } catch (e) {
-      throw fix(e);
-    }
+    sync(() => this.db._n.setRetention(true, this.name, retentionArg(retention)));
   }
 
   /**
@@ -972,16 +916,12 @@ class Stream {
    * @returns {Promise<Retention>}
    */
   async retention() {
-    return retentionOf(await this.db._async(() => this.db._n.retention(this.name)));
+    return retentionOf(await this.db._async(() => this.db._n.retention(false, this.name)));
   }
 
   /** @returns {Retention} */
   retentionSync() {
-    try {
-      return retentionOf(this.db._n.retentionSync(this.name));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => retentionOf(this.db._n.retention(true, this.name)));
   }
 
   /**
@@ -1046,11 +986,7 @@ class Listener {
    * @param {{ signal?: AbortSignal }} [opts]
    */
   constructor(db, channel, opts) {
-    try {
-      this._native = db._n.listen(channel);
-    } catch (e) {
-      throw fix(e);
-    }
+    this._native = sync(() => db._n.listen(channel));
     this._done = false;
     this._unlisten = onAbort(opts?.signal, () => this._finish());
   }
@@ -1154,18 +1090,14 @@ class Lock {
   async release() {
     if (!this._held) return false;
     this._held = false;
-    return this._db._async(() => this._db._n.releaseLock(this.name, this.fencingToken));
+    return this._db._async(() => this._db._n.releaseLock(false, this.name, this.fencingToken));
   }
 
   /** @returns {boolean} */
   releaseSync() {
     if (!this._held) return false;
     this._held = false;
-    try {
-      return this._db._n.releaseLockSync(this.name, this.fencingToken);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this._db._n.releaseLock(true, this.name, this.fencingToken));
   }
 }
 
@@ -1411,7 +1343,7 @@ class Database {
    * @returns {Promise<number>}
    */
   execute(sql, params = []) {
-    return this._async(() => this._n.execute(sql, /** @type {any} */ (params), null));
+    return this._async(() => this._n.execute(false, sql, /** @type {any} */ (params), null));
   }
 
   /**
@@ -1420,11 +1352,7 @@ class Database {
    * @returns {number}
    */
   executeSync(sql, params = []) {
-    try {
-      return this._n.executeSync(sql, /** @type {any} */ (params), null);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this._n.execute(true, sql, /** @type {any} */ (params), null));
   }
 
   /**
@@ -1434,7 +1362,7 @@ class Database {
    * @returns {Promise<Record<string, unknown>[]>}
    */
   async query(sql, params = []) {
-    return objects(await this._async(() => this._n.query(sql, /** @type {any} */ (params), null)));
+    return objects(await this._async(() => this._n.query(false, sql, /** @type {any} */ (params), null)));
   }
 
   /**
@@ -1443,11 +1371,7 @@ class Database {
    * @returns {Record<string, unknown>[]}
    */
   querySync(sql, params = []) {
-    try {
-      return objects(this._n.querySync(sql, /** @type {any} */ (params), null));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => objects(this._n.query(true, sql, /** @type {any} */ (params), null)));
   }
 
   /**
@@ -1460,7 +1384,7 @@ class Database {
   notify(channel, payload, opts) {
     const json = dumps(payload);
     const tx = txOf(opts);
-    return this._async(() => this._n.notify(channel, json, tx), tx);
+    return this._async(() => this._n.notify(false, channel, json, tx), tx);
   }
 
   /**
@@ -1471,11 +1395,7 @@ class Database {
    */
   notifySync(channel, payload, opts) {
     const json = dumps(payload);
-    try {
-      return this._n.notifySync(channel, json, txOf(opts));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this._n.notify(true, channel, json, txOf(opts)));
   }
 
   /**
@@ -1497,7 +1417,7 @@ class Database {
    * @returns {Promise<Lock | null>}
    */
   async tryLock(name, owner, ttlS = 60) {
-    const token = await this._async(() => this._n.tryLock(name, owner, ttlS));
+    const token = await this._async(() => this._n.tryLock(false, name, owner, ttlS));
     return token == null ? null : new Lock(this, name, owner, token);
   }
 
@@ -1508,12 +1428,7 @@ class Database {
    * @returns {Lock | null}
    */
   tryLockSync(name, owner, ttlS = 60) {
-    let token;
-    try {
-      token = this._n.tryLockSync(name, owner, ttlS);
-    } catch (e) {
-      throw fix(e);
-    }
+    const token = sync(() => this._n.tryLock(true, name, owner, ttlS));
     return token == null ? null : new Lock(this, name, owner, token);
   }
 
@@ -1523,7 +1438,7 @@ class Database {
    * @returns {Promise<LockInfo | null>}
    */
   async lockHolder(name) {
-    return lockInfo(await this._async(() => this._n.lockHolder(name)));
+    return lockInfo(await this._async(() => this._n.lockHolder(false, name)));
   }
 
   /**
@@ -1531,11 +1446,7 @@ class Database {
    * @returns {LockInfo | null}
    */
   lockHolderSync(name) {
-    try {
-      return lockInfo(this._n.lockHolderSync(name));
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => lockInfo(this._n.lockHolder(true, name)));
   }
 
   /**
@@ -1546,7 +1457,7 @@ class Database {
    * @returns {Promise<boolean>}
    */
   tryRateLimit(key, limit, perS) {
-    return this._async(() => this._n.tryRateLimit(key, limit, perS));
+    return this._async(() => this._n.tryRateLimit(false, key, limit, perS));
   }
 
   /**
@@ -1556,11 +1467,7 @@ class Database {
    * @returns {boolean}
    */
   tryRateLimitSync(key, limit, perS) {
-    try {
-      return this._n.tryRateLimitSync(key, limit, perS);
-    } catch (e) {
-      throw fix(e);
-    }
+    return sync(() => this._n.tryRateLimit(true, key, limit, perS));
   }
 
   /**
@@ -1572,7 +1479,7 @@ class Database {
    */
   saveResult(jobId, value, ttlS) {
     const json = dumps(value, 'value');
-    return this._async(() => this._n.saveResult(jobId, json, ttlS));
+    return this._async(() => this._n.saveResult(false, jobId, json, ttlS));
   }
 
   /**
@@ -1582,11 +1489,7 @@ class Database {
    */
   saveResultSync(jobId, value, ttlS) {
     const json = dumps(value, 'value');
-    try {
-      this._n.saveResultSync(jobId, json, ttlS);
-    } catch (e) {
-      throw fix(e);
-    }
+    sync(() => this._n.saveResult(true, jobId, json, ttlS));
   }
 
   /**
@@ -1595,7 +1498,7 @@ class Database {
    * @returns {Promise<any>}
    */
   async getResult(jobId) {
-    const text = await this._async(() => this._n.getResult(jobId));
+    const text = await this._async(() => this._n.getResult(false, jobId));
     return text == null ? undefined : loads(text);
   }
 
@@ -1604,12 +1507,7 @@ class Database {
    * @returns {any}
    */
   getResultSync(jobId) {
-    let text;
-    try {
-      text = this._n.getResultSync(jobId);
-    } catch (e) {
-      throw fix(e);
-    }
+    const text = sync(() => this._n.getResult(true, jobId));
     return text == null ? undefined : loads(text);
   }
 
@@ -1636,11 +1534,7 @@ class Database {
    * Closes the file. Waiting iterators end; later calls fail with code `closed`.
    */
   close() {
-    try {
-      this._n.close();
-    } catch (e) {
-      throw fix(e);
-    }
+    sync(() => this._n.close());
   }
 }
 
@@ -1698,11 +1592,7 @@ function cronNext(expr, after, opts) {
   if (opts != null && typeof opts !== 'object') {
     throw new HonkerError('the options must be an object { tz? }', 'invalid_argument');
   }
-  try {
-    return native.cronNext(expr, afterS, opts == null ? null : { tz: opts.tz ?? undefined }) / 1000;
-  } catch (e) {
-    throw fix(e);
-  }
+  return sync(() => native.cronNext(expr, afterS, opts == null ? null : { tz: opts.tz ?? undefined }) / 1000);
 }
 
 /**

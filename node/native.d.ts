@@ -27,88 +27,63 @@ export declare class NativeDatabase {
   commit(tx: NativeTx): Promise<void>
   rollback(tx: NativeTx): Promise<void>
   /** Runs one statement; returns the number of rows changed. */
-  executeSync(sql: string, params: unknown[], tx?: NativeTx | undefined | null): number
-  execute(sql: string, params: unknown[], tx?: NativeTx | undefined | null): Promise<number>
+  execute<S extends boolean>(sync: S, sql: string, params: unknown[], tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
   /** Runs a query; returns column names and rows. */
-  querySync(sql: string, params: unknown[], tx?: NativeTx | undefined | null): Rows
-  query(sql: string, params: unknown[], tx?: NativeTx | undefined | null): Promise<Rows>
-  enqueueSync(queue: string, payload: string, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): number
-  enqueue(queue: string, payload: string, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): Promise<number>
-  enqueueManySync(queue: string, payloads: Array<string>, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): Array<number>
-  enqueueMany(queue: string, payloads: Array<string>, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): Promise<number[]>
-  claimBatchSync(queue: string, worker: string, n: number, visibilityTimeoutS: number): Array<JobData>
-  claimBatch(queue: string, worker: string, n: number, visibilityTimeoutS: number): Promise<JobData[]>
+  query<S extends boolean>(sync: S, sql: string, params: unknown[], tx?: NativeTx | undefined | null): S extends true ? Rows : Promise<Rows>
+  enqueue<S extends boolean>(sync: S, queue: string, payload: string, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): S extends true ? number : Promise<number>
+  enqueueMany<S extends boolean>(sync: S, queue: string, payloads: Array<string>, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): S extends true ? number[] : Promise<number[]>
+  claimBatch<S extends boolean>(sync: S, queue: string, worker: string, n: number, visibilityTimeoutS: number): S extends true ? JobData[] : Promise<JobData[]>
   /**
    * Waits (on its own thread) until a job is claimed; null on timeout or
    * stop.
    */
   claimNext(queue: string, worker: string, stop: NativeStop, visibilityTimeoutS: number, maxAttempts: number, timeoutS?: number | undefined | null): Promise<JobData | null>
   stopFlag(): NativeStop
-  ackSync(id: number, worker: string, attempt: number, tx?: NativeTx | undefined | null): boolean
-  ack(id: number, worker: string, attempt: number, tx?: NativeTx | undefined | null): Promise<boolean>
-  ackBatchSync(ids: Array<number>, worker: string, tx?: NativeTx | undefined | null): number
-  ackBatch(ids: Array<number>, worker: string, tx?: NativeTx | undefined | null): Promise<number>
+  ack<S extends boolean>(sync: S, id: number, worker: string, attempt: number, tx?: NativeTx | undefined | null): S extends true ? boolean : Promise<boolean>
+  ackBatch<S extends boolean>(sync: S, ids: Array<number>, worker: string, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
   /** Gives a claimed job back untouched (its attempt not counted). */
-  releaseSync(id: number, worker: string, attempt: number): boolean
-  release(id: number, worker: string, attempt: number): Promise<boolean>
+  release<S extends boolean>(sync: S, id: number, worker: string, attempt: number): S extends true ? boolean : Promise<boolean>
   retry(id: number, worker: string, attempt: number, delayS?: number | undefined | null, error?: string | undefined | null): Promise<boolean>
   fail(id: number, worker: string, attempt: number, error?: string | undefined | null): Promise<boolean>
   heartbeat(id: number, worker: string, attempt: number, extendS: number): Promise<boolean>
   cancel(id: number): Promise<boolean>
-  getJobSync(id: number): JobData | null
-  getJob(id: number): Promise<JobData | null>
+  getJob<S extends boolean>(sync: S, id: number): S extends true ? JobData | null : Promise<JobData | null>
   deadJobs(queue: string, limit: number): Promise<JobData[]>
   requeueDead(id: number): Promise<void>
   /** Dead-letters `queue`'s jobs past their start deadline; returns how many. */
   sweepExpired(queue: string): Promise<number>
-  queueStatsSync(queue: string): QueueStatsData
   /** `queue`'s job counts by state. */
-  queueStats(queue: string): Promise<QueueStatsData>
-  nextDeadlineMsSync(queue: string): number | null
+  queueStats<S extends boolean>(sync: S, queue: string): S extends true ? QueueStatsData : Promise<QueueStatsData>
   /**
    * The earliest scheduled `run_at` or lease end in `queue`, ms since the
    * epoch; null if nothing is pending.
    */
-  nextDeadlineMs(queue: string): Promise<number | null>
-  publishSync(stream: string, payload: string, key?: string | undefined | null, tx?: NativeTx | undefined | null): number
-  publish(stream: string, payload: string, key?: string | undefined | null, tx?: NativeTx | undefined | null): Promise<number>
-  readSinceSync(stream: string, offset: number, limit: number): Array<EventData>
-  readSince(stream: string, offset: number, limit: number): Promise<EventData[]>
-  saveOffsetSync(stream: string, consumer: string, offset: number, tx?: NativeTx | undefined | null): boolean
-  saveOffset(stream: string, consumer: string, offset: number, tx?: NativeTx | undefined | null): Promise<boolean>
-  getOffsetSync(stream: string, consumer: string): number
-  getOffset(stream: string, consumer: string): Promise<number>
-  lastOffsetSync(stream: string): number
+  nextDeadlineMs<S extends boolean>(sync: S, queue: string): S extends true ? number | null : Promise<number | null>
+  publish<S extends boolean>(sync: S, stream: string, payload: string, key?: string | undefined | null, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
+  readSince<S extends boolean>(sync: S, stream: string, offset: number, limit: number): S extends true ? EventData[] : Promise<EventData[]>
+  saveOffset<S extends boolean>(sync: S, stream: string, consumer: string, offset: number, tx?: NativeTx | undefined | null): S extends true ? boolean : Promise<boolean>
+  getOffset<S extends boolean>(sync: S, stream: string, consumer: string): S extends true ? number : Promise<number>
   /** The newest event's offset (0 if the stream is empty). */
-  lastOffset(stream: string): Promise<number>
-  setRetentionSync(stream: string, retention?: RetentionData | undefined | null): void
+  lastOffset<S extends boolean>(sync: S, stream: string): S extends true ? number : Promise<number>
   /** Stores `stream`'s retention (neither limit: keep everything). */
-  setRetention(stream: string, retention?: RetentionData | undefined | null): Promise<void>
-  retentionSync(stream: string): RetentionData
+  setRetention<S extends boolean>(sync: S, stream: string, retention?: RetentionData | undefined | null): S extends true ? void : Promise<void>
   /** `stream`'s stored retention. */
-  retention(stream: string): Promise<RetentionData>
+  retention<S extends boolean>(sync: S, stream: string): S extends true ? RetentionData : Promise<RetentionData>
   /** Applies `stream`'s retention now; returns how many events were removed. */
   prune(stream: string): Promise<number>
   /** A cursor at `consumer`'s saved offset. */
   cursor(stream: string, consumer: string): Promise<NativeCursor>
-  notifySync(channel: string, payload: string, tx?: NativeTx | undefined | null): number
-  notify(channel: string, payload: string, tx?: NativeTx | undefined | null): Promise<number>
+  notify<S extends boolean>(sync: S, channel: string, payload: string, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
   /** Starts listening: notifications committed from now on. */
   listen(channel: string): NativeListener
-  tryLockSync(name: string, owner: string, ttlS: number): number | null
-  tryLock(name: string, owner: string, ttlS: number): Promise<number | null>
+  tryLock<S extends boolean>(sync: S, name: string, owner: string, ttlS: number): S extends true ? number | null : Promise<number | null>
   renewLock(name: string, token: number, ttlS: number): Promise<boolean>
-  releaseLock(name: string, token: number): Promise<boolean>
-  releaseLockSync(name: string, token: number): boolean
-  lockHolderSync(name: string): LockHolderData | null
+  releaseLock<S extends boolean>(sync: S, name: string, token: number): S extends true ? boolean : Promise<boolean>
   /** Who holds lock `name` now (null if nobody: an expired lock is free). */
-  lockHolder(name: string): Promise<LockHolderData | null>
-  tryRateLimitSync(key: string, limit: number, perS: number): boolean
-  tryRateLimit(key: string, limit: number, perS: number): Promise<boolean>
-  saveResultSync(jobId: number, value: string, ttlS: number): void
-  saveResult(jobId: number, value: string, ttlS: number): Promise<void>
-  getResultSync(jobId: number): string | null
-  getResult(jobId: number): Promise<string | null>
+  lockHolder<S extends boolean>(sync: S, name: string): S extends true ? LockHolderData | null : Promise<LockHolderData | null>
+  tryRateLimit<S extends boolean>(sync: S, key: string, limit: number, perS: number): S extends true ? boolean : Promise<boolean>
+  saveResult<S extends boolean>(sync: S, jobId: number, value: string, ttlS: number): S extends true ? void : Promise<void>
+  getResult<S extends boolean>(sync: S, jobId: number): S extends true ? string | null : Promise<string | null>
   /** Removes every expired result now; returns how many. */
   sweepResults(): Promise<number>
   scheduleAdd(spec: ScheduleSpecData): Promise<void>

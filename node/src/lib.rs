@@ -6,10 +6,12 @@
 //! iterators and transactions live in `index.js`; every rule lives in
 //! honker-core.
 //!
-//! Each short operation has a `...Sync` twin that runs on the calling thread
-//! (it refuses with `transaction_open` while a transaction is open on the
-//! database, since waiting there would block the event loop the
-//! transaction's callback needs).
+//! An operation that the JS API offers both ways (`enqueue` and
+//! `enqueueSync`) is one native method whose first argument, `sync`, picks:
+//! `true` runs it on the calling thread and returns the value (refusing with
+//! `transaction_open` while a transaction is open on the database, since
+//! waiting there would block the event loop the transaction's callback
+//! needs), `false` returns a Promise.
 
 #![allow(clippy::too_many_arguments)]
 
@@ -18,7 +20,7 @@ use honker_core::{
     cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, wait, Db,
     EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
-use napi::bindgen_prelude::{ToNapiValue, TypeName};
+use napi::bindgen_prelude::{Either, ToNapiValue, TypeName};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
 use rusqlite::types::Value;
@@ -91,6 +93,10 @@ impl<T: ToNapiValue + TypeName + Send + 'static> Task for Op<T> {
 }
 
 type AsyncOp<T> = napi::bindgen_prelude::AsyncTask<Op<T>>;
+
+/// The result of an operation that can run either way: its value (run on
+/// the calling thread) or a Promise of it (run on the libuv pool).
+type Run<T> = Either<T, AsyncOp<T>>;
 
 fn spawn<T: Send + 'static>(f: impl FnOnce() -> CoreResult<T> + Send + 'static) -> AsyncOp<T>
 where
@@ -387,7 +393,7 @@ type Param = napi::bindgen_prelude::Either<
 >;
 
 fn to_value(p: Param) -> napi::Result<Value> {
-    use napi::bindgen_prelude::{Either, Either3};
+    use napi::bindgen_prelude::Either3;
     Ok(match p {
         Either::A(Either::A(None)) => Value::Null,
         Either::A(Either::A(Some(f))) => {
@@ -408,6 +414,10 @@ fn to_value(p: Param) -> napi::Result<Value> {
         }
         Either::B(Either3::C(b)) => Value::Blob(b.to_vec()),
     })
+}
+
+fn values(params: Vec<Param>) -> napi::Result<Vec<Value>> {
+    params.into_iter().map(to_value).collect()
 }
 
 fn run_query(c: &rusqlite::Connection, sql: &str, values: Vec<Value>) -> CoreResult<Rows> {
@@ -561,6 +571,23 @@ impl NativeDatabase {
         .map_err(to_js)
     }
 
+    /// `f` run now (`sync`) or on the libuv pool, in `tx` when given.
+    fn run<R: Send + 'static>(
+        &self,
+        sync: bool,
+        tx: Option<&NativeTx>,
+        f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R> + Send + 'static,
+    ) -> napi::Result<Run<R>>
+    where
+        Op<R>: Task,
+    {
+        if sync {
+            self.now(tx, f).map(Either::A)
+        } else {
+            Ok(Either::B(self.later(tx, f)))
+        }
+    }
+
     /// Runs `f` (in `tx` when given) on the libuv pool.
     fn later<R: Send + 'static>(
         &self,
@@ -693,155 +720,96 @@ impl NativeDatabase {
     }
 
     /// Runs one statement; returns the number of rows changed.
-    #[napi]
-    pub fn execute_sync(
-        &self,
-        sql: String,
-        #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
-        tx: Option<&NativeTx>,
-    ) -> napi::Result<i64> {
-        let values = params
-            .into_iter()
-            .map(to_value)
-            .collect::<napi::Result<Vec<_>>>()?;
-        self.now(tx, |c, _| Ok(statement::execute(c, &sql, values)? as i64))
-    }
-
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
     pub fn execute(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         sql: String,
         #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<AsyncOp<i64>> {
-        let values = params
-            .into_iter()
-            .map(to_value)
-            .collect::<napi::Result<Vec<_>>>()?;
-        Ok(self.later(tx, move |c, _| {
+    ) -> napi::Result<Run<i64>> {
+        let values = values(params)?;
+        self.run(sync, tx, move |c, _| {
             Ok(statement::execute(c, &sql, values)? as i64)
-        }))
+        })
     }
 
     /// Runs a query; returns column names and rows.
-    #[napi]
-    pub fn query_sync(
-        &self,
-        sql: String,
-        #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
-        tx: Option<&NativeTx>,
-    ) -> napi::Result<Rows> {
-        let values = params
-            .into_iter()
-            .map(to_value)
-            .collect::<napi::Result<Vec<_>>>()?;
-        self.now(tx, |c, _| run_query(c, &sql, values))
-    }
-
-    #[napi(ts_return_type = "Promise<Rows>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? Rows : Promise<Rows>"
+    )]
     pub fn query(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         sql: String,
         #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<AsyncOp<Rows>> {
-        let values = params
-            .into_iter()
-            .map(to_value)
-            .collect::<napi::Result<Vec<_>>>()?;
-        Ok(self.later(tx, move |c, _| run_query(c, &sql, values)))
+    ) -> napi::Result<Run<Rows>> {
+        let values = values(params)?;
+        self.run(sync, tx, move |c, _| run_query(c, &sql, values))
     }
 
     // -- queues --
 
-    #[napi]
-    pub fn enqueue_sync(
-        &self,
-        queue: String,
-        payload: String,
-        opts: Option<EnqueueOptions>,
-        tx: Option<&NativeTx>,
-        default_max_attempts: u32,
-    ) -> napi::Result<i64> {
-        let opts = enqueue_opts(opts)?;
-        self.now(tx, |c, now| {
-            queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
-        })
-    }
-
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
     pub fn enqueue(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
         payload: String,
         opts: Option<EnqueueOptions>,
         tx: Option<&NativeTx>,
         default_max_attempts: u32,
-    ) -> napi::Result<AsyncOp<i64>> {
+    ) -> napi::Result<Run<i64>> {
         let opts = enqueue_opts(opts)?;
-        Ok(self.later(tx, move |c, now| {
+        self.run(sync, tx, move |c, now| {
             queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
-        }))
-    }
-
-    #[napi]
-    pub fn enqueue_many_sync(
-        &self,
-        queue: String,
-        payloads: Vec<String>,
-        opts: Option<EnqueueOptions>,
-        tx: Option<&NativeTx>,
-        default_max_attempts: u32,
-    ) -> napi::Result<Vec<i64>> {
-        let opts = enqueue_opts(opts)?;
-        self.now(tx, |c, now| {
-            queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
         })
     }
 
-    #[napi(ts_return_type = "Promise<number[]>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number[] : Promise<number[]>"
+    )]
     pub fn enqueue_many(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
         payloads: Vec<String>,
         opts: Option<EnqueueOptions>,
         tx: Option<&NativeTx>,
         default_max_attempts: u32,
-    ) -> napi::Result<AsyncOp<Vec<i64>>> {
+    ) -> napi::Result<Run<Vec<i64>>> {
         let opts = enqueue_opts(opts)?;
-        Ok(self.later(tx, move |c, now| {
+        self.run(sync, tx, move |c, now| {
             queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
-        }))
-    }
-
-    #[napi]
-    pub fn claim_batch_sync(
-        &self,
-        queue: String,
-        worker: String,
-        n: i64,
-        visibility_timeout_s: f64,
-    ) -> napi::Result<Vec<JobData>> {
-        let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
-        let n = count("n", n)?;
-        self.now(None, |c, now| {
-            queue::claim(c, &queue, &worker, n, vt, now).map(jobs)
         })
     }
 
-    #[napi(ts_return_type = "Promise<JobData[]>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? JobData[] : Promise<JobData[]>"
+    )]
     pub fn claim_batch(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
         worker: String,
         n: i64,
         visibility_timeout_s: f64,
-    ) -> napi::Result<AsyncOp<Vec<JobData>>> {
+    ) -> napi::Result<Run<Vec<JobData>>> {
         let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
         let n = count("n", n)?;
-        Ok(self.later(None, move |c, now| {
+        self.run(sync, None, move |c, now| {
             queue::claim(c, &queue, &worker, n, vt, now).map(jobs)
-        }))
+        })
     }
 
     /// Waits (on its own thread) until a job is claimed; null on timeout or
@@ -874,60 +842,52 @@ impl NativeDatabase {
         self.stop_flag_for()
     }
 
-    #[napi]
-    pub fn ack_sync(
-        &self,
-        id: i64,
-        worker: String,
-        attempt: u32,
-        tx: Option<&NativeTx>,
-    ) -> napi::Result<bool> {
-        self.now(tx, |c, now| queue::ack(c, lease(id, &worker, attempt), now))
-    }
-
-    #[napi(ts_return_type = "Promise<boolean>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
     pub fn ack(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         id: i64,
         worker: String,
         attempt: u32,
         tx: Option<&NativeTx>,
-    ) -> AsyncOp<bool> {
-        self.later(tx, move |c, now| {
+    ) -> napi::Result<Run<bool>> {
+        self.run(sync, tx, move |c, now| {
             queue::ack(c, lease(id, &worker, attempt), now)
         })
     }
 
-    #[napi]
-    pub fn ack_batch_sync(
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
+    pub fn ack_batch(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         ids: Vec<i64>,
         worker: String,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<i64> {
-        self.now(tx, |c, now| {
-            Ok(queue::ack_batch(c, &ids, &worker, now)? as i64)
-        })
-    }
-
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn ack_batch(&self, ids: Vec<i64>, worker: String, tx: Option<&NativeTx>) -> AsyncOp<i64> {
-        self.later(tx, move |c, now| {
+    ) -> napi::Result<Run<i64>> {
+        self.run(sync, tx, move |c, now| {
             Ok(queue::ack_batch(c, &ids, &worker, now)? as i64)
         })
     }
 
     /// Gives a claimed job back untouched (its attempt not counted).
-    #[napi]
-    pub fn release_sync(&self, id: i64, worker: String, attempt: u32) -> napi::Result<bool> {
-        self.now(None, |c, now| {
-            queue::release(c, lease(id, &worker, attempt), now)
-        })
-    }
-
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn release(&self, id: i64, worker: String, attempt: u32) -> AsyncOp<bool> {
-        self.later(None, move |c, now| {
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
+    pub fn release(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        id: i64,
+        worker: String,
+        attempt: u32,
+    ) -> napi::Result<Run<bool>> {
+        self.run(sync, None, move |c, now| {
             queue::release(c, lease(id, &worker, attempt), now)
         })
     }
@@ -981,14 +941,16 @@ impl NativeDatabase {
         self.later(None, move |c, _| queue::cancel(c, id))
     }
 
-    #[napi]
-    pub fn get_job_sync(&self, id: i64) -> napi::Result<Option<JobData>> {
-        self.now(None, |c, _| Ok(queue::get_job(c, id)?.map(JobData::from)))
-    }
-
-    #[napi(ts_return_type = "Promise<JobData | null>")]
-    pub fn get_job(&self, id: i64) -> AsyncOp<Option<JobData>> {
-        self.later(None, move |c, _| {
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? JobData | null : Promise<JobData | null>"
+    )]
+    pub fn get_job(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        id: i64,
+    ) -> napi::Result<Run<Option<JobData>>> {
+        self.run(sync, None, move |c, _| {
             Ok(queue::get_job(c, id)?.map(JobData::from))
         })
     }
@@ -1014,168 +976,145 @@ impl NativeDatabase {
         })
     }
 
-    #[napi]
-    pub fn queue_stats_sync(&self, queue: String) -> napi::Result<QueueStatsData> {
-        self.now(None, |c, _| queue::stats(c, &queue).map(stats_out))
-    }
-
     /// `queue`'s job counts by state.
-    #[napi(ts_return_type = "Promise<QueueStatsData>")]
-    pub fn queue_stats(&self, queue: String) -> AsyncOp<QueueStatsData> {
-        self.later(None, move |c, _| queue::stats(c, &queue).map(stats_out))
-    }
-
-    #[napi]
-    pub fn next_deadline_ms_sync(&self, queue: String) -> napi::Result<Option<i64>> {
-        self.now(None, |c, _| queue::next_deadline(c, &queue))
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? QueueStatsData : Promise<QueueStatsData>"
+    )]
+    pub fn queue_stats(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+    ) -> napi::Result<Run<QueueStatsData>> {
+        self.run(sync, None, move |c, _| {
+            queue::stats(c, &queue).map(stats_out)
+        })
     }
 
     /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
     /// epoch; null if nothing is pending.
-    #[napi(ts_return_type = "Promise<number | null>")]
-    pub fn next_deadline_ms(&self, queue: String) -> AsyncOp<Option<i64>> {
-        self.later(None, move |c, _| queue::next_deadline(c, &queue))
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number | null : Promise<number | null>"
+    )]
+    pub fn next_deadline_ms(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+    ) -> napi::Result<Run<Option<i64>>> {
+        self.run(sync, None, move |c, _| queue::next_deadline(c, &queue))
     }
 
     // -- streams, notify --
 
-    #[napi]
-    pub fn publish_sync(
-        &self,
-        stream: String,
-        payload: String,
-        key: Option<String>,
-        tx: Option<&NativeTx>,
-    ) -> napi::Result<i64> {
-        self.now(tx, |c, now| {
-            stream::publish(c, &stream, key.as_deref(), &payload, now)
-        })
-    }
-
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
     pub fn publish(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
         payload: String,
         key: Option<String>,
         tx: Option<&NativeTx>,
-    ) -> AsyncOp<i64> {
-        self.later(tx, move |c, now| {
+    ) -> napi::Result<Run<i64>> {
+        self.run(sync, tx, move |c, now| {
             stream::publish(c, &stream, key.as_deref(), &payload, now)
         })
     }
 
-    #[napi]
-    pub fn read_since_sync(
-        &self,
-        stream: String,
-        offset: i64,
-        limit: i64,
-    ) -> napi::Result<Vec<EventData>> {
-        let limit = count("limit", limit)?;
-        self.now(None, |c, _| {
-            Ok(stream::read_since(c, &stream, offset, limit)?
-                .into_iter()
-                .map(EventData::from)
-                .collect())
-        })
-    }
-
-    #[napi(ts_return_type = "Promise<EventData[]>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? EventData[] : Promise<EventData[]>"
+    )]
     pub fn read_since(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
         offset: i64,
         limit: i64,
-    ) -> napi::Result<AsyncOp<Vec<EventData>>> {
+    ) -> napi::Result<Run<Vec<EventData>>> {
         let limit = count("limit", limit)?;
-        Ok(self.later(None, move |c, _| {
+        self.run(sync, None, move |c, _| {
             Ok(stream::read_since(c, &stream, offset, limit)?
                 .into_iter()
                 .map(EventData::from)
                 .collect())
-        }))
-    }
-
-    #[napi]
-    pub fn save_offset_sync(
-        &self,
-        stream: String,
-        consumer: String,
-        offset: i64,
-        tx: Option<&NativeTx>,
-    ) -> napi::Result<bool> {
-        self.now(tx, |c, now| {
-            stream::save_offset(c, &stream, &consumer, offset, now)
         })
     }
 
-    #[napi(ts_return_type = "Promise<boolean>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
     pub fn save_offset(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
         consumer: String,
         offset: i64,
         tx: Option<&NativeTx>,
-    ) -> AsyncOp<bool> {
-        self.later(tx, move |c, now| {
+    ) -> napi::Result<Run<bool>> {
+        self.run(sync, tx, move |c, now| {
             stream::save_offset(c, &stream, &consumer, offset, now)
         })
     }
 
-    #[napi]
-    pub fn get_offset_sync(&self, stream: String, consumer: String) -> napi::Result<i64> {
-        self.now(None, |c, _| stream::get_offset(c, &stream, &consumer))
-    }
-
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn get_offset(&self, stream: String, consumer: String) -> AsyncOp<i64> {
-        self.later(None, move |c, _| stream::get_offset(c, &stream, &consumer))
-    }
-
-    #[napi]
-    pub fn last_offset_sync(&self, stream: String) -> napi::Result<i64> {
-        self.now(None, |c, _| stream::last_offset(c, &stream))
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
+    pub fn get_offset(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        stream: String,
+        consumer: String,
+    ) -> napi::Result<Run<i64>> {
+        self.run(sync, None, move |c, _| {
+            stream::get_offset(c, &stream, &consumer)
+        })
     }
 
     /// The newest event's offset (0 if the stream is empty).
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn last_offset(&self, stream: String) -> AsyncOp<i64> {
-        self.later(None, move |c, _| stream::last_offset(c, &stream))
-    }
-
-    #[napi]
-    pub fn set_retention_sync(
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
+    pub fn last_offset(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
-        retention: Option<RetentionData>,
-    ) -> napi::Result<()> {
-        let r = retention_in(retention)?;
-        self.now(None, |c, _| stream::set_retention(c, &stream, r))
+    ) -> napi::Result<Run<i64>> {
+        self.run(sync, None, move |c, _| stream::last_offset(c, &stream))
     }
 
     /// Stores `stream`'s retention (neither limit: keep everything).
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? void : Promise<void>"
+    )]
     pub fn set_retention(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
         retention: Option<RetentionData>,
-    ) -> napi::Result<AsyncOp<()>> {
+    ) -> napi::Result<Run<()>> {
         let r = retention_in(retention)?;
-        Ok(self.later(None, move |c, _| stream::set_retention(c, &stream, r)))
-    }
-
-    #[napi]
-    pub fn retention_sync(&self, stream: String) -> napi::Result<RetentionData> {
-        self.now(None, |c, _| {
-            stream::get_retention(c, &stream).map(retention_out)
-        })
+        self.run(sync, None, move |c, _| stream::set_retention(c, &stream, r))
     }
 
     /// `stream`'s stored retention.
-    #[napi(ts_return_type = "Promise<RetentionData>")]
-    pub fn retention(&self, stream: String) -> AsyncOp<RetentionData> {
-        self.later(None, move |c, _| {
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? RetentionData : Promise<RetentionData>"
+    )]
+    pub fn retention(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        stream: String,
+    ) -> napi::Result<Run<RetentionData>> {
+        self.run(sync, None, move |c, _| {
             stream::get_retention(c, &stream).map(retention_out)
         })
     }
@@ -1201,19 +1140,20 @@ impl NativeDatabase {
         })
     }
 
-    #[napi]
-    pub fn notify_sync(
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
+    pub fn notify(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         channel: String,
         payload: String,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<i64> {
-        self.now(tx, |c, now| notify::notify(c, &channel, &payload, now))
-    }
-
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn notify(&self, channel: String, payload: String, tx: Option<&NativeTx>) -> AsyncOp<i64> {
-        self.later(tx, move |c, now| notify::notify(c, &channel, &payload, now))
+    ) -> napi::Result<Run<i64>> {
+        self.run(sync, tx, move |c, now| {
+            notify::notify(c, &channel, &payload, now)
+        })
     }
 
     /// Starts listening: notifications committed from now on.
@@ -1228,28 +1168,21 @@ impl NativeDatabase {
 
     // -- locks, rate limits, results --
 
-    #[napi]
-    pub fn try_lock_sync(
-        &self,
-        name: String,
-        owner: String,
-        ttl_s: f64,
-    ) -> napi::Result<Option<i64>> {
-        let ttl = ttl_ms("ttlS", ttl_s)?;
-        self.now(None, |c, now| lock::try_acquire(c, &name, &owner, ttl, now))
-    }
-
-    #[napi(ts_return_type = "Promise<number | null>")]
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number | null : Promise<number | null>"
+    )]
     pub fn try_lock(
         &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
         name: String,
         owner: String,
         ttl_s: f64,
-    ) -> napi::Result<AsyncOp<Option<i64>>> {
+    ) -> napi::Result<Run<Option<i64>>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
-        Ok(self.later(None, move |c, now| {
+        self.run(sync, None, move |c, now| {
             lock::try_acquire(c, &name, &owner, ttl, now)
-        }))
+        })
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
@@ -1258,74 +1191,78 @@ impl NativeDatabase {
         Ok(self.later(None, move |c, now| lock::renew(c, &name, token, ttl, now)))
     }
 
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn release_lock(&self, name: String, token: i64) -> AsyncOp<bool> {
-        self.later(None, move |c, _| lock::release(c, &name, token))
-    }
-
-    #[napi]
-    pub fn release_lock_sync(&self, name: String, token: i64) -> napi::Result<bool> {
-        self.now(None, |c, _| lock::release(c, &name, token))
-    }
-
-    #[napi]
-    pub fn lock_holder_sync(&self, name: String) -> napi::Result<Option<LockHolderData>> {
-        self.now(None, |c, now| {
-            Ok(lock::holder(c, &name, now)?.map(holder_out))
-        })
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
+    pub fn release_lock(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        name: String,
+        token: i64,
+    ) -> napi::Result<Run<bool>> {
+        self.run(sync, None, move |c, _| lock::release(c, &name, token))
     }
 
     /// Who holds lock `name` now (null if nobody: an expired lock is free).
-    #[napi(ts_return_type = "Promise<LockHolderData | null>")]
-    pub fn lock_holder(&self, name: String) -> AsyncOp<Option<LockHolderData>> {
-        self.later(None, move |c, now| {
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? LockHolderData | null : Promise<LockHolderData | null>"
+    )]
+    pub fn lock_holder(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        name: String,
+    ) -> napi::Result<Run<Option<LockHolderData>>> {
+        self.run(sync, None, move |c, now| {
             Ok(lock::holder(c, &name, now)?.map(holder_out))
         })
     }
 
-    #[napi]
-    pub fn try_rate_limit_sync(&self, key: String, limit: i64, per_s: f64) -> napi::Result<bool> {
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
+    pub fn try_rate_limit(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        key: String,
+        limit: i64,
+        per_s: f64,
+    ) -> napi::Result<Run<bool>> {
         let per = ttl_ms("perS", per_s)?;
-        self.now(None, |c, now| {
+        self.run(sync, None, move |c, now| {
             rate_limit::try_acquire(c, &key, limit, per, now)
         })
     }
 
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn try_rate_limit(
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? void : Promise<void>"
+    )]
+    pub fn save_result(
         &self,
-        key: String,
-        limit: i64,
-        per_s: f64,
-    ) -> napi::Result<AsyncOp<bool>> {
-        let per = ttl_ms("perS", per_s)?;
-        Ok(self.later(None, move |c, now| {
-            rate_limit::try_acquire(c, &key, limit, per, now)
-        }))
-    }
-
-    #[napi]
-    pub fn save_result_sync(&self, job_id: i64, value: String, ttl_s: f64) -> napi::Result<()> {
+        #[napi(ts_arg_type = "S")] sync: bool,
+        job_id: i64,
+        value: String,
+        ttl_s: f64,
+    ) -> napi::Result<Run<()>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
-        self.now(None, |c, now| result::save(c, job_id, &value, ttl, now))
-    }
-
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn save_result(&self, job_id: i64, value: String, ttl_s: f64) -> napi::Result<AsyncOp<()>> {
-        let ttl = ttl_ms("ttlS", ttl_s)?;
-        Ok(self.later(None, move |c, now| {
+        self.run(sync, None, move |c, now| {
             result::save(c, job_id, &value, ttl, now)
-        }))
+        })
     }
 
-    #[napi]
-    pub fn get_result_sync(&self, job_id: i64) -> napi::Result<Option<String>> {
-        self.now(None, |c, now| result::get(c, job_id, now))
-    }
-
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get_result(&self, job_id: i64) -> AsyncOp<Option<String>> {
-        self.later(None, move |c, now| result::get(c, job_id, now))
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? string | null : Promise<string | null>"
+    )]
+    pub fn get_result(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        job_id: i64,
+    ) -> napi::Result<Run<Option<String>>> {
+        self.run(sync, None, move |c, now| result::get(c, job_id, now))
     }
 
     /// Removes every expired result now; returns how many.
