@@ -383,29 +383,84 @@ function jobInfo(d) {
 }
 
 /**
+ * What the `for await` iterators share: ending it (an AbortSignal, `break`,
+ * `return()`) stops the native wait at once, and a database closed under it
+ * ends it quietly.
+ * @template T
+ * @implements {AsyncIterableIterator<T>}
+ */
+class Iteration {
+  /**
+   * @param {() => void} halt stops the native wait
+   * @param {AbortSignal | undefined} signal
+   */
+  constructor(halt, signal) {
+    this._halt = halt;
+    this._done = false;
+    /** @type {() => void} */
+    this._unlisten = () => {};
+    // An already aborted signal ends the iteration here and now.
+    this._unlisten = onAbort(signal, () => this._finish());
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /**
+   * The next item (each subclass waits for its own kind).
+   * @returns {Promise<IteratorResult<T, undefined>>}
+   */
+  async next() {
+    return DONE;
+  }
+
+  /** Ends the iteration (what `break` in a `for await` loop calls). */
+  async return() {
+    return this._finish();
+  }
+
+  /** @returns {IteratorReturnResult<undefined>} */
+  _finish() {
+    this._done = true;
+    this._halt();
+    this._unlisten();
+    return DONE;
+  }
+
+  /**
+   * Ends the iteration on a failed wait: quietly if the database was closed.
+   * @param {unknown} e
+   * @returns {IteratorReturnResult<undefined>}
+   */
+  _failed(e) {
+    this._finish();
+    const err = fix(e);
+    if (err instanceof HonkerError && err.code === 'closed') return DONE;
+    throw err;
+  }
+}
+
+/**
  * `for await (const job of queue.claim(worker, { signal }))`: waits for the
  * next job, woken by commits in any process. Aborting the signal (or
  * leaving the loop) ends it; a job claimed in the instant of the abort is
  * given back to the queue (released: its attempt is not counted).
- * @implements {AsyncIterableIterator<Job>}
+ * @extends {Iteration<Job>}
  */
-class Claimer {
+class Claimer extends Iteration {
   /**
    * @param {Queue} queue
    * @param {string} worker
    * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
    */
   constructor(queue, worker, opts) {
+    const stop = queue.db._n.stopFlag();
+    super(() => stop.stop(), opts?.signal);
     this._q = queue;
     this._worker = worker;
     this._timeoutS = opts?.timeoutS;
-    this._stop = queue.db._n.stopFlag();
-    this._done = false;
-    this._unlisten = onAbort(opts?.signal, () => this._stop.stop());
-  }
-
-  [Symbol.asyncIterator]() {
-    return this;
+    this._stop = stop;
   }
 
   /** @returns {Promise<IteratorResult<Job, undefined>>} */
@@ -430,10 +485,7 @@ class Claimer {
         data = await n.claimNext(q.name, this._worker, this._stop, q.visibilityTimeoutS, q.maxAttempts, this._timeoutS);
       }
     } catch (e) {
-      this._finish();
-      const err = fix(e);
-      if (err instanceof HonkerError && err.code === 'closed') return DONE;
-      throw err;
+      return this._failed(e);
     }
     if (data === null) return this._finish();
     if (this._stop.isStopped()) {
@@ -443,19 +495,6 @@ class Claimer {
       return this._finish();
     }
     return { done: false, value: new Job(q, data) };
-  }
-
-  /** Ends the iteration (what `break` in a `for await` loop calls). */
-  async return() {
-    return this._finish();
-  }
-
-  /** @returns {IteratorReturnResult<undefined>} */
-  _finish() {
-    this._done = true;
-    this._stop.stop();
-    this._unlisten();
-    return DONE;
   }
 }
 
@@ -712,27 +751,23 @@ function event(e) {
  * At-least-once: an event's offset is saved once you ask for the next one
  * (or leave the loop after it), so an event being handled when the process
  * dies is delivered again.
- * @implements {AsyncIterableIterator<Event>}
+ * @extends {Iteration<Event>}
  */
-class Subscription {
+class Subscription extends Iteration {
   /**
    * @param {Stream} stream
    * @param {string} consumer
    * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
    */
   constructor(stream, consumer, opts) {
+    const stop = stream.db._n.stopFlag();
+    super(() => stop.stop(), opts?.signal);
     this._s = stream;
     this._consumer = consumer;
     this._timeoutS = opts?.timeoutS;
-    this._stop = stream.db._n.stopFlag();
+    this._stop = stop;
     /** @type {import('./native').NativeCursor | null} */
     this._cursor = null;
-    this._done = false;
-    this._unlisten = onAbort(opts?.signal, () => this._stop.stop());
-  }
-
-  [Symbol.asyncIterator]() {
-    return this;
   }
 
   /** @returns {Promise<IteratorResult<Event, undefined>>} */
@@ -748,10 +783,7 @@ class Subscription {
       if (ev === null) return this._finish();
       return { done: false, value: event(ev) };
     } catch (e) {
-      const err = fix(e);
-      this._finish();
-      if (err instanceof HonkerError && err.code === 'closed') return DONE;
-      throw err;
+      return this._failed(e);
     }
   }
 
@@ -764,14 +796,6 @@ class Subscription {
   async return() {
     this._finish();
     if (this._cursor && !this._s.db.isClosed) await mapped(this._cursor.flush()).catch(() => {});
-    return DONE;
-  }
-
-  /** @returns {IteratorReturnResult<undefined>} */
-  _finish() {
-    this._done = true;
-    this._stop.stop();
-    this._unlisten();
     return DONE;
   }
 }
@@ -977,22 +1001,18 @@ function retentionOf(r) {
 /**
  * `for await (const n of db.listen(channel, { signal }))`: notifications
  * committed after `listen` was called, in order. Aborting ends it.
- * @implements {AsyncIterableIterator<Notification>}
+ * @extends {Iteration<Notification>}
  */
-class Listener {
+class Listener extends Iteration {
   /**
    * @param {Database} db
    * @param {string} channel
    * @param {{ signal?: AbortSignal }} [opts]
    */
   constructor(db, channel, opts) {
-    this._native = sync(() => db._n.listen(channel));
-    this._done = false;
-    this._unlisten = onAbort(opts?.signal, () => this._finish());
-  }
-
-  [Symbol.asyncIterator]() {
-    return this;
+    const native = sync(() => db._n.listen(channel));
+    super(() => native.close(), opts?.signal);
+    this._native = native;
   }
 
   /** @returns {Promise<IteratorResult<Notification, undefined>>} */
@@ -1002,11 +1022,10 @@ class Listener {
     try {
       n = await this._native.recv(null);
     } catch (e) {
-      this._finish();
-      throw fix(e);
+      return this._failed(e);
     }
     if (n === null) return this._finish();
-    return { done: false, value: { id: n.id, channel: n.channel, payload: loads(n.payload) } };
+    return { done: false, value: notification(n) };
   }
 
   /**
@@ -1016,25 +1035,21 @@ class Listener {
    */
   async recv(timeoutS) {
     const n = await mapped(this._native.recv(timeoutS));
-    return n === null ? null : { id: n.id, channel: n.channel, payload: loads(n.payload) };
+    return n === null ? null : notification(n);
   }
 
   /** Stops listening. */
-  async return() {
-    return this._finish();
-  }
-
   close() {
     this._finish();
   }
+}
 
-  /** @returns {IteratorReturnResult<undefined>} */
-  _finish() {
-    this._done = true;
-    this._native.close();
-    this._unlisten();
-    return DONE;
-  }
+/**
+ * @param {import('./native').NotificationData} n
+ * @returns {Notification}
+ */
+function notification(n) {
+  return { id: n.id, channel: n.channel, payload: loads(n.payload) };
 }
 
 /**

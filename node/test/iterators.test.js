@@ -72,6 +72,13 @@ test('an already aborted signal yields nothing', async () => {
   const signal = AbortSignal.abort();
   for await (const j of q.claim('w', { signal })) assert.fail(`got job ${j.id}`);
   assert.equal(q.claimOneSync('w').payload, 1, 'the job is still there');
+  const s = db.stream('s');
+  s.publishSync('e');
+  for await (const e of s.subscribe('c', { signal })) assert.fail(`got event ${e.offset}`);
+  assert.equal(s.getOffsetSync('c'), 0, 'nothing was consumed');
+  const listener = db.listen('ch', { signal });
+  db.notifySync('ch', 'n');
+  for await (const n of listener) assert.fail(`got notification ${n.id}`);
   db.close();
 });
 
