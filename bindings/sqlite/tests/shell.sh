@@ -58,4 +58,17 @@ case "$err" in
   *"invalid JSON in \`payload\`"*) echo "ok bad JSON is a clear SQL error" ;;
   *) echo "FAIL bad JSON: $err"; exit 1 ;;
 esac
-echo "$((oks + 1)) passed, 0 failed"
+# Docs are tests: the README's SQL blocks run as written (the extension's
+# path aside) on a file with an orders table, and its job is claimed.
+readme="$(dirname "$0")/../README.md"
+{
+  echo "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INT);"
+  awk '/^```/{ insql = ($0 == "```sql"); next } insql' "$readme" |
+    sed "s#^\.load .*#.load $ext#"
+} > "$dir/readme.sql"
+got=$(sqlite3 -bail "$dir/readme.db" < "$dir/readme.sql" 2>&1) || { echo "FAIL README's SQL: $got"; exit 1; }
+case "$got" in
+  *'"payload":{"order":1}'*) echo "ok README's SQL" ;;
+  *) echo "FAIL README's SQL printed: $got"; exit 1 ;;
+esac
+echo "$((oks + 2)) passed, 0 failed"
