@@ -150,6 +150,9 @@ function txOf(opts) {
   return tx._native;
 }
 
+/** What enqueue options may name: a misspelt one is an error, not a silent default. */
+const ENQUEUE_OPTIONS = new Set(['tx', 'delay', 'runAt', 'priority', 'expires', 'maxAttempts', 'key']);
+
 /**
  * Enqueue options for the native layer (a `Date` runAt becomes Unix seconds).
  * @param {EnqueueOptions | undefined} opts
@@ -157,6 +160,14 @@ function txOf(opts) {
  */
 function enqueueOpts(opts) {
   if (opts == null) return null;
+  for (const k in opts) {
+    if (!ENQUEUE_OPTIONS.has(k)) {
+      throw new HonkerError(
+        `invalid argument \`options\`: unknown option ${JSON.stringify(k)} (expected ${[...ENQUEUE_OPTIONS].join(', ')})`,
+        'invalid_argument',
+      );
+    }
+  }
   if (opts.runAt instanceof Date) return { ...opts, runAt: opts.runAt.getTime() / 1000 };
   return /** @type {import('./native').EnqueueOptions} */ (opts);
 }
@@ -171,6 +182,28 @@ function enqueueOpts(opts) {
  * @property {number} [maxAttempts] overrides the queue's
  * @property {string} [key] an idempotency key: a second live job with it is not added
  */
+
+/**
+ * SQL parameters, checked here so a bad one gets an error that names it.
+ * @param {unknown[]} params
+ * @returns {any}
+ */
+function sqlParams(params) {
+  if (!Array.isArray(params)) {
+    throw new HonkerError('invalid argument `params`: must be an array', 'invalid_argument');
+  }
+  for (let i = 0; i < params.length; i++) {
+    const v = params[i];
+    const t = typeof v;
+    if (v == null || t === 'number' || t === 'boolean' || t === 'string' || t === 'bigint' || Buffer.isBuffer(v)) continue;
+    const what = Array.isArray(v) ? 'an array' : v instanceof Date ? 'a Date' : t === 'object' ? 'an object' : `a ${t}`;
+    throw new HonkerError(
+      `invalid argument \`params\`: parameter ${i + 1} is ${what} (expected null, a number, boolean, string, bigint or Buffer)`,
+      'invalid_argument',
+    );
+  }
+  return params;
+}
 
 /**
  * @param {{ columns: string[], rows: unknown[][] }} r
@@ -232,7 +265,7 @@ class Transaction {
    * @returns {number}
    */
   execute(sql, params = []) {
-    return sync(() => this.db._n.execute(true, sql, /** @type {any} */ (params), this._native));
+    return sync(() => this.db._n.execute(true, sql, sqlParams(params), this._native));
   }
 
   /**
@@ -242,7 +275,7 @@ class Transaction {
    * @returns {Record<string, unknown>[]}
    */
   query(sql, params = []) {
-    return sync(() => objects(this.db._n.query(true, sql, /** @type {any} */ (params), this._native)));
+    return sync(() => objects(this.db._n.query(true, sql, sqlParams(params), this._native)));
   }
 }
 
@@ -1358,7 +1391,7 @@ class Database {
    * @returns {Promise<number>}
    */
   execute(sql, params = []) {
-    return this._async(() => this._n.execute(false, sql, /** @type {any} */ (params), null));
+    return this._async(() => this._n.execute(false, sql, sqlParams(params), null));
   }
 
   /**
@@ -1367,7 +1400,7 @@ class Database {
    * @returns {number}
    */
   executeSync(sql, params = []) {
-    return sync(() => this._n.execute(true, sql, /** @type {any} */ (params), null));
+    return sync(() => this._n.execute(true, sql, sqlParams(params), null));
   }
 
   /**
@@ -1377,7 +1410,7 @@ class Database {
    * @returns {Promise<Record<string, unknown>[]>}
    */
   async query(sql, params = []) {
-    return objects(await this._async(() => this._n.query(false, sql, /** @type {any} */ (params), null)));
+    return objects(await this._async(() => this._n.query(false, sql, sqlParams(params), null)));
   }
 
   /**
@@ -1386,7 +1419,7 @@ class Database {
    * @returns {Record<string, unknown>[]}
    */
   querySync(sql, params = []) {
-    return sync(() => objects(this._n.query(true, sql, /** @type {any} */ (params), null)));
+    return sync(() => objects(this._n.query(true, sql, sqlParams(params), null)));
   }
 
   /**

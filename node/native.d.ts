@@ -135,7 +135,7 @@ export interface CronOptions {
 
 /**
  * Enqueue options as the JS layer passes them (seconds; `runAt` as Unix
- * seconds). Unknown fields (such as `tx`) are ignored.
+ * seconds). index.js has rejected unknown fields; `tx` is ignored here.
  */
 export interface EnqueueOptions {
   delay?: number

@@ -59,9 +59,53 @@ pub fn secs_f64(what: &'static str, secs: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(secs).map_err(|_| {
         Error::invalid(
             what,
-            format!("must be a finite, non-negative number of seconds, got {secs}"),
+            format!(
+                "must be a finite, non-negative number of seconds, got {}",
+                shown(secs)
+            ),
         )
     })
+}
+
+/// A count given by a binding (a batch size, a read limit): not negative.
+pub fn count(what: &'static str, n: i64) -> Result<usize> {
+    usize::try_from(n).map_err(|_| Error::invalid(what, format!("must not be negative, got {n}")))
+}
+
+/// An attempt budget given by a binding: at least 1 (and at most `u32::MAX`).
+pub fn attempts(what: &'static str, n: i64) -> Result<u32> {
+    match u32::try_from(n) {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(Error::invalid(
+            what,
+            format!("must be a whole number from 1 to {}, got {n}", u32::MAX),
+        )),
+    }
+}
+
+/// The largest integer a JavaScript number holds exactly (2^53 - 1).
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// An integer given as a float by a binding (a JS number): rejects
+/// fractions, NaN, infinities and values beyond 2^53 - 1, which a plain
+/// conversion would truncate, zero or saturate without a word.
+pub fn whole_f64(what: &'static str, v: f64) -> Result<i64> {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() <= MAX_SAFE_INTEGER {
+        return Ok(v as i64);
+    }
+    Err(Error::invalid(
+        what,
+        format!("must be a whole number, got {}", shown(v)),
+    ))
+}
+
+/// A float as an error message shows it: 1e300, not 301 digits.
+fn shown(v: f64) -> String {
+    if v.is_finite() && v.abs() >= 1e16 {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 #[cfg(test)]
@@ -91,5 +135,35 @@ mod tests {
         assert!(secs_f64("delay", -1.0).is_err());
         assert!(secs_f64("delay", f64::NAN).is_err());
         assert_eq!(secs_f64("delay", 1.5).unwrap(), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn numbers_from_bindings() {
+        assert_eq!(count("n", 0).unwrap(), 0);
+        assert_eq!(
+            count("n", -1).unwrap_err().to_string(),
+            "invalid argument `n`: must not be negative, got -1"
+        );
+        assert_eq!(attempts("max_attempts", 3).unwrap(), 3);
+        for bad in [0, -1, i64::from(u32::MAX) + 1] {
+            let e = attempts("max_attempts", bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_argument");
+            assert!(e.to_string().contains(&bad.to_string()), "{e}");
+        }
+        assert_eq!(whole_f64("n", 42.0).unwrap(), 42);
+        assert_eq!(whole_f64("n", -7.0).unwrap(), -7);
+        assert_eq!(whole_f64("n", MAX_SAFE_INTEGER).unwrap(), (1 << 53) - 1);
+        assert!(whole_f64("n", 1e300)
+            .unwrap_err()
+            .to_string()
+            .ends_with("got 1e300"));
+        for bad in [1.5, f64::NAN, f64::INFINITY, -f64::INFINITY, 1e300] {
+            let e = whole_f64("priority", bad).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("invalid argument `priority`: must be a whole number"),
+                "{e}"
+            );
+        }
     }
 }

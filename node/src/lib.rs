@@ -17,8 +17,8 @@
 
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
-    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, wait, Db,
-    EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
+    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, validate, wait,
+    Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use napi::bindgen_prelude::{Either, ToNapiValue, TypeName};
 use napi::{Env, Status, Task};
@@ -60,8 +60,19 @@ fn ttl_ms(what: &'static str, s: f64) -> napi::Result<i64> {
     Ok((s * 1000.0).round().max(1.0) as i64)
 }
 
-fn count(what: &'static str, n: i64) -> napi::Result<usize> {
-    usize::try_from(n).map_err(|_| invalid(what, format!("must not be negative, got {n}")))
+// Whole numbers arrive as JS numbers (f64) and are checked here: napi's own
+// i64/u32 conversions would truncate 1.5, zero NaN and wrap -1 silently.
+
+fn whole(what: &'static str, v: f64) -> napi::Result<i64> {
+    validate::whole_f64(what, v).map_err(to_js)
+}
+
+fn count(what: &'static str, n: f64) -> napi::Result<usize> {
+    validate::count(what, whole(what, n)?).map_err(to_js)
+}
+
+fn attempts(what: &'static str, n: f64) -> napi::Result<u32> {
+    validate::attempts(what, whole(what, n)?).map_err(to_js)
 }
 
 /// A short blocking call, run on the libuv thread pool.
@@ -171,13 +182,13 @@ fn jobs(v: Vec<JobRecord>) -> Vec<JobData> {
 }
 
 /// Enqueue options as the JS layer passes them (seconds; `runAt` as Unix
-/// seconds). Unknown fields (such as `tx`) are ignored.
+/// seconds). index.js has rejected unknown fields; `tx` is ignored here.
 #[napi(object)]
 pub struct EnqueueOptions {
     pub delay: Option<f64>,
     pub run_at: Option<f64>,
-    pub priority: Option<i64>,
-    pub max_attempts: Option<u32>,
+    pub priority: Option<f64>,
+    pub max_attempts: Option<f64>,
     pub expires: Option<f64>,
     pub key: Option<String>,
 }
@@ -189,8 +200,15 @@ fn enqueue_opts(o: Option<EnqueueOptions>) -> napi::Result<EnqueueOpts> {
     Ok(EnqueueOpts {
         delay: secs("delay", o.delay)?,
         run_at: secs("runAt", o.run_at)?.map(|d| SystemTime::UNIX_EPOCH + d),
-        priority: o.priority.unwrap_or(0),
-        max_attempts: o.max_attempts,
+        priority: o
+            .priority
+            .map(|p| whole("priority", p))
+            .transpose()?
+            .unwrap_or(0),
+        max_attempts: o
+            .max_attempts
+            .map(|n| attempts("maxAttempts", n))
+            .transpose()?,
         expires: secs("expires", o.expires)?,
         key: o.key,
     })
@@ -256,7 +274,7 @@ pub struct QueueStatsData {
 #[napi(object)]
 pub struct RetentionData {
     pub max_age_s: Option<f64>,
-    pub max_count: Option<i64>,
+    pub max_count: Option<f64>,
 }
 
 /// Who holds a lock.
@@ -276,10 +294,7 @@ fn retention_in(r: Option<RetentionData>) -> napi::Result<stream::Retention> {
         max_age: secs("maxAgeS", r.max_age_s)?,
         max_count: r
             .max_count
-            .map(|n| {
-                u64::try_from(n)
-                    .map_err(|_| invalid("maxCount", format!("must not be negative, got {n}")))
-            })
+            .map(|n| count("maxCount", n).map(|n| n as u64))
             .transpose()?,
     })
 }
@@ -287,7 +302,7 @@ fn retention_in(r: Option<RetentionData>) -> napi::Result<stream::Retention> {
 fn retention_out(r: stream::Retention) -> RetentionData {
     RetentionData {
         max_age_s: r.max_age.map(|d| d.as_secs_f64()),
-        max_count: r.max_count.map(|n| n as i64),
+        max_count: r.max_count.map(|n| n as f64),
     }
 }
 
@@ -316,7 +331,7 @@ pub struct ScheduleSpecData {
     pub queue: String,
     pub schedule: String,
     pub payload: String,
-    pub priority: Option<i64>,
+    pub priority: Option<f64>,
     pub expires_s: Option<f64>,
     pub tz: Option<String>,
 }
@@ -766,9 +781,10 @@ impl NativeDatabase {
         payload: String,
         opts: Option<EnqueueOptions>,
         tx: Option<&NativeTx>,
-        default_max_attempts: u32,
+        default_max_attempts: f64,
     ) -> napi::Result<Run<i64>> {
         let opts = enqueue_opts(opts)?;
+        let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
         self.run(sync, tx, move |c, now| {
             queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
         })
@@ -785,9 +801,10 @@ impl NativeDatabase {
         payloads: Vec<String>,
         opts: Option<EnqueueOptions>,
         tx: Option<&NativeTx>,
-        default_max_attempts: u32,
+        default_max_attempts: f64,
     ) -> napi::Result<Run<Vec<i64>>> {
         let opts = enqueue_opts(opts)?;
+        let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
         self.run(sync, tx, move |c, now| {
             queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
         })
@@ -802,7 +819,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
         worker: String,
-        n: i64,
+        n: f64,
         visibility_timeout_s: f64,
     ) -> napi::Result<Run<Vec<JobData>>> {
         let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
@@ -822,13 +839,13 @@ impl NativeDatabase {
         worker: String,
         stop: &NativeStop,
         visibility_timeout_s: f64,
-        max_attempts: u32,
+        max_attempts: f64,
         timeout_s: Option<f64>,
     ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
         let opts = QueueOpts {
             visibility_timeout: secs("visibilityTimeoutS", Some(visibility_timeout_s))?
                 .unwrap_or_default(),
-            max_attempts,
+            max_attempts: attempts("maxAttempts", max_attempts)?,
         };
         let timeout = secs("timeout", timeout_s)?;
         let (db, flag) = (self.db.clone(), stop.flag.clone());
@@ -956,7 +973,7 @@ impl NativeDatabase {
     }
 
     #[napi(ts_return_type = "Promise<JobData[]>")]
-    pub fn dead_jobs(&self, queue: String, limit: i64) -> napi::Result<AsyncOp<Vec<JobData>>> {
+    pub fn dead_jobs(&self, queue: String, limit: f64) -> napi::Result<AsyncOp<Vec<JobData>>> {
         let limit = count("limit", limit)?;
         Ok(self.later(None, move |c, _| {
             queue::dead_jobs(c, &queue, limit).map(jobs)
@@ -1032,9 +1049,10 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
-        offset: i64,
-        limit: i64,
+        offset: f64,
+        limit: f64,
     ) -> napi::Result<Run<Vec<EventData>>> {
+        let offset = whole("offset", offset)?;
         let limit = count("limit", limit)?;
         self.run(sync, None, move |c, _| {
             Ok(stream::read_since(c, &stream, offset, limit)?
@@ -1053,9 +1071,10 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
         consumer: String,
-        offset: i64,
+        offset: f64,
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<bool>> {
+        let offset = whole("offset", offset)?;
         self.run(sync, tx, move |c, now| {
             stream::save_offset(c, &stream, &consumer, offset, now)
         })
@@ -1227,10 +1246,11 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         key: String,
-        limit: i64,
+        limit: f64,
         per_s: f64,
     ) -> napi::Result<Run<bool>> {
         let per = ttl_ms("perS", per_s)?;
+        let limit = whole("limit", limit)?;
         self.run(sync, None, move |c, now| {
             rate_limit::try_acquire(c, &key, limit, per, now)
         })
@@ -1243,11 +1263,12 @@ impl NativeDatabase {
     pub fn save_result(
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
-        job_id: i64,
+        job_id: f64,
         value: String,
         ttl_s: f64,
     ) -> napi::Result<Run<()>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
+        let job_id = whole("jobId", job_id)?;
         self.run(sync, None, move |c, now| {
             result::save(c, job_id, &value, ttl, now)
         })
@@ -1260,8 +1281,9 @@ impl NativeDatabase {
     pub fn get_result(
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
-        job_id: i64,
+        job_id: f64,
     ) -> napi::Result<Run<Option<String>>> {
+        let job_id = whole("jobId", job_id)?;
         self.run(sync, None, move |c, now| result::get(c, job_id, now))
     }
 
@@ -1276,6 +1298,11 @@ impl NativeDatabase {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn schedule_add(&self, spec: ScheduleSpecData) -> napi::Result<AsyncOp<()>> {
         let expires = secs("expiresS", spec.expires_s)?;
+        let priority = spec
+            .priority
+            .map(|p| whole("priority", p))
+            .transpose()?
+            .unwrap_or(0);
         Ok(self.later(None, move |c, now| {
             let s = scheduler::ScheduleSpec {
                 name: &spec.name,
@@ -1283,7 +1310,7 @@ impl NativeDatabase {
                 cron: &spec.schedule,
                 tz: spec.tz.as_deref(),
                 payload: &spec.payload,
-                priority: spec.priority.unwrap_or(0),
+                priority,
                 expires,
             };
             scheduler::add(c, &s, now)

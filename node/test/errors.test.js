@@ -5,12 +5,16 @@ const assert = require('node:assert/strict');
 const { open, HonkerError } = require('..');
 const { tmpdb } = require('./helpers.js');
 
-/** Asserts `fn` throws (or its Promise rejects with) a HonkerError of `code`. */
-async function rejectsWith(code, fn) {
+/**
+ * Asserts `fn` throws (or its Promise rejects with) a HonkerError of `code`
+ * (and, when given, a message matching `message`).
+ */
+async function rejectsWith(code, fn, message) {
   await assert.rejects(async () => fn(), (e) => {
     assert.ok(e instanceof HonkerError, `expected a HonkerError, got ${e}`);
     assert.ok(e instanceof Error);
     assert.equal(e.code, code, e.message);
+    if (message) assert.match(e.message, message);
     assert.ok(!e.message.startsWith('honker:'), 'the code is not left in the message');
     return true;
   });
@@ -80,6 +84,34 @@ test('invalid arguments: invalid_argument', async () => {
   await rejectsWith('invalid_argument', () => q.enqueueSync(1, { priority: 'high' }));
   await rejectsWith('invalid_argument', () => db.executeSync('SELECT ?', [{}]));
   await rejectsWith('invalid_argument', () => open(''));
+  db.close();
+});
+
+test('numbers: whole where whole is meant, never truncated, wrapped or zeroed', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  const bad = (fn, message) => rejectsWith('invalid_argument', fn, message);
+  await bad(() => q.enqueueSync(1, { maxAttempts: -1 }), /`maxAttempts`: must be a whole number from 1 to 4294967295, got -1/);
+  await bad(() => q.enqueue(1, { maxAttempts: 1.5 }), /`maxAttempts`: must be a whole number, got 1.5/);
+  await bad(() => db.queue('z', { maxAttempts: -1 }).enqueueSync(1), /`maxAttempts`/);
+  await bad(() => q.enqueueSync(1, { priority: 1e300 }), /`priority`: must be a whole number, got 1e300/);
+  await bad(() => q.enqueueSync(1, { priority: Number.NaN }), /`priority`/);
+  await bad(() => q.claimBatchSync('w', 1.5), /`n`: must be a whole number/);
+  await bad(() => q.claimBatch('w', Number.NaN), /`n`/);
+  await bad(() => db.stream('s').readSinceSync(Number.NaN, 10), /`offset`/);
+  await bad(() => db.stream('s').readSince(0, -1), /`limit`: must not be negative, got -1/);
+  await bad(() => db.stream('s').saveOffsetSync('c', 2.5), /`offset`/);
+  await bad(() => db.tryRateLimitSync('k', 1.5, 60), /`limit`: must be a whole number/);
+  await bad(() => db.saveResultSync(1.5, 'v', 60), /`jobId`/);
+  await bad(() => db.stream('s').setRetentionSync({ maxCount: 0.5 }), /`maxCount`/);
+  await bad(() => db.scheduler().add({ name: 'n', queue: 'q', schedule: '@hourly', payload: 1, priority: 0.5 }), /`priority`/);
+  // A misspelt option is an error, not a silent default.
+  await bad(() => q.enqueueSync(1, { delayS: 60 }), /unknown option "delayS" \(expected tx, delay, runAt/);
+  await bad(() => q.enqueueMany([1], { priorty: 1 }), /unknown option "priorty"/);
+  // A SQL parameter of no SQL type is named.
+  await bad(() => db.executeSync('SELECT ?, ?', [1, new Date()]), /`params`: parameter 2 is a Date/);
+  assert.deepEqual(q.claimBatchSync('w', 10), [], 'none of the refused calls enqueued anything');
+  assert.equal(await db.stream('s').lastOffset(), 0);
   db.close();
 });
 

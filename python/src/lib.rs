@@ -5,8 +5,8 @@
 
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
-    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, wait, Db,
-    EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
+    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, validate, wait,
+    Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -123,6 +123,17 @@ fn ttl_ms(what: &'static str, s: f64) -> PyResult<i64> {
     Ok((s * 1000.0).round().max(1.0) as i64)
 }
 
+// Counts and attempt budgets arrive as Python ints (i64) and are checked in
+// core: an unsigned parameter would turn -1 into a bare OverflowError.
+
+fn count(what: &'static str, n: i64) -> PyResult<usize> {
+    validate::count(what, n).map_err(to_py)
+}
+
+fn attempts(what: &'static str, n: i64) -> PyResult<u32> {
+    validate::attempts(what, n).map_err(to_py)
+}
+
 fn secs(what: &'static str, s: Option<f64>) -> PyResult<Option<Duration>> {
     s.map(|s| honker_core::validate::secs_f64(what, s))
         .transpose()
@@ -171,7 +182,7 @@ fn enqueue_opts(
     delay_s: Option<f64>,
     run_at_s: Option<f64>,
     priority: i64,
-    max_attempts: Option<u32>,
+    max_attempts: Option<i64>,
     expires_s: Option<f64>,
     key: Option<String>,
 ) -> PyResult<EnqueueOpts> {
@@ -179,7 +190,9 @@ fn enqueue_opts(
         delay: secs("delay", delay_s)?,
         run_at: secs("run_at", run_at_s)?.map(|d| SystemTime::UNIX_EPOCH + d),
         priority,
-        max_attempts,
+        max_attempts: max_attempts
+            .map(|n| attempts("max_attempts", n))
+            .transpose()?,
         expires: secs("expires", expires_s)?,
         key,
     })
@@ -380,12 +393,20 @@ impl NativeDatabase {
         py: Python<'_>,
         path: String,
         busy_timeout_s: f64,
-        wal_autocheckpoint: u32,
+        wal_autocheckpoint: i64,
     ) -> PyResult<Self> {
         let busy_timeout = secs("busy_timeout_s", Some(busy_timeout_s))?.unwrap_or_default();
         let opts = OpenOptions {
             busy_timeout,
-            wal_autocheckpoint,
+            wal_autocheckpoint: u32::try_from(wal_autocheckpoint).map_err(|_| {
+                to_py(Error::invalid(
+                    "wal_autocheckpoint",
+                    format!(
+                        "must be a whole number of pages from 0 to {}, got {wal_autocheckpoint}",
+                        u32::MAX
+                    ),
+                ))
+            })?,
             ..OpenOptions::default()
         };
         let db = py.detach(|| Db::open(&path, opts)).map_err(to_py)?;
@@ -470,12 +491,13 @@ impl NativeDatabase {
         delay_s: Option<f64>,
         run_at_s: Option<f64>,
         priority: i64,
-        max_attempts: Option<u32>,
+        max_attempts: Option<i64>,
         expires_s: Option<f64>,
         key: Option<String>,
-        default_max_attempts: u32,
+        default_max_attempts: i64,
     ) -> PyResult<i64> {
         let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, key)?;
+        let default_max_attempts = attempts("max_attempts", default_max_attempts)?;
         self.op(py, tx, |c, now| {
             queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
         })
@@ -492,11 +514,12 @@ impl NativeDatabase {
         delay_s: Option<f64>,
         run_at_s: Option<f64>,
         priority: i64,
-        max_attempts: Option<u32>,
+        max_attempts: Option<i64>,
         expires_s: Option<f64>,
-        default_max_attempts: u32,
+        default_max_attempts: i64,
     ) -> PyResult<Vec<i64>> {
         let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, None)?;
+        let default_max_attempts = attempts("max_attempts", default_max_attempts)?;
         self.op(py, tx, |c, now| {
             queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
         })
@@ -508,9 +531,10 @@ impl NativeDatabase {
         py: Python<'_>,
         queue: String,
         worker: String,
-        n: usize,
+        n: i64,
         visibility_timeout_s: f64,
     ) -> PyResult<Vec<JobData>> {
+        let n = count("n", n)?;
         let vt = secs("visibility_timeout_s", Some(visibility_timeout_s))?.unwrap_or_default();
         let jobs = self.op(py, None, |c, now| {
             queue::claim(c, &queue, &worker, n, vt, now)
@@ -529,13 +553,13 @@ impl NativeDatabase {
         worker: String,
         stop: &NativeStop,
         visibility_timeout_s: f64,
-        max_attempts: u32,
+        max_attempts: i64,
         timeout_s: Option<f64>,
     ) -> PyResult<Option<JobData>> {
         let opts = QueueOpts {
             visibility_timeout: secs("visibility_timeout_s", Some(visibility_timeout_s))?
                 .unwrap_or_default(),
-            max_attempts,
+            max_attempts: attempts("max_attempts", max_attempts)?,
         };
         let timeout = secs("timeout", timeout_s)?;
         let job = py
@@ -680,7 +704,8 @@ impl NativeDatabase {
             .map(JobData::from))
     }
 
-    fn dead_jobs(&self, py: Python<'_>, queue: String, limit: usize) -> PyResult<Vec<JobData>> {
+    fn dead_jobs(&self, py: Python<'_>, queue: String, limit: i64) -> PyResult<Vec<JobData>> {
+        let limit = count("limit", limit)?;
         Ok(self
             .op(py, None, |c, _| queue::dead_jobs(c, &queue, limit))?
             .into_iter()
@@ -732,8 +757,9 @@ impl NativeDatabase {
         py: Python<'_>,
         stream: String,
         offset: i64,
-        limit: usize,
+        limit: i64,
     ) -> PyResult<Vec<(i64, Option<String>, String)>> {
+        let limit = count("limit", limit)?;
         let evs = self.op(py, None, |c, _| {
             stream::read_since(c, &stream, offset, limit)
         })?;

@@ -19,7 +19,7 @@ def test_open_options(tmp_path):
         assert tx.query("PRAGMA wal_autocheckpoint") == [{"wal_autocheckpoint": 1000}]
     with honker.open(path, busy_timeout_s=0.5, wal_autocheckpoint=0) as d, d.transaction() as tx:
         assert tx.query("PRAGMA wal_autocheckpoint") == [{"wal_autocheckpoint": 0}]
-    with pytest.raises(OverflowError, match="wal_autocheckpoint"):
+    with pytest.raises(honker.InvalidArgument, match="wal_autocheckpoint"):
         honker.open(path, wal_autocheckpoint=-1)
     with pytest.raises(honker.InvalidArgument, match="busy_timeout_s"):
         honker.open(path, busy_timeout_s=-1)

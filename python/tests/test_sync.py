@@ -116,6 +116,18 @@ def test_errors_are_typed_and_named(db):
         q.enqueue(1, delay=-1)
     with pytest.raises(honker.InvalidArgument, match="max_attempts"):
         q.enqueue(1, max_attempts=0)
+    # Counts and attempt budgets are checked, not left to an int conversion.
+    with pytest.raises(honker.InvalidArgument, match="`max_attempts`: must be a whole number from 1 to .*, got -1"):
+        q.enqueue(1, max_attempts=-1)
+    with pytest.raises(honker.InvalidArgument, match="`max_attempts`: .* got 4294967296"):
+        db.queue("big", max_attempts=2**32).enqueue(1)
+    with pytest.raises(honker.InvalidArgument, match="`n`: must not be negative, got -1"):
+        q.claim_batch("w", -1)
+    with pytest.raises(honker.InvalidArgument, match="`limit`: must not be negative, got -5"):
+        db.stream("s").read_since(0, -5)
+    with pytest.raises(honker.InvalidArgument, match="`limit`: must not be negative"):
+        q.dead_jobs(-1)
+    assert q.claim_batch("w", 10) == [], "nothing was enqueued by the refused calls"
     assert issubclass(honker.Busy, honker.HonkerError)
     with pytest.raises(TypeError, match="SQL parameters"), db.transaction() as tx:
         tx.execute("SELECT ?", [object()])
