@@ -110,7 +110,7 @@ class LockHeld(HonkerError):
 
 def _dumps(value: Any, what: str = "payload") -> str:
     try:
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as e:
         raise InvalidJson(f"invalid JSON in `{what}`: {e}") from None
 

@@ -112,6 +112,8 @@ def test_errors_are_typed_and_named(db):
         db.queue("").enqueue(1)
     with pytest.raises(honker.InvalidJson):
         q.enqueue({1, 2})  # a set is not JSON
+    with pytest.raises(honker.InvalidJson, match="`payload`: Out of range float values"):
+        q.enqueue({"x": float("inf")})  # Python would write Infinity, which no JSON reader takes
     with pytest.raises(honker.InvalidArgument, match="delay"):
         q.enqueue(1, delay=-1)
     with pytest.raises(honker.InvalidArgument, match="max_attempts"):
