@@ -22,7 +22,7 @@ PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node
+.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node bench-wake-cross
 
 ## make test: everything CI checks (installs what it needs).
 test: lint rust-test ext-test python-test node-test vectors-test cross-test examples
@@ -140,6 +140,16 @@ examples:
 bench:
 	cargo run --release --locked -p honker-bench --bin honker-bench
 	cargo run --release --locked -p honker-bench --bin wake
+
+## Cross-language wake: a Rust process notifies, a Python and a Node
+## listener wait (release builds of both packages), beside a Rust listener
+## and a 1 ms poller measured in the same run.
+bench-wake-cross: deps ext node-deps
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0
+	cd python && HONKER_EXT_PREBUILT=$(EXT) VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q --release
+	cd node && $(NAPI_BUILD) --release
+	cargo run --release --locked -p honker-bench --bin wake -- --python $(VENV)/bin/python --node node $(ARGS)
 
 ## Python benchmark (release build of the package into .venv).
 bench-python: deps ext

@@ -130,15 +130,46 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Where a mode's waiting process comes from: this program, or a listener
+/// script run by another language's interpreter.
+fn waiter(mode: &str, path: &str, langs: &Langs) -> Command {
+    let script = |name: &str| format!("{}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = match mode {
+        "python-notify" => {
+            let mut c = Command::new(langs.python.as_deref().expect("--python"));
+            c.arg(script("wake_listener.py"));
+            c
+        }
+        "node-notify" => {
+            let mut c = Command::new(langs.node.as_deref().expect("--node"));
+            c.arg(script("wake_listener.mjs"));
+            c
+        }
+        _ => {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args(["child", mode]);
+            c
+        }
+    };
+    cmd.arg(path);
+    cmd
+}
+
+/// The other languages' interpreters, for the cross-language rows.
+#[derive(Default)]
+struct Langs {
+    python: Option<String>,
+    node: Option<String>,
+}
+
 /// The committing side (process A): returns latencies in ms.
-fn measure(mode: &str, samples: usize) -> Vec<f64> {
+fn measure(mode: &str, samples: usize, langs: &Langs) -> Vec<f64> {
     let dir = std::env::temp_dir().join(format!("honker-wake-{}-{mode}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("wake.db");
     let db = Database::open(&path).unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child", mode, path.to_str().unwrap()])
+    let mut child = waiter(mode, path.to_str().unwrap(), langs)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -147,7 +178,7 @@ fn measure(mode: &str, samples: usize) -> Vec<f64> {
     let q = db.queue("bench", QueueOpts::default());
     let s = db.stream("bench");
     let send = |seq: i64| match mode {
-        "notify" | "poll-notify" => {
+        "notify" | "poll-notify" | "python-notify" | "node-notify" => {
             db.notify("bench", &seq).unwrap();
         }
         "queue" | "poll-queue" => {
@@ -279,24 +310,56 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let samples = if quick { 300 } else { 2000 };
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    // `--python PY --node NODE`: only the cross-language rows (a Rust
+    // process notifies; a Python and a Node listener wait), beside the Rust
+    // listener and the 1 ms poller of the same run.
+    let langs = Langs {
+        python: flag("--python"),
+        node: flag("--node"),
+    };
+    let cross = langs.python.is_some() || langs.node.is_some();
     println!("honker wake latency (release: {}), {samples} samples each, ms from commit returned in A to woken and holding the item in B", !cfg!(debug_assertions));
     println!();
     println!("| waiter | p50 | p99 | max |");
     println!("| --- | ---: | ---: | ---: |");
-    for (mode, label) in [
-        ("notify", "honker listen (notify)"),
-        (
-            "poll-notify",
-            "baseline: poll data_version every 1 ms (notify)",
-        ),
-        ("queue", "honker claim_waker (enqueue)"),
-        (
-            "poll-queue",
-            "baseline: poll data_version every 1 ms (enqueue)",
-        ),
-        ("stream", "honker subscribe (publish)"),
-    ] {
-        let mut lat = measure(mode, samples);
+    let rows: &[(&str, &str)] = if cross {
+        &[
+            ("notify", "Rust listen (notify from Rust)"),
+            ("python-notify", "Python listen (notify from Rust)"),
+            ("node-notify", "Node listen (notify from Rust)"),
+            (
+                "poll-notify",
+                "baseline: Rust poll of data_version every 1 ms (notify from Rust)",
+            ),
+        ]
+    } else {
+        &[
+            ("notify", "honker listen (notify)"),
+            (
+                "poll-notify",
+                "baseline: poll data_version every 1 ms (notify)",
+            ),
+            ("queue", "honker claim_waker (enqueue)"),
+            (
+                "poll-queue",
+                "baseline: poll data_version every 1 ms (enqueue)",
+            ),
+            ("stream", "honker subscribe (publish)"),
+        ]
+    };
+    let mut summary = Vec::new();
+    for &(mode, label) in rows {
+        if (mode == "python-notify" && langs.python.is_none())
+            || (mode == "node-notify" && langs.node.is_none())
+        {
+            continue;
+        }
+        let mut lat = measure(mode, samples, &langs);
         lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!(
             "| {label} | {:.3} | {:.3} | {:.3} |",
@@ -304,8 +367,23 @@ fn main() {
             percentile(&lat, 0.99),
             lat[lat.len() - 1]
         );
+        summary.push((label, percentile(&lat, 0.5), percentile(&lat, 0.99)));
     }
     println!();
+    if cross {
+        let poll_p50 = summary
+            .iter()
+            .find(|(l, ..)| l.starts_with("baseline"))
+            .map(|&(_, p50, _)| p50)
+            .unwrap();
+        for (label, p50, p99) in summary.iter().filter(|(l, ..)| !l.starts_with("baseline")) {
+            println!(
+                "{label}: p50 {p50:.3} ms ({:.2} of the 1 ms poller's), p99 {p99:.3} ms (goal: p99 under a few ms, at most 3)",
+                p50 / poll_p50
+            );
+        }
+        return;
+    }
     let (mut late, stop_ms) = scheduler_timing(if quick { 3 } else { 10 });
     late.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
