@@ -213,7 +213,7 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
                 .unwrap_or(Value::Null))
         }),
         ("honker_dead_jobs", -1, read, |ctx, c, _| {
-            let limit = opt_int(ctx, 1, "limit")?.unwrap_or(100).max(0) as usize;
+            let limit = validate::count("limit", opt_int(ctx, 1, "limit")?.unwrap_or(100))?;
             let jobs = queue::dead_jobs(c, &text(ctx, 0, "queue")?, limit)?;
             Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
         }),
@@ -246,7 +246,7 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
             .map(Value::Integer)
         }),
         ("honker_read_since", -1, read, |ctx, c, _| {
-            let limit = opt_int(ctx, 2, "limit")?.unwrap_or(100).max(0) as usize;
+            let limit = validate::count("limit", opt_int(ctx, 2, "limit")?.unwrap_or(100))?;
             let events =
                 stream::read_since(c, &text(ctx, 0, "stream")?, int(ctx, 1, "offset")?, limit)?;
             Ok(text_value(Json::Array(
@@ -297,7 +297,7 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
         ("honker_notify", 2, write, do_notify),
         ("honker_notifications_since", -1, read, |ctx, c, _| {
             let channel = opt_text(ctx, 1, "channel")?;
-            let limit = opt_int(ctx, 2, "limit")?.unwrap_or(100).max(0) as usize;
+            let limit = validate::count("limit", opt_int(ctx, 2, "limit")?.unwrap_or(100))?;
             let ns = notify::read_after(c, int(ctx, 0, "after_id")?, channel.as_deref(), limit)?;
             Ok(text_value(Json::Array(
                 ns.iter()

@@ -128,6 +128,9 @@ class Queues(Base):
         self.fails("unknown time zone", "SELECT honker_cron_next('0 3 * * *', 0, 'Mars/Base')")
         self.fails("`n`: must be at least 1", "SELECT honker_claim_batch('q', 'w', 0)")
         self.fails("honker_claim_batch(queue, worker, n", "SELECT honker_claim_batch('q')")
+        self.fails("`limit`: must not be negative, got -1", "SELECT honker_read_since('s', 0, -1)")
+        self.fails("`limit`: must not be negative", "SELECT honker_dead_jobs('q', -5)")
+        self.fails("`limit`: must not be negative", "SELECT honker_notifications_since(0, 'c', -1)")
 
 
 class StreamsNotifyLocksResultsSchedules(Base):
