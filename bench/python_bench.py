@@ -64,7 +64,7 @@ def main():
     raw = stdlib_db(os.path.join(d, "raw.db"))
     db = honker.open(os.path.join(d, "honker.db"))
     q = db.queue("bench")
-    rows = {k: [] for k in ("raw", "raw_claim_ack", "enqueue", "enqueue_many", "claim_ack", "batch128", "async")}
+    rows = {k: [] for k in ("raw", "raw_claim_ack", "enqueue", "enqueue_many", "claim_ack", "batch128", "async", "async_ack", "enqueue_async")}
     counter = [0]
 
     def raw_round():
@@ -105,6 +105,19 @@ def main():
                 break
         assert n == N, f"the async loop got {n} of {N} jobs"
 
+    async def async_ack_round():
+        n = 0
+        async for job in q.claim("w", timeout=5):
+            assert await job.ack_async()
+            n += 1
+            if n == N:
+                break
+        assert n == N, f"the async loop got {n} of {N} jobs"
+
+    async def enqueue_async_round():
+        for i in range(N):
+            await q.enqueue_async({"n": i})
+
     for _ in range(ROUNDS):
         rows["raw"].append(rate(N, raw_round))
         rows["enqueue"].append(rate(N, enqueue_round))
@@ -115,6 +128,8 @@ def main():
         rows["batch128"].append(rate(N * 10, batch_round))
         q.enqueue_many([{"n": i} for i in range(N)])  # untimed: the async round's jobs
         rows["async"].append(rate(N, lambda: asyncio.run(async_round())))
+        rows["enqueue_async"].append(rate(N, lambda: asyncio.run(enqueue_async_round())))
+        rows["async_ack"].append(rate(N, lambda: asyncio.run(async_ack_round())))
         # Drain what is left so every round starts from the same depth.
         while q.claim_batch("w", 1000):
             pass
@@ -130,7 +145,9 @@ def main():
         ("enqueue_many", "enqueue_many, 100 per transaction"),
         ("claim_ack", "claim_one + ack"),
         ("batch128", "claim_batch(128) + ack_batch"),
+        ("enqueue_async", "await enqueue_async, 1 per transaction"),
         ("async", "async for claim loop + ack, end to end"),
+        ("async_ack", "async for claim loop + await ack_async, end to end"),
     ]:
         r = statistics.median(rows[key])
         print(f"| {label} | {r:.0f} | {r / raw_rate:.2f} |")

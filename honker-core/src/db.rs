@@ -308,6 +308,14 @@ impl Db {
         self.lock().tx.is_some()
     }
 
+    /// Did the calling thread open the transaction that is open now? (A
+    /// binding that hands a call to another thread asks first: that thread
+    /// would wait for this one's commit, which waits for the call.)
+    pub fn held_by_this_thread(&self) -> bool {
+        let me = this_thread();
+        matches!(self.lock().tx, Some(o) if o.thread == me)
+    }
+
     /// Closes the connection (rolling back an open transaction). Every later
     /// call on any clone fails with [`Error::Closed`]. Idempotent.
     pub fn close(&self) -> Result<()> {
@@ -407,6 +415,14 @@ mod tests {
         db.run_tx(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
             .unwrap();
         let other = db.clone();
+        assert!(db.held_by_this_thread());
+        let probe = db.clone();
+        assert!(
+            !std::thread::spawn(move || probe.held_by_this_thread())
+                .join()
+                .unwrap(),
+            "another thread does not hold it"
+        );
         let (sent, got) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || {
             let n: i64 = other
@@ -417,6 +433,7 @@ mod tests {
         // The other thread is parked until commit.
         assert!(got.recv_timeout(Duration::from_millis(50)).is_err());
         db.commit(tx).unwrap();
+        assert!(!db.held_by_this_thread());
         assert_eq!(got.recv_timeout(Duration::from_secs(10)).unwrap(), 0);
         h.join().unwrap();
     }

@@ -8,6 +8,8 @@ and provides context managers and iterators. Every rule lives in the engine.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import os
 import socket
@@ -16,10 +18,14 @@ import time
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from collections.abc import Coroutine
+
+    from typing_extensions import Concatenate, ParamSpec, Self
+
+    P = ParamSpec("P")
 
 T = TypeVar("T")
 
@@ -41,6 +47,35 @@ async def _off_loop(call: Callable[[], T], on_cancel: Callable[[], None], releas
         if late is not None:
             release(late)
         raise
+
+
+S = TypeVar("S")
+
+
+def _awaitable(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """The ``_async`` twin of a short operation: the same call, run on a worker
+    thread (the default executor) so the event loop never waits for the
+    write lock. From inside a transaction's ``with`` block it needs
+    ``tx=tx``, like the sync call: otherwise the worker would wait for this
+    thread's commit while this thread waits for the worker."""
+    params = list(inspect.signature(method).parameters)
+    tx_at = params.index("tx") - 1 if "tx" in params else None  # position in *args (self excluded)
+
+    async def twin(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        tx = kwargs.get("tx", args[tx_at] if tx_at is not None and tx_at < len(args) else None)
+        db = cast("Database", getattr(self, "_db", self))
+        if tx is None and db._native.holds_transaction():
+            raise TransactionOpen(
+                f"{method.__qualname__}_async inside this thread's open transaction: "
+                "pass tx=tx to make it part of it, or await it after the transaction ends"
+            )
+        call = functools.partial(method, self, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+
+    twin.__name__ = f"{method.__name__}_async"
+    twin.__qualname__ = f"{method.__qualname__}_async"
+    twin.__doc__ = f"``{method.__name__}``, awaited: runs on a worker thread so the event loop keeps running."
+    return twin
 
 
 import builtins
@@ -262,19 +297,29 @@ class Job:
     def ack(self, tx: Transaction | None = None) -> bool:
         return self._db._native.ack(self.id, self._data.worker_id, self.attempts, _tx(tx))
 
+    ack_async = _awaitable(ack)
+
     def retry(self, delay_s: float | None = None, error: str = "") -> bool:
         return self._db._native.retry(self.id, self._data.worker_id, self.attempts, delay_s, error)
+
+    retry_async = _awaitable(retry)
 
     def release(self) -> bool:
         """Gives the job back untouched: ready again at once, in its old place,
         and this claim's attempt is not counted (for a worker that will not start it)."""
         return self._db._native.release(self.id, self._data.worker_id, self.attempts)
 
+    release_async = _awaitable(release)
+
     def fail(self, error: str = "") -> bool:
         return self._db._native.fail(self.id, self._data.worker_id, self.attempts, error)
 
+    fail_async = _awaitable(fail)
+
     def heartbeat(self, extend_s: float) -> bool:
         return self._db._native.heartbeat(self.id, self._data.worker_id, self.attempts, extend_s)
+
+    heartbeat_async = _awaitable(heartbeat)
 
     def __repr__(self) -> str:
         return f"Job(id={self.id}, queue={self.queue!r}, attempts={self.attempts})"
@@ -361,6 +406,8 @@ class Queue:
             default_max_attempts=self.max_attempts,
         )
 
+    enqueue_async = _awaitable(enqueue)
+
     def enqueue_many(
         self,
         payloads: Sequence[Any],
@@ -385,12 +432,18 @@ class Queue:
             default_max_attempts=self.max_attempts,
         )
 
+    enqueue_many_async = _awaitable(enqueue_many)
+
     def claim_one(self, worker: str) -> Job | None:
         got = self._db._native.claim_batch(self.name, worker, 1, self.visibility_timeout_s)
         return Job(self._db, got[0]) if got else None
 
+    claim_one_async = _awaitable(claim_one)
+
     def claim_batch(self, worker: str, n: int) -> list[Job]:
         return [Job(self._db, d) for d in self._db._native.claim_batch(self.name, worker, n, self.visibility_timeout_s)]
+
+    claim_batch_async = _awaitable(claim_batch)
 
     def claim(self, worker: str, *, timeout: float | None = None) -> _Claimer:
         """A blocking iterator of jobs, woken by commits in any process."""
@@ -398,6 +451,8 @@ class Queue:
 
     def ack_batch(self, ids: Sequence[int], worker: str, tx: Transaction | None = None) -> int:
         return self._db._native.ack_batch(list(ids), worker, _tx(tx))
+
+    ack_batch_async = _awaitable(ack_batch)
 
     def get_job(self, id: int) -> Any | None:
         return self._db._native.get_job(id)
@@ -496,11 +551,17 @@ class Stream:
     def publish(self, payload: Any, *, key: str | None = None, tx: Transaction | None = None) -> int:
         return self._db._native.publish(self.name, _dumps(payload), key, _tx(tx))
 
+    publish_async = _awaitable(publish)
+
     def read_since(self, offset: int, limit: int = 100) -> list[Event]:
         return [Event(o, k, _loads(p)) for (o, k, p) in self._db._native.read_since(self.name, offset, limit)]
 
+    read_since_async = _awaitable(read_since)
+
     def save_offset(self, consumer: str, offset: int, tx: Transaction | None = None) -> bool:
         return self._db._native.save_offset(self.name, consumer, offset, _tx(tx))
+
+    save_offset_async = _awaitable(save_offset)
 
     def get_offset(self, consumer: str) -> int:
         return self._db._native.get_offset(self.name, consumer)
@@ -729,6 +790,8 @@ class Database:
 
     def notify(self, channel: str, payload: Any, tx: Transaction | None = None) -> int:
         return self._native.notify(channel, _dumps(payload), _tx(tx))
+
+    notify_async = _awaitable(notify)
 
     def listen(self, channel: str) -> Listener:
         return Listener(self, channel)

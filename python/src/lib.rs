@@ -387,6 +387,13 @@ impl NativeDatabase {
 
 #[pymethods]
 impl NativeDatabase {
+    /// Did this thread open the transaction open now? (The `_async` twins
+    /// check before handing a call to a worker thread, which would wait for
+    /// this thread's commit while this thread waits for it.)
+    fn holds_transaction(&self) -> bool {
+        self.db.held_by_this_thread()
+    }
+
     #[new]
     #[pyo3(signature = (path, busy_timeout_s = 10.0, wal_autocheckpoint = 1000))]
     fn new(

@@ -130,3 +130,99 @@ def test_cancelled_waits_leave_no_thread_behind(db):
         assert threading.active_count() == before
 
     asyncio.run(main())
+
+
+def test_async_twins_do_what_their_sync_calls_do(db):
+    q = db.queue("q", max_attempts=5)
+    s = db.stream("s")
+
+    async def main():
+        listener = db.listen("c")
+        first = await q.enqueue_async({"n": 1}, priority=5)
+        rest = await q.enqueue_many_async([{"n": 2}, {"n": 3}, {"n": 4}])
+        job = await q.claim_one_async("w")
+        assert (job.id, job.payload) == (first, {"n": 1})
+        assert await job.heartbeat_async(60) is True
+        assert await job.retry_async(0, "again") is True
+        assert await job.ack_async() is False, "the retried claim's lease is gone"
+        jobs = await q.claim_batch_async("w", 10)
+        assert sorted(j.id for j in jobs) == sorted([first, *rest])
+        by_id = {j.id: j for j in jobs}
+        assert await by_id[first].release_async() is True
+        assert await by_id[rest[0]].fail_async("bad") is True
+        assert await q.ack_batch_async([rest[1], rest[2]], "w") == 2
+        again = await q.claim_one_async("w")
+        assert (again.id, again.attempts) == (first, 2), "release did not count the attempt"
+        assert await again.ack_async() is True
+        assert [j.id for j in q.dead_jobs()] == [rest[0]]
+        off = await s.publish_async({"e": 1}, key="k")
+        assert [(e.offset, e.key, e.payload) for e in await s.read_since_async(0)] == [(off, "k", {"e": 1})]
+        assert await s.save_offset_async("c", off) is True
+        assert s.get_offset("c") == off
+        await db.notify_async("c", {"hi": 1})
+        got = listener.recv(timeout=5)
+        assert got is not None and got.payload == {"hi": 1}
+
+    asyncio.run(main())
+    assert q.stats().ready == 0
+
+
+def test_an_async_twin_waits_for_the_write_lock_off_the_event_loop(db):
+    import subprocess
+    import sys
+
+    q = db.queue("q")
+    # Another process holds the write lock until told to commit. (Another
+    # process: two SQLite copies in one process do not see each other's locks.)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "c.execute('COMMIT')\n",
+            db.path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "locked"
+
+    async def main():
+        pending = asyncio.ensure_future(q.enqueue_async(1))
+        # The loop keeps turning while the enqueue waits on its worker thread.
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not pending.done(), "it cannot commit while the other writer holds the lock"
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        return await asyncio.wait_for(pending, 10)
+
+    job_id = asyncio.run(main())
+    assert holder.wait(timeout=10) == 0
+    assert q.get_job(job_id) is not None
+
+
+def test_an_async_twin_inside_this_threads_transaction_needs_tx(db):
+    q = db.queue("q")
+    q.enqueue("old")
+
+    async def main():
+        job = await q.claim_one_async("w")
+        with db.transaction() as tx:
+            # Without tx, its worker would wait for this commit: refused at once.
+            with pytest.raises(honker.TransactionOpen, match="pass tx=tx"):
+                await q.enqueue_async("x")
+            with pytest.raises(honker.TransactionOpen):
+                await job.ack_async()
+            new = await q.enqueue_async("in tx", tx=tx)
+            assert await job.ack_async(tx) is True  # tx given positionally
+        return new
+
+    new = asyncio.run(main())
+    assert [j.id for j in q.claim_batch("w", 10)] == [new]
