@@ -178,12 +178,14 @@ def test_an_async_twin_waits_for_the_write_lock_off_the_event_loop(db):
         [
             sys.executable,
             "-c",
-            "import sqlite3, sys\n"
-            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-            "c.execute('BEGIN IMMEDIATE')\n"
-            "print('locked', flush=True)\n"
-            "sys.stdin.readline()\n"
-            "c.execute('COMMIT')\n",
+            (
+                "import sqlite3, sys\n"
+                "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                "c.execute('BEGIN IMMEDIATE')\n"
+                "print('locked', flush=True)\n"
+                "sys.stdin.readline()\n"
+                "c.execute('COMMIT')\n"
+            ),
             db.path,
         ],
         stdin=subprocess.PIPE,
