@@ -90,13 +90,7 @@ fn opt_secs(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<Option<f
 fn ttl_ms(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<i64> {
     let s = opt_secs(ctx, i, what)?
         .ok_or_else(|| HErr::invalid(what, "must be a number of seconds, got NULL"))?;
-    if s.is_nan() || s <= 0.0 || !s.is_finite() {
-        return Err(HErr::invalid(
-            what,
-            format!("must be a positive number of seconds, got {s}"),
-        ));
-    }
-    Ok((s * 1000.0).round().max(1.0) as i64)
+    validate::ttl_secs_f64(what, s)
 }
 
 /// A payload: JSON text (validated by core), or a number/NULL as JSON.

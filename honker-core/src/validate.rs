@@ -67,6 +67,18 @@ pub fn secs_f64(what: &'static str, secs: f64) -> Result<Duration> {
     })
 }
 
+/// A TTL or window given by a binding in (possibly fractional) seconds:
+/// positive and finite; returned in ms, at least 1.
+pub fn ttl_secs_f64(what: &'static str, secs: f64) -> Result<i64> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(Error::invalid(
+            what,
+            format!("must be a positive number of seconds, got {}", shown(secs)),
+        ));
+    }
+    Ok((secs * 1000.0).round().max(1.0) as i64)
+}
+
 /// A count given by a binding (a batch size, a read limit): not negative.
 pub fn count(what: &'static str, n: i64) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::invalid(what, format!("must not be negative, got {n}")))
@@ -135,6 +147,15 @@ mod tests {
         assert!(secs_f64("delay", -1.0).is_err());
         assert!(secs_f64("delay", f64::NAN).is_err());
         assert_eq!(secs_f64("delay", 1.5).unwrap(), Duration::from_millis(1500));
+        assert_eq!(ttl_secs_f64("ttl", 1.5).unwrap(), 1500);
+        assert_eq!(ttl_secs_f64("ttl", 1e-9).unwrap(), 1, "at least 1 ms");
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let e = ttl_secs_f64("ttl", bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid argument `ttl`: must be a positive number of seconds, got "),
+                "{e}"
+            );
+        }
     }
 
     #[test]

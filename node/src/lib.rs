@@ -44,20 +44,14 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> napi::Error {
 }
 
 fn secs(what: &'static str, s: Option<f64>) -> napi::Result<Option<Duration>> {
-    s.map(|s| honker_core::validate::secs_f64(what, s))
+    s.map(|s| validate::secs_f64(what, s))
         .transpose()
         .map_err(to_js)
 }
 
 /// A positive TTL or window in (possibly fractional) seconds, as ms.
 fn ttl_ms(what: &'static str, s: f64) -> napi::Result<i64> {
-    if s.is_nan() || s <= 0.0 || !s.is_finite() {
-        return Err(invalid(
-            what,
-            format!("must be a positive number of seconds, got {s}"),
-        ));
-    }
-    Ok((s * 1000.0).round().max(1.0) as i64)
+    validate::ttl_secs_f64(what, s).map_err(to_js)
 }
 
 // Whole numbers arrive as JS numbers (f64) and are checked here: napi's own

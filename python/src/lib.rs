@@ -115,12 +115,7 @@ fn to_py(e: Error) -> PyErr {
 
 /// A positive TTL or window in (possibly fractional) seconds, as ms.
 fn ttl_ms(what: &'static str, s: f64) -> PyResult<i64> {
-    if s.is_nan() || s <= 0.0 || !s.is_finite() {
-        return Err(InvalidArgument::new_err(format!(
-            "invalid argument `{what}`: must be a positive number of seconds, got {s}"
-        )));
-    }
-    Ok((s * 1000.0).round().max(1.0) as i64)
+    validate::ttl_secs_f64(what, s).map_err(to_py)
 }
 
 // Counts and attempt budgets arrive as Python ints (i64) and are checked in
@@ -135,7 +130,7 @@ fn attempts(what: &'static str, n: i64) -> PyResult<u32> {
 }
 
 fn secs(what: &'static str, s: Option<f64>) -> PyResult<Option<Duration>> {
-    s.map(|s| honker_core::validate::secs_f64(what, s))
+    s.map(|s| validate::secs_f64(what, s))
         .transpose()
         .map_err(to_py)
 }
