@@ -560,27 +560,9 @@ pub struct NativeDatabase {
 type TxSlot = Arc<Mutex<Option<TxKey>>>;
 
 impl NativeDatabase {
-    /// Runs `f` in `tx` when given, else on its own, on this thread. Outside
-    /// a transaction it refuses (instead of blocking the event loop) while
-    /// one is open.
-    fn now<R>(
-        &self,
-        tx: Option<&NativeTx>,
-        f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R>,
-    ) -> napi::Result<R> {
-        match tx {
-            Some(tx) => exec(&self.db, Some(&tx.key), f),
-            None => {
-                if self.db.in_transaction() {
-                    return Err(to_js(Error::TransactionOpen));
-                }
-                exec(&self.db, None, f)
-            }
-        }
-        .map_err(to_js)
-    }
-
-    /// `f` run now (`sync`) or on the libuv pool, in `tx` when given.
+    /// Runs `f`, in `tx` when given: on this thread (`sync`) or on the libuv
+    /// pool. On this thread, outside a transaction, it refuses while one is
+    /// open (waiting for it would block the event loop its callback needs).
     fn run<R: Send + 'static>(
         &self,
         sync: bool,
@@ -591,7 +573,12 @@ impl NativeDatabase {
         Op<R>: Task,
     {
         if sync {
-            self.now(tx, f).map(Either::A)
+            if tx.is_none() && self.db.in_transaction() {
+                return Err(to_js(Error::TransactionOpen));
+            }
+            exec(&self.db, tx.map(|t| &t.key), f)
+                .map(Either::A)
+                .map_err(to_js)
         } else {
             Ok(Either::B(self.later(tx, f)))
         }
@@ -609,13 +596,6 @@ impl NativeDatabase {
         let db = self.db.clone();
         let tx = tx.map(|t| t.key.clone());
         spawn(move || exec(&db, tx.as_ref(), f))
-    }
-
-    fn stop_flag_for(&self) -> NativeStop {
-        NativeStop {
-            db: self.db.clone(),
-            flag: Arc::new(AtomicBool::new(false)),
-        }
     }
 }
 
@@ -850,7 +830,10 @@ impl NativeDatabase {
 
     #[napi]
     pub fn stop_flag(&self) -> NativeStop {
-        self.stop_flag_for()
+        NativeStop {
+            db: self.db.clone(),
+            flag: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     #[napi(
