@@ -158,6 +158,17 @@ pub struct Lease<'a> {
     pub attempt: u32,
 }
 
+impl<'a> Lease<'a> {
+    /// The lease of job `id` claimed by `worker` at attempt `attempt`.
+    pub fn new(id: i64, worker: &'a str, attempt: u32) -> Self {
+        Lease {
+            id,
+            worker,
+            attempt,
+        }
+    }
+}
+
 impl JobRecord {
     /// The lease this record was claimed under (meaningful for claimed jobs).
     pub fn lease(&self) -> Lease<'_> {

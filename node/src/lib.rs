@@ -614,14 +614,6 @@ fn exec<R>(
     }
 }
 
-fn lease(id: i64, worker: &str, attempt: u32) -> Lease<'_> {
-    Lease {
-        id,
-        worker,
-        attempt,
-    }
-}
-
 fn schedule_rows(list: Vec<scheduler::ScheduleInfo>) -> Vec<ScheduleData> {
     list.into_iter()
         .map(|s| ScheduleData {
@@ -849,7 +841,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<bool>> {
         self.run(sync, tx, move |c, now| {
-            queue::ack(c, lease(id, &worker, attempt), now)
+            queue::ack(c, Lease::new(id, &worker, attempt), now)
         })
     }
 
@@ -882,7 +874,7 @@ impl NativeDatabase {
         attempt: u32,
     ) -> napi::Result<Run<bool>> {
         self.run(sync, None, move |c, now| {
-            queue::release(c, lease(id, &worker, attempt), now)
+            queue::release(c, Lease::new(id, &worker, attempt), now)
         })
     }
 
@@ -898,7 +890,7 @@ impl NativeDatabase {
         let delay = secs("delayS", delay_s)?;
         let error = error.unwrap_or_default();
         Ok(self.later(None, move |c, now| {
-            queue::retry(c, lease(id, &worker, attempt), delay, &error, now)
+            queue::retry(c, Lease::new(id, &worker, attempt), delay, &error, now)
         }))
     }
 
@@ -912,7 +904,7 @@ impl NativeDatabase {
     ) -> AsyncOp<bool> {
         let error = error.unwrap_or_default();
         self.later(None, move |c, now| {
-            queue::fail(c, lease(id, &worker, attempt), &error, now)
+            queue::fail(c, Lease::new(id, &worker, attempt), &error, now)
         })
     }
 
@@ -926,7 +918,7 @@ impl NativeDatabase {
     ) -> napi::Result<AsyncOp<bool>> {
         let extend = secs("extendS", Some(extend_s))?.unwrap_or_default();
         Ok(self.later(None, move |c, now| {
-            queue::heartbeat(c, lease(id, &worker, attempt), extend, now)
+            queue::heartbeat(c, Lease::new(id, &worker, attempt), extend, now)
         }))
     }
 

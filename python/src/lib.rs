@@ -587,15 +587,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> PyResult<bool> {
         self.op(py, tx, |c, now| {
-            queue::ack(
-                c,
-                Lease {
-                    id,
-                    worker: &worker,
-                    attempt,
-                },
-                now,
-            )
+            queue::ack(c, Lease::new(id, &worker, attempt), now)
         })
     }
 
@@ -622,31 +614,13 @@ impl NativeDatabase {
     ) -> PyResult<bool> {
         let delay = secs("delay_s", delay_s)?;
         self.op(py, None, |c, now| {
-            queue::retry(
-                c,
-                Lease {
-                    id,
-                    worker: &worker,
-                    attempt,
-                },
-                delay,
-                &error,
-                now,
-            )
+            queue::retry(c, Lease::new(id, &worker, attempt), delay, &error, now)
         })
     }
 
     fn release(&self, py: Python<'_>, id: i64, worker: String, attempt: u32) -> PyResult<bool> {
         self.op(py, None, |c, now| {
-            queue::release(
-                c,
-                Lease {
-                    id,
-                    worker: &worker,
-                    attempt,
-                },
-                now,
-            )
+            queue::release(c, Lease::new(id, &worker, attempt), now)
         })
     }
 
@@ -660,16 +634,7 @@ impl NativeDatabase {
         error: String,
     ) -> PyResult<bool> {
         self.op(py, None, |c, now| {
-            queue::fail(
-                c,
-                Lease {
-                    id,
-                    worker: &worker,
-                    attempt,
-                },
-                &error,
-                now,
-            )
+            queue::fail(c, Lease::new(id, &worker, attempt), &error, now)
         })
     }
 
@@ -683,16 +648,7 @@ impl NativeDatabase {
     ) -> PyResult<bool> {
         let extend = secs("extend_s", Some(extend_s))?.unwrap_or_default();
         self.op(py, None, |c, now| {
-            queue::heartbeat(
-                c,
-                Lease {
-                    id,
-                    worker: &worker,
-                    attempt,
-                },
-                extend,
-                now,
-            )
+            queue::heartbeat(c, Lease::new(id, &worker, attempt), extend, now)
         })
     }
 
