@@ -7,6 +7,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::queue::{self, JobRecord, QueueOpts};
 use crate::stream::{self, Event};
+use crate::watcher::Watcher;
 use crate::{lock, scheduler, validate};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,67 @@ fn ms(d: i64) -> Duration {
     Duration::from_millis(d.max(0) as u64)
 }
 
+/// What a blocking call looks at to end early. An [`AtomicBool`] is the
+/// usual one: set it, then call `Watcher::interrupt` to wake the waiter at
+/// once.
+pub trait Stop {
+    /// Has the wait been told to end? Looked at whenever the waiter wakes.
+    fn is_set(&self) -> bool;
+
+    /// How often to ask [`Stop::check`] while nothing wakes the waiter.
+    /// `None` (the default): never. For a host that delivers interruptions
+    /// nobody can wake a waiter for, such as a Ctrl-C that Python can only
+    /// act on in its main thread.
+    fn poll_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Asked every [`Stop::poll_every`] while idle: true ends the wait (and
+    /// [`Stop::is_set`] must say so from then on).
+    fn check(&self) -> bool {
+        false
+    }
+}
+
+impl Stop for AtomicBool {
+    fn is_set(&self) -> bool {
+        self.load(Ordering::SeqCst)
+    }
+}
+
+impl<S: Stop + ?Sized> Stop for std::sync::Arc<S> {
+    fn is_set(&self) -> bool {
+        (**self).is_set()
+    }
+
+    fn poll_every(&self) -> Option<Duration> {
+        (**self).poll_every()
+    }
+
+    fn check(&self) -> bool {
+        (**self).check()
+    }
+}
+
+/// Waits for a commit after generation `seen`, at most `wait`, asking
+/// `stop` every [`Stop::poll_every`] on the way.
+pub fn wait_or_stop(watcher: &Watcher, seen: u64, wait: Duration, stop: &impl Stop) -> Result<()> {
+    let Some(every) = stop.poll_every() else {
+        watcher.wait(seen, wait)?;
+        return Ok(());
+    };
+    let until = Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || stop.is_set() {
+            return Ok(());
+        }
+        if watcher.wait(seen, left.min(every))? != seen || stop.check() {
+            return Ok(());
+        }
+    }
+}
+
 /// Claims the next job of `queue` for `worker`, blocking until one is
 /// enqueued, a delayed job's `run_at` arrives, or a lease expires. Returns
 /// `Ok(None)` when `timeout` passes or `stop` is set (call
@@ -29,7 +91,7 @@ pub fn claim_next(
     worker: &str,
     opts: &QueueOpts,
     timeout: Option<Duration>,
-    stop: &AtomicBool,
+    stop: &impl Stop,
 ) -> Result<Option<JobRecord>> {
     validate::name("queue", queue_name)?;
     validate::name("worker", worker)?;
@@ -37,7 +99,7 @@ pub fn claim_next(
     watcher.ensure_started()?;
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_set() {
             return Ok(None);
         }
         let seen = watcher.generation();
@@ -65,7 +127,7 @@ pub fn claim_next(
             }
             wait = wait.min(left);
         }
-        watcher.wait(seen, wait)?;
+        wait_or_stop(watcher, seen, wait, stop)?;
     }
 }
 
@@ -128,7 +190,7 @@ impl StreamCursor {
         &mut self,
         db: &Db,
         timeout: Option<Duration>,
-        stop: &AtomicBool,
+        stop: &impl Stop,
     ) -> Result<Option<Event>> {
         if let Some(off) = self.handed.take() {
             self.done = Some(off);
@@ -149,7 +211,7 @@ impl StreamCursor {
                 self.buf.extend(events);
                 continue;
             }
-            if stop.load(Ordering::SeqCst) {
+            if stop.is_set() {
                 return Ok(None);
             }
             watcher.ensure_started()?;
@@ -161,7 +223,7 @@ impl StreamCursor {
                 }
                 wait = left;
             }
-            watcher.wait(seen, wait)?;
+            wait_or_stop(watcher, seen, wait, stop)?;
         }
     }
 }
@@ -185,24 +247,44 @@ impl Default for SchedulerOpts {
     }
 }
 
-/// How often `stop` is looked at while idle.
+/// How often the scheduler looks at `stop` while idle: its callers may set
+/// a plain flag without waking anyone (the Rust API takes the caller's
+/// `AtomicBool`).
 const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// `stop`, also looked at every [`STOP_POLL`].
+struct Polled<'a, S>(&'a S);
+
+impl<S: Stop> Stop for Polled<'_, S> {
+    fn is_set(&self) -> bool {
+        self.0.is_set()
+    }
+
+    fn poll_every(&self) -> Option<Duration> {
+        Some(self.0.poll_every().map_or(STOP_POLL, |d| d.min(STOP_POLL)))
+    }
+
+    fn check(&self) -> bool {
+        self.0.check() || self.0.is_set()
+    }
+}
 
 /// Runs the scheduler until `stop` is set: only the holder of the leader
 /// lock fires, each fire fenced by the lock's token; standbys take over
 /// when the lock lapses. Transient errors are retried; `Error::Closed` ends
 /// the loop with that error.
-pub fn run_scheduler(db: &Db, stop: &AtomicBool, owner: &str, opts: &SchedulerOpts) -> Result<()> {
+pub fn run_scheduler(db: &Db, stop: &impl Stop, owner: &str, opts: &SchedulerOpts) -> Result<()> {
     validate::name("owner", owner)?;
     validate::name("lock_name", &opts.lock_name)?;
     let ttl_ms = validate::positive_ms("lock_ttl", crate::clock::duration_ms(opts.lock_ttl))?;
     let watcher = db.watcher();
     watcher.ensure_started()?;
+    let stop = &Polled(stop);
     let renew_every = opts.lock_ttl / 4;
     let mut token: Option<i64> = None;
     let mut renewed = Instant::now();
     let result = loop {
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_set() {
             break Ok(());
         }
         let seen = watcher.generation();
@@ -255,22 +337,87 @@ pub fn run_scheduler(db: &Db, stop: &AtomicBool, owner: &str, opts: &SchedulerOp
             Err(_) => Duration::from_millis(100), // transient: retry
         };
         // Sleep until the next boundary, a commit (schedules may have
-        // changed), or `stop`, looking at `stop` every 50 ms.
-        let until = Instant::now() + wait;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || stop.load(Ordering::SeqCst) {
-                break;
-            }
-            match watcher.wait(seen, left.min(STOP_POLL)) {
-                Ok(g) if g != seen => break,
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        // changed), or `stop`.
+        wait_or_stop(watcher, seen, wait, stop)?;
     };
     if let Some(t) = token {
         let _ = db.run(|c, _| lock::release(c, &opts.lock_name, t));
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OpenOptions;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    /// A stop nobody wakes the waiter for (like a pending Ctrl-C): it trips
+    /// on its third check.
+    #[derive(Default)]
+    struct Tripwire {
+        checks: AtomicUsize,
+        tripped: AtomicBool,
+    }
+
+    impl Stop for Tripwire {
+        fn is_set(&self) -> bool {
+            self.tripped.load(Ordering::SeqCst)
+        }
+        fn poll_every(&self) -> Option<Duration> {
+            Some(Duration::from_millis(5))
+        }
+        fn check(&self) -> bool {
+            let n = self.checks.fetch_add(1, Ordering::SeqCst) + 1;
+            self.tripped.store(n >= 3, Ordering::SeqCst);
+            n >= 3
+        }
+    }
+
+    #[test]
+    fn a_polled_stop_ends_every_kind_of_wait_without_a_wake_up() {
+        let dir = std::env::temp_dir().join(format!("honker-wait-stop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let long = Some(Duration::from_secs(60)); // a safety net, never reached
+        let checks = |t: &Tripwire| t.checks.load(Ordering::SeqCst);
+
+        let t = Tripwire::default();
+        let got = claim_next(&db, "q", "w", &QueueOpts::default(), long, &t).unwrap();
+        assert!(got.is_none());
+        assert_eq!(checks(&t), 3, "ended by the tripwire, not the timeout");
+
+        let t = Tripwire::default();
+        let mut cursor = StreamCursor::open(&db, "s", "c").unwrap();
+        assert!(cursor.next(&db, long, &t).unwrap().is_none());
+        assert_eq!(checks(&t), 3);
+
+        let t = Tripwire::default();
+        let listener = db.listen("c").unwrap();
+        assert!(listener
+            .recv_until(db.watcher(), long, &t)
+            .unwrap()
+            .is_none());
+        assert_eq!(checks(&t), 3);
+
+        let t = Arc::new(Tripwire::default());
+        let (done, ended) = std::sync::mpsc::channel();
+        let runner = {
+            let (db, t) = (db.clone(), t.clone());
+            std::thread::spawn(move || {
+                done.send(run_scheduler(&db, &t, "o", &SchedulerOpts::default()))
+                    .unwrap()
+            })
+        };
+        let result = ended
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the scheduler ended");
+        assert!(result.is_ok());
+        assert_eq!(checks(&t), 3);
+        runner.join().unwrap();
+        // A plain flag is never polled.
+        assert_eq!(AtomicBool::new(false).poll_every(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

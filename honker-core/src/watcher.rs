@@ -34,6 +34,7 @@
 
 use crate::error::{Error, Result};
 use crate::notify::{self, Notification};
+use crate::wait::Stop;
 use ::notify as fs;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{HashMap, VecDeque};
@@ -98,30 +99,59 @@ impl ListenerQueue {
         watcher: &Watcher,
         timeout: Option<Duration>,
     ) -> Result<Option<Notification>> {
+        self.recv_until(watcher, timeout, &AtomicBool::new(false))
+    }
+
+    /// [`ListenerQueue::recv`] that also ends (`Ok(None)`) when `stop`
+    /// says so.
+    pub fn recv_until(
+        &self,
+        watcher: &Watcher,
+        timeout: Option<Duration>,
+        stop: &impl Stop,
+    ) -> Result<Option<Notification>> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = lock(&self.state);
         loop {
             if let Some(n) = st.items.pop_front() {
                 return Ok(Some(n));
             }
-            if st.closed {
+            if st.closed || stop.is_set() {
                 return Ok(None);
             }
             // A dying watcher takes this lock before it notifies, so the
             // check and the wait below cannot miss it: no periodic wake-ups.
             watcher.check_alive()?;
             let _waiting = Waiting::new(&watcher.shared);
-            st = match deadline {
-                None => self.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
+            let left = match deadline {
+                None => None,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Ok(None);
                     }
-                    self.ready
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
+                    Some(left)
+                }
+            };
+            let slice = stop.poll_every();
+            st = match (left, slice) {
+                (None, None) => self.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
+                (left, slice) => {
+                    let wait = left
+                        .unwrap_or(Duration::MAX)
+                        .min(slice.unwrap_or(Duration::MAX));
+                    let (st, timed_out) = self
+                        .ready
+                        .wait_timeout(st, wait)
+                        .unwrap_or_else(|p| p.into_inner());
+                    if timed_out.timed_out()
+                        && slice.is_some()
+                        && st.items.is_empty()
+                        && stop.check()
+                    {
+                        return Ok(None);
+                    }
+                    st
                 }
             };
         }

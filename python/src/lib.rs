@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use rusqlite::types::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 create_exception!(
@@ -263,15 +263,76 @@ impl NativeListener {
         timeout_s: Option<f64>,
     ) -> PyResult<Option<(i64, String, String)>> {
         let timeout = secs("timeout", timeout_s)?;
-        let n = py
-            .detach(|| self.queue.recv(self.db.watcher(), timeout))
-            .map_err(to_py)?;
-        Ok(n.map(|n| (n.id, n.channel, n.payload)))
+        let never = AtomicBool::new(false);
+        let stop = Interruptible::new(&never);
+        let got = py.detach(|| self.queue.recv_until(self.db.watcher(), timeout, &stop));
+        Ok(stop.finish(got)?.map(|n| (n.id, n.channel, n.payload)))
     }
 
     fn close(&self) {
         self.queue.close()
     }
+}
+
+/// Python's main thread (`threading.main_thread().ident`), where Ctrl-C is
+/// handled; set when the module is imported.
+static MAIN_THREAD: OnceLock<std::os::raw::c_ulong> = OnceLock::new();
+
+/// How often a blocking call on the main thread looks for a Ctrl-C.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+/// What a blocking call (with the GIL released) stops on: its flag, and on
+/// Python's main thread a pending signal, such as Ctrl-C, whose handler
+/// raised. The handler's exception is kept for the caller to raise.
+struct Interruptible<'a> {
+    flag: &'a AtomicBool,
+    on_main: bool,
+    raised: Mutex<Option<PyErr>>,
+}
+
+impl<'a> Interruptible<'a> {
+    fn new(flag: &'a AtomicBool) -> Self {
+        // SAFETY: PyThread_get_thread_ident only reads the calling thread's id.
+        let me = unsafe { pyo3::ffi::PyThread_get_thread_ident() };
+        Interruptible {
+            flag,
+            on_main: MAIN_THREAD.get() == Some(&me),
+            raised: Mutex::new(None),
+        }
+    }
+
+    /// The wait's result, or the exception a signal handler raised during it.
+    fn finish<T>(self, got: honker_core::Result<Option<T>>) -> PyResult<Option<T>> {
+        let got = got.map_err(to_py)?;
+        match self.raised.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) if got.is_none() => Err(e),
+            _ => Ok(got),
+        }
+    }
+}
+
+impl wait::Stop for Interruptible<'_> {
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst) || lock_ok(&self.raised).is_some()
+    }
+
+    fn poll_every(&self) -> Option<Duration> {
+        self.on_main.then_some(SIGNAL_POLL)
+    }
+
+    fn check(&self) -> bool {
+        match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(e) => {
+                *lock_ok(&self.raised) = Some(e);
+                true
+            }
+        }
+    }
+}
+
+fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A stop flag for blocking calls, settable from any thread.
@@ -312,8 +373,12 @@ impl NativeCursor {
         timeout_s: Option<f64>,
     ) -> PyResult<Option<(i64, Option<String>, String)>> {
         let timeout = secs("timeout", timeout_s)?;
-        let ev = self.with_cursor(py, |c, db| c.next(db, timeout, &stop.flag))?;
-        Ok(ev.map(|e| (e.offset, e.key, e.payload)))
+        let stop = Interruptible::new(&stop.flag);
+        let got = py.detach(|| {
+            let mut cursor = lock_ok(&self.cursor);
+            cursor.next(&self.db, timeout, &stop)
+        });
+        Ok(stop.finish(got)?.map(|e| (e.offset, e.key, e.payload)))
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
@@ -564,10 +629,9 @@ impl NativeDatabase {
             max_attempts: attempts("max_attempts", max_attempts)?,
         };
         let timeout = secs("timeout", timeout_s)?;
-        let job = py
-            .detach(|| wait::claim_next(&self.db, &queue, &worker, &opts, timeout, &stop.flag))
-            .map_err(to_py)?;
-        Ok(job.map(JobData::from))
+        let stop = Interruptible::new(&stop.flag);
+        let got = py.detach(|| wait::claim_next(&self.db, &queue, &worker, &opts, timeout, &stop));
+        Ok(stop.finish(got)?.map(JobData::from))
     }
 
     fn stop_flag(&self) -> NativeStop {
@@ -947,8 +1011,10 @@ impl NativeDatabase {
             lock_ttl: secs("lock_ttl_s", Some(lock_ttl_s))?.unwrap_or_default(),
             ..wait::SchedulerOpts::default()
         };
-        py.detach(|| wait::run_scheduler(&self.db, &stop.flag, &owner, &opts))
-            .map_err(to_py)
+        let stop = Interruptible::new(&stop.flag);
+        // It returns once stopped: a signal's exception, if any, is raised.
+        let got = py.detach(|| wait::run_scheduler(&self.db, &stop, &owner, &opts).map(|()| None));
+        stop.finish::<()>(got).map(|_| ())
     }
 
     fn listen(&self, py: Python<'_>, channel: String) -> PyResult<NativeListener> {
@@ -963,6 +1029,12 @@ impl NativeDatabase {
 #[pymodule]
 fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    let main: std::os::raw::c_ulong = py
+        .import("threading")?
+        .call_method0("main_thread")?
+        .getattr("ident")?
+        .extract()?;
+    let _ = MAIN_THREAD.set(main);
     m.add_class::<NativeDatabase>()?;
     m.add_class::<NativeTx>()?;
     m.add_class::<NativeListener>()?;

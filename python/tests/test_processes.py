@@ -170,3 +170,41 @@ def test_the_documented_safe_way_keeps_other_writers_out(tmp_path):
     assert out.stdout.strip() == "wrote", out.stderr
     with db.transaction() as tx:
         assert tx.query("SELECT user_id FROM orders ORDER BY user_id") == [{"user_id": 1}, {"user_id": 2}]
+
+
+BLOCKED = textwrap.dedent(
+    """
+    import sys, honker
+    db = honker.open(sys.argv[1])
+    kind = sys.argv[2]
+    listener = db.listen("c")
+    print("waiting", flush=True)
+    try:
+        if kind == "claim":
+            for job in db.queue("q").claim("w"):
+                pass
+        elif kind == "listen":
+            listener.recv()
+        elif kind == "subscribe":
+            for event in db.stream("s").subscribe("c"):
+                pass
+        elif kind == "scheduler":
+            db.scheduler().run("owner")
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(3)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["claim", "listen", "subscribe", "scheduler"])
+def test_ctrl_c_interrupts_a_blocking_wait(tmp_path, kind):
+    import signal
+
+    path = str(tmp_path / "app.db")
+    honker.open(path).close()
+    child = spawn(BLOCKED, path, kind)
+    assert child.stdout.readline().strip() == "waiting"
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=30)
+    assert (child.returncode, out.strip()) == (3, "interrupted")
