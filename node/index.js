@@ -1067,7 +1067,12 @@ class Listener extends Iteration {
    * @returns {Promise<Notification | null>}
    */
   async recv(timeoutS) {
-    const n = await mapped(this._native.recv(timeoutS));
+    let n;
+    try {
+      n = await this._native.recv(timeoutS);
+    } catch (e) {
+      throw fix(e);
+    }
     return n === null ? null : notification(n);
   }
 

@@ -4,10 +4,11 @@
 /** A stream consumer's cursor (at-least-once; see `honker_core::wait`). */
 export declare class NativeCursor {
   /**
-   * The next event, waiting up to `timeoutS` (forever when null); null
-   * on timeout or stop.
+   * The next event: at once if one is already fetched, else a Promise
+   * that waits up to `timeoutS` (forever when null); null on timeout or
+   * stop.
    */
-  next(stop: NativeStop, timeoutS?: number | undefined | null): Promise<EventData | null>
+  next(stop: NativeStop, timeoutS?: number | undefined | null): EventData | null | Promise<EventData | null>
   commit(): Promise<void>
   flush(): Promise<void>
 }
@@ -105,10 +106,11 @@ export declare class NativeDatabase {
 /** A notification listener. */
 export declare class NativeListener {
   /**
-   * The next notification, waiting up to `timeoutS` (forever when
-   * null); null on timeout or once closed.
+   * The next notification: at once if one has arrived, else a Promise
+   * that waits up to `timeoutS` (forever when null); null on timeout or
+   * once closed.
    */
-  recv(timeoutS?: number | undefined | null): Promise<NotificationData | null>
+  recv(timeoutS?: number | undefined | null): NotificationData | null | Promise<NotificationData | null>
   close(): void
 }
 

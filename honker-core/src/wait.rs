@@ -184,6 +184,18 @@ impl StreamCursor {
         self.flush(db)
     }
 
+    /// The next event if one is already fetched, without touching the
+    /// database or waiting (a binding answers from here before it hands a
+    /// [`StreamCursor::next`] to another thread). Marks it handed out, as
+    /// `next` does.
+    pub fn next_buffered(&mut self) -> Option<Event> {
+        let ev = self.buf.pop_front()?;
+        if let Some(off) = self.handed.replace(ev.offset) {
+            self.done = Some(off);
+        }
+        Some(ev)
+    }
+
     /// The next event, blocking until one is published; `Ok(None)` when
     /// `timeout` passes or `stop` is set.
     pub fn next(
@@ -373,6 +385,38 @@ mod tests {
             self.tripped.store(n >= 3, Ordering::SeqCst);
             n >= 3
         }
+    }
+
+    #[test]
+    fn next_buffered_hands_out_fetched_events_like_next() {
+        let dir = std::env::temp_dir().join(format!("honker-wait-buf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let offs: Vec<i64> = (0..3)
+            .map(|i| {
+                db.run(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
+                    .unwrap()
+            })
+            .collect();
+        let mut cur = StreamCursor::open(&db, "s", "c").unwrap();
+        assert!(cur.next_buffered().is_none(), "nothing fetched yet");
+        let never = AtomicBool::new(false);
+        let first = cur.next(&db, None, &never).unwrap().unwrap();
+        assert_eq!(first.offset, offs[0]);
+        // The rest came in the same fetch: handed out without the database.
+        assert_eq!(cur.next_buffered().unwrap().offset, offs[1]);
+        cur.flush(&db).unwrap();
+        let saved = |db: &Db| db.run(|c, _| stream::get_offset(c, "s", "c")).unwrap();
+        assert_eq!(
+            saved(&db),
+            offs[0],
+            "moved past the first; the second is in hand"
+        );
+        assert_eq!(cur.next_buffered().unwrap().offset, offs[2]);
+        assert!(cur.next_buffered().is_none());
+        cur.commit(&db).unwrap();
+        assert_eq!(saved(&db), offs[2]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -81,6 +81,11 @@ impl ListenerQueue {
         self.ready.notify_all();
     }
 
+    /// The next notification if one has arrived, without waiting.
+    pub fn try_recv(&self) -> Option<Notification> {
+        lock(&self.state).items.pop_front()
+    }
+
     /// Stops the listener: blocked and later receives return `Ok(None)`.
     pub fn close(&self) {
         lock(&self.state).closed = true;

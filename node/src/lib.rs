@@ -133,6 +133,24 @@ where
     Ok(promise)
 }
 
+/// `ready` itself when it is already there (no thread, no wait: the JS
+/// layer awaits either), else a Promise of `f` run on its own thread as
+/// [`wait_on_thread`].
+fn ready_or_wait<'env, T, F>(
+    env: &'env Env,
+    ready: Option<T>,
+    f: F,
+) -> napi::Result<Either<T, napi::bindgen_prelude::Object<'env>>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: FnOnce() -> CoreResult<T> + Send + 'static,
+{
+    match ready {
+        Some(v) => Ok(Either::A(v)),
+        None => wait_on_thread(env, f).map(Either::B),
+    }
+}
+
 /// A job as plain fields (the JS `Job` class wraps it).
 #[napi(object)]
 pub struct JobData {
@@ -477,24 +495,26 @@ pub struct NativeListener {
 
 #[napi]
 impl NativeListener {
-    /// The next notification, waiting up to `timeoutS` (forever when
-    /// null); null on timeout or once closed.
-    #[napi(ts_return_type = "Promise<NotificationData | null>")]
+    /// The next notification: at once if one has arrived, else a Promise
+    /// that waits up to `timeoutS` (forever when null); null on timeout or
+    /// once closed.
+    #[napi(ts_return_type = "NotificationData | null | Promise<NotificationData | null>")]
     pub fn recv<'env>(
         &self,
         env: &'env Env,
         timeout_s: Option<f64>,
-    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+    ) -> napi::Result<Either<Option<NotificationData>, napi::bindgen_prelude::Object<'env>>> {
         let timeout = secs("timeout", timeout_s)?;
         let (db, queue) = (self.db.clone(), self.queue.clone());
-        wait_on_thread(env, move || {
-            Ok(queue
-                .recv(db.watcher(), timeout)?
-                .map(|n| NotificationData {
-                    id: n.id,
-                    channel: n.channel,
-                    payload: n.payload,
-                }))
+        let data = |n: notify::Notification| NotificationData {
+            id: n.id,
+            channel: n.channel,
+            payload: n.payload,
+        };
+        // One already here is handed over without a thread.
+        let ready = self.queue.try_recv().map(|n| Some(data(n)));
+        ready_or_wait(env, ready, move || {
+            Ok(queue.recv(db.watcher(), timeout)?.map(data))
         })
     }
 
@@ -520,18 +540,27 @@ fn with_cursor<R>(
 
 #[napi]
 impl NativeCursor {
-    /// The next event, waiting up to `timeoutS` (forever when null); null
-    /// on timeout or stop.
-    #[napi(ts_return_type = "Promise<EventData | null>")]
+    /// The next event: at once if one is already fetched, else a Promise
+    /// that waits up to `timeoutS` (forever when null); null on timeout or
+    /// stop.
+    #[napi(ts_return_type = "EventData | null | Promise<EventData | null>")]
     pub fn next<'env>(
         &self,
         env: &'env Env,
         stop: &NativeStop,
         timeout_s: Option<f64>,
-    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+    ) -> napi::Result<Either<Option<EventData>, napi::bindgen_prelude::Object<'env>>> {
         let timeout = secs("timeout", timeout_s)?;
         let (db, cursor, flag) = (self.db.clone(), self.cursor.clone(), stop.flag.clone());
-        wait_on_thread(env, move || {
+        // An event already fetched is handed over without a thread (unless
+        // a commit or flush holds the cursor right now).
+        let ready = self
+            .cursor
+            .try_lock()
+            .ok()
+            .and_then(|mut c| c.next_buffered())
+            .map(|e| Some(EventData::from(e)));
+        ready_or_wait(env, ready, move || {
             with_cursor(&cursor, |c| {
                 Ok(c.next(&db, timeout, &flag)?.map(EventData::from))
             })

@@ -303,6 +303,41 @@ test('streams: publish, readSince, offsets (async and Sync), subscribe', async (
   db.close();
 });
 
+test('a burst bigger than a fetch: every event once, in order, offsets saved as moved past', async () => {
+  const db = open(tmpdb());
+  const s = db.stream('burst');
+  const offsets = await db.transaction(async (tx) => {
+    const out = [];
+    for (let i = 0; i < 250; i++) out.push(s.publishSync(i, { tx }));
+    return out;
+  });
+  const seen = [];
+  for await (const ev of s.subscribe('c', { timeoutS: 5 })) {
+    seen.push(ev.offset);
+    if (seen.length === 120) break;
+  }
+  assert.deepEqual(seen, offsets.slice(0, 120));
+  // Moved past the first 119; the 120th was in hand at the break.
+  assert.equal(await s.getOffset('c'), offsets[118]);
+  const rest = [];
+  for await (const ev of s.subscribe('c', { timeoutS: 0.2 })) rest.push(ev.offset);
+  assert.deepEqual(rest, offsets.slice(119), 'resumed at the one in hand, then the rest, once each');
+  assert.equal(await s.getOffset('c'), offsets[249], 'asking past the last one marked it handled');
+
+  // The same for notifications already waiting in a listener.
+  const listener = db.listen('n');
+  await db.transaction(async (tx) => {
+    for (let i = 0; i < 300; i++) db.notifySync('n', i, { tx });
+  });
+  const got = [];
+  for await (const n of listener) {
+    got.push(n.payload);
+    if (got.length === 300) break;
+  }
+  assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => i));
+  db.close();
+});
+
 test('notify and listen (iterator and recv)', async () => {
   const db = open(tmpdb());
   const ac = new AbortController();

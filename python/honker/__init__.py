@@ -524,11 +524,14 @@ class _Subscription:
         return self
 
     async def __anext__(self) -> Event:
-        ev = await _off_loop(
-            lambda: self._cursor.next(self._stop, self._timeout),
-            self._stop.stop,
-            lambda _late: None,  # not moved past: redelivered, at-least-once
-        )
+        # One already fetched is handed over here, without a worker thread.
+        ev = None if self._stop.is_stopped() else self._cursor.next_buffered()
+        if ev is None:
+            ev = await _off_loop(
+                lambda: self._cursor.next(self._stop, self._timeout),
+                self._stop.stop,
+                lambda _late: None,  # not moved past: redelivered, at-least-once
+            )
         if ev is None:
             raise StopAsyncIteration
         return Event(ev[0], ev[1], _loads(ev[2]))
@@ -625,8 +628,11 @@ class Listener:
         return self
 
     async def __anext__(self) -> Notification:
-        # Cancelling closes the listener (its wait cannot be woken otherwise).
-        n = await _off_loop(lambda: self._native.recv(None), self._native.close, lambda _late: None)
+        # One that has arrived is handed over here, without a worker thread.
+        # Cancelling a wait closes the listener (nothing else can wake it).
+        n = self._native.try_recv()
+        if n is None:
+            n = await _off_loop(lambda: self._native.recv(None), self._native.close, lambda _late: None)
         if n is None:
             raise StopAsyncIteration
         return Notification(n[0], n[1], _loads(n[2]))

@@ -269,6 +269,11 @@ impl NativeListener {
         Ok(stop.finish(got)?.map(|n| (n.id, n.channel, n.payload)))
     }
 
+    /// The next notification if one has arrived, without waiting.
+    fn try_recv(&self) -> Option<(i64, String, String)> {
+        self.queue.try_recv().map(|n| (n.id, n.channel, n.payload))
+    }
+
     fn close(&self) {
         self.queue.close()
     }
@@ -379,6 +384,13 @@ impl NativeCursor {
             cursor.next(&self.db, timeout, &stop)
         });
         Ok(stop.finish(got)?.map(|e| (e.offset, e.key, e.payload)))
+    }
+
+    /// The next event if one is already fetched, without the database or a
+    /// wait (None as well while another thread uses the cursor).
+    fn next_buffered(&self) -> Option<(i64, Option<String>, String)> {
+        let ev = self.cursor.try_lock().ok()?.next_buffered()?;
+        Some((ev.offset, ev.key, ev.payload))
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<()> {

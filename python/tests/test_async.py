@@ -228,3 +228,34 @@ def test_an_async_twin_inside_this_threads_transaction_needs_tx(db):
 
     new = asyncio.run(main())
     assert [j.id for j in q.claim_batch("w", 10)] == [new]
+
+
+def test_async_bursts_every_event_once_in_order_offsets_saved_as_moved_past(db):
+    s = db.stream("burst")
+    listener = db.listen("n")
+    with db.transaction() as tx:
+        offsets = [s.publish(i, tx=tx) for i in range(250)]
+        for i in range(300):
+            db.notify("n", i, tx=tx)
+
+    async def main():
+        seen = []
+        sub = s.subscribe("c", timeout=5)
+        async for ev in sub:
+            seen.append(ev.offset)
+            if len(seen) == 120:
+                break
+        sub.close()
+        assert seen == offsets[:120]
+        # Moved past the first 119; the 120th was in hand.
+        assert s.get_offset("c") == offsets[118]
+        rest = [ev.offset async for ev in s.subscribe("c", timeout=0.2)]
+        assert rest == offsets[119:], "resumed at the one in hand, then the rest, once each"
+        got = []
+        async for n in listener:
+            got.append(n.payload)
+            if len(got) == 300:
+                break
+        assert got == list(range(300))
+
+    asyncio.run(main())
