@@ -325,9 +325,18 @@ class Job:
         return f"Job(id={self.id}, queue={self.queue!r}, attempts={self.attempts})"
 
 
+def _until_closed(call: Callable[[], T | None]) -> T | None:
+    """A blocking iterator's next item, or None (the end) once the database is
+    closed: closing it is how a process ends its workers, as in Node."""
+    try:
+        return call()
+    except Closed:
+        return None
+
+
 class _Claimer:
     """``for job in q.claim(worker)``: blocks for the next job; ``stop()`` (from
-    any thread) ends the iteration."""
+    any thread) or closing the database ends the iteration."""
 
     def __init__(self, queue: Queue, worker: str, timeout: float | None) -> None:
         self._q = queue
@@ -340,8 +349,10 @@ class _Claimer:
 
     def __next__(self) -> Job:
         q = self._q
-        data = q._db._native.claim_next(
-            q.name, self._worker, self._stop, q.visibility_timeout_s, q.max_attempts, self._timeout
+        data = _until_closed(
+            lambda: q._db._native.claim_next(
+                q.name, self._worker, self._stop, q.visibility_timeout_s, q.max_attempts, self._timeout
+            )
         )
         if data is None:
             raise StopIteration
@@ -354,8 +365,10 @@ class _Claimer:
         q = self._q
 
         def call() -> Any:
-            return q._db._native.claim_next(
-                q.name, self._worker, self._stop, q.visibility_timeout_s, q.max_attempts, self._timeout
+            return _until_closed(
+                lambda: q._db._native.claim_next(
+                    q.name, self._worker, self._stop, q.visibility_timeout_s, q.max_attempts, self._timeout
+                )
             )
 
         def give_back(data: Any) -> None:
@@ -504,7 +517,8 @@ class Event:
 
 class _Subscription:
     """``for event in stream.subscribe(consumer)``: replays from the saved offset,
-    then blocks. At-least-once: an offset is saved once you move past it."""
+    then blocks. At-least-once: an offset is saved once you move past it.
+    ``stop()`` or closing the database ends the iteration."""
 
     def __init__(self, stream: Stream, consumer: str, timeout: float | None) -> None:
         self._cursor = stream._db._native.cursor(stream.name, consumer)
@@ -515,7 +529,7 @@ class _Subscription:
         return self
 
     def __next__(self) -> Event:
-        ev = self._cursor.next(self._stop, self._timeout)
+        ev = _until_closed(lambda: self._cursor.next(self._stop, self._timeout))
         if ev is None:
             raise StopIteration
         return Event(ev[0], ev[1], _loads(ev[2]))
@@ -528,7 +542,7 @@ class _Subscription:
         ev = None if self._stop.is_stopped() else self._cursor.next_buffered()
         if ev is None:
             ev = await _off_loop(
-                lambda: self._cursor.next(self._stop, self._timeout),
+                lambda: _until_closed(lambda: self._cursor.next(self._stop, self._timeout)),
                 self._stop.stop,
                 lambda _late: None,  # not moved past: redelivered, at-least-once
             )

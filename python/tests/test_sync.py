@@ -179,3 +179,32 @@ def test_gil_is_released_while_waiting(db):
     t.join(timeout=20)
     assert not t.is_alive()
     assert counted > 1000, "the main thread kept running while the other waited"
+
+
+def test_closing_the_database_ends_blocked_iterators_quietly(tmp_path):
+    db = honker.open(str(tmp_path / "app.db"))
+    ended = {}
+    started = threading.Barrier(4)
+
+    def run(name, iterable):
+        started.wait(timeout=10)
+        try:
+            for _ in iterable:
+                pass
+            ended[name] = "ended"
+        except Exception as e:  # noqa: BLE001 - recorded for the assertion
+            ended[name] = repr(e)
+
+    threads = [
+        threading.Thread(target=run, args=("claim", db.queue("q").claim("w"))),
+        threading.Thread(target=run, args=("subscribe", db.stream("s").subscribe("c"))),
+        threading.Thread(target=run, args=("listen", db.listen("c"))),
+    ]
+    for t in threads:
+        t.start()
+    started.wait(timeout=10)
+    db.close()  # whether each thread is already waiting or about to: it ends
+    for t in threads:
+        t.join(timeout=10)
+        assert not t.is_alive()
+    assert ended == {"claim": "ended", "subscribe": "ended", "listen": "ended"}
