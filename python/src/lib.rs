@@ -237,7 +237,7 @@ impl NativeTx {
         db: &Db,
         f: impl FnOnce(&rusqlite::Connection, i64) -> honker_core::Result<R> + Send,
     ) -> PyResult<R> {
-        let key = self.key.lock().unwrap_or_else(|p| p.into_inner());
+        let key = lock_ok(&self.key);
         let key = key
             .as_ref()
             .ok_or_else(|| to_py(Error::TransactionInactive))?;
@@ -336,6 +336,7 @@ impl wait::Stop for Interruptible<'_> {
     }
 }
 
+/// A lock that a panicked holder left poisoned still guards good data here.
 fn lock_ok<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -409,13 +410,8 @@ impl NativeCursor {
         py: Python<'_>,
         f: impl FnOnce(&mut wait::StreamCursor, &Db) -> honker_core::Result<R> + Send,
     ) -> PyResult<R> {
-        py.detach(|| {
-            f(
-                &mut self.cursor.lock().unwrap_or_else(|p| p.into_inner()),
-                &self.db,
-            )
-        })
-        .map_err(to_py)
+        py.detach(|| f(&mut lock_ok(&self.cursor), &self.db))
+            .map_err(to_py)
     }
 }
 
@@ -510,13 +506,13 @@ impl NativeDatabase {
     }
 
     fn commit(&self, py: Python<'_>, tx: &NativeTx) -> PyResult<()> {
-        let key = tx.key.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let key = lock_ok(&tx.key).take();
         let key = key.ok_or_else(|| to_py(Error::TransactionInactive))?;
         py.detach(|| self.db.commit(key)).map_err(to_py)
     }
 
     fn rollback(&self, py: Python<'_>, tx: &NativeTx) -> PyResult<()> {
-        let key = tx.key.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let key = lock_ok(&tx.key).take();
         let key = key.ok_or_else(|| to_py(Error::TransactionInactive))?;
         py.detach(|| self.db.rollback(key)).map_err(to_py)
     }
