@@ -52,19 +52,31 @@ async def _off_loop(call: Callable[[], T], on_cancel: Callable[[], None], releas
 S = TypeVar("S")
 
 
+def _current_task() -> object | None:
+    """The asyncio task running on this thread, if any."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running event loop
+        return None
+
+
 def _awaitable(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
     """The ``_async`` twin of a short operation: the same call, run on a worker
     thread (the default executor) so the event loop never waits for the
     write lock. From inside a transaction's ``with`` block it needs
-    ``tx=tx``, like the sync call: otherwise the worker would wait for this
-    thread's commit while this thread waits for the worker."""
+    ``tx=tx``, like the sync call: otherwise the worker would wait for the
+    commit while the task waits for the worker. Another task's call is
+    fine: it waits on the worker thread until the holder commits."""
     params = list(inspect.signature(method).parameters)
     tx_at = params.index("tx") - 1 if "tx" in params else None  # position in *args (self excluded)
 
     async def twin(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
         tx = kwargs.get("tx", args[tx_at] if tx_at is not None and tx_at < len(args) else None)
         db = cast("Database", getattr(self, "_db", self))
-        if tx is None and db._native.holds_transaction():
+        # Refused only for the task (or plain code) that opened the
+        # transaction: another task on this loop may wait on a worker
+        # thread, since the holder goes on running and commits.
+        if tx is None and db._native.holds_transaction() and db._tx_task in (None, _current_task()):
             raise TransactionOpen(
                 f"{method.__qualname__}_async inside this thread's open transaction: "
                 "pass tx=tx to make it part of it, or await it after the transaction ends"
@@ -226,6 +238,7 @@ class Transaction:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._native = db._native.begin()
+        db._tx_task = _current_task()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Runs one statement in the transaction; returns rows changed."""
@@ -798,6 +811,9 @@ class Database:
     def __init__(self, path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000) -> None:
         self.path = path
         self._native = _honker.NativeDatabase(path, busy_timeout_s, wal_autocheckpoint)
+        # The asyncio task that opened the transaction open now (None: plain
+        # code); the `_async` twins look at it.
+        self._tx_task: object | None = None
 
     def queue(self, name: str, *, visibility_timeout_s: float = 300.0, max_attempts: int = 3) -> Queue:
         return Queue(self, name, visibility_timeout_s, max_attempts)

@@ -259,3 +259,32 @@ def test_async_bursts_every_event_once_in_order_offsets_saved_as_moved_past(db):
         assert got == list(range(300))
 
     asyncio.run(main())
+
+
+def test_another_task_may_await_a_twin_while_one_task_holds_a_transaction(db):
+    q = db.queue("q")
+
+    async def main():
+        entered, release = asyncio.Event(), asyncio.Event()
+
+        async def holder():
+            with db.transaction() as tx:
+                q.enqueue("in tx", tx=tx)
+                entered.set()
+                await release.wait()  # holds the write lock across an await
+
+        held = asyncio.ensure_future(holder())
+        await entered.wait()
+        # Not the holder: its call waits on a worker thread for the commit.
+        pending = asyncio.ensure_future(q.enqueue_async("other"))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not pending.done(), "it cannot commit before the holder does"
+        release.set()
+        await asyncio.wait_for(held, 10)
+        return await asyncio.wait_for(pending, 10)
+
+    other = asyncio.run(main())
+    jobs = q.claim_batch("w", 10)
+    assert [(j.id, j.payload) for j in jobs][1] == (other, "other")
+    assert [j.payload for j in jobs] == ["in tx", "other"]
