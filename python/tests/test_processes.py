@@ -178,8 +178,8 @@ BLOCKED = textwrap.dedent(
     db = honker.open(sys.argv[1])
     kind = sys.argv[2]
     listener = db.listen("c")
-    print("waiting", flush=True)
     try:
+        print("waiting", flush=True)
         if kind == "claim":
             for job in db.queue("q").claim("w"):
                 pass
