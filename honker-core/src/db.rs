@@ -68,6 +68,10 @@ struct Inner {
     pid: u32,
     path: PathBuf,
     state: Mutex<State>,
+    /// The thread owning the open transaction (0: none), mirrored from
+    /// `State::tx` so that asking never waits for the state lock, which a
+    /// writer holds while SQLite waits for another process's write lock.
+    tx_thread: AtomicU64,
     idle: Condvar,
     opts: OpenOptions,
     watcher: Arc<Watcher>,
@@ -130,6 +134,7 @@ impl Db {
                     conn: Some(conn),
                     tx: None,
                 }),
+                tx_thread: AtomicU64::new(0),
                 idle: Condvar::new(),
                 opts,
             }),
@@ -245,11 +250,30 @@ impl Db {
         schema::exec_cached(conn, "BEGIN IMMEDIATE")
             .map_err(|e| Self::busy_with(e.into(), self.inner.opts.busy_timeout))?;
         let key = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        st.tx = Some(TxOwner {
-            key,
-            thread: this_thread(),
-        });
+        self.set_tx(
+            &mut st,
+            Some(TxOwner {
+                key,
+                thread: this_thread(),
+            }),
+        );
         Ok(TxKey(key))
+    }
+
+    /// Makes the calling thread the owner of `tx`: its plain calls are then
+    /// the ones refused while `tx` is open, and other threads' wait. (A
+    /// binding that began `tx` on a worker thread, so as not to block its
+    /// event loop on the write lock, hands it to the loop's thread.)
+    pub fn adopt(&self, tx: &TxKey) -> Result<()> {
+        let mut st = self.lock();
+        match st.tx {
+            Some(o) if o.key == tx.0 => {
+                let thread = this_thread();
+                self.set_tx(&mut st, Some(TxOwner { thread, ..o }));
+                Ok(())
+            }
+            _ => Err(Error::TransactionInactive),
+        }
     }
 
     /// Runs `f` inside the transaction `tx`.
@@ -285,7 +309,7 @@ impl Db {
                 }
             },
         };
-        st.tx = None;
+        self.set_tx(&mut st, None);
         drop(st);
         self.inner.idle.notify_all();
         result
@@ -303,24 +327,32 @@ impl Db {
         self.finish(tx, "ROLLBACK")
     }
 
-    /// Is a transaction open on this handle?
+    /// Is a transaction open on this handle? (Never waits.)
     pub fn in_transaction(&self) -> bool {
-        self.lock().tx.is_some()
+        self.inner.tx_thread.load(Ordering::SeqCst) != 0
     }
 
-    /// Did the calling thread open the transaction that is open now? (A
+    /// Does the calling thread own the transaction that is open now? (A
     /// binding that hands a call to another thread asks first: that thread
-    /// would wait for this one's commit, which waits for the call.)
+    /// would wait for this one's commit, which waits for the call. Never
+    /// waits.)
     pub fn held_by_this_thread(&self) -> bool {
-        let me = this_thread();
-        matches!(self.lock().tx, Some(o) if o.thread == me)
+        self.inner.tx_thread.load(Ordering::SeqCst) == this_thread()
+    }
+
+    /// Records the open transaction (under the state lock) and its owner.
+    fn set_tx(&self, st: &mut State, tx: Option<TxOwner>) {
+        st.tx = tx;
+        self.inner
+            .tx_thread
+            .store(tx.map_or(0, |o| o.thread), Ordering::SeqCst);
     }
 
     /// Closes the connection (rolling back an open transaction). Every later
     /// call on any clone fails with [`Error::Closed`]. Idempotent.
     pub fn close(&self) -> Result<()> {
         let mut st = self.lock();
-        st.tx = None;
+        self.set_tx(&mut st, None);
         let conn = st.conn.take();
         drop(st);
         self.inner.idle.notify_all();
@@ -436,6 +468,60 @@ mod tests {
         assert!(!db.held_by_this_thread());
         assert_eq!(got.recv_timeout(Duration::from_secs(10)).unwrap(), 0);
         h.join().unwrap();
+    }
+
+    #[test]
+    fn asking_about_the_transaction_never_waits_for_a_busy_writer() {
+        let (_d, db) = open();
+        let (inside, entered) = std::sync::mpsc::channel();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let db = db.clone();
+            // Holds the state lock, as a write waiting for another
+            // process's lock inside SQLite does.
+            std::thread::spawn(move || {
+                db.run(|_, _| {
+                    inside.send(()).unwrap();
+                    wait.recv().unwrap();
+                    Ok(())
+                })
+            })
+        };
+        entered.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (answer, answered) = std::sync::mpsc::channel();
+        let asker = db.clone();
+        std::thread::spawn(move || {
+            answer
+                .send((asker.in_transaction(), asker.held_by_this_thread()))
+                .unwrap()
+        });
+        assert_eq!(
+            answered.recv_timeout(Duration::from_secs(10)).unwrap(),
+            (false, false)
+        );
+        go.send(()).unwrap();
+        writer.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_transaction_begun_on_one_thread_can_be_adopted_by_another() {
+        let (_d, db) = open();
+        let worker = db.clone();
+        let tx = std::thread::spawn(move || worker.begin().unwrap())
+            .join()
+            .unwrap();
+        assert!(!db.held_by_this_thread());
+        db.adopt(&tx).unwrap();
+        assert!(db.held_by_this_thread());
+        assert_eq!(
+            db.run(|_, _| Ok(())).unwrap_err().code(),
+            "transaction_open",
+            "this thread owns it now: its plain calls are refused, not parked"
+        );
+        db.run_tx(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+            .unwrap();
+        db.commit(TxKey(tx.0)).unwrap();
+        assert_eq!(db.adopt(&tx).unwrap_err().code(), "transaction_inactive");
     }
 
     #[test]

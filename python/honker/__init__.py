@@ -114,6 +114,7 @@ from honker._honker import (
 __version__: str = _honker.VERSION
 
 __all__ = [
+    "AsyncTransaction",
     "Busy",
     "Closed",
     "Database",
@@ -235,9 +236,9 @@ class Transaction:
     """A write transaction; use as ``with db.transaction() as tx:``. Commits on
     exit, rolls back on an exception. ``*_tx`` variants join it via ``tx=tx``."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, native: Any = None) -> None:
         self._db = db
-        self._native = db._native.begin()
+        self._native = db._native.begin() if native is None else native
         db._tx_task = _current_task()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -268,6 +269,43 @@ class Transaction:
                 self.commit()
             else:
                 self.rollback()
+        except TransactionInactive:
+            pass  # already committed or rolled back by hand
+
+
+class AsyncTransaction:
+    """``async with db.transaction_async() as tx:``: a :class:`Transaction`
+    whose ``BEGIN`` (the wait for the write lock) and ``COMMIT`` run on a
+    worker thread, so the event loop goes on meanwhile. In between, the
+    transaction belongs to this task: pass ``tx=tx`` (the ``_async`` twins
+    included); a plain call from it raises ``TransactionOpen``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._tx: Transaction | None = None
+
+    async def __aenter__(self) -> Transaction:
+        db = self._db
+        if db._native.holds_transaction():
+            raise TransactionOpen("transaction_async inside this thread's open transaction: finish that one first")
+        # A BEGIN that completes after this task was cancelled is rolled back.
+        native = await _off_loop(db._native.begin, lambda: None, db._native.rollback)
+        db._native.adopt(native)
+        self._tx = Transaction(db, native)
+        return self._tx
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        tx = self._tx
+        if tx is None:
+            return
+        finish = tx.commit if exc_type is None else tx.rollback
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, finish)
         except TransactionInactive:
             pass  # already committed or rolled back by hand
 
@@ -823,6 +861,10 @@ class Database:
 
     def transaction(self) -> Transaction:
         return Transaction(self)
+
+    def transaction_async(self) -> AsyncTransaction:
+        """For ``async with``: see :class:`AsyncTransaction`."""
+        return AsyncTransaction(self)
 
     def notify(self, channel: str, payload: Any, tx: Transaction | None = None) -> int:
         return self._native.notify(channel, _dumps(payload), _tx(tx))

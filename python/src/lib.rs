@@ -505,6 +505,16 @@ impl NativeDatabase {
         })
     }
 
+    /// Makes the calling thread the owner of `tx` (begun on a worker thread
+    /// for `transaction_async`).
+    fn adopt(&self, tx: &NativeTx) -> PyResult<()> {
+        let key = lock_ok(&tx.key);
+        let key = key
+            .as_ref()
+            .ok_or_else(|| to_py(Error::TransactionInactive))?;
+        self.db.adopt(key).map_err(to_py)
+    }
+
     fn commit(&self, py: Python<'_>, tx: &NativeTx) -> PyResult<()> {
         let key = lock_ok(&tx.key).take();
         let key = key.ok_or_else(|| to_py(Error::TransactionInactive))?;

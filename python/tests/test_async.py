@@ -288,3 +288,78 @@ def test_another_task_may_await_a_twin_while_one_task_holds_a_transaction(db):
     jobs = q.claim_batch("w", 10)
     assert [(j.id, j.payload) for j in jobs][1] == (other, "other")
     assert [j.payload for j in jobs] == ["in tx", "other"]
+
+
+def test_transaction_async_commits_with_the_business_write_and_rolls_back_on_error(db):
+    q = db.queue("emails")
+    with db.transaction() as tx:
+        tx.execute("CREATE TABLE orders (user_id INTEGER)")
+
+    async def main():
+        async with db.transaction_async() as tx:
+            tx.execute("INSERT INTO orders (user_id) VALUES (?)", [1])
+            await q.enqueue_async({"order": 1}, tx=tx)
+            # This task owns it: a plain call is refused, not deadlocked.
+            with pytest.raises(honker.TransactionOpen):
+                await q.enqueue_async({"order": "outside"})
+            with pytest.raises(honker.TransactionOpen):
+                q.enqueue({"order": "outside"})
+        with pytest.raises(RuntimeError, match="boom"):
+            async with db.transaction_async() as tx:
+                tx.execute("INSERT INTO orders (user_id) VALUES (?)", [2])
+                q.enqueue({"order": 2}, tx=tx)
+                raise RuntimeError("boom")
+
+    asyncio.run(main())
+    with db.transaction() as tx:
+        assert tx.query("SELECT user_id FROM orders") == [{"user_id": 1}]
+    assert [j.payload for j in q.claim_batch("w", 10)] == [{"order": 1}]
+
+
+def test_transaction_async_waits_for_the_write_lock_off_the_event_loop(db):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sqlite3, sys\n"
+                "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+                "c.execute('BEGIN IMMEDIATE')\n"
+                "print('locked', flush=True)\n"
+                "sys.stdin.readline()\n"
+                "c.execute('COMMIT')\n"
+            ),
+            db.path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "locked"
+    q = db.queue("q")
+
+    async def main():
+        async def in_tx():
+            async with db.transaction_async() as tx:
+                return q.enqueue("x", tx=tx)
+
+        doomed = asyncio.ensure_future(in_tx())
+        pending = asyncio.ensure_future(in_tx())
+        for _ in range(20):
+            await asyncio.sleep(0.01)  # the loop turns while BEGIN waits
+        assert not pending.done()
+        doomed.cancel()  # its BEGIN completes later: it must be rolled back
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(doomed, 10)
+        return await asyncio.wait_for(pending, 10)
+
+    job_id = asyncio.run(main())
+    assert holder.wait(timeout=10) == 0
+    assert [j.id for j in q.claim_batch("w", 10)] == [job_id], "only the surviving task enqueued"
+    assert not db._native.holds_transaction()
