@@ -19,7 +19,6 @@ export declare class NativeDatabase {
   constructor(path: string, busyTimeoutS?: number | undefined | null)
   close(): void
   isClosed(): boolean
-  inTransaction(): boolean
   /**
    * Opens a write transaction (waits for other processes' writers off
    * the main thread).

@@ -692,11 +692,6 @@ impl NativeDatabase {
         self.db.is_closed()
     }
 
-    #[napi]
-    pub fn in_transaction(&self) -> bool {
-        self.db.in_transaction()
-    }
-
     // -- transactions --
 
     /// Opens a write transaction (waits for other processes' writers off
