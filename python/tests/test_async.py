@@ -363,3 +363,37 @@ def test_transaction_async_waits_for_the_write_lock_off_the_event_loop(db):
     assert holder.wait(timeout=10) == 0
     assert [j.id for j in q.claim_batch("w", 10)] == [job_id], "only the surviving task enqueued"
     assert not db._native.holds_transaction()
+
+
+def test_transaction_async_in_two_tasks_takes_turns(db):
+    q = db.queue("q")
+
+    async def main():
+        first_in, go_on = asyncio.Event(), asyncio.Event()
+
+        async def first():
+            async with db.transaction_async() as tx:
+                q.enqueue("first", tx=tx)
+                first_in.set()
+                await go_on.wait()  # holds it across an await
+
+        async def second():
+            await first_in.wait()
+            async with db.transaction_async() as tx:  # waits its turn
+                return q.enqueue("second", tx=tx)
+
+        a = asyncio.ensure_future(first())
+        b = asyncio.ensure_future(second())
+        await first_in.wait()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not b.done(), "the second waits for the first's commit"
+        go_on.set()
+        await asyncio.wait_for(a, 10)
+        await asyncio.wait_for(b, 10)
+        with pytest.raises(honker.TransactionOpen, match="finish that one first"):
+            async with db.transaction_async(), db.transaction_async():
+                pass
+
+    asyncio.run(main())
+    assert [j.payload for j in q.claim_batch("w", 10)] == ["first", "second"]
