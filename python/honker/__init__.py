@@ -289,7 +289,7 @@ class AsyncTransaction:
         # Nested in this task's own transaction: refused. Another task's
         # transaction: this one waits its turn on the worker thread.
         if db._native.holds_transaction() and db._tx_task in (None, _current_task()):
-            raise TransactionOpen("transaction_async inside this thread's open transaction: finish that one first")
+            raise TransactionOpen("transaction_async inside this task's open transaction: finish that one first")
         # A BEGIN that completes after this task was cancelled is rolled back.
         native = await _off_loop(db._native.begin, lambda: None, db._native.rollback)
         db._native.adopt(native)
