@@ -5,14 +5,9 @@ import threading
 import time
 
 import pytest
+from conftest import WriteLockHolder
 
 import honker
-
-
-@pytest.fixture
-def db(tmp_path):
-    with honker.open(str(tmp_path / "app.db")) as d:
-        yield d
 
 
 def test_the_issue_example_with_async_for(db):
@@ -168,32 +163,8 @@ def test_async_twins_do_what_their_sync_calls_do(db):
 
 
 def test_an_async_twin_waits_for_the_write_lock_off_the_event_loop(db):
-    import subprocess
-    import sys
-
     q = db.queue("q")
-    # Another process holds the write lock until told to commit. (Another
-    # process: two SQLite copies in one process do not see each other's locks.)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import sqlite3, sys\n"
-                "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                "c.execute('BEGIN IMMEDIATE')\n"
-                "print('locked', flush=True)\n"
-                "sys.stdin.readline()\n"
-                "c.execute('COMMIT')\n"
-            ),
-            db.path,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdin is not None
-    assert holder.stdout.readline().strip() == "locked"
+    holder = WriteLockHolder(db.path)  # until release()
 
     async def main():
         pending = asyncio.ensure_future(q.enqueue_async(1))
@@ -201,12 +172,11 @@ def test_an_async_twin_waits_for_the_write_lock_off_the_event_loop(db):
         for _ in range(20):
             await asyncio.sleep(0.01)
         assert not pending.done(), "it cannot commit while the other writer holds the lock"
-        holder.stdin.write("go\n")
-        holder.stdin.flush()
+        holder.release()
         return await asyncio.wait_for(pending, 10)
 
     job_id = asyncio.run(main())
-    assert holder.wait(timeout=10) == 0
+    assert holder.wait() == 0
     assert q.get_job(job_id) is not None
 
 
@@ -317,29 +287,7 @@ def test_transaction_async_commits_with_the_business_write_and_rolls_back_on_err
 
 
 def test_transaction_async_waits_for_the_write_lock_off_the_event_loop(db):
-    import subprocess
-    import sys
-
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            (
-                "import sqlite3, sys\n"
-                "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-                "c.execute('BEGIN IMMEDIATE')\n"
-                "print('locked', flush=True)\n"
-                "sys.stdin.readline()\n"
-                "c.execute('COMMIT')\n"
-            ),
-            db.path,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdin is not None
-    assert holder.stdout.readline().strip() == "locked"
+    holder = WriteLockHolder(db.path)
     q = db.queue("q")
 
     async def main():
@@ -353,14 +301,13 @@ def test_transaction_async_waits_for_the_write_lock_off_the_event_loop(db):
             await asyncio.sleep(0.01)  # the loop turns while BEGIN waits
         assert not pending.done()
         doomed.cancel()  # its BEGIN completes later: it must be rolled back
-        holder.stdin.write("go\n")
-        holder.stdin.flush()
+        holder.release()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(doomed, 10)
         return await asyncio.wait_for(pending, 10)
 
     job_id = asyncio.run(main())
-    assert holder.wait(timeout=10) == 0
+    assert holder.wait() == 0
     assert [j.id for j in q.claim_batch("w", 10)] == [job_id], "only the surviving task enqueued"
     assert not db._native.holds_transaction()
 

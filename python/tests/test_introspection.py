@@ -10,12 +10,6 @@ import pytest
 import honker
 
 
-@pytest.fixture
-def db(tmp_path):
-    with honker.open(str(tmp_path / "app.db")) as d:
-        yield d
-
-
 def test_queue_stats_follow_enqueue_claim_and_fail(db):
     q = db.queue("emails")
     assert q.stats() == honker.QueueStats(ready=0, scheduled=0, processing=0, dead=0)

@@ -7,12 +7,6 @@ import pytest
 import honker
 
 
-@pytest.fixture
-def db(tmp_path):
-    with honker.open(str(tmp_path / "app.db")) as d:
-        yield d
-
-
 def test_open_options(tmp_path):
     path = str(tmp_path / "opts.db")
     with honker.open(path) as d, d.transaction() as tx:

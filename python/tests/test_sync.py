@@ -9,12 +9,6 @@ import pytest
 import honker
 
 
-@pytest.fixture
-def db(tmp_path):
-    with honker.open(str(tmp_path / "app.db")) as d:
-        yield d
-
-
 def test_a_plain_call_while_this_thread_holds_a_transaction_is_refused(db):
     with db.transaction() as tx:
         with pytest.raises(honker.TransactionOpen, match="_tx"):
