@@ -133,18 +133,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Where a mode's waiting process comes from: this program, or a listener
 /// script run by another language's interpreter.
 fn waiter(mode: &str, path: &str, langs: &Langs) -> Command {
-    let script = |name: &str| format!("{}/{name}", env!("CARGO_MANIFEST_DIR"));
+    let script = |interpreter: &Option<String>, flag: &str, name: &str| {
+        let mut c = Command::new(interpreter.as_deref().expect(flag));
+        c.arg(format!("{}/{name}", env!("CARGO_MANIFEST_DIR")));
+        c
+    };
     let mut cmd = match mode {
-        "python-notify" => {
-            let mut c = Command::new(langs.python.as_deref().expect("--python"));
-            c.arg(script("wake_listener.py"));
-            c
-        }
-        "node-notify" => {
-            let mut c = Command::new(langs.node.as_deref().expect("--node"));
-            c.arg(script("wake_listener.mjs"));
-            c
-        }
+        "python-notify" => script(&langs.python, "--python", "wake_listener.py"),
+        "node-notify" => script(&langs.node, "--node", "wake_listener.mjs"),
         _ => {
             let mut c = Command::new(std::env::current_exe().unwrap());
             c.args(["child", mode]);
@@ -156,7 +152,6 @@ fn waiter(mode: &str, path: &str, langs: &Langs) -> Command {
 }
 
 /// The other languages' interpreters, for the cross-language rows.
-#[derive(Default)]
 struct Langs {
     python: Option<String>,
     node: Option<String>,
