@@ -22,7 +22,7 @@ PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node bench-wake-cross
+.PHONY: test lint fmt rust-test demo bench bench-wal bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node bench-wake-cross
 
 ## make test: everything CI checks (installs what it needs).
 test: lint rust-test ext-test python-test node-test vectors-test cross-test examples
@@ -140,6 +140,11 @@ examples:
 bench:
 	cargo run --release --locked -p honker-bench --bin honker-bench
 	cargo run --release --locked -p honker-bench --bin wake
+
+## WAL size over time under sustained load from several processes (ARGS:
+## --procs 4 --secs 20 --idle 3).
+bench-wal:
+	cargo run --release --locked -p honker-bench --bin wal -- $(ARGS)
 
 ## Cross-language wake: a Rust process notifies, a Python and a Node
 ## listener wait (release builds of both packages), beside a Rust listener

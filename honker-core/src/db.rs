@@ -28,8 +28,10 @@ pub struct OpenOptions {
     /// Source of "now" for every deadline. Default: the system clock.
     pub clock: Arc<dyn Clock>,
     /// WAL size, in pages, past which a commit on this handle checkpoints
-    /// (SQLite's `wal_autocheckpoint`; 0 turns automatic checkpoints off).
-    /// Default [`DEFAULT_WAL_AUTOCHECKPOINT`].
+    /// (SQLite's `wal_autocheckpoint`). Past four times this, a commit
+    /// waits briefly for readers so the WAL can start over, and an idle
+    /// file's WAL is truncated (see [`crate::wal`]). 0 turns all automatic
+    /// checkpoints off. Default [`DEFAULT_WAL_AUTOCHECKPOINT`].
     pub wal_autocheckpoint: u32,
 }
 
@@ -119,11 +121,14 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         schema::configure(&conn, opts.busy_timeout)?;
-        conn.pragma_update(None, "wal_autocheckpoint", opts.wal_autocheckpoint)?;
+        crate::wal::install(&conn, opts.wal_autocheckpoint)?;
         #[cfg(feature = "functions")]
         crate::sql::register(&conn)?;
         schema::migrate(&conn).map_err(|e| Self::busy_with(e, opts.busy_timeout))?;
         let watcher = Watcher::for_path(&path);
+        if opts.wal_autocheckpoint > 0 {
+            watcher.truncate_wal_when_idle();
+        }
         Ok(Db {
             inner: Arc::new(Inner {
                 pid: std::process::id(),
@@ -572,10 +577,7 @@ mod tests {
     #[test]
     fn wal_autocheckpoint_is_set_per_handle() {
         let dir = tempdir::Dir::new();
-        let pages = |db: &Db| {
-            db.run(|c, _| Ok(c.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get::<_, u32>(0))?))
-                .unwrap()
-        };
+        let pages = |db: &Db| db.run(|c, _| Ok(crate::wal::autocheckpoint(c))).unwrap();
         let default = Db::open(dir.path().join("w.db"), OpenOptions::default()).unwrap();
         assert_eq!(pages(&default), DEFAULT_WAL_AUTOCHECKPOINT);
         let off = Db::open(

@@ -39,6 +39,7 @@ pub mod statement;
 pub mod stream;
 pub mod validate;
 pub mod wait;
+pub mod wal;
 pub mod watcher;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -202,6 +202,15 @@ pub fn set_busy_timeout(timeout: Duration) {
     BUSY.with(|b| b.set((timeout, None)));
 }
 
+/// Runs `f` with [`busy_handler`] retrying for at most `timeout` on this
+/// thread, then puts the caller's budget back.
+pub fn with_busy_timeout<T>(timeout: Duration, f: impl FnOnce() -> T) -> T {
+    let saved = BUSY.with(|b| b.replace((timeout, None)));
+    let value = f();
+    BUSY.with(|b| b.set(saved));
+    value
+}
+
 /// SQLite busy handler for honker's connections. SQLite's own handler
 /// sleeps 1 ms at the first conflict, which dominates the latency of a
 /// worker woken just as the committing process releases its lock; this one

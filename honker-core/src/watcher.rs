@@ -185,6 +185,8 @@ struct Pokes {
 struct Shared {
     /// Some listener in this process may want notifications read.
     has_listeners: AtomicBool,
+    /// Truncate the WAL when the file is idle (see [`crate::wal`]).
+    truncate_idle_wal: AtomicBool,
     /// Threads in this process blocked waiting for a commit or notification.
     waiting: AtomicUsize,
     /// The file-system callback waits here while nobody waits (see the
@@ -236,6 +238,7 @@ impl Watcher {
         let w = Arc::new(Watcher {
             shared: Arc::new(Shared {
                 has_listeners: AtomicBool::new(false),
+                truncate_idle_wal: AtomicBool::new(false),
                 waiting: AtomicUsize::new(0),
                 gate: Condvar::new(),
                 pid: std::process::id(),
@@ -290,6 +293,15 @@ impl Watcher {
             thread: Some(thread),
             _fs: fs_watch,
         })
+    }
+
+    /// Makes the watcher truncate the WAL to zero bytes once nothing has
+    /// been committed to the file for a [`SAFETY_POLL`] period (see
+    /// [`crate::wal`]), and starts it. A watcher that cannot start is
+    /// reported to waiters, not here.
+    pub fn truncate_wal_when_idle(&self) {
+        self.shared.truncate_idle_wal.store(true, Ordering::Relaxed);
+        let _ = self.ensure_started();
     }
 
     /// Fails with [`Error::Watcher`] if the watcher has died, and with
@@ -566,7 +578,14 @@ fn run(shared: Arc<Shared>) {
             Poke::None => false, // the safety-net poll
         };
         match check(&shared, after_event) {
-            Ok(()) => failing_since = None,
+            Ok(changed) => {
+                failing_since = None;
+                if !changed && !after_event && shared.truncate_idle_wal.load(Ordering::Relaxed) {
+                    if let Some(conn) = &lock(&shared.reader).conn {
+                        crate::wal::truncate_if_idle(conn, &shared.db_path);
+                    }
+                }
+            }
             Err(e) => {
                 // Reopen the connection next time; give up only if it keeps failing.
                 lock(&shared.reader).conn = None;
@@ -606,12 +625,14 @@ fn changed(shared: &Shared) -> Result<bool> {
     }
 }
 
-fn check(shared: &Shared, after_event: bool) -> Result<()> {
+/// Looks for a commit (re-checking for a while after a file event) and
+/// hands it on. Returns whether there was one.
+fn check(shared: &Shared, after_event: bool) -> Result<bool> {
     if changed(shared)? {
         return on_change(shared);
     }
     if !after_event {
-        return Ok(());
+        return Ok(false);
     }
     // The event may precede the commit's visibility (the -wal write raises
     // it; the -shm update that publishes the commit follows within
@@ -629,12 +650,12 @@ fn check(shared: &Shared, after_event: bool) -> Result<()> {
                 return on_change(shared);
             }
             match poked {
-                Poke::Stop => return Ok(()),
+                Poke::Stop => return Ok(false),
                 Poke::Event => continue 'event,
                 Poke::None => d *= 2,
             }
         }
-        return Ok(());
+        return Ok(false);
     }
 }
 
@@ -667,10 +688,10 @@ fn pause(shared: &Shared, d: Duration) -> Poke {
     }
 }
 
-fn on_change(shared: &Shared) -> Result<()> {
+fn on_change(shared: &Shared) -> Result<bool> {
     dispatch(shared)?;
     bump(shared);
-    Ok(())
+    Ok(true)
 }
 
 /// Hands notifications committed since the last look to their listeners.
