@@ -93,12 +93,12 @@ def main():
         done = 0
         while done < N * 10:
             jobs = q.claim_batch("w", 128)
-            assert jobs and q.ack_batch([j.id for j in jobs], "w") == len(jobs)
+            assert jobs and q.ack_batch(jobs) == len(jobs)
             done += len(jobs)
 
     async def async_round():
         n = 0
-        async for job in q.claim("w", timeout=5):
+        async for job in q.claim("w", timeout_s=5):
             assert job.ack()
             n += 1
             if n == N:
@@ -107,7 +107,7 @@ def main():
 
     async def async_ack_round():
         n = 0
-        async for job in q.claim("w", timeout=5):
+        async for job in q.claim("w", timeout_s=5):
             assert await job.ack_async()
             n += 1
             if n == N:

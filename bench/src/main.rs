@@ -217,9 +217,8 @@ fn bench_claim_ack(rounds: usize, jobs: u64, batch: usize) -> Row {
                 if got.is_empty() {
                     break;
                 }
-                let ids: Vec<i64> = got.iter().map(|j| j.id).collect();
-                assert_eq!(q.ack_batch(&ids, "w").unwrap(), ids.len());
-                done += ids.len() as u64;
+                assert_eq!(q.ack_batch(&got).unwrap(), got.len());
+                done += got.len() as u64;
             }
         }
         assert_eq!(done, jobs);

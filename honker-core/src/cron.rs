@@ -193,6 +193,9 @@ fn parse_interval(expr: &str, text: &str) -> Result<i64> {
     if total < 1000 {
         return Err(err(expr, "@every interval must be at least 1s"));
     }
+    if total > crate::validate::MAX_INSTANT_MS {
+        return Err(err(expr, "@every interval is longer than 9999 years"));
+    }
     Ok(total)
 }
 
@@ -251,10 +254,10 @@ fn parse_field(
                 let step: u32 = s
                     .parse()
                     .map_err(|_| err(expr, format!("bad step {s:?} in {what} field")))?;
-                if step == 0 {
+                if step == 0 || step > max {
                     return Err(err(
                         expr,
-                        format!("step must be at least 1 in {what} field"),
+                        format!("step {s} out of range 1-{max} in {what} field"),
                     ));
                 }
                 (r, step)
@@ -282,10 +285,8 @@ fn parse_field(
         if lo > hi {
             return Err(err(expr, format!("{what} range {item:?} goes backwards")));
         }
-        let mut v = lo;
-        while v <= hi {
+        for v in (lo..=hi).step_by(step as usize) {
             bits |= 1 << v;
-            v += step;
         }
     }
     Ok(bits)
@@ -329,15 +330,21 @@ impl Fields {
                 continue;
             }
             if !has(self.hours, t.hour()) {
-                t = t.date().and_hms_opt(t.hour(), 0, 0)? + CDuration::hours(1);
+                t = t
+                    .date()
+                    .and_hms_opt(t.hour(), 0, 0)?
+                    .checked_add_signed(CDuration::hours(1))?;
                 continue;
             }
             if !has(self.minutes, t.minute()) {
-                t = t.date().and_hms_opt(t.hour(), t.minute(), 0)? + CDuration::minutes(1);
+                t = t
+                    .date()
+                    .and_hms_opt(t.hour(), t.minute(), 0)?
+                    .checked_add_signed(CDuration::minutes(1))?;
                 continue;
             }
             if !has(self.seconds, t.second()) {
-                t += CDuration::seconds(1);
+                t = t.checked_add_signed(CDuration::seconds(1))?;
                 continue;
             }
             return Some(t);
@@ -376,7 +383,10 @@ impl CronSchedule {
             Kind::Fields(f) => f,
         };
         // Whole seconds strictly after `after_ms`.
-        let start_ms = after_ms.div_euclid(1000) * 1000 + 1000;
+        let start_ms = after_ms
+            .div_euclid(1000)
+            .checked_add(1)?
+            .checked_mul(1000)?;
         let start_utc = Utc.timestamp_millis_opt(start_ms).single()?;
         let Some(tz) = self.tz else {
             return fields
@@ -400,7 +410,7 @@ impl CronSchedule {
             if let Some(ms) = instant.filter(|&ms| ms > after_ms) {
                 return Some(ms);
             }
-            local = n + CDuration::seconds(1);
+            local = n.checked_add_signed(CDuration::seconds(1))?;
         }
         None
     }
@@ -410,7 +420,7 @@ impl CronSchedule {
 fn gap_end(tz: &Tz, n: NaiveDateTime) -> Option<i64> {
     let mut t = n.with_second(0)?;
     for _ in 0..(48 * 60) {
-        t += CDuration::minutes(1);
+        t = t.checked_add_signed(CDuration::minutes(1))?;
         if let Some(dt) = tz.from_local_datetime(&t).earliest() {
             return Some(to_ms(&dt));
         }
@@ -422,8 +432,10 @@ fn gap_end(tz: &Tz, n: NaiveDateTime) -> Option<i64> {
 /// strictly after `after_ms`.
 pub fn next_fire(expr: &str, tz: Option<&str>, after_ms: i64) -> Result<i64> {
     let s = parse_with_tz(expr, tz)?;
+    crate::validate::instant_ms("after", after_ms)?;
     s.next_after(after_ms)
-        .ok_or_else(|| err(expr, "no fire time within the search horizon"))
+        .filter(|&t| t <= crate::validate::MAX_INSTANT_MS)
+        .ok_or_else(|| err(expr, "no fire time before the year 9999"))
 }
 
 #[cfg(test)]
@@ -665,6 +677,14 @@ mod tests {
             "@every 5y",
             "0 0 30 2 *",
             "CRON_TZ=Europe/Paris",
+            "1/4294967295 * * * *",
+            "*/60 * * * *",
+            "0 */24 * * *",
+            "0 0 */32 * *",
+            "0 0 * */13 *",
+            "0 0 * * */8",
+            "*/4294967296 * * * *",
+            "@every 99999999999999d",
         ] {
             let e = parse(bad).unwrap_err();
             assert!(
@@ -680,5 +700,31 @@ mod tests {
             parse("CRON_TZ=Nowhere/Atall 0 0 * * *").unwrap_err().code(),
             "invalid_timezone"
         );
+        assert!(parse("*/59 * * * *").is_ok(), "the largest minute step");
+        assert!(parse("0 0 * * */7").is_ok());
+    }
+
+    #[test]
+    fn instants_out_of_range_are_refused_not_overflowed() {
+        for after in [9_223_372_036_854_775, i64::MAX, -1, validate_max() + 1] {
+            let e = next_fire("* * * * *", None, after).unwrap_err();
+            assert_eq!(e.code(), "invalid_argument", "{after}: {e}");
+            assert!(e.to_string().contains("`after`"), "{e}");
+        }
+        // The last minute before the limit has no successor inside it.
+        let e = next_fire("* * * * *", None, validate_max() - 10).unwrap_err();
+        assert_eq!(e.code(), "invalid_cron", "{e}");
+        assert_eq!(parse("* * * * *").unwrap().next_after(i64::MAX), None);
+        assert_eq!(parse("@every 1s").unwrap().next_after(i64::MAX), None);
+        assert_eq!(
+            parse("CRON_TZ=Europe/Paris 0 0 * * *")
+                .unwrap()
+                .next_after(i64::MAX - 5),
+            None
+        );
+    }
+
+    fn validate_max() -> i64 {
+        crate::validate::MAX_INSTANT_MS
     }
 }

@@ -33,6 +33,15 @@ pub struct OpenOptions {
     /// file's WAL is truncated (see [`crate::wal`]). 0 turns all automatic
     /// checkpoints off. Default [`DEFAULT_WAL_AUTOCHECKPOINT`].
     pub wal_autocheckpoint: u32,
+    /// Lets the file's own schema code (triggers, views) call honker's SQL
+    /// functions and other functions with side effects (SQLite's
+    /// `trusted_schema`). Off by default: a database file is input, and a
+    /// crafted file's trigger could otherwise enqueue jobs, write rows or
+    /// release the application's locks when honker merely opens it (or
+    /// when the application reads a view of a file it attached). Turn it on
+    /// only for files whose schema you wrote, for example a trigger that
+    /// enqueues a job when an order is inserted.
+    pub trusted_schema: bool,
 }
 
 /// Default [`OpenOptions::wal_autocheckpoint`]: SQLite's own 1000 pages.
@@ -46,8 +55,16 @@ impl Default for OpenOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             clock: Arc::new(SystemClock),
             wal_autocheckpoint: DEFAULT_WAL_AUTOCHECKPOINT,
+            trusted_schema: false,
         }
     }
+}
+
+/// Work to finish on the connection just before the database closes (a
+/// stream cursor's offset that was moved past but not saved yet).
+pub trait BeforeClose: Send + Sync {
+    /// Runs on the connection, outside any transaction, before it closes.
+    fn before_close(&self, conn: &Connection, now: i64);
 }
 
 /// Identifies an open transaction. Obtained from [`Db::begin`]; pass it to
@@ -78,6 +95,7 @@ struct Inner {
     opts: OpenOptions,
     watcher: Arc<Watcher>,
     listeners: Mutex<Vec<std::sync::Weak<ListenerQueue>>>,
+    before_close: Mutex<Vec<std::sync::Weak<dyn BeforeClose>>>,
 }
 
 /// A shared handle on one database file. Cloning is cheap and shares the
@@ -113,18 +131,7 @@ impl Db {
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("path", "must not be empty"));
         }
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        schema::configure(&conn, opts.busy_timeout)?;
-        crate::wal::install(&conn, opts.wal_autocheckpoint)?;
-        #[cfg(feature = "functions")]
-        crate::sql::register(&conn)?;
-        schema::migrate(&conn).map_err(|e| Self::busy_with(e, opts.busy_timeout))?;
+        let conn = Self::connect(&path, &opts).map_err(|e| Self::opening(&path, &opts, e))?;
         let watcher = Watcher::for_path(&path);
         if opts.wal_autocheckpoint > 0 {
             watcher.truncate_wal_when_idle();
@@ -134,6 +141,7 @@ impl Db {
                 pid: std::process::id(),
                 watcher,
                 listeners: Mutex::new(Vec::new()),
+                before_close: Mutex::new(Vec::new()),
                 path,
                 state: Mutex::new(State {
                     conn: Some(conn),
@@ -144,6 +152,74 @@ impl Db {
                 opts,
             }),
         })
+    }
+
+    /// Opens and prepares the connection: PRAGMAs, the WAL policy, the SQL
+    /// functions, the schema.
+    fn connect(path: &Path, opts: &OpenOptions) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        schema::configure(&conn, opts.busy_timeout)?;
+        // A file is input: its triggers and views may not call functions
+        // with side effects (honker's, or the application's), unless the
+        // application vouches for the schema.
+        conn.pragma_update(None, "trusted_schema", opts.trusted_schema)?;
+        crate::wal::install(&conn, opts.wal_autocheckpoint)?;
+        #[cfg(feature = "functions")]
+        crate::sql::register(
+            &conn,
+            if opts.trusted_schema {
+                crate::sql::Callers::TrustedSchema
+            } else {
+                crate::sql::Callers::Direct
+            },
+        )?;
+        schema::migrate(&conn)?;
+        Ok(conn)
+    }
+
+    /// An error while opening, said about the file: a lock held past the
+    /// busy timeout is `Busy` (with that timeout), a file SQLite cannot
+    /// open, write or read as a database is `CannotOpen` naming the path.
+    fn opening(path: &Path, opts: &OpenOptions, e: Error) -> Error {
+        use rusqlite::ErrorCode as C;
+        match e {
+            Error::Busy { .. } => Self::busy_with(e, opts.busy_timeout),
+            Error::Sqlite(rusqlite::Error::SqliteFailure(f, msg))
+                if matches!(
+                    f.code,
+                    C::CannotOpen
+                        | C::ReadOnly
+                        | C::NotADatabase
+                        | C::PermissionDenied
+                        | C::SystemIoFailure
+                        | C::DatabaseCorrupt
+                        | C::DiskFull
+                ) =>
+            {
+                let reason = msg.unwrap_or_else(|| f.to_string());
+                let hint = match f.code {
+                    C::ReadOnly | C::PermissionDenied => {
+                        " (honker writes to the file and to its -wal and -shm files beside it: \
+                         the file and its directory must be writable)"
+                    }
+                    C::CannotOpen => {
+                        " (does the directory exist, and may this process write to it?)"
+                    }
+                    _ => "",
+                };
+                Error::CannotOpen {
+                    path: path.display().to_string(),
+                    reason: format!("{reason}{hint}"),
+                }
+            }
+            e => e,
+        }
     }
 
     /// The path the database was opened with.
@@ -230,6 +306,18 @@ impl Db {
         Ok(q)
     }
 
+    /// Registers work to run on the connection just before it closes, for
+    /// as long as `hook` lives.
+    pub fn before_close(&self, hook: std::sync::Weak<dyn BeforeClose>) {
+        let mut hooks = self
+            .inner
+            .before_close
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        hooks.retain(|h| h.strong_count() > 0);
+        hooks.push(hook);
+    }
+
     /// Runs `f` on the connection outside any transaction, with the current
     /// time. Waits while another thread's transaction is open. If `f`
     /// committed changes, local waiters are woken.
@@ -238,7 +326,11 @@ impl Db {
         schema::set_busy_timeout(self.inner.opts.busy_timeout);
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
         let before = conn.total_changes();
-        let result = f(conn, self.now_ms());
+        let result = crate::guard(|| f(conn, self.now_ms()));
+        if matches!(result, Err(Error::Internal { .. })) && !conn.is_autocommit() {
+            // A panic may have left a transaction open: nothing half done stays.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         let committed = conn.total_changes() != before && conn.is_autocommit();
         drop(st);
         if committed {
@@ -294,7 +386,10 @@ impl Db {
         }
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
         schema::set_busy_timeout(self.inner.opts.busy_timeout);
-        f(conn, self.now_ms()).map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
+        // A panic inside an operation unwinds through its savepoint, which
+        // rolls back; the caller's transaction stays open and usable.
+        crate::guard(|| f(conn, self.now_ms()))
+            .map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
     }
 
     fn finish(&self, tx: TxKey, sql: &str) -> Result<()> {
@@ -361,6 +456,22 @@ impl Db {
         let conn = st.conn.take();
         drop(st);
         self.inner.idle.notify_all();
+        if let Some(conn) = &conn {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            let hooks = std::mem::take(
+                &mut *self
+                    .inner
+                    .before_close
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+            let now = self.now_ms();
+            for h in hooks.iter().filter_map(std::sync::Weak::upgrade) {
+                h.before_close(conn, now);
+            }
+        }
         for l in self
             .inner
             .listeners
@@ -555,6 +666,154 @@ mod tests {
         db.close().unwrap();
         assert_eq!(db.run(|_, _| Ok(())).unwrap_err().code(), "closed");
         assert_eq!(db.begin().unwrap_err().code(), "closed");
+    }
+
+    #[test]
+    fn open_errors_name_the_file_and_the_real_timeout() {
+        let dir = tempdir::Dir::new();
+        let missing = dir.path().join("no-such-dir").join("app.db");
+        let e = Db::open(&missing, OpenOptions::default()).unwrap_err();
+        assert_eq!(e.code(), "cannot_open");
+        assert!(
+            e.to_string().contains(&missing.display().to_string()),
+            "{e}"
+        );
+        // A file SQLite may only read (as on a read-only mount; root
+        // ignores file modes): it cannot be switched to WAL.
+        let path = dir.path().join("ro.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let uri = format!("file:{}?mode=ro", path.display());
+        let e = Db::open(&uri, OpenOptions::default()).unwrap_err();
+        assert_eq!(e.code(), "cannot_open", "{e}");
+        assert!(
+            e.to_string().contains("ro.db") && e.to_string().contains("writable"),
+            "{e}"
+        );
+        // Another connection holds the write lock of a fresh (not yet WAL) file.
+        let fresh = dir.path().join("fresh.db");
+        let holder = Connection::open(&fresh).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let opts = OpenOptions {
+            busy_timeout: Duration::from_millis(200),
+            ..OpenOptions::default()
+        };
+        let e = Db::open(&fresh, opts).unwrap_err();
+        assert_eq!(e.code(), "busy");
+        assert!(e.to_string().contains("(200 ms)"), "{e}");
+    }
+
+    #[test]
+    fn a_panic_inside_an_operation_is_an_internal_error_and_undoes_it() {
+        let (_d, db) = open();
+        db.run(|c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+            .unwrap();
+        let e = db
+            .run::<()>(|c, _| {
+                c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")?;
+                panic!("deliberate")
+            })
+            .unwrap_err();
+        assert_eq!(e.code(), "internal");
+        assert!(e.to_string().contains("deliberate"), "{e}");
+        let count = |db: &Db| {
+            db.run(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))?))
+                .unwrap()
+        };
+        assert_eq!(count(&db), 0, "the half-done write was rolled back");
+        // Inside a transaction: the transaction survives the panic.
+        let tx = db.begin().unwrap();
+        db.run_tx(&tx, |c, _| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+            .unwrap();
+        let e = db
+            .run_tx::<()>(&tx, |c, _| {
+                crate::schema::atomic(c, |c| {
+                    c.execute("INSERT INTO t VALUES (3)", [])?;
+                    panic!("inside a savepoint")
+                })
+            })
+            .unwrap_err();
+        assert_eq!(e.code(), "internal");
+        db.commit(tx).unwrap();
+        assert_eq!(count(&db), 1, "only the write before the panic committed");
+    }
+
+    /// A file prepared by someone else: an empty `_honker_meta` whose
+    /// trigger calls honker's functions when the migration writes to it.
+    #[cfg(feature = "functions")]
+    fn hostile_file(path: &Path) {
+        let c = Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE _honker_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE loot (x);
+             CREATE TRIGGER grab AFTER INSERT ON _honker_meta BEGIN
+                 SELECT honker_enqueue('victim', '{\"evil\": true}');
+                 INSERT INTO loot VALUES (1);
+             END;",
+        )
+        .unwrap();
+    }
+
+    #[cfg(feature = "functions")]
+    #[test]
+    fn a_crafted_files_schema_cannot_call_honker_functions() {
+        let dir = tempdir::Dir::new();
+        let path = dir.path().join("hostile.db");
+        hostile_file(&path);
+        let e = Db::open(&path, OpenOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("unsafe use of honker_enqueue"),
+            "{e}"
+        );
+        let c = Connection::open(&path).unwrap();
+        let loot: i64 = c
+            .query_row("SELECT COUNT(*) FROM loot", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(loot, 0, "the trigger's writes were rolled back with it");
+        let tables: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = '_honker_live'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "no half-applied migration");
+
+        // An application that vouches for its own schema may use triggers.
+        let own = dir.path().join("own.db");
+        let opts = OpenOptions {
+            trusted_schema: true,
+            ..OpenOptions::default()
+        };
+        let db = Db::open(&own, opts.clone()).unwrap();
+        db.run(|c, _| {
+            Ok(c.execute_batch(
+                "CREATE TABLE orders (id INTEGER PRIMARY KEY);
+                 CREATE TRIGGER order_mail AFTER INSERT ON orders BEGIN
+                     SELECT honker_enqueue('emails', json_object('order', NEW.id));
+                 END;
+                 INSERT INTO orders (id) VALUES (7);",
+            )?)
+        })
+        .unwrap();
+        let jobs = db
+            .run(|c, now| crate::queue::claim(c, "emails", "w", 1, Duration::from_secs(5), now))
+            .unwrap();
+        assert_eq!(jobs[0].payload, r#"{"order":7}"#);
+        // Without the opt-in, the same trigger is refused.
+        drop(db);
+        let db = Db::open(&own, OpenOptions::default()).unwrap();
+        let e = db
+            .run(|c, _| Ok(c.execute("INSERT INTO orders (id) VALUES (8)", [])?))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("unsafe use of honker_enqueue"),
+            "{e}"
+        );
     }
 
     #[test]

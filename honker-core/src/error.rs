@@ -52,9 +52,10 @@ pub enum Error {
     },
 
     /// A non-transactional call on the thread that holds an open transaction.
-    /// Waiting would deadlock, so it is refused: use the `*_tx` variant.
+    /// Waiting would deadlock, so it is refused: pass the transaction.
     #[error(
-        "this thread holds an open honker transaction: use the `_tx` variant of this call, \
+        "this thread holds an open honker transaction, which this call would wait for: \
+         pass that transaction to the call (Rust: the `_tx` method; Python: `tx=`; Node: `{{ tx }}`), \
          or commit or roll back first"
     )]
     TransactionOpen,
@@ -106,6 +107,35 @@ pub enum Error {
         reason: String,
     },
 
+    /// The database file could not be opened or created (a missing
+    /// directory, no permission, a read-only file system, not a database).
+    #[error("cannot open database {path:?}: {reason}")]
+    CannotOpen {
+        /// The path as given.
+        path: String,
+        /// SQLite's (or the file system's) reason.
+        reason: String,
+    },
+
+    /// A held lock was lost: its TTL ran out before it was renewed, and
+    /// another owner may have taken it (the fencing token changed).
+    #[error("lock {name:?} was lost (fencing token {token} no longer holds it)")]
+    LockLost {
+        /// The lock's name.
+        name: String,
+        /// The token this holder had.
+        token: i64,
+    },
+
+    /// A bug in honker: a panic inside the engine, caught before it could
+    /// cross into the host (Python, Node, a SQL function). The operation
+    /// did not happen (a transaction it had opened was rolled back).
+    #[error("internal error in honker (a bug: please report it): {reason}")]
+    Internal {
+        /// The panic's message.
+        reason: String,
+    },
+
     /// Any other SQLite error.
     #[error("sqlite: {0}")]
     Sqlite(#[source] rusqlite::Error),
@@ -128,6 +158,9 @@ impl Error {
             Error::Busy { .. } => "busy",
             Error::Decode { .. } => "decode",
             Error::Watcher { .. } => "watcher",
+            Error::CannotOpen { .. } => "cannot_open",
+            Error::LockLost { .. } => "lock_lost",
+            Error::Internal { .. } => "internal",
             Error::Sqlite(_) => "sqlite",
         }
     }
@@ -148,6 +181,9 @@ impl Error {
         "busy",
         "decode",
         "watcher",
+        "cannot_open",
+        "lock_lost",
+        "internal",
         "sqlite",
     ];
 
@@ -157,6 +193,29 @@ impl Error {
             name,
             reason: reason.into(),
         }
+    }
+}
+
+/// Runs `f`, turning a panic inside it into [`Error::Internal`]: the
+/// last-resort guard at every boundary between the engine and a host
+/// (each binding's calls, each SQL function), so that no panic unwinds into
+/// Python, Node or SQLite, or aborts the process.
+pub fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        Err(Error::Internal {
+            reason: panic_message(payload.as_ref()),
+        })
+    })
+}
+
+/// The message a panic carried.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
     }
 }
 
@@ -209,10 +268,33 @@ mod tests {
             Error::Busy { timeout_ms: 5 },
             Error::Decode { reason: "x".into() },
             Error::Watcher { reason: "x".into() },
+            Error::CannotOpen {
+                path: "p".into(),
+                reason: "r".into(),
+            },
+            Error::LockLost {
+                name: "m".into(),
+                token: 1,
+            },
+            Error::Internal { reason: "x".into() },
             Error::Sqlite(rusqlite::Error::InvalidQuery),
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);
         assert!(samples[0].to_string().contains("ttl"));
+    }
+
+    #[test]
+    fn guard_turns_a_panic_into_an_internal_error() {
+        let e = guard::<()>(|| panic!("boom {}", 7)).unwrap_err();
+        assert_eq!(e.code(), "internal");
+        assert!(e.to_string().contains("boom 7"), "{e}");
+        let e = guard::<()>(|| std::panic::panic_any(42u8)).unwrap_err();
+        assert!(e.to_string().contains("without a message"), "{e}");
+        assert_eq!(guard(|| Ok(5)).unwrap(), 5);
+        assert_eq!(
+            guard::<()>(|| Err(Error::Closed)).unwrap_err().code(),
+            "closed"
+        );
     }
 }

@@ -26,6 +26,7 @@ pub mod clock;
 pub mod cron;
 pub mod db;
 mod error;
+pub mod keepalive;
 pub mod lock;
 pub mod notify;
 pub mod queue;
@@ -44,7 +45,7 @@ pub mod watcher;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::{Db, OpenOptions, TxKey};
-pub use error::{Error, Result};
+pub use error::{guard, panic_message, Error, Result};
 pub use queue::{EnqueueOpts, JobRecord, JobState, Lease, QueueOpts, QueueStats};
 pub use stream::{Event, Retention};
 

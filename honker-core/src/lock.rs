@@ -36,7 +36,7 @@ pub fn try_acquire(
 ) -> Result<Option<i64>> {
     validate::name("name", name)?;
     validate::name("owner", owner)?;
-    validate::positive_ms("ttl", ttl_ms)?;
+    let expires_at = validate::after("ttl", now, validate::positive_ms("ttl", ttl_ms)?)?;
     atomic(conn, |conn| {
         let held: bool = conn
             .prepare_cached(
@@ -55,7 +55,7 @@ pub fn try_acquire(
             "INSERT OR REPLACE INTO _honker_locks (name, owner, token, expires_at, acquired_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![name, owner, token, now.saturating_add(ttl_ms), now])?;
+        .execute(params![name, owner, token, expires_at, now])?;
         // Lapsed locks nobody re-took would otherwise stay forever.
         if token % 64 == 0 {
             conn.prepare_cached("DELETE FROM _honker_locks WHERE expires_at <= ?1")?
@@ -68,12 +68,12 @@ pub fn try_acquire(
 /// Extends the lock to `ttl_ms` from now if `token` still holds it and it
 /// has not lapsed. Returns false otherwise.
 pub fn renew(conn: &Connection, name: &str, token: i64, ttl_ms: i64, now: i64) -> Result<bool> {
-    validate::positive_ms("ttl", ttl_ms)?;
+    let expires_at = validate::after("ttl", now, validate::positive_ms("ttl", ttl_ms)?)?;
     Ok(conn
         .prepare_cached(
             "UPDATE _honker_locks SET expires_at = ?4 WHERE name = ?1 AND token = ?2 AND expires_at > ?3",
         )?
-        .execute(params![name, token, now, now.saturating_add(ttl_ms)])?
+        .execute(params![name, token, now, expires_at])?
         == 1)
 }
 

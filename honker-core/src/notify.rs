@@ -1,7 +1,8 @@
 //! Ephemeral pub/sub: `notify` stores a notification in the same transaction
 //! as the caller's writes; listeners read those committed after they
 //! started. Old notifications are pruned as new ones arrive, so the table
-//! holds at most [`RETENTION`] worth.
+//! holds at most [`RETENTION`] worth, and at most [`MAX_KEPT`] of them (a
+//! listener that falls further behind than either misses the oldest).
 
 use crate::clock::duration_ms;
 use crate::error::Result;
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 /// How long a notification is kept for listeners that have fallen behind.
 pub const RETENTION: Duration = Duration::from_secs(300);
+/// At most this many of the newest notifications are kept, however young.
+pub const MAX_KEPT: i64 = 100_000;
 /// `notify` prunes every this many notifications.
 pub const PRUNE_EVERY: i64 = 256;
 const PRUNE_BATCH: i64 = 10_000;
@@ -46,8 +49,27 @@ pub fn notify(conn: &Connection, channel: &str, payload: &str, now: i64) -> Resu
     let id = conn.last_insert_rowid();
     if id % PRUNE_EVERY == 0 {
         prune(conn, now.saturating_sub(duration_ms(RETENTION)))?;
+        prune_below(conn, id.saturating_sub(MAX_KEPT))?;
     }
     Ok(id)
+}
+
+/// Deletes notifications with an id at or below `id` (ids are dense, so
+/// this keeps about the newest [`MAX_KEPT`]). Work is proportional to what
+/// is deleted: a range of the rowid.
+fn prune_below(conn: &Connection, id: i64) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM _honker_notifications WHERE id IN
+         (SELECT id FROM _honker_notifications WHERE id <= ?1 ORDER BY id LIMIT ?2)",
+    )?;
+    let mut removed = 0;
+    loop {
+        let n = stmt.execute(params![id, PRUNE_BATCH])?;
+        removed += n;
+        if (n as i64) < PRUNE_BATCH {
+            return Ok(removed);
+        }
+    }
 }
 
 /// The newest notification id (0 if none): a listener starts after it.
@@ -137,6 +159,29 @@ mod tests {
             notify(&c, "x", "nope", 1).unwrap_err().code(),
             "invalid_json"
         );
+    }
+
+    #[test]
+    fn young_notifications_are_bounded_by_count() {
+        let c = crate::schema::test_db();
+        // All within the age window: only the count bound applies.
+        let total = MAX_KEPT + 3 * PRUNE_EVERY;
+        c.execute_batch("BEGIN").unwrap();
+        for _ in 0..total {
+            notify(&c, "burst", "0", 1_000).unwrap();
+        }
+        c.execute_batch("COMMIT").unwrap();
+        let (n, oldest, newest): (i64, i64, i64) = c
+            .query_row(
+                "SELECT COUNT(*), min(id), max(id) FROM _honker_notifications",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert!(n <= MAX_KEPT + PRUNE_EVERY, "{n} kept");
+        assert!(n >= MAX_KEPT, "the newest {MAX_KEPT} stay ({n})");
+        assert_eq!(newest, total);
+        assert_eq!(oldest, newest - n + 1, "the oldest went first");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! and heartbeat check all three and that the lease has not expired; if any
 //! differs they change nothing and return `false`.
 
-use crate::clock::{duration_ms, system_time_ms};
+use crate::clock::duration_ms;
 use crate::error::{Error, Result};
 use crate::schema::atomic;
 use crate::validate;
@@ -259,8 +259,8 @@ fn plan(queue: &str, opts: &EnqueueOpts, default_max_attempts: u32, now: i64) ->
                 "give either `delay` or `run_at`, not both",
             ))
         }
-        (Some(d), None) => now.saturating_add(duration_ms(d)),
-        (None, Some(t)) => system_time_ms(t),
+        (Some(d), None) => validate::after("delay", now, validate::duration_ms("delay", d)?)?,
+        (None, Some(t)) => validate::instant("run_at", t)?,
         (None, None) => now,
     };
     let max_attempts = opts.max_attempts.unwrap_or(default_max_attempts);
@@ -271,7 +271,11 @@ fn plan(queue: &str, opts: &EnqueueOpts, default_max_attempts: u32, now: i64) ->
         Some(d) if d.is_zero() => {
             return Err(Error::invalid("expires", "must be positive when given"))
         }
-        Some(d) => Some(run_at.max(now).saturating_add(duration_ms(d))),
+        Some(d) => Some(validate::after(
+            "expires",
+            run_at.max(now),
+            validate::duration_ms("expires", d)?,
+        )?),
         None => None,
     };
     if let Some(k) = &opts.key {
@@ -450,6 +454,16 @@ fn make_due(conn: &Connection, queue: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// The end of a lease of `length` from `now`: positive, and before the
+/// year 9999.
+fn lease_end(what: &'static str, length: Duration, now: i64) -> Result<i64> {
+    validate::after(
+        what,
+        now,
+        validate::positive_ms(what, validate::duration_ms(what, length)?)?,
+    )
+}
+
 /// Claims up to `n` due jobs for `worker`, best first (higher priority, then
 /// earlier `run_at`, then lower id), leasing each for `visibility_timeout`.
 /// Every claim counts as an attempt.
@@ -466,10 +480,7 @@ pub fn claim(
     if n == 0 {
         return Err(Error::invalid("n", "must be at least 1"));
     }
-    let lease_until = now.saturating_add(validate::positive_ms(
-        "visibility_timeout",
-        duration_ms(visibility_timeout),
-    )?);
+    let lease_until = lease_end("visibility_timeout", visibility_timeout, now)?;
     atomic(conn, |conn| {
         make_due(conn, queue, now)?;
         // `id = (…)` for one job avoids the ephemeral table `IN (…)` builds.
@@ -494,29 +505,27 @@ pub fn claim(
     })
 }
 
+const ACK: &str = "DELETE FROM _honker_live
+     WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4";
+
 /// Completes a job: deletes it if `lease` is still current. One indexed write.
 pub fn ack(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
-    let n = conn
-        .prepare_cached(
-            "DELETE FROM _honker_live
-             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
-        )?
-        .execute(params![lease.id, lease.worker, lease.attempt, now])?;
+    let n =
+        conn.prepare_cached(ACK)?
+            .execute(params![lease.id, lease.worker, lease.attempt, now])?;
     Ok(n == 1)
 }
 
-/// Completes every job in `ids` that `worker` currently holds a live lease
-/// on; returns how many were acked. Atomic.
-pub fn ack_batch(conn: &Connection, ids: &[i64], worker: &str, now: i64) -> Result<usize> {
-    validate::name("worker", worker)?;
+/// Completes every job whose lease in `leases` is still current, each
+/// checked exactly as [`ack`] checks one (id, worker, attempt, unexpired),
+/// so a worker whose lease lapsed and was taken over, even by a worker of
+/// the same name, acks nothing. Returns how many were acked. Atomic.
+pub fn ack_batch(conn: &Connection, leases: &[Lease<'_>], now: i64) -> Result<usize> {
     atomic(conn, |conn| {
-        let mut stmt = conn.prepare_cached(
-            "DELETE FROM _honker_live
-             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND lease_until > ?3",
-        )?;
+        let mut stmt = conn.prepare_cached(ACK)?;
         let mut n = 0;
-        for id in ids {
-            n += stmt.execute(params![id, worker, now])?;
+        for l in leases {
+            n += stmt.execute(params![l.id, l.worker, l.attempt, now])?;
         }
         Ok(n)
     })
@@ -561,6 +570,9 @@ pub fn retry(
     error: &str,
     now: i64,
 ) -> Result<bool> {
+    let delay = delay
+        .map(|d| validate::after("delay", now, validate::duration_ms("delay", d)?))
+        .transpose()?;
     atomic(conn, |conn| {
         let Some((attempts, max)) = holds(conn, lease, now)? else {
             return Ok(false);
@@ -568,10 +580,11 @@ pub fn retry(
         if attempts >= max {
             return bury(conn, lease.id, "max_attempts", Some(error), now);
         }
-        let delay = delay.unwrap_or_else(|| {
-            default_backoff(attempts, (lease.id as u64) ^ (now as u64).rotate_left(17))
+        let run_at = delay.unwrap_or_else(|| {
+            let backoff =
+                default_backoff(attempts, (lease.id as u64) ^ (now as u64).rotate_left(17));
+            now.saturating_add(duration_ms(backoff))
         });
-        let run_at = now.saturating_add(duration_ms(delay));
         let state = if run_at > now { "scheduled" } else { "ready" };
         conn.prepare_cached(
             "UPDATE _honker_live
@@ -612,7 +625,7 @@ pub fn fail(conn: &Connection, lease: Lease<'_>, error: &str, now: i64) -> Resul
 
 /// Extends a lease to `extend` from now. Returns false if it is not current.
 pub fn heartbeat(conn: &Connection, lease: Lease<'_>, extend: Duration, now: i64) -> Result<bool> {
-    let until = now.saturating_add(validate::positive_ms("extend", duration_ms(extend))?);
+    let until = lease_end("extend", extend, now)?;
     let n = conn
         .prepare_cached(
             "UPDATE _honker_live SET lease_until = ?5
@@ -1074,6 +1087,24 @@ mod tests {
     }
 
     #[test]
+    fn batch_ack_fences_like_ack_even_for_the_same_worker_name() {
+        let c = db();
+        let id = put(&c, "{}", EnqueueOpts::default(), 0);
+        let stale = claim1(&c, "w", 0).unwrap();
+        // The lease lapses; the same worker name claims it again.
+        let current = claim(&c, "q", "w", 1, VT, 30_000).unwrap().pop().unwrap();
+        assert_eq!((current.id, current.attempts), (id, 2));
+        assert_eq!(ack_batch(&c, &[stale.lease()], 30_001).unwrap(), 0);
+        assert_eq!(
+            get_job(&c, id).unwrap().unwrap().state,
+            JobState::Processing,
+            "the stale holder's batch ack left the current claim alone"
+        );
+        assert_eq!(ack_batch(&c, &[current.lease()], 30_002).unwrap(), 1);
+        assert!(get_job(&c, id).unwrap().is_none());
+    }
+
+    #[test]
     fn batches_are_all_or_nothing() {
         let c = db();
         let e =
@@ -1083,8 +1114,9 @@ mod tests {
         let ids = enqueue_many(&c, "q", &["1", "2", "3"], &EnqueueOpts::default(), 3, 0).unwrap();
         assert_eq!(ids.len(), 3);
         let jobs = claim(&c, "q", "w", 2, VT, 0).unwrap();
+        let never_claimed = Lease::new(ids[2], "w", 1);
         assert_eq!(
-            ack_batch(&c, &[jobs[0].id, jobs[1].id, ids[2]], "w", 1).unwrap(),
+            ack_batch(&c, &[jobs[0].lease(), jobs[1].lease(), never_claimed], 1).unwrap(),
             2
         );
         assert!(enqueue_many(

@@ -25,6 +25,7 @@ pub fn try_acquire(
     }
     validate::positive_ms("per", per_ms)?;
     let start = now.div_euclid(per_ms) * per_ms;
+    let end = validate::after("per", start, per_ms)?;
     let count: Option<i64> = conn
         .prepare_cached(
             "INSERT INTO _honker_rate_limits (key, window_start, window_end, count) VALUES (?1, ?2, ?3, 1)
@@ -35,7 +36,7 @@ pub fn try_acquire(
              WHERE window_start <> excluded.window_start OR count < ?4
              RETURNING count",
         )?
-        .query_row(params![key, start, start + per_ms, limit], |r| r.get(0))
+        .query_row(params![key, start, end, limit], |r| r.get(0))
         .optional()?;
     if count == Some(1) {
         // A window opened: clear a few stale ones (an index seek when none).

@@ -7,7 +7,6 @@
 //! Missed fires: after downtime, a schedule fires once to catch up (not once
 //! per missed boundary), then continues from the next boundary after now.
 
-use crate::clock::duration_ms;
 use crate::cron::{self, CronSchedule};
 use crate::error::{Error, Result};
 use crate::queue::{self, EnqueueOpts, DEFAULT_MAX_ATTEMPTS};
@@ -56,6 +55,9 @@ pub struct ScheduleInfo {
     pub next_fire_at_ms: i64,
     /// Last fire, ms since the epoch.
     pub last_fire_at_ms: Option<i64>,
+    /// Why the last fire failed, if it did (the schedule then moved on to
+    /// its next boundary). Cleared by the next fire that succeeds.
+    pub last_error: Option<String>,
 }
 
 /// One fire made by [`tick`].
@@ -70,6 +72,23 @@ pub struct Fired {
     /// The boundary this fire is for, ms since the epoch.
     pub fire_at_ms: i64,
 }
+
+/// A fire [`tick`] could not make: the schedule moved on to its next
+/// boundary (its `last_error` says why) and the other schedules fired.
+#[derive(Debug)]
+pub struct FireFailure {
+    /// Schedule name.
+    pub name: String,
+    /// The boundary that did not fire, ms since the epoch.
+    pub fire_at_ms: i64,
+    /// What went wrong.
+    pub error: Error,
+}
+
+/// Longest schedule name, in bytes: each fire's job carries the
+/// idempotency key `schedule:{name}:{fire time}`, which must fit in
+/// [`validate::MAX_NAME_LEN`].
+pub const MAX_NAME_LEN: usize = validate::MAX_NAME_LEN - 32;
 
 const NEVER: i64 = i64::MAX;
 
@@ -90,10 +109,23 @@ fn stored_expr(spec: &ScheduleSpec<'_>, parsed: &CronSchedule) -> String {
 /// from now.
 pub fn add(conn: &Connection, spec: &ScheduleSpec<'_>, now: i64) -> Result<()> {
     validate::name("name", spec.name)?;
+    if spec.name.len() > MAX_NAME_LEN {
+        return Err(Error::invalid(
+            "name",
+            format!(
+                "is {} bytes long; a schedule name is at most {MAX_NAME_LEN} bytes (each fire's \
+                 idempotency key adds the fire time to it)",
+                spec.name.len()
+            ),
+        ));
+    }
     validate::name("queue", spec.queue)?;
     validate::json("payload", spec.payload)?;
     let expires = match spec.expires {
-        Some(d) => Some(validate::positive_ms("expires", duration_ms(d))?),
+        Some(d) => Some(validate::positive_ms(
+            "expires",
+            validate::duration_ms("expires", d)?,
+        )?),
         None => None,
     };
     let parsed = cron::parse_with_tz(spec.cron, spec.tz)?;
@@ -105,7 +137,13 @@ pub fn add(conn: &Connection, spec: &ScheduleSpec<'_>, now: i64) -> Result<()> {
             .optional()?;
         let next = match existing {
             Some((old, next)) if old == expr => next,
-            _ => parsed.next_after(now).unwrap_or(NEVER),
+            _ => parsed
+                .next_after(now)
+                .filter(|&t| t <= validate::MAX_INSTANT_MS)
+                .ok_or_else(|| Error::InvalidCron {
+                    expr: spec.cron.to_string(),
+                    reason: "it has no fire time before the year 9999".into(),
+                })?,
         };
         conn.prepare_cached(
             "INSERT INTO _honker_schedules (name, queue, cron, payload, priority, expires_ms, next_fire_at, created_at, updated_at)
@@ -138,11 +176,12 @@ fn info_row(r: &Row<'_>) -> rusqlite::Result<ScheduleInfo> {
         paused: r.get(6)?,
         next_fire_at_ms: r.get(7)?,
         last_fire_at_ms: r.get(8)?,
+        last_error: r.get(9)?,
     })
 }
 
 const COLS: &str =
-    "name, queue, cron, payload, priority, expires_ms, paused, next_fire_at, last_fire_at";
+    "name, queue, cron, payload, priority, expires_ms, paused, next_fire_at, last_fire_at, last_error";
 
 /// Every schedule, by name.
 pub fn list(conn: &Connection) -> Result<Vec<ScheduleInfo>> {
@@ -215,8 +254,17 @@ fn following(schedule: &CronSchedule, boundary: i64, now: i64) -> i64 {
 /// Enqueues one job for every unpaused schedule whose boundary is at or
 /// before `now`, and moves each to its next boundary. All in one
 /// transaction; each boundary fires exactly once even if several processes
-/// tick at the same moment.
+/// tick at the same moment. A schedule whose fire fails (bad data stored by
+/// an older version, say) does not stop the others: see [`tick_report`].
 pub fn tick(conn: &Connection, now: i64) -> Result<Vec<Fired>> {
+    tick_report(conn, now).map(|(fired, _)| fired)
+}
+
+/// [`tick`], also returning the fires that failed. Each fire runs in a
+/// savepoint of its own: one that fails is undone, its schedule moves on to
+/// its next boundary with `last_error` saying why, and the other schedules
+/// fire.
+pub fn tick_report(conn: &Connection, now: i64) -> Result<(Vec<Fired>, Vec<FireFailure>)> {
     atomic(conn, |conn| {
         let due: Vec<ScheduleInfo> = conn
             .prepare_cached(&format!(
@@ -225,34 +273,76 @@ pub fn tick(conn: &Connection, now: i64) -> Result<Vec<Fired>> {
             .query_map([now], info_row)?
             .collect::<rusqlite::Result<_>>()?;
         let mut fired = Vec::with_capacity(due.len());
+        let mut failed = Vec::new();
         for s in due {
-            let schedule = cron::parse(&s.cron)?;
-            let opts = EnqueueOpts {
-                priority: s.priority,
-                expires: s.expires_ms.map(|ms| Duration::from_millis(ms as u64)),
-                key: Some(format!("schedule:{}:{}", s.name, s.next_fire_at_ms)),
-                ..EnqueueOpts::default()
-            };
-            let job_id =
-                queue::enqueue(conn, &s.queue, &s.payload, &opts, DEFAULT_MAX_ATTEMPTS, now)?;
-            let next = following(&schedule, s.next_fire_at_ms, now);
-            conn.prepare_cached(
-                "UPDATE _honker_schedules SET next_fire_at = ?3, last_fire_at = ?4
-                 WHERE name = ?1 AND next_fire_at = ?2",
-            )?
-            .execute(params![s.name, s.next_fire_at_ms, next, now])?;
-            fired.push(Fired {
-                name: s.name,
-                queue: s.queue,
-                job_id,
-                fire_at_ms: s.next_fire_at_ms,
-            });
+            match atomic(conn, |conn| fire(conn, &s, now)) {
+                Ok(f) => fired.push(f),
+                Err(error) => {
+                    skip(conn, &s, now, &error)?;
+                    failed.push(FireFailure {
+                        name: s.name,
+                        fire_at_ms: s.next_fire_at_ms,
+                        error,
+                    });
+                }
+            }
         }
-        Ok(fired)
+        Ok((fired, failed))
     })
 }
 
-/// [`tick`], but only while `token` holds the lock `lock_name`: a leader
+/// Makes one schedule's due fire: enqueues its job and moves it on.
+fn fire(conn: &Connection, s: &ScheduleInfo, now: i64) -> Result<Fired> {
+    let schedule = cron::parse(&s.cron)?;
+    let expires = s
+        .expires_ms
+        .map(|ms| {
+            u64::try_from(ms)
+                .map(Duration::from_millis)
+                .map_err(|_| Error::invalid("expires", format!("stored as {ms} ms")))
+        })
+        .transpose()?;
+    let opts = EnqueueOpts {
+        priority: s.priority,
+        expires,
+        key: Some(format!("schedule:{}:{}", s.name, s.next_fire_at_ms)),
+        ..EnqueueOpts::default()
+    };
+    let job_id = queue::enqueue(conn, &s.queue, &s.payload, &opts, DEFAULT_MAX_ATTEMPTS, now)?;
+    let next = following(&schedule, s.next_fire_at_ms, now);
+    conn.prepare_cached(
+        "UPDATE _honker_schedules SET next_fire_at = ?3, last_fire_at = ?4, last_error = NULL
+         WHERE name = ?1 AND next_fire_at = ?2",
+    )?
+    .execute(params![s.name, s.next_fire_at_ms, next, now])?;
+    Ok(Fired {
+        name: s.name.clone(),
+        queue: s.queue.clone(),
+        job_id,
+        fire_at_ms: s.next_fire_at_ms,
+    })
+}
+
+/// Moves a schedule whose fire failed on to its next boundary (never, if
+/// its expression no longer parses), recording why.
+fn skip(conn: &Connection, s: &ScheduleInfo, now: i64, error: &Error) -> Result<()> {
+    let next = cron::parse(&s.cron)
+        .map(|c| following(&c, s.next_fire_at_ms, now))
+        .unwrap_or(NEVER);
+    conn.prepare_cached(
+        "UPDATE _honker_schedules SET next_fire_at = ?3, last_error = ?4
+         WHERE name = ?1 AND next_fire_at = ?2",
+    )?
+    .execute(params![
+        s.name,
+        s.next_fire_at_ms,
+        next,
+        format!("the fire at {} ms failed: {error}", s.next_fire_at_ms)
+    ])?;
+    Ok(())
+}
+
+/// [`tick_report`], but only while `token` holds the lock `lock_name`: a leader
 /// whose lock lapsed (and may have passed to another process) fires
 /// nothing. `None` when fenced off. Atomic.
 pub fn tick_fenced(
@@ -260,7 +350,7 @@ pub fn tick_fenced(
     lock_name: &str,
     token: i64,
     now: i64,
-) -> Result<Option<Vec<Fired>>> {
+) -> Result<Option<(Vec<Fired>, Vec<FireFailure>)>> {
     atomic(conn, |conn| {
         let holds: bool = conn
             .prepare_cached(
@@ -270,7 +360,7 @@ pub fn tick_fenced(
         if !holds {
             return Ok(None);
         }
-        tick(conn, now).map(Some)
+        tick_report(conn, now).map(Some)
     })
 }
 
@@ -381,6 +471,73 @@ mod tests {
         assert!(
             list(&c).unwrap().is_empty(),
             "failed adds left nothing behind"
+        );
+    }
+
+    #[test]
+    fn a_schedule_that_cannot_fire_does_not_stop_the_others() {
+        let c = db();
+        add(&c, &spec("a-good", "@every 10s"), 0).unwrap();
+        add(&c, &spec("z-good", "@every 10s"), 0).unwrap();
+        add(&c, &spec("broken", "@every 10s"), 0).unwrap();
+        // As an older version could have stored it: a name too long for
+        // its fire's idempotency key.
+        let long = "n".repeat(500);
+        c.execute(
+            "UPDATE _honker_schedules SET name = ?1 WHERE name = 'broken'",
+            [&long],
+        )
+        .unwrap();
+        let (fired, failed) = tick_report(&c, 10_000).unwrap();
+        let names: Vec<&str> = fired.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a-good", "z-good"]);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].name, long);
+        assert_eq!(failed[0].fire_at_ms, 10_000);
+        assert_eq!(failed[0].error.code(), "invalid_argument");
+        let broken = get(&c, &long).unwrap().unwrap();
+        assert_eq!(broken.next_fire_at_ms, 20_000, "moved on, not stuck");
+        assert!(broken.last_error.unwrap().contains("`key`"));
+        assert_eq!(queue::stats(&c, "jobs").unwrap().ready, 2);
+        // A stored expression that no longer parses: never again, said why.
+        c.execute(
+            "UPDATE _honker_schedules SET cron = 'garbage' WHERE name = 'z-good'",
+            [],
+        )
+        .unwrap();
+        let (fired, failed) = tick_report(&c, 20_000).unwrap();
+        assert_eq!(fired.len(), 1);
+        let codes: Vec<(&str, &str)> = failed
+            .iter()
+            .map(|f| (&f.name[..1], f.error.code()))
+            .collect();
+        assert_eq!(codes, [("n", "invalid_argument"), ("z", "invalid_cron")]);
+        assert_eq!(soonest(&c).unwrap(), Some(30_000));
+        assert_eq!(get(&c, "a-good").unwrap().unwrap().last_error, None);
+    }
+
+    #[test]
+    fn add_refuses_what_tick_cannot_fire() {
+        let c = db();
+        let e = add(&c, &spec(&"n".repeat(MAX_NAME_LEN + 1), "@daily"), 0).unwrap_err();
+        assert_eq!(e.code(), "invalid_argument");
+        assert!(e.to_string().contains("at most 480 bytes"), "{e}");
+        add(&c, &spec(&"n".repeat(MAX_NAME_LEN), "@every 1s"), 0).unwrap();
+        let mut s = spec("x", "@daily");
+        s.expires = Some(Duration::from_secs(u64::MAX / 2));
+        assert_eq!(add(&c, &s, 0).unwrap_err().code(), "invalid_argument");
+        let e = add(
+            &c,
+            &spec("x", "* * * * *"),
+            crate::validate::MAX_INSTANT_MS - 5,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "invalid_cron");
+        let (fired, failed) = tick_report(&c, 1_000).unwrap();
+        assert_eq!(
+            (fired.len(), failed.len()),
+            (1, 0),
+            "the longest name fires"
         );
     }
 

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use std::time::{Duration, Instant};
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -159,6 +159,11 @@ const MIGRATIONS: &[&str] = &[
 
     INSERT INTO _honker_meta (key, value) VALUES ('lock_token', 0);
     "#,
+    // 1 -> 2: why a schedule's last fire failed (it moved on to its next
+    // boundary; the others fired).
+    r#"
+    ALTER TABLE _honker_schedules ADD COLUMN last_error TEXT;
+    "#,
 ];
 
 /// Applies honker's connection settings: WAL, `synchronous=NORMAL`, a busy
@@ -170,7 +175,7 @@ pub fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(128);
     // Switching to WAL needs a moment of exclusive access; a concurrent
     // opener can make it report busy without calling the busy handler.
-    let deadline = Instant::now() + busy_timeout;
+    let deadline = crate::validate::deadline(busy_timeout);
     loop {
         match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
             Ok(mode) => {
@@ -182,7 +187,7 @@ pub fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()> {
                 }
                 break;
             }
-            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+            Err(e) if is_busy(&e) && deadline.map_or(true, |d| Instant::now() < d) => {
                 std::thread::sleep(Duration::from_millis(2))
             }
             Err(e) => return Err(e.into()),
@@ -227,7 +232,9 @@ pub fn busy_handler(count: i32) -> bool {
             }
             (_, Some(s)) => s,
         };
-        let left = (started + timeout).saturating_duration_since(now);
+        let left = started
+            .checked_add(timeout)
+            .map_or(timeout, |end| end.saturating_duration_since(now));
         if left.is_zero() {
             return false;
         }
@@ -412,6 +419,30 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_version_1_file_is_upgraded_in_place() {
+        let c = mem();
+        c.execute_batch(
+            "CREATE TABLE _honker_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+        )
+        .unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.execute_batch("INSERT INTO _honker_meta VALUES ('schema_version', 1)")
+            .unwrap();
+        c.execute_batch(
+            "INSERT INTO _honker_schedules (name, queue, cron, payload, priority, next_fire_at, created_at, updated_at)
+             VALUES ('s', 'q', '@daily', '1', 0, 5, 0, 0)",
+        )
+        .unwrap();
+        assert_eq!(migrate(&c).unwrap(), 2);
+        let (name, err): (String, Option<String>) = c
+            .query_row("SELECT name, last_error FROM _honker_schedules", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((name.as_str(), err), ("s", None), "rows kept, column added");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
 use serde_json::{json, Map, Value as Json};
 use std::os::raw::c_int;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 type HResult<T> = Result<T, HErr>;
 
@@ -144,15 +144,34 @@ fn bool_value(b: bool) -> Value {
 
 type Op = fn(&Context<'_>, &Connection, i64) -> HResult<Value>;
 
+/// Who may call the functions that write or read honker's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callers {
+    /// Only SQL the application runs itself: the functions are
+    /// `SQLITE_DIRECTONLY`, so no trigger, view or other schema code in a
+    /// file (one honker merely opens, or one attached to it) can call them.
+    /// What honker's own connections use unless the application opts in.
+    Direct,
+    /// Also the schema, under SQLite's own rule: neither innocuous nor
+    /// direct-only, so triggers and views may call them only while the
+    /// connection's `trusted_schema` is on. What the loadable extension
+    /// uses (the host's connection, the host's choice).
+    TrustedSchema,
+}
+
 /// Registers every honker SQL function on `db`.
-pub fn register(db: &Connection) -> rusqlite::Result<()> {
-    // Side effects: neither innocuous nor direct-only, so SQLite's own rule
-    // applies: usable from triggers and views only in a trusted schema.
-    let write = FunctionFlags::SQLITE_UTF8;
-    let read = FunctionFlags::SQLITE_UTF8;
+pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
+    let write = match callers {
+        Callers::Direct => FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
+        Callers::TrustedSchema => FunctionFlags::SQLITE_UTF8,
+    };
+    let read = write;
     let pure = FunctionFlags::SQLITE_UTF8
         | FunctionFlags::SQLITE_DETERMINISTIC
         | FunctionFlags::SQLITE_INNOCUOUS;
+    // No side effects, but not deterministic: with a zone it depends on the
+    // tz database.
+    let computed = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_INNOCUOUS;
     let ops: &[(&'static str, c_int, FunctionFlags, Op)] = &[
         ("honker_version", 0, pure, |_, _, _| {
             Ok(Value::Text(crate::VERSION.into()))
@@ -167,15 +186,7 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
             let worker = text(ctx, 1, "worker")?;
             queue::ack(c, lease(ctx, &worker)?, now).map(bool_value)
         }),
-        ("honker_ack_batch", 2, write, |ctx, c, now| {
-            let ids: Vec<i64> =
-                serde_json::from_str(&text(ctx, 0, "ids")?).map_err(|e| HErr::InvalidJson {
-                    name: "ids",
-                    reason: format!("expected a JSON array of job ids: {e}"),
-                })?;
-            queue::ack_batch(c, &ids, &text(ctx, 1, "worker")?, now)
-                .map(|n| Value::Integer(n as i64))
-        }),
+        ("honker_ack_batch", -1, write, ack_batch),
         ("honker_retry", 5, write, |ctx, c, now| {
             let worker = text(ctx, 1, "worker")?;
             let delay = opt_secs(ctx, 3, "delay_s")?
@@ -301,7 +312,7 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
         }),
         ("honker_notifications_prune", 1, write, |ctx, c, now| {
             let older = ttl_ms(ctx, 0, "older_than_s")?;
-            notify::prune(c, now - older).map(|n| Value::Integer(n as i64))
+            notify::prune(c, now.saturating_sub(older)).map(|n| Value::Integer(n as i64))
         }),
         // locks, rate limits, results
         ("honker_lock_acquire", 3, write, |ctx, c, now| {
@@ -412,8 +423,7 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
         ("honker_schedule_soonest", 0, read, |_, c, _| {
             scheduler::soonest(c).map(opt_int_value)
         }),
-        // Not deterministic: with a zone it depends on the tz database.
-        ("honker_cron_next", -1, read, |ctx, _, _| {
+        ("honker_cron_next", -1, computed, |ctx, _, _| {
             let tz = opt_text(ctx, 2, "tz")?;
             cron::next_fire(
                 &text(ctx, 0, "cron")?,
@@ -424,14 +434,21 @@ pub fn register(db: &Connection) -> rusqlite::Result<()> {
         }),
     ];
     for &(name, n_arg, flags, op) in ops {
-        db.create_scalar_function(name, n_arg, flags, move |ctx| {
-            // SAFETY: the connection is only used during this call.
-            let conn = unsafe { ctx.get_connection()? };
-            op(ctx, &conn, system_now_ms())
-                .map_err(|e| rusqlite::Error::UserFunctionError(format!("{name}: {e}").into()))
-        })?;
+        db.create_scalar_function(name, n_arg, flags, move |ctx| call(name, op, ctx))?;
     }
     Ok(())
+}
+
+/// Runs one SQL function: the operation under the panic guard, its error
+/// as `name [code]: message`, so SQL callers can tell errors apart by code
+/// as the other languages do.
+fn call(name: &str, op: Op, ctx: &Context<'_>) -> rusqlite::Result<Value> {
+    crate::guard(|| {
+        // SAFETY: the connection is only used during this call.
+        let conn = unsafe { ctx.get_connection()? };
+        op(ctx, &conn, system_now_ms())
+    })
+    .map_err(|e| rusqlite::Error::UserFunctionError(format!("{name} [{}]: {e}", e.code()).into()))
 }
 
 fn do_notify(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
@@ -467,10 +484,7 @@ fn enqueue(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
             };
             match k.as_str() {
                 "delay_s" => opts.delay = Some(validate::secs_f64("delay_s", num("delay_s")?)?),
-                "run_at" => {
-                    let s = num("run_at")?;
-                    opts.run_at = Some(SystemTime::UNIX_EPOCH + validate::secs_f64("run_at", s)?);
-                }
+                "run_at" => opts.run_at = Some(validate::epoch_secs_f64("run_at", num("run_at")?)?),
                 "priority" => opts.priority = v.as_i64().ok_or_else(|| HErr::invalid("priority", format!("must be an integer, got {v}")))?,
                 "max_attempts" => {
                     let n = v.as_u64().filter(|n| *n >= 1 && *n <= u32::MAX as u64);
@@ -489,6 +503,38 @@ fn enqueue(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
         }
     }
     queue::enqueue(c, &q, &p, &opts, max_attempts, now).map(Value::Integer)
+}
+
+/// `honker_ack_batch(jobs_json)`: the claimed jobs as `honker_claim_batch`
+/// returned them (each an object with `id`, `worker_id` and `attempts`),
+/// so every ack is fenced by its whole lease.
+fn ack_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
+    #[derive(serde::Deserialize)]
+    struct Claimed {
+        id: i64,
+        worker_id: String,
+        attempts: u32,
+    }
+    if ctx.len() != 1 {
+        return Err(HErr::invalid(
+            "arguments",
+            "honker_ack_batch(jobs_json) takes the claimed jobs (a JSON array of objects with \
+             id, worker_id and attempts, as honker_claim_batch returns them): a bare list of ids \
+             cannot tell a lapsed claim from the current one",
+        ));
+    }
+    let jobs: Vec<Claimed> =
+        serde_json::from_str(&text(ctx, 0, "jobs")?).map_err(|e| HErr::InvalidJson {
+            name: "jobs",
+            reason: format!(
+                "expected a JSON array of claimed jobs ({{\"id\", \"worker_id\", \"attempts\"}}): {e}"
+            ),
+        })?;
+    let leases: Vec<Lease<'_>> = jobs
+        .iter()
+        .map(|j| Lease::new(j.id, &j.worker_id, j.attempts))
+        .collect();
+    queue::ack_batch(c, &leases, now).map(|n| Value::Integer(n as i64))
 }
 
 fn claim_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
@@ -514,4 +560,109 @@ fn claim_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
         now,
     )?;
     Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        register(&c, Callers::TrustedSchema).unwrap();
+        schema::migrate(&c).unwrap();
+        c
+    }
+
+    fn err(c: &Connection, sql: &str) -> String {
+        c.query_row(sql, [], |r| r.get::<_, Value>(0))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_panic_in_a_function_is_an_error_with_the_internal_code() {
+        let c = conn();
+        c.create_scalar_function("boom", 0, FunctionFlags::SQLITE_UTF8, |ctx| {
+            call("boom", |_, _, _| panic!("deliberate"), ctx)
+        })
+        .unwrap();
+        let e = err(&c, "SELECT boom()");
+        assert!(
+            e.starts_with("boom [internal]: internal error in honker"),
+            "{e}"
+        );
+        assert!(e.contains("deliberate"), "{e}");
+    }
+
+    #[test]
+    fn errors_carry_their_code() {
+        let c = conn();
+        let e = err(&c, "SELECT honker_enqueue('', '{}')");
+        assert!(
+            e.starts_with("honker_enqueue [invalid_argument]: invalid argument `queue`"),
+            "{e}"
+        );
+        let e = err(
+            &c,
+            r#"SELECT honker_enqueue('q', '{}', '{"run_at": 1e19}')"#,
+        );
+        assert!(
+            e.starts_with("honker_enqueue [invalid_argument]: invalid argument `run_at`"),
+            "{e}"
+        );
+        let e = err(&c, "SELECT honker_cron_next('* * * * *', 9223372036854775)");
+        assert!(
+            e.starts_with("honker_cron_next [invalid_argument]: invalid argument `after`"),
+            "{e}"
+        );
+        let e = err(&c, "SELECT honker_cron_next('1/4294967295 * * * *', 0)");
+        assert!(e.starts_with("honker_cron_next [invalid_cron]"), "{e}");
+    }
+
+    #[test]
+    fn batch_ack_takes_whole_leases() {
+        let c = conn();
+        let id: i64 = c
+            .query_row("SELECT honker_enqueue('q', '{}')", [], |r| r.get(0))
+            .unwrap();
+        let jobs: String = c
+            .query_row("SELECT honker_claim_batch('q', 'w', 1)", [], |r| r.get(0))
+            .unwrap();
+        let e = err(&c, &format!("SELECT honker_ack_batch('[{id}]', 'w')"));
+        assert!(
+            e.contains("[invalid_argument]") && e.contains("bare list of ids"),
+            "{e}"
+        );
+        let wrong_attempt = jobs.replace("\"attempts\":1", "\"attempts\":2");
+        let n: i64 = c
+            .query_row("SELECT honker_ack_batch(?1)", [&wrong_attempt], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 0);
+        let n: i64 = c
+            .query_row("SELECT honker_ack_batch(?1)", [&jobs], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn direct_only_functions_cannot_be_called_from_a_view() {
+        let c = Connection::open_in_memory().unwrap();
+        register(&c, Callers::Direct).unwrap();
+        schema::migrate(&c).unwrap();
+        c.execute_batch("CREATE VIEW v AS SELECT honker_enqueue('q', '{}') AS id")
+            .unwrap();
+        let e = err(&c, "SELECT id FROM v");
+        assert!(e.contains("unsafe use of honker_enqueue"), "{e}");
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM _honker_live", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        // Called directly, it works.
+        c.query_row("SELECT honker_enqueue('q', '{}')", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    }
 }

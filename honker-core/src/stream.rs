@@ -147,7 +147,10 @@ pub fn get_offset(conn: &Connection, stream: &str, consumer: &str) -> Result<i64
 pub fn set_retention(conn: &Connection, stream: &str, retention: Retention) -> Result<()> {
     validate::name("stream", stream)?;
     let max_age = match retention.max_age {
-        Some(d) => Some(validate::positive_ms("max_age", duration_ms(d))?),
+        Some(d) => Some(validate::positive_ms(
+            "max_age",
+            validate::duration_ms("max_age", d)?,
+        )?),
         None => None,
     };
     let max_count = match retention.max_count {
@@ -174,8 +177,8 @@ pub fn get_retention(conn: &Connection, stream: &str) -> Result<Retention> {
     Ok(match row {
         None => Retention::default(),
         Some((age, count)) => Retention {
-            max_age: age.map(|ms| Duration::from_millis(ms as u64)),
-            max_count: count.map(|n| n as u64),
+            max_age: age.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            max_count: count.map(|n| n.max(0) as u64),
         },
     })
 }

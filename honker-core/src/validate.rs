@@ -2,15 +2,19 @@
 //! input gets the same clear error in every language.
 
 use crate::error::{Error, Result};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Longest name (queue, stream, channel, lock, consumer…) accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 512;
 
-/// Rejects empty or absurdly long names.
+/// Rejects empty or absurdly long names, and names holding a NUL (which C
+/// strings, SQLite's shell and other languages' APIs would cut short).
 pub fn name(what: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(what, "must not be empty"));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(what, "must not contain a NUL character"));
     }
     if value.len() > MAX_NAME_LEN {
         return Err(Error::invalid(
@@ -29,6 +33,71 @@ pub fn json(what: &'static str, text: &str) -> Result<()> {
             name: what,
             reason: e.to_string(),
         })
+}
+
+/// The latest instant honker stores or computes, 9999-12-31T23:59:59.999Z,
+/// in ms since the epoch. Every deadline (a run time, a lease end, a TTL's
+/// end, a cron search start) must fall between the epoch and this.
+pub const MAX_INSTANT_MS: i64 = 253_402_300_799_999;
+
+fn out_of_range(what: &'static str, shown: impl std::fmt::Display) -> Error {
+    Error::invalid(
+        what,
+        format!("{shown} is out of range: instants must fall between 1970 and the year 9999"),
+    )
+}
+
+/// A duration in whole milliseconds, refusing one longer than any deadline
+/// can hold.
+pub fn duration_ms(what: &'static str, d: Duration) -> Result<i64> {
+    match i64::try_from(d.as_millis()) {
+        Ok(ms) if ms <= MAX_INSTANT_MS => Ok(ms),
+        _ => Err(out_of_range(what, format!("{:.0} s", d.as_secs_f64()))),
+    }
+}
+
+/// The instant `ms` after `start` (both ms): the end of a delay, lease, TTL
+/// or window. Past the year 9999 it is an error naming `what`.
+pub fn after(what: &'static str, start: i64, ms: i64) -> Result<i64> {
+    match start.checked_add(ms) {
+        Some(t) if (0..=MAX_INSTANT_MS).contains(&t) => Ok(t),
+        _ => Err(out_of_range(what, format!("{ms} ms from {start} ms"))),
+    }
+}
+
+/// An instant given in ms since the epoch, checked against the range.
+pub fn instant_ms(what: &'static str, ms: i64) -> Result<i64> {
+    if (0..=MAX_INSTANT_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(out_of_range(what, format!("{ms} ms since the epoch")))
+    }
+}
+
+/// An instant given as a `SystemTime`, in ms since the epoch.
+pub fn instant(what: &'static str, t: SystemTime) -> Result<i64> {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => instant_ms(what, duration_ms(what, d)?),
+        Err(_) => Err(out_of_range(what, "a time before 1970")),
+    }
+}
+
+/// An instant given by a binding in (possibly fractional) seconds since the
+/// epoch.
+pub fn epoch_secs_f64(what: &'static str, secs: f64) -> Result<SystemTime> {
+    if !(secs.is_finite() && (0.0..=MAX_INSTANT_MS as f64 / 1000.0).contains(&secs)) {
+        return Err(out_of_range(
+            what,
+            format!("{} s since the epoch", shown(secs)),
+        ));
+    }
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs))
+}
+
+/// The deadline of a wait of `timeout` from now; `None` (no deadline) for a
+/// wait too long to be told apart from forever.
+pub fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Rejects zero and negative durations given in milliseconds.
@@ -127,6 +196,10 @@ mod tests {
     #[test]
     fn names() {
         assert!(name("queue", "emails").is_ok());
+        assert_eq!(
+            name("queue", "a\0b").unwrap_err().to_string(),
+            "invalid argument `queue`: must not contain a NUL character"
+        );
         let e = name("queue", "").unwrap_err();
         assert_eq!(e.to_string(), "invalid argument `queue`: must not be empty");
         assert!(name("queue", &"x".repeat(MAX_NAME_LEN + 1)).is_err());
@@ -156,6 +229,42 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn instants_and_their_range() {
+        assert_eq!(after("ttl", 1_000, 500).unwrap(), 1_500);
+        for (start, ms) in [(1, MAX_INSTANT_MS), (i64::MAX, 1), (0, -1)] {
+            let e = after("ttl", start, ms).unwrap_err();
+            assert_eq!(e.code(), "invalid_argument");
+            assert!(e.to_string().starts_with("invalid argument `ttl`: "), "{e}");
+            assert!(e.to_string().contains("year 9999"), "{e}");
+        }
+        assert_eq!(
+            duration_ms("delay", Duration::from_secs(u64::MAX))
+                .unwrap_err()
+                .code(),
+            "invalid_argument"
+        );
+        assert_eq!(duration_ms("d", Duration::from_millis(7)).unwrap(), 7);
+        assert_eq!(
+            instant("run_at", SystemTime::UNIX_EPOCH + Duration::from_secs(2)).unwrap(),
+            2_000
+        );
+        assert!(instant("run_at", SystemTime::UNIX_EPOCH - Duration::from_secs(2)).is_err());
+        assert!(instant_ms("after", MAX_INSTANT_MS).is_ok());
+        assert!(instant_ms("after", MAX_INSTANT_MS + 1).is_err());
+        assert!(instant_ms("after", -1).is_err());
+        for bad in [1e19, -1.0, f64::NAN, f64::INFINITY, 9_223_372_036_854_775.0] {
+            let e = epoch_secs_f64("run_at", bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid argument `run_at`"), "{e}");
+        }
+        assert_eq!(
+            epoch_secs_f64("run_at", 1.5).unwrap(),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1500)
+        );
+        assert!(deadline(Duration::MAX).is_none());
+        assert!(deadline(Duration::from_secs(1)).is_some());
     }
 
     #[test]

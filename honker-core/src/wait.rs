@@ -11,6 +11,7 @@ use crate::watcher::Watcher;
 use crate::{lock, scheduler, validate};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest single wait; waits are re-armed after it.
@@ -69,9 +70,9 @@ pub fn wait_or_stop(watcher: &Watcher, seen: u64, wait: Duration, stop: &impl St
         watcher.wait(seen, wait)?;
         return Ok(());
     };
-    let until = Instant::now() + wait;
+    let until = validate::deadline(wait);
     loop {
-        let left = until.saturating_duration_since(Instant::now());
+        let left = until.map_or(wait, |u| u.saturating_duration_since(Instant::now()));
         if left.is_zero() || stop.is_set() {
             return Ok(());
         }
@@ -97,7 +98,7 @@ pub fn claim_next(
     validate::name("worker", worker)?;
     let watcher = db.watcher();
     watcher.ensure_started()?;
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(validate::deadline);
     loop {
         if stop.is_set() {
             return Ok(None);
@@ -133,66 +134,133 @@ pub fn claim_next(
 
 /// A consumer's position in a stream, with at-least-once delivery: an
 /// event's offset is saved only once the consumer has moved past it (asked
-/// for the next event, or called [`StreamCursor::commit`]), and it is saved
-/// lazily (when the buffer runs dry, before waiting, and on commit), so a
-/// busy stream costs one write per batch, not per event.
+/// for the next event, or called [`StreamCursor::commit`]). It is saved
+/// lazily, so a busy stream costs one write per batch, not per event: when
+/// the buffer runs dry, before waiting, on commit, at least every
+/// [`SAVE_EVERY_EVENTS`] events and every [`SAVE_EVERY`], when the cursor
+/// is dropped, and when the database is closed under it. So a consumer that
+/// leaves its loop any way (a break, an exception, a closed database) is
+/// redelivered only the event it had in hand.
 #[derive(Debug)]
 pub struct StreamCursor {
-    stream: String,
-    consumer: String,
+    pending: Arc<Pending>,
+    db: Db,
     buf: VecDeque<Event>,
     fetched_to: i64,
     handed: Option<i64>,
-    done: Option<i64>,
+    moved: u32,
+    saved_at: Instant,
     batch: usize,
+}
+
+/// A cursor saves at least every this many events moved past.
+pub const SAVE_EVERY_EVENTS: u32 = 100;
+/// A cursor saves at least this often while events are moved past.
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The offset a cursor has moved past but not saved yet, shared with the
+/// database so that closing it saves the offset first.
+#[derive(Debug)]
+struct Pending {
+    stream: String,
+    consumer: String,
+    done: std::sync::Mutex<Option<i64>>,
+}
+
+impl Pending {
+    fn take(&self) -> Option<i64> {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn set(&self, offset: i64) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(offset);
+    }
+
+    fn save(&self, conn: &rusqlite::Connection, offset: i64, now: i64) -> Result<()> {
+        stream::save_offset(conn, &self.stream, &self.consumer, offset, now).map(|_| ())
+    }
+}
+
+impl crate::db::BeforeClose for Pending {
+    fn before_close(&self, conn: &rusqlite::Connection, now: i64) {
+        if let Some(off) = self.take() {
+            let _ = self.save(conn, off, now);
+        }
+    }
 }
 
 impl StreamCursor {
     /// Starts from `consumer`'s saved offset.
     pub fn open(db: &Db, stream_name: &str, consumer: &str) -> Result<StreamCursor> {
         let saved = db.run(|c, _| stream::get_offset(c, stream_name, consumer))?;
-        Ok(StreamCursor {
+        let pending = Arc::new(Pending {
             stream: stream_name.to_string(),
             consumer: consumer.to_string(),
+            done: std::sync::Mutex::new(None),
+        });
+        let hook: Arc<dyn crate::db::BeforeClose> = pending.clone();
+        db.before_close(Arc::downgrade(&hook));
+        Ok(StreamCursor {
+            pending,
+            db: db.clone(),
             buf: VecDeque::new(),
             fetched_to: saved,
             handed: None,
-            done: None,
+            moved: 0,
+            saved_at: Instant::now(),
             batch: 256,
         })
     }
 
     /// The consumer's name.
     pub fn consumer(&self) -> &str {
-        &self.consumer
+        &self.pending.consumer
     }
 
     /// Saves the offset of everything the consumer has moved past.
     pub fn flush(&mut self, db: &Db) -> Result<()> {
-        if let Some(off) = self.done {
-            db.run(|c, now| stream::save_offset(c, &self.stream, &self.consumer, off, now))?;
-            self.done = None;
+        if let Some(off) = self.pending.take() {
+            if let Err(e) = db.run(|c, now| self.pending.save(c, off, now)) {
+                self.pending.set(off);
+                return Err(e);
+            }
         }
+        self.moved = 0;
+        self.saved_at = Instant::now();
         Ok(())
     }
 
     /// Marks the event last handed out as handled and saves the offset now.
     pub fn commit(&mut self, db: &Db) -> Result<()> {
         if let Some(off) = self.handed.take() {
-            self.done = Some(off);
+            self.pending.set(off);
         }
         self.flush(db)
     }
 
-    /// The next event if one is already fetched, without touching the
-    /// database or waiting (a binding answers from here before it hands a
-    /// [`StreamCursor::next`] to another thread). Marks it handed out, as
-    /// `next` does.
-    pub fn next_buffered(&mut self) -> Option<Event> {
-        let ev = self.buf.pop_front()?;
-        if let Some(off) = self.handed.replace(ev.offset) {
-            self.done = Some(off);
+    /// Records that the consumer moved past the event it had in hand.
+    fn move_on(&mut self, next: Option<i64>) {
+        if let Some(off) = std::mem::replace(&mut self.handed, next) {
+            self.pending.set(off);
+            self.moved = self.moved.saturating_add(1);
         }
+    }
+
+    /// Is a periodic save due?
+    fn save_due(&self) -> bool {
+        self.moved >= SAVE_EVERY_EVENTS || (self.moved > 0 && self.saved_at.elapsed() >= SAVE_EVERY)
+    }
+
+    /// The next event if one is already fetched and no save is due, without
+    /// touching the database or waiting (a binding answers from here before
+    /// it hands a [`StreamCursor::next`] to another thread, which saves).
+    /// Marks it handed out, as `next` does.
+    pub fn next_buffered(&mut self) -> Option<Event> {
+        if self.buf.is_empty() || self.save_due() {
+            return None;
+        }
+        let ev = self.buf.pop_front()?;
+        self.move_on(Some(ev.offset));
         Some(ev)
     }
 
@@ -204,11 +272,12 @@ impl StreamCursor {
         timeout: Option<Duration>,
         stop: &impl Stop,
     ) -> Result<Option<Event>> {
-        if let Some(off) = self.handed.take() {
-            self.done = Some(off);
+        self.move_on(None);
+        if self.save_due() {
+            self.flush(db)?;
         }
         let watcher = db.watcher();
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(validate::deadline);
         loop {
             if let Some(ev) = self.buf.pop_front() {
                 self.handed = Some(ev.offset);
@@ -216,8 +285,9 @@ impl StreamCursor {
             }
             self.flush(db)?;
             let seen = watcher.generation();
-            let events =
-                db.run(|c, _| stream::read_since(c, &self.stream, self.fetched_to, self.batch))?;
+            let events = db.run(|c, _| {
+                stream::read_since(c, &self.pending.stream, self.fetched_to, self.batch)
+            })?;
             if let Some(last) = events.last() {
                 self.fetched_to = last.offset;
                 self.buf.extend(events);
@@ -240,6 +310,16 @@ impl StreamCursor {
     }
 }
 
+impl Drop for StreamCursor {
+    fn drop(&mut self) {
+        // Left without a close: save what the consumer moved past (not the
+        // event in hand). A closed database has saved it already.
+        if let Some(off) = self.pending.take() {
+            let _ = self.db.run(|c, now| self.pending.save(c, off, now));
+        }
+    }
+}
+
 /// Options of [`run_scheduler`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerOpts {
@@ -248,6 +328,11 @@ pub struct SchedulerOpts {
     pub lock_ttl: Duration,
     /// Name of the leader lock. Default `"honker:scheduler"`.
     pub lock_name: String,
+    /// The loop retries a failing step (a busy database, a full disk) after
+    /// 100 ms, doubling up to 5 s, and gives up, returning the error, after
+    /// this many failures in a row (0: never gives up). Default 10 (about
+    /// 40 s of failing).
+    pub max_failures: u32,
 }
 
 impl Default for SchedulerOpts {
@@ -255,9 +340,54 @@ impl Default for SchedulerOpts {
         SchedulerOpts {
             lock_ttl: Duration::from_secs(10),
             lock_name: "honker:scheduler".into(),
+            max_failures: 10,
         }
     }
 }
+
+/// What the scheduler loop tells its host (which logs it through the
+/// language's logging) while it carries on.
+#[derive(Debug)]
+pub enum SchedulerProblem<'a> {
+    /// A schedule's fire failed; the schedule moved on to its next boundary
+    /// and the other schedules fired.
+    FireFailed(&'a crate::scheduler::FireFailure),
+    /// A step of the loop failed; it is retried after `retry_in`, unless
+    /// this was failure number `max_failures` in a row, which ends the loop
+    /// with the error.
+    StepFailed {
+        /// The error.
+        error: &'a Error,
+        /// Failures in a row, this one included.
+        in_a_row: u32,
+        /// When the loop tries again.
+        retry_in: Duration,
+    },
+}
+
+impl std::fmt::Display for SchedulerProblem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SchedulerProblem::FireFailed(x) => write!(
+                f,
+                "honker scheduler: schedule {:?} could not fire (boundary {} ms): {}; it moves on to its next boundary",
+                x.name, x.fire_at_ms, x.error
+            ),
+            SchedulerProblem::StepFailed {
+                error,
+                in_a_row,
+                retry_in,
+            } => write!(
+                f,
+                "honker scheduler: {error} (failure {in_a_row} in a row; retrying in {} ms)",
+                retry_in.as_millis()
+            ),
+        }
+    }
+}
+
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_LAST: Duration = Duration::from_secs(5);
 
 /// How often the scheduler looks at `stop` while idle: its callers may set
 /// a plain flag without waking anyone (the Rust API takes the caller's
@@ -283,18 +413,30 @@ impl<S: Stop> Stop for Polled<'_, S> {
 
 /// Runs the scheduler until `stop` is set: only the holder of the leader
 /// lock fires, each fire fenced by the lock's token; standbys take over
-/// when the lock lapses. Transient errors are retried; `Error::Closed` ends
-/// the loop with that error.
-pub fn run_scheduler(db: &Db, stop: &impl Stop, owner: &str, opts: &SchedulerOpts) -> Result<()> {
+/// when the lock lapses. A failing step is retried (see
+/// [`SchedulerOpts::max_failures`]) and each problem is handed to `report`;
+/// `Error::Closed`, a dead watcher, or `max_failures` failures in a row end
+/// the loop with the error.
+pub fn run_scheduler(
+    db: &Db,
+    stop: &impl Stop,
+    owner: &str,
+    opts: &SchedulerOpts,
+    report: &mut dyn FnMut(&SchedulerProblem<'_>),
+) -> Result<()> {
     validate::name("owner", owner)?;
     validate::name("lock_name", &opts.lock_name)?;
-    let ttl_ms = validate::positive_ms("lock_ttl", crate::clock::duration_ms(opts.lock_ttl))?;
+    let ttl_ms = validate::positive_ms(
+        "lock_ttl",
+        validate::duration_ms("lock_ttl", opts.lock_ttl)?,
+    )?;
     let watcher = db.watcher();
     watcher.ensure_started()?;
     let stop = &Polled(stop);
     let renew_every = opts.lock_ttl / 4;
     let mut token: Option<i64> = None;
     let mut renewed = Instant::now();
+    let mut failures = 0u32;
     let result = loop {
         if stop.is_set() {
             break Ok(());
@@ -331,11 +473,13 @@ pub fn run_scheduler(db: &Db, stop: &impl Stop, owner: &str, opts: &SchedulerOpt
             };
             let soonest = db.run(|c, now| Ok(scheduler::soonest(c)?.map(|s| s - now)))?;
             if soonest.is_some_and(|d| d <= 0) {
-                if db
-                    .run(|c, now| scheduler::tick_fenced(c, &opts.lock_name, t, now))?
-                    .is_none()
-                {
-                    token = None; // fenced off: someone else leads now
+                match db.run(|c, now| scheduler::tick_fenced(c, &opts.lock_name, t, now))? {
+                    None => token = None, // fenced off: someone else leads now
+                    Some((_, failed)) => {
+                        for f in &failed {
+                            report(&SchedulerProblem::FireFailed(f));
+                        }
+                    }
                 }
                 return Ok(Duration::ZERO);
             }
@@ -343,10 +487,27 @@ pub fn run_scheduler(db: &Db, stop: &impl Stop, owner: &str, opts: &SchedulerOpt
             Ok(next.min(renew_every.saturating_sub(renewed.elapsed())))
         })();
         let wait = match step {
-            Ok(d) => d,
+            Ok(d) => {
+                failures = 0;
+                d
+            }
             Err(Error::Closed) => break Err(Error::Closed),
             Err(e @ Error::Watcher { .. }) => break Err(e),
-            Err(_) => Duration::from_millis(100), // transient: retry
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let retry_in = RETRY_FIRST
+                    .saturating_mul(1 << (failures - 1).min(16))
+                    .min(RETRY_LAST);
+                report(&SchedulerProblem::StepFailed {
+                    error: &error,
+                    in_a_row: failures,
+                    retry_in,
+                });
+                if opts.max_failures > 0 && failures >= opts.max_failures {
+                    break Err(error);
+                }
+                retry_in
+            }
         };
         // Sleep until the next boundary, a commit (schedules may have
         // changed), or `stop`.
@@ -385,6 +546,156 @@ mod tests {
             self.tripped.store(n >= 3, Ordering::SeqCst);
             n >= 3
         }
+    }
+
+    #[test]
+    fn a_scheduler_that_keeps_failing_says_so_then_gives_up() {
+        let dir = std::env::temp_dir().join(format!("honker-wait-fail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        // Every step fails: the leader lock's table is gone.
+        db.run(|c, _| Ok(c.execute_batch("DROP TABLE _honker_locks")?))
+            .unwrap();
+        let opts = SchedulerOpts {
+            max_failures: 3,
+            ..SchedulerOpts::default()
+        };
+        let mut said = Vec::new();
+        let never = AtomicBool::new(false);
+        let e =
+            run_scheduler(&db, &never, "o", &opts, &mut |p| said.push(p.to_string())).unwrap_err();
+        assert_eq!(e.code(), "sqlite");
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(
+            said[0].contains("failure 1 in a row; retrying in 100 ms"),
+            "{}",
+            said[0]
+        );
+        assert!(
+            said[2].contains("failure 3 in a row; retrying in 400 ms"),
+            "{}",
+            said[2]
+        );
+        assert!(said[0].contains("_honker_locks"), "{}", said[0]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_schedule_that_cannot_fire_is_reported_and_the_loop_goes_on() {
+        let dir = std::env::temp_dir().join(format!("honker-wait-fire-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let spec = |name: &'static str| scheduler::ScheduleSpec {
+            name,
+            queue: "q",
+            cron: "@every 1s",
+            tz: None,
+            payload: "1",
+            priority: 0,
+            expires: None,
+        };
+        db.run(|c, now| {
+            scheduler::add(c, &spec("good"), now)?;
+            scheduler::add(c, &spec("bad"), now)?;
+            // Due now, and unable to fire (a name from an older version).
+            c.execute(
+                "UPDATE _honker_schedules SET next_fire_at = ?1, name = ?2 WHERE name = 'bad'",
+                rusqlite::params![now, "b".repeat(500)],
+            )?;
+            Ok(c.execute(
+                "UPDATE _honker_schedules SET next_fire_at = ?1 WHERE name = 'good'",
+                [now],
+            )?)
+        })
+        .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (said, heard) = std::sync::mpsc::channel();
+        let runner = {
+            let (db, stop) = (db.clone(), stop.clone());
+            std::thread::spawn(move || {
+                run_scheduler(&db, &stop, "o", &SchedulerOpts::default(), &mut |p| {
+                    let _ = said.send(p.to_string());
+                })
+            })
+        };
+        let first = heard.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert!(
+            first.contains("could not fire") && first.contains("bbbb"),
+            "{first}"
+        );
+        // The good schedule fired in the same tick.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while db.run(|c, _| queue::stats(c, "q")).unwrap().ready == 0 {
+            assert!(Instant::now() < deadline, "the good schedule never fired");
+            db.watcher()
+                .wait(db.watcher().generation(), Duration::from_millis(100))
+                .unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        db.watcher().interrupt();
+        runner.join().unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_cursor_saves_what_was_moved_past_however_it_is_left() {
+        let dir = std::env::temp_dir().join(format!("honker-wait-leave-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let offs: Vec<i64> = (0..300)
+            .map(|i| {
+                db.run(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
+                    .unwrap()
+            })
+            .collect();
+        let saved = |db: &Db, who: &str| db.run(|c, _| stream::get_offset(c, "s", who)).unwrap();
+        let never = AtomicBool::new(false);
+
+        // Periodically while iterating: every SAVE_EVERY_EVENTS events.
+        let mut cur = StreamCursor::open(&db, "s", "busy").unwrap();
+        cur.next(&db, None, &never).unwrap().unwrap();
+        let mut handed = 1;
+        while let Some(ev) = cur.next_buffered() {
+            assert_eq!(ev.offset, offs[handed]);
+            handed += 1;
+        }
+        assert_eq!(
+            handed as u32,
+            SAVE_EVERY_EVENTS + 1,
+            "a save falls due after {SAVE_EVERY_EVENTS} events moved past"
+        );
+        assert_eq!(saved(&db, "busy"), 0, "next_buffered never writes");
+        cur.next(&db, None, &never).unwrap().unwrap();
+        assert_eq!(saved(&db, "busy"), offs[handed - 1]);
+
+        // Dropped mid-loop (a break, an exception): all but the event in hand.
+        let mut cur = StreamCursor::open(&db, "s", "breaks").unwrap();
+        for _ in 0..5 {
+            cur.next(&db, None, &never).unwrap().unwrap();
+        }
+        drop(cur);
+        assert_eq!(
+            saved(&db, "breaks"),
+            offs[3],
+            "the fifth, in hand, comes again"
+        );
+        let mut again = StreamCursor::open(&db, "s", "breaks").unwrap();
+        assert_eq!(
+            again.next(&db, None, &never).unwrap().unwrap().offset,
+            offs[4]
+        );
+
+        // The database closed under it.
+        let mut cur = StreamCursor::open(&db, "s", "closed").unwrap();
+        for _ in 0..3 {
+            cur.next(&db, None, &never).unwrap().unwrap();
+        }
+        let _tx = db.begin().unwrap(); // even with a transaction open
+        db.close().unwrap();
+        drop((cur, again));
+        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        assert_eq!(saved(&db, "closed"), offs[1]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -450,8 +761,14 @@ mod tests {
         let runner = {
             let (db, t) = (db.clone(), t.clone());
             std::thread::spawn(move || {
-                done.send(run_scheduler(&db, &t, "o", &SchedulerOpts::default()))
-                    .unwrap()
+                done.send(run_scheduler(
+                    &db,
+                    &t,
+                    "o",
+                    &SchedulerOpts::default(),
+                    &mut |_| {},
+                ))
+                .unwrap()
             })
         };
         let result = ended

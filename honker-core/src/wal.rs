@@ -125,9 +125,11 @@ pub fn truncate_if_idle(conn: &Connection, db: &Path) -> bool {
     if std::fs::metadata(wal_path(db)).map_or(0, |m| m.len()) == 0 {
         return false;
     }
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
-        .map(|busy| busy == 0)
-        .unwrap_or(false)
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|busy| busy == 0)
+    .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ impl ListenerQueue {
         timeout: Option<Duration>,
         stop: &impl Stop,
     ) -> Result<Option<Notification>> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::validate::deadline);
         let mut st = lock(&self.state);
         loop {
             if let Some(n) = st.items.pop_front() {
@@ -336,11 +336,11 @@ impl Watcher {
     /// Waits until the generation moves past `seen`, `timeout` passes, or
     /// [`Watcher::interrupt`] is called. Returns the current generation.
     pub fn wait(&self, seen: u64, timeout: Duration) -> Result<u64> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::validate::deadline(timeout);
         let _waiting = Waiting::new(&self.shared);
         let mut g = lock(&self.shared.generation);
         if g.0 == seen && g.1.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
             g = self
                 .shared
                 .changed

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import types
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
@@ -95,14 +96,17 @@ import builtins
 from honker import _honker
 from honker._honker import (
     Busy,
+    CannotOpen,
     Closed,
     DecodeError,
     Forked,
     HonkerError,
+    InternalError,
     InvalidArgument,
     InvalidCron,
     InvalidJson,
     InvalidTimezone,
+    LockLost,
     NotFound,
     SchemaTooNew,
     SqliteError,
@@ -116,21 +120,25 @@ __version__: str = _honker.VERSION
 __all__ = [
     "AsyncTransaction",
     "Busy",
+    "CannotOpen",
     "Closed",
     "Database",
     "DecodeError",
     "Event",
     "Forked",
     "HonkerError",
+    "InternalError",
     "InvalidArgument",
     "InvalidCron",
     "InvalidJson",
     "InvalidTimezone",
     "Job",
+    "JobInfo",
     "Listener",
     "Lock",
     "LockHeld",
     "LockInfo",
+    "LockLost",
     "NotFound",
     "Notification",
     "Queue",
@@ -154,6 +162,22 @@ __all__ = [
 
 class LockHeld(HonkerError):
     """``db.lock(...)`` found the lock held by someone else."""
+
+
+def _unit(new: str, value: T | None, old: str, old_value: T | None) -> T | None:
+    """A duration argument renamed to carry its unit (``ttl`` became ``ttl_s``):
+    the old keyword still works for one release, with a DeprecationWarning.
+    The rule: durations are seconds, and their names end in ``_s``."""
+    if old_value is None:
+        return value
+    if value is not None:
+        raise InvalidArgument(f"invalid argument `{new}`: give `{new}` or its deprecated name `{old}`, not both")
+    warnings.warn(
+        f"`{old}=` is deprecated: use `{new}=` (honker's durations are seconds, named with an `_s` suffix)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
 
 
 def _dumps(value: Any, what: str = "payload") -> str:
@@ -221,15 +245,23 @@ def cron_next(expr: str, after: float | None = None, *, tz: str | None = None) -
     return _honker.cron_next(expr, time.time() if after is None else after, tz) / 1000
 
 
-def open(path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000) -> Database:
+def open(
+    path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000, trusted_schema: bool = False
+) -> Database:
     """Opens (creating if needed) the database at ``path``: WAL mode, honker's tables.
 
     ``busy_timeout_s``: how long a write waits for other writers before
     raising ``honker.Busy``. ``wal_autocheckpoint``: WAL size in pages past
-    which a commit checkpoints (SQLite's default, 1000; 0: never automatically;
-    each checkpoint costs two fsyncs, so a larger value checkpoints less often
-    and lets the WAL file grow that large)."""
-    return Database(path, busy_timeout_s=busy_timeout_s, wal_autocheckpoint=wal_autocheckpoint)
+    which a commit checkpoints (SQLite's default, 1000; past four times that
+    a commit waits briefly for readers so the WAL can start over, and an
+    idle file's WAL is truncated; 0: no automatic checkpoints at all).
+    ``trusted_schema``: let the file's own triggers and views call honker's
+    SQL functions (off: a database file is input, and a crafted file's
+    trigger could otherwise enqueue jobs or release your locks when merely
+    opened; turn it on only for files whose schema you wrote)."""
+    return Database(
+        path, busy_timeout_s=busy_timeout_s, wal_autocheckpoint=wal_autocheckpoint, trusted_schema=trusted_schema
+    )
 
 
 class Transaction:
@@ -347,6 +379,9 @@ class Job:
         self.last_error: str | None = data.last_error
         self.payload: Any = _loads(data.payload)
 
+    def _lease(self) -> tuple[int, str, int]:
+        return (self.id, self._data.worker_id, self.attempts)
+
     def ack(self, tx: Transaction | None = None) -> bool:
         return self._db._native.ack(self.id, self._data.worker_id, self.attempts, _tx(tx))
 
@@ -450,24 +485,27 @@ class Queue:
         payload: Any,
         *,
         tx: Transaction | None = None,
-        delay: float | None = None,
+        delay_s: float | None = None,
         run_at: float | None = None,
         priority: int = 0,
-        expires: float | None = None,
+        expires_s: float | None = None,
         max_attempts: int | None = None,
         key: str | None = None,
+        delay: float | None = None,
+        expires: float | None = None,
     ) -> int:
-        """Adds a job (inside ``tx`` when given) and returns its id. ``delay`` and
-        ``expires`` are seconds, ``run_at`` a Unix time in seconds."""
+        """Adds a job (inside ``tx`` when given) and returns its id. ``delay_s`` and
+        ``expires_s`` are seconds, ``run_at`` a Unix time in seconds. (``delay``
+        and ``expires`` are deprecated names of ``delay_s`` and ``expires_s``.)"""
         return self._db._native.enqueue(
             self.name,
             _dumps(payload),
             tx=_tx(tx),
-            delay_s=delay,
+            delay_s=_unit("delay_s", delay_s, "delay", delay),
             run_at_s=run_at,
             priority=priority,
             max_attempts=max_attempts,
-            expires_s=expires,
+            expires_s=_unit("expires_s", expires_s, "expires", expires),
             key=key,
             default_max_attempts=self.max_attempts,
         )
@@ -479,22 +517,24 @@ class Queue:
         payloads: Sequence[Any],
         *,
         tx: Transaction | None = None,
-        delay: float | None = None,
+        delay_s: float | None = None,
         run_at: float | None = None,
         priority: int = 0,
-        expires: float | None = None,
+        expires_s: float | None = None,
         max_attempts: int | None = None,
+        delay: float | None = None,
+        expires: float | None = None,
     ) -> list[int]:
         """Adds many jobs with the same options, all or none; returns their ids."""
         return self._db._native.enqueue_many(
             self.name,
             [_dumps(p) for p in payloads],
             tx=_tx(tx),
-            delay_s=delay,
+            delay_s=_unit("delay_s", delay_s, "delay", delay),
             run_at_s=run_at,
             priority=priority,
             max_attempts=max_attempts,
-            expires_s=expires,
+            expires_s=_unit("expires_s", expires_s, "expires", expires),
             default_max_attempts=self.max_attempts,
         )
 
@@ -511,23 +551,39 @@ class Queue:
 
     claim_batch_async = _awaitable(claim_batch)
 
-    def claim(self, worker: str, *, timeout: float | None = None) -> _Claimer:
-        """A blocking iterator of jobs, woken by commits in any process."""
-        return _Claimer(self, worker, timeout)
+    def claim(self, worker: str, *, timeout_s: float | None = None, timeout: float | None = None) -> _Claimer:
+        """A blocking iterator of jobs, woken by commits in any process; it ends
+        after ``timeout_s`` seconds without a job (never when None)."""
+        return _Claimer(self, worker, _unit("timeout_s", timeout_s, "timeout", timeout))
 
-    def ack_batch(self, ids: Sequence[int], worker: str, tx: Transaction | None = None) -> int:
-        return self._db._native.ack_batch(list(ids), worker, _tx(tx))
+    def ack_batch(self, jobs: Sequence[Job], tx: Transaction | None = None) -> int:
+        """Acks, in one transaction, each of ``jobs`` (claimed ``Job`` objects)
+        whose claim is still current, fenced exactly like ``Job.ack``: a job
+        whose lease lapsed and was claimed again, even under the same worker
+        name, is not acked. Returns how many were acked."""
+        leases = []
+        for job in jobs:
+            if not isinstance(job, Job):
+                raise InvalidArgument(
+                    "invalid argument `jobs`: ack_batch takes the claimed Job objects (their leases), "
+                    f"not {type(job).__name__}: a bare id cannot tell a lapsed claim from the current one"
+                )
+            leases.append(job._lease())
+        return self._db._native.ack_batch(leases, _tx(tx))
 
     ack_batch_async = _awaitable(ack_batch)
 
-    def get_job(self, id: int) -> Any | None:
-        return self._db._native.get_job(id)
+    def get_job(self, id: int) -> JobInfo | None:
+        """Everything stored about a live or dead job, or None."""
+        data = self._db._native.get_job(id)
+        return None if data is None else JobInfo._of(data)
 
     def cancel(self, id: int) -> bool:
         return self._db._native.cancel(id)
 
-    def dead_jobs(self, limit: int = 100) -> list[Any]:
-        return self._db._native.dead_jobs(self.name, limit)
+    def dead_jobs(self, limit: int = 100) -> list[JobInfo]:
+        """The most recently dead jobs of this queue, newest first."""
+        return [JobInfo._of(d) for d in self._db._native.dead_jobs(self.name, limit)]
 
     def requeue_dead(self, id: int) -> None:
         self._db._native.requeue_dead(id)
@@ -547,6 +603,51 @@ class Queue:
         one, in epoch seconds (like ``run_at``); None if neither exists. It may
         be in the past: something is claimable already."""
         return _epoch_s(self._db._native.next_deadline_ms(self.name))
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """Everything stored about a job (``get_job``, ``dead_jobs``): ``payload``
+    decoded from JSON; ``state`` is ``"ready"``, ``"scheduled"``,
+    ``"processing"`` or ``"dead"``; times are ms since the epoch."""
+
+    id: int
+    queue: str
+    payload: Any
+    state: str
+    priority: int
+    run_at_ms: int
+    attempts: int
+    max_attempts: int
+    worker_id: str | None
+    lease_until_ms: int | None
+    expires_at_ms: int | None
+    key: str | None
+    last_error: str | None
+    created_at_ms: int
+    dead_reason: str | None
+    died_at_ms: int | None
+
+    @classmethod
+    def _of(cls, d: Any) -> JobInfo:
+        return cls(
+            d.id,
+            d.queue,
+            _loads(d.payload),
+            d.state,
+            d.priority,
+            d.run_at_ms,
+            d.attempts,
+            d.max_attempts,
+            d.worker_id,
+            d.lease_until_ms,
+            d.expires_at_ms,
+            d.key,
+            d.last_error,
+            d.created_at_ms,
+            d.dead_reason,
+            d.died_at_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -570,8 +671,13 @@ class Event:
 
 class _Subscription:
     """``for event in stream.subscribe(consumer)``: replays from the saved offset,
-    then blocks. At-least-once: an offset is saved once you move past it.
-    ``stop()`` or closing the database ends the iteration."""
+    then blocks. At-least-once: an offset is saved once you move past it
+    (asked for the next event, or called ``commit()``); saves are batched, at
+    least every 100 events and every second. Leaving the loop any way (a
+    ``break``, an exception, the subscription collected, ``close()``, the
+    ``with`` block, the database closed) saves what you moved past: only the
+    event in hand is delivered again. ``stop()`` or closing the database ends
+    the iteration."""
 
     def __init__(self, stream: Stream, consumer: str, timeout: float | None) -> None:
         self._cursor = stream._db._native.cursor(stream.name, consumer)
@@ -604,13 +710,25 @@ class _Subscription:
         return Event(ev[0], ev[1], _loads(ev[2]))
 
     def commit(self) -> None:
+        """Marks the event in hand as handled too, and saves the offset now."""
         self._cursor.commit()
 
     def stop(self) -> None:
         self._stop.stop()
 
     def close(self) -> None:
-        self._cursor.flush()
+        """Saves what you moved past and ends the iteration."""
+        self._stop.stop()
+        try:
+            self._cursor.flush()
+        except Closed:
+            pass  # the database saved it as it closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Stream:
@@ -636,8 +754,11 @@ class Stream:
     def get_offset(self, consumer: str) -> int:
         return self._db._native.get_offset(self.name, consumer)
 
-    def subscribe(self, consumer: str, *, timeout: float | None = None) -> _Subscription:
-        return _Subscription(self, consumer, timeout)
+    def subscribe(self, consumer: str, *, timeout_s: float | None = None, timeout: float | None = None) -> _Subscription:
+        """Follows the stream as ``consumer`` from its saved offset (a context
+        manager too); the iteration ends after ``timeout_s`` seconds without an
+        event (never when None)."""
+        return _Subscription(self, consumer, _unit("timeout_s", timeout_s, "timeout", timeout))
 
     def last_offset(self) -> int:
         """The newest event's offset (0 if the stream is empty)."""
@@ -680,8 +801,10 @@ class Listener:
     def __init__(self, db: Database, channel: str) -> None:
         self._native = db._native.listen(channel)
 
-    def recv(self, timeout: float | None = None) -> Notification | None:
-        n = self._native.recv(timeout)
+    def recv(self, timeout_s: float | None = None, *, timeout: float | None = None) -> Notification | None:
+        """The next notification, waiting up to ``timeout_s`` seconds (forever
+        when None); None on timeout or once closed."""
+        n = self._native.recv(_unit("timeout_s", timeout_s, "timeout", timeout))
         return None if n is None else Notification(n[0], n[1], _loads(n[2]))
 
     def __iter__(self) -> Iterator[Notification]:
@@ -710,31 +833,71 @@ class Listener:
 
 class Lock:
     """A held advisory lock: a context manager that releases on exit.
-    ``fencing_token`` increases on every acquisition of any lock."""
+    ``fencing_token`` increases on every acquisition of any lock.
 
-    def __init__(self, db: Database, name: str, owner: str, token: int) -> None:
+    While held, a background thread renews it every third of its TTL, so
+    work longer than the TTL keeps it. If a renewal finds it gone anyway
+    (the process stalled past the TTL and another owner took it), ``lost``
+    turns True, ``check()`` raises ``LockLost``, and leaving the ``with``
+    block raises ``LockLost`` (unless the block already raised)."""
+
+    def __init__(self, db: Database, name: str, owner: str, token: int, ttl_s: float) -> None:
         self._db = db
         self.name = name
         self.owner = owner
         self.fencing_token = token
         self._held = True
+        self._keeper = db._native.keep_lock(name, token, ttl_s)
 
-    def heartbeat(self, ttl: float) -> bool:
-        """Extends the lock to ``ttl`` seconds from now; False if it was lost."""
-        return self._db._native.renew_lock(self.name, self.fencing_token, ttl)
+    @property
+    def lost(self) -> bool:
+        """True once a renewal (or ``heartbeat``) found the lock gone."""
+        return self._keeper.is_lost()
+
+    def check(self) -> None:
+        """Raises ``LockLost`` if the lock was found gone. Reads no file."""
+        if self.lost:
+            raise LockLost(f"lock {self.name!r} was lost (fencing token {self.fencing_token} no longer holds it)")
+
+    def heartbeat(self, ttl_s: float | None = None, *, ttl: float | None = None) -> bool:
+        """Extends the lock to ``ttl_s`` seconds from now (and renews with that
+        TTL from then on); False if it was lost."""
+        ttl_s = _unit("ttl_s", ttl_s, "ttl", ttl)
+        if ttl_s is None:
+            raise InvalidArgument("invalid argument `ttl_s`: a number of seconds is required")
+        held = self._db._native.renew_lock(self.name, self.fencing_token, ttl_s)
+        if held:
+            self._keeper.set_ttl(ttl_s)
+        else:
+            self._keeper.mark_lost()
+        return held
 
     def release(self) -> bool:
-        """Releases now; False if it had already lapsed."""
+        """Releases now; False if it had already lapsed or been lost."""
         if not self._held:
             return False
         self._held = False
+        self._keeper.stop()
         return self._db._native.release_lock(self.name, self.fencing_token)
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        if not self._held:
+            return  # released by hand inside the block
+        lost = self.lost
+        released = self.release()
+        if exc_type is None and (lost or not released):
+            raise LockLost(
+                f"lock {self.name!r} was lost while the block ran (fencing token {self.fencing_token} "
+                "no longer held it): another owner may have run at the same time"
+            )
 
 
 @dataclass(frozen=True)
@@ -750,6 +913,9 @@ class LockInfo:
 
 @dataclass(frozen=True)
 class Schedule:
+    """A registered schedule. ``last_error``: why its last fire failed, if it
+    did (it then moved on to its next boundary; the others fired)."""
+
     name: str
     queue: str
     schedule: str
@@ -757,6 +923,7 @@ class Schedule:
     priority: int
     paused: bool
     next_fire_at_ms: int
+    last_error: str | None = None
 
 
 class Scheduler:
@@ -791,7 +958,8 @@ class Scheduler:
 
     def list(self) -> builtins.list[Schedule]:
         return [
-            Schedule(n, q, c, _loads(p), pr, pa, nf) for (n, q, c, p, pr, pa, nf) in self._db._native.schedule_list()
+            Schedule(n, q, c, _loads(p), pr, pa, nf, err)
+            for (n, q, c, p, pr, pa, nf, err) in self._db._native.schedule_list()
         ]
 
     async def run_async(self, owner: str, stop: asyncio.Event | None = None, *, lock_ttl_s: float = 10.0) -> None:
@@ -823,7 +991,11 @@ class Scheduler:
 
     def run(self, owner: str, stop: threading.Event | None = None, *, lock_ttl_s: float = 10.0) -> None:
         """Runs until ``stop`` is set: only the leader (lock holder) fires; a
-        standby takes over within ``lock_ttl_s`` when the leader dies."""
+        standby takes over within ``lock_ttl_s`` when the leader dies. A
+        schedule that cannot fire moves on to its next boundary (the others
+        fire; ``Schedule.last_error`` says why); a failing step is retried.
+        Both are logged (warning) on the ``honker.scheduler`` logger. After 10
+        failures in a row (about 40 s) it raises the error."""
         native_stop = self._db._native.stop_flag()
         done = threading.Event()
 
@@ -848,9 +1020,11 @@ class Database:
     """One SQLite file holding your tables and honker's. Thread-safe; blocking
     calls release the GIL, and the iterators also work with ``async for``."""
 
-    def __init__(self, path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000) -> None:
+    def __init__(
+        self, path: str, *, busy_timeout_s: float = 10.0, wal_autocheckpoint: int = 1000, trusted_schema: bool = False
+    ) -> None:
         self.path = path
-        self._native = _honker.NativeDatabase(path, busy_timeout_s, wal_autocheckpoint)
+        self._native = _honker.NativeDatabase(path, busy_timeout_s, wal_autocheckpoint, trusted_schema)
         # The asyncio task that opened the transaction open now (None: plain
         # code); the `_async` twins look at it.
         self._tx_task: object | None = None
@@ -876,15 +1050,21 @@ class Database:
     def listen(self, channel: str) -> Listener:
         return Listener(self, channel)
 
-    def try_lock(self, name: str, owner: str, ttl: float = 60) -> Lock | None:
-        """Takes the advisory lock if nobody (``owner`` included) holds it."""
-        token = self._native.try_lock(name, owner, ttl)
-        return None if token is None else Lock(self, name, owner, token)
+    def try_lock(self, name: str, owner: str, ttl_s: float | None = None, *, ttl: float | None = None) -> Lock | None:
+        """Takes the advisory lock for ``ttl_s`` seconds (default 60) if nobody
+        (``owner`` included) holds it; the ``Lock`` keeps it alive until released."""
+        ttl_s = _unit("ttl_s", ttl_s, "ttl", ttl)
+        ttl_s = 60.0 if ttl_s is None else ttl_s
+        token = self._native.try_lock(name, owner, ttl_s)
+        return None if token is None else Lock(self, name, owner, token, ttl_s)
 
-    def lock(self, name: str, *, owner: str | None = None, ttl: float = 60) -> Lock:
-        """``with db.lock("name"):`` or raises ``honker.LockHeld``."""
+    def lock(
+        self, name: str, *, owner: str | None = None, ttl_s: float | None = None, ttl: float | None = None
+    ) -> Lock:
+        """``with db.lock("name"):`` or raises ``honker.LockHeld``. Kept alive
+        while the block runs; ``LockLost`` at the end if it was lost anyway."""
         owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-        held = self.try_lock(name, owner, ttl)
+        held = self.try_lock(name, owner, _unit("ttl_s", ttl_s, "ttl", ttl))
         if held is None:
             raise LockHeld(f"lock {name!r} is held by someone else")
         return held
@@ -894,9 +1074,12 @@ class Database:
         held = self._native.lock_holder(name)
         return None if held is None else LockInfo(held[0], held[1], held[2], held[3] / 1000)
 
-    def try_rate_limit(self, key: str, limit: int, per: float) -> bool:
-        """True for the first ``limit`` calls in each fixed window of ``per`` seconds."""
-        return self._native.try_rate_limit(key, limit, per)
+    def try_rate_limit(self, key: str, limit: int, per_s: float | None = None, *, per: float | None = None) -> bool:
+        """True for the first ``limit`` calls in each fixed window of ``per_s`` seconds."""
+        per_s = _unit("per_s", per_s, "per", per)
+        if per_s is None:
+            raise InvalidArgument("invalid argument `per_s`: the window, a number of seconds, is required")
+        return self._native.try_rate_limit(key, limit, per_s)
 
     def save_result(self, job_id: int, value: Any, ttl_s: float) -> None:
         self._native.save_result(job_id, _dumps(value, "value"), ttl_s)

@@ -3,6 +3,7 @@
 //! `honker_core::Error` codes to exception classes. The Python layer
 //! (`honker/__init__.py`) adds JSON, keyword options and context managers.
 
+use honker_core::keepalive::Keeper;
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
     cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, validate, wait,
@@ -15,7 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use rusqlite::types::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 create_exception!(
     _honker,
@@ -91,6 +92,24 @@ create_exception!(
     "A payload could not be decoded."
 );
 create_exception!(_honker, WatcherError, HonkerError, "The wake path stopped.");
+create_exception!(
+    _honker,
+    CannotOpen,
+    HonkerError,
+    "The database file could not be opened or created (the message names the path)."
+);
+create_exception!(
+    _honker,
+    LockLost,
+    HonkerError,
+    "A held lock lapsed and may have been taken by another owner."
+);
+create_exception!(
+    _honker,
+    InternalError,
+    HonkerError,
+    "A bug in honker, caught before it could crash the process."
+);
 create_exception!(_honker, SqliteError, HonkerError, "Any other SQLite error.");
 
 fn to_py(e: Error) -> PyErr {
@@ -109,6 +128,9 @@ fn to_py(e: Error) -> PyErr {
         "busy" => Busy::new_err(msg),
         "decode" => DecodeError::new_err(msg),
         "watcher" => WatcherError::new_err(msg),
+        "cannot_open" => CannotOpen::new_err(msg),
+        "lock_lost" => LockLost::new_err(msg),
+        "internal" => InternalError::new_err(msg),
         _ => SqliteError::new_err(msg),
     }
 }
@@ -127,6 +149,25 @@ fn count(what: &'static str, n: i64) -> PyResult<usize> {
 
 fn attempts(what: &'static str, n: i64) -> PyResult<u32> {
     validate::attempts(what, n).map_err(to_py)
+}
+
+/// A Python int as an i64: one too large for 64 bits is `InvalidArgument`
+/// naming it (pyo3 alone raises a bare `OverflowError`).
+fn int(what: &'static str, v: &Bound<'_, PyAny>) -> PyResult<i64> {
+    v.extract::<i64>().map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(v.py()) {
+            to_py(Error::invalid(
+                what,
+                format!("must fit in 64 bits (from -2**63 to 2**63 - 1), got {v}"),
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+fn opt_int(what: &'static str, v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<i64>> {
+    v.filter(|v| !v.is_none()).map(|v| int(what, v)).transpose()
 }
 
 fn secs(what: &'static str, s: Option<f64>) -> PyResult<Option<Duration>> {
@@ -148,9 +189,12 @@ pub struct JobData {
     max_attempts: u32,
     worker_id: Option<String>,
     lease_until_ms: Option<i64>,
+    expires_at_ms: Option<i64>,
     key: Option<String>,
     last_error: Option<String>,
+    created_at_ms: i64,
     dead_reason: Option<String>,
+    died_at_ms: Option<i64>,
 }
 
 impl From<JobRecord> for JobData {
@@ -166,9 +210,12 @@ impl From<JobRecord> for JobData {
             max_attempts: j.max_attempts,
             worker_id: j.worker_id,
             lease_until_ms: j.lease_until_ms,
+            expires_at_ms: j.expires_at_ms,
             key: j.key,
             last_error: j.last_error,
+            created_at_ms: j.created_at_ms,
             dead_reason: j.dead_reason,
+            died_at_ms: j.died_at_ms,
         }
     }
 }
@@ -183,7 +230,10 @@ fn enqueue_opts(
 ) -> PyResult<EnqueueOpts> {
     Ok(EnqueueOpts {
         delay: secs("delay", delay_s)?,
-        run_at: secs("run_at", run_at_s)?.map(|d| SystemTime::UNIX_EPOCH + d),
+        run_at: run_at_s
+            .map(|s| validate::epoch_secs_f64("run_at", s))
+            .transpose()
+            .map_err(to_py)?,
         priority,
         max_attempts: max_attempts
             .map(|n| attempts("max_attempts", n))
@@ -191,6 +241,14 @@ fn enqueue_opts(
         expires: secs("expires", expires_s)?,
         key,
     })
+}
+
+/// A queue's attempt budget (the queue handle's `max_attempts`).
+fn default_attempts(v: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
+    match opt_int("max_attempts", v)? {
+        None => Ok(queue::DEFAULT_MAX_ATTEMPTS),
+        Some(n) => attempts("max_attempts", n),
+    }
 }
 
 fn to_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
@@ -262,7 +320,7 @@ impl NativeListener {
         py: Python<'_>,
         timeout_s: Option<f64>,
     ) -> PyResult<Option<(i64, String, String)>> {
-        let timeout = secs("timeout", timeout_s)?;
+        let timeout = secs("timeout_s", timeout_s)?;
         let never = AtomicBool::new(false);
         let stop = Interruptible::new(&never);
         let got = py.detach(|| self.queue.recv_until(self.db.watcher(), timeout, &stop));
@@ -378,7 +436,7 @@ impl NativeCursor {
         stop: &NativeStop,
         timeout_s: Option<f64>,
     ) -> PyResult<Option<(i64, Option<String>, String)>> {
-        let timeout = secs("timeout", timeout_s)?;
+        let timeout = secs("timeout_s", timeout_s)?;
         let stop = Interruptible::new(&stop.flag);
         let got = py.detach(|| {
             let mut cursor = lock_ok(&self.cursor);
@@ -415,8 +473,17 @@ impl NativeCursor {
     }
 }
 
-/// (name, queue, cron, payload, priority, paused, next_fire_at_ms)
-type ScheduleRow = (String, String, String, String, i64, bool, i64);
+/// (name, queue, cron, payload, priority, paused, next_fire_at_ms, last_error)
+type ScheduleRow = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    bool,
+    i64,
+    Option<String>,
+);
 
 /// (name, owner, token, expires_at_ms)
 type LockRow = (String, String, i64, i64);
@@ -428,8 +495,34 @@ type LockRow = (String, String, i64, i64);
 fn cron_next(py: Python<'_>, expr: String, after_s: f64, tz: Option<String>) -> PyResult<i64> {
     let after = secs("after", Some(after_s))?.unwrap_or_default();
     let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
-    py.detach(|| cron::next_fire(&expr, tz.as_deref(), after_ms))
+    py.detach(|| honker_core::guard(|| cron::next_fire(&expr, tz.as_deref(), after_ms)))
         .map_err(to_py)
+}
+
+/// A held lock renewed in the background (see `honker_core::keepalive`).
+#[pyclass(frozen, module = "honker._honker")]
+pub struct NativeKeeper {
+    keeper: Mutex<Keeper>,
+}
+
+#[pymethods]
+impl NativeKeeper {
+    fn is_lost(&self) -> bool {
+        lock_ok(&self.keeper).is_lost()
+    }
+
+    fn mark_lost(&self) {
+        lock_ok(&self.keeper).mark_lost()
+    }
+
+    fn set_ttl(&self, ttl_s: f64) -> PyResult<()> {
+        lock_ok(&self.keeper).set_ttl(ttl_ms("ttl_s", ttl_s)?);
+        Ok(())
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| lock_ok(&self.keeper).stop())
+    }
 }
 
 /// One open database file.
@@ -463,15 +556,19 @@ impl NativeDatabase {
     }
 
     #[new]
-    #[pyo3(signature = (path, busy_timeout_s = 10.0, wal_autocheckpoint = 1000))]
+    #[pyo3(signature = (path, busy_timeout_s = 10.0, wal_autocheckpoint = None, trusted_schema = false))]
     fn new(
         py: Python<'_>,
         path: String,
         busy_timeout_s: f64,
-        wal_autocheckpoint: i64,
+        wal_autocheckpoint: Option<&Bound<'_, PyAny>>,
+        trusted_schema: bool,
     ) -> PyResult<Self> {
         let busy_timeout = secs("busy_timeout_s", Some(busy_timeout_s))?.unwrap_or_default();
+        let wal_autocheckpoint = opt_int("wal_autocheckpoint", wal_autocheckpoint)?
+            .unwrap_or(honker_core::db::DEFAULT_WAL_AUTOCHECKPOINT.into());
         let opts = OpenOptions {
+            trusted_schema,
             busy_timeout,
             wal_autocheckpoint: u32::try_from(wal_autocheckpoint).map_err(|_| {
                 to_py(Error::invalid(
@@ -566,7 +663,7 @@ impl NativeDatabase {
     // -- queues --
 
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (queue, payload, *, tx = None, delay_s = None, run_at_s = None, priority = 0, max_attempts = None, expires_s = None, key = None, default_max_attempts = 3))]
+    #[pyo3(signature = (queue, payload, *, tx = None, delay_s = None, run_at_s = None, priority = None, max_attempts = None, expires_s = None, key = None, default_max_attempts = None))]
     fn enqueue(
         &self,
         py: Python<'_>,
@@ -575,21 +672,28 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
         delay_s: Option<f64>,
         run_at_s: Option<f64>,
-        priority: i64,
-        max_attempts: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<&Bound<'_, PyAny>>,
         expires_s: Option<f64>,
         key: Option<String>,
-        default_max_attempts: i64,
+        default_max_attempts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
-        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, key)?;
-        let default_max_attempts = attempts("max_attempts", default_max_attempts)?;
+        let opts = enqueue_opts(
+            delay_s,
+            run_at_s,
+            opt_int("priority", priority)?.unwrap_or(0),
+            opt_int("max_attempts", max_attempts)?,
+            expires_s,
+            key,
+        )?;
+        let default_max_attempts = default_attempts(default_max_attempts)?;
         self.op(py, tx, |c, now| {
             queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
         })
     }
 
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (queue, payloads, *, tx = None, delay_s = None, run_at_s = None, priority = 0, max_attempts = None, expires_s = None, default_max_attempts = 3))]
+    #[pyo3(signature = (queue, payloads, *, tx = None, delay_s = None, run_at_s = None, priority = None, max_attempts = None, expires_s = None, default_max_attempts = None))]
     fn enqueue_many(
         &self,
         py: Python<'_>,
@@ -598,13 +702,20 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
         delay_s: Option<f64>,
         run_at_s: Option<f64>,
-        priority: i64,
-        max_attempts: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<&Bound<'_, PyAny>>,
         expires_s: Option<f64>,
-        default_max_attempts: i64,
+        default_max_attempts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<i64>> {
-        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, None)?;
-        let default_max_attempts = attempts("max_attempts", default_max_attempts)?;
+        let opts = enqueue_opts(
+            delay_s,
+            run_at_s,
+            opt_int("priority", priority)?.unwrap_or(0),
+            opt_int("max_attempts", max_attempts)?,
+            expires_s,
+            None,
+        )?;
+        let default_max_attempts = default_attempts(default_max_attempts)?;
         self.op(py, tx, |c, now| {
             queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
         })
@@ -616,10 +727,10 @@ impl NativeDatabase {
         py: Python<'_>,
         queue: String,
         worker: String,
-        n: i64,
+        n: &Bound<'_, PyAny>,
         visibility_timeout_s: f64,
     ) -> PyResult<Vec<JobData>> {
-        let n = count("n", n)?;
+        let n = count("n", int("n", n)?)?;
         let vt = secs("visibility_timeout_s", Some(visibility_timeout_s))?.unwrap_or_default();
         let jobs = self.op(py, None, |c, now| {
             queue::claim(c, &queue, &worker, n, vt, now)
@@ -629,7 +740,7 @@ impl NativeDatabase {
 
     /// Blocks until a job is claimed (woken by commits, run_at, lease ends);
     /// None on timeout or stop.
-    #[pyo3(signature = (queue, worker, stop, visibility_timeout_s = 300.0, max_attempts = 3, timeout_s = None))]
+    #[pyo3(signature = (queue, worker, stop, visibility_timeout_s = 300.0, max_attempts = None, timeout_s = None))]
     #[allow(clippy::too_many_arguments)]
     fn claim_next(
         &self,
@@ -638,15 +749,15 @@ impl NativeDatabase {
         worker: String,
         stop: &NativeStop,
         visibility_timeout_s: f64,
-        max_attempts: i64,
+        max_attempts: Option<&Bound<'_, PyAny>>,
         timeout_s: Option<f64>,
     ) -> PyResult<Option<JobData>> {
         let opts = QueueOpts {
             visibility_timeout: secs("visibility_timeout_s", Some(visibility_timeout_s))?
                 .unwrap_or_default(),
-            max_attempts: attempts("max_attempts", max_attempts)?,
+            max_attempts: default_attempts(max_attempts)?,
         };
-        let timeout = secs("timeout", timeout_s)?;
+        let timeout = secs("timeout_s", timeout_s)?;
         let stop = Interruptible::new(&stop.flag);
         let got = py.detach(|| wait::claim_next(&self.db, &queue, &worker, &opts, timeout, &stop));
         Ok(stop.finish(got)?.map(JobData::from))
@@ -673,15 +784,21 @@ impl NativeDatabase {
         })
     }
 
-    #[pyo3(signature = (ids, worker, tx = None))]
+    /// Acks each job whose lease, given as (id, worker, attempt), is current.
+    #[pyo3(signature = (leases, tx = None))]
     fn ack_batch(
         &self,
         py: Python<'_>,
-        ids: Vec<i64>,
-        worker: String,
+        leases: Vec<(i64, String, u32)>,
         tx: Option<&NativeTx>,
     ) -> PyResult<usize> {
-        self.op(py, tx, |c, now| queue::ack_batch(c, &ids, &worker, now))
+        self.op(py, tx, |c, now| {
+            let leases: Vec<Lease<'_>> = leases
+                .iter()
+                .map(|(id, worker, attempt)| Lease::new(*id, worker, *attempt))
+                .collect();
+            queue::ack_batch(c, &leases, now)
+        })
     }
 
     #[pyo3(signature = (id, worker, attempt, delay_s = None, error = String::new()))]
@@ -734,18 +851,25 @@ impl NativeDatabase {
         })
     }
 
-    fn cancel(&self, py: Python<'_>, id: i64) -> PyResult<bool> {
+    fn cancel(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let id = int("id", id)?;
         self.op(py, None, |c, _| queue::cancel(c, id))
     }
 
-    fn get_job(&self, py: Python<'_>, id: i64) -> PyResult<Option<JobData>> {
+    fn get_job(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<Option<JobData>> {
+        let id = int("id", id)?;
         Ok(self
             .op(py, None, |c, _| queue::get_job(c, id))?
             .map(JobData::from))
     }
 
-    fn dead_jobs(&self, py: Python<'_>, queue: String, limit: i64) -> PyResult<Vec<JobData>> {
-        let limit = count("limit", limit)?;
+    fn dead_jobs(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        limit: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<JobData>> {
+        let limit = count("limit", int("limit", limit)?)?;
         Ok(self
             .op(py, None, |c, _| queue::dead_jobs(c, &queue, limit))?
             .into_iter()
@@ -753,7 +877,8 @@ impl NativeDatabase {
             .collect())
     }
 
-    fn requeue_dead(&self, py: Python<'_>, id: i64) -> PyResult<()> {
+    fn requeue_dead(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = int("id", id)?;
         self.op(py, None, |c, now| queue::requeue_dead(c, id, now))
     }
 
@@ -796,10 +921,11 @@ impl NativeDatabase {
         &self,
         py: Python<'_>,
         stream: String,
-        offset: i64,
-        limit: i64,
+        offset: &Bound<'_, PyAny>,
+        limit: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<(i64, Option<String>, String)>> {
-        let limit = count("limit", limit)?;
+        let offset = int("offset", offset)?;
+        let limit = count("limit", int("limit", limit)?)?;
         let evs = self.op(py, None, |c, _| {
             stream::read_since(c, &stream, offset, limit)
         })?;
@@ -815,9 +941,10 @@ impl NativeDatabase {
         py: Python<'_>,
         stream: String,
         consumer: String,
-        offset: i64,
+        offset: &Bound<'_, PyAny>,
         tx: Option<&NativeTx>,
     ) -> PyResult<bool> {
+        let offset = int("offset", offset)?;
         self.op(py, tx, |c, now| {
             stream::save_offset(c, &stream, &consumer, offset, now)
         })
@@ -838,10 +965,10 @@ impl NativeDatabase {
         py: Python<'_>,
         stream: String,
         max_age_s: Option<f64>,
-        max_count: Option<i64>,
+        max_count: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let max_age = secs("max_age_s", max_age_s)?;
-        let max_count = max_count
+        let max_count = opt_int("max_count", max_count)?
             .map(|n| {
                 u64::try_from(n).map_err(|_| Error::invalid("max_count", "must not be negative"))
             })
@@ -893,15 +1020,25 @@ impl NativeDatabase {
         owner: String,
         ttl_s: f64,
     ) -> PyResult<Option<i64>> {
-        let ttl = ttl_ms("ttl", ttl_s)?;
+        let ttl = ttl_ms("ttl_s", ttl_s)?;
         self.op(py, None, |c, now| {
             lock::try_acquire(c, &name, &owner, ttl, now)
         })
     }
 
     fn renew_lock(&self, py: Python<'_>, name: String, token: i64, ttl_s: f64) -> PyResult<bool> {
-        let ttl = ttl_ms("ttl", ttl_s)?;
+        let ttl = ttl_ms("ttl_s", ttl_s)?;
         self.op(py, None, |c, now| lock::renew(c, &name, token, ttl, now))
+    }
+
+    /// Starts renewing a held lock in the background (every third of
+    /// `ttl_s`) until stopped; the keeper records a loss.
+    fn keep_lock(&self, name: String, token: i64, ttl_s: f64) -> PyResult<NativeKeeper> {
+        let ttl = ttl_ms("ttl_s", ttl_s)?;
+        let keeper = Keeper::start(&self.db, &name, token, ttl).map_err(to_py)?;
+        Ok(NativeKeeper {
+            keeper: Mutex::new(keeper),
+        })
     }
 
     fn release_lock(&self, py: Python<'_>, name: String, token: i64) -> PyResult<bool> {
@@ -918,21 +1055,30 @@ impl NativeDatabase {
         &self,
         py: Python<'_>,
         key: String,
-        limit: i64,
+        limit: &Bound<'_, PyAny>,
         per_s: f64,
     ) -> PyResult<bool> {
-        let per = ttl_ms("per", per_s)?;
+        let limit = int("limit", limit)?;
+        let per = ttl_ms("per_s", per_s)?;
         self.op(py, None, |c, now| {
             rate_limit::try_acquire(c, &key, limit, per, now)
         })
     }
 
-    fn save_result(&self, py: Python<'_>, job_id: i64, value: String, ttl_s: f64) -> PyResult<()> {
+    fn save_result(
+        &self,
+        py: Python<'_>,
+        job_id: &Bound<'_, PyAny>,
+        value: String,
+        ttl_s: f64,
+    ) -> PyResult<()> {
+        let job_id = int("job_id", job_id)?;
         let ttl = ttl_ms("ttl_s", ttl_s)?;
         self.op(py, None, |c, now| result::save(c, job_id, &value, ttl, now))
     }
 
-    fn get_result(&self, py: Python<'_>, job_id: i64) -> PyResult<Option<String>> {
+    fn get_result(&self, py: Python<'_>, job_id: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let job_id = int("job_id", job_id)?;
         self.op(py, None, |c, now| result::get(c, job_id, now))
     }
 
@@ -944,7 +1090,7 @@ impl NativeDatabase {
     // -- schedules --
 
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (name, queue, schedule, payload, priority = 0, expires_s = None, tz = None))]
+    #[pyo3(signature = (name, queue, schedule, payload, priority = None, expires_s = None, tz = None))]
     fn schedule_add(
         &self,
         py: Python<'_>,
@@ -952,10 +1098,11 @@ impl NativeDatabase {
         queue: String,
         schedule: String,
         payload: String,
-        priority: i64,
+        priority: Option<&Bound<'_, PyAny>>,
         expires_s: Option<f64>,
         tz: Option<String>,
     ) -> PyResult<()> {
+        let priority = opt_int("priority", priority)?.unwrap_or(0);
         let expires = secs("expires_s", expires_s)?;
         self.op(py, None, |c, now| {
             let spec = scheduler::ScheduleSpec {
@@ -983,7 +1130,8 @@ impl NativeDatabase {
         self.op(py, None, |c, now| scheduler::resume(c, &name, now))
     }
 
-    /// Every schedule as (name, queue, cron, payload, priority, paused, next_fire_at_ms).
+    /// Every schedule as (name, queue, cron, payload, priority, paused,
+    /// next_fire_at_ms, last_error).
     fn schedule_list(&self, py: Python<'_>) -> PyResult<Vec<ScheduleRow>> {
         let list = self.op(py, None, |c, _| scheduler::list(c))?;
         Ok(list
@@ -997,6 +1145,7 @@ impl NativeDatabase {
                     s.priority,
                     s.paused,
                     s.next_fire_at_ms,
+                    s.last_error,
                 )
             })
             .collect())
@@ -1030,9 +1179,30 @@ impl NativeDatabase {
             ..wait::SchedulerOpts::default()
         };
         let stop = Interruptible::new(&stop.flag);
+        // Each problem goes to the `honker.scheduler` logger.
+        let mut report = |p: &wait::SchedulerProblem<'_>| {
+            let msg = p.to_string();
+            Python::attach(|py| {
+                let logged = py
+                    .import("logging")
+                    .and_then(|l| l.call_method1("getLogger", ("honker.scheduler",)))
+                    .and_then(|l| l.call_method1("warning", (msg,)));
+                if let Err(e) = logged {
+                    e.write_unraisable(py, None);
+                }
+            })
+        };
         // It returns once stopped: a signal's exception, if any, is raised.
-        let got = py.detach(|| wait::run_scheduler(&self.db, &stop, &owner, &opts).map(|()| None));
+        let got = py.detach(|| {
+            wait::run_scheduler(&self.db, &stop, &owner, &opts, &mut report).map(|()| None)
+        });
         stop.finish::<()>(got).map(|_| ())
+    }
+
+    /// Panics inside an operation, to show the guard at the boundary: the
+    /// caller gets `InternalError`, never a `PanicException`. For tests.
+    fn _panic_for_test(&self, py: Python<'_>) -> PyResult<()> {
+        self.op(py, None, |_, _| panic!("a deliberate panic, for a test"))
     }
 
     fn listen(&self, py: Python<'_>, channel: String) -> PyResult<NativeListener> {
@@ -1059,6 +1229,7 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeStop>()?;
     m.add_class::<NativeCursor>()?;
     m.add_class::<JobData>()?;
+    m.add_class::<NativeKeeper>()?;
     m.add_function(wrap_pyfunction!(cron_next, m)?)?;
     for (name, ty) in [
         ("HonkerError", py.get_type::<HonkerError>()),
@@ -1075,6 +1246,9 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("Busy", py.get_type::<Busy>()),
         ("DecodeError", py.get_type::<DecodeError>()),
         ("WatcherError", py.get_type::<WatcherError>()),
+        ("CannotOpen", py.get_type::<CannotOpen>()),
+        ("LockLost", py.get_type::<LockLost>()),
+        ("InternalError", py.get_type::<InternalError>()),
         ("SqliteError", py.get_type::<SqliteError>()),
     ] {
         m.add(name, ty)?;

@@ -21,7 +21,7 @@ def test_the_issue_example_with_async_for(db):
     sent = []
 
     async def main():
-        async for job in emails.claim("worker-1", timeout=0.5):
+        async for job in emails.claim("worker-1", timeout_s=0.5):
             sent.append(job.payload)
             job.ack()
 
@@ -87,7 +87,7 @@ def test_async_listen_subscribe_and_scheduler(db):
         sched.add("tick", queue="ticks", schedule="@every 1s")
         stop = asyncio.Event()
         runner = asyncio.ensure_future(sched.run_async("host-a", stop, lock_ttl_s=2))
-        job = await asyncio.wait_for(db.queue("ticks").claim("w", timeout=20).__anext__(), 25)
+        job = await asyncio.wait_for(db.queue("ticks").claim("w", timeout_s=20).__anext__(), 25)
         stop.set()
         await asyncio.wait_for(runner, 20)
         return n.payload, ev.payload, job.key
@@ -145,7 +145,7 @@ def test_async_twins_do_what_their_sync_calls_do(db):
         by_id = {j.id: j for j in jobs}
         assert await by_id[first].release_async() is True
         assert await by_id[rest[0]].fail_async("bad") is True
-        assert await q.ack_batch_async([rest[1], rest[2]], "w") == 2
+        assert await q.ack_batch_async([by_id[rest[1]], by_id[rest[2]]]) == 2
         again = await q.claim_one_async("w")
         assert (again.id, again.attempts) == (first, 2), "release did not count the attempt"
         assert await again.ack_async() is True
@@ -155,7 +155,7 @@ def test_async_twins_do_what_their_sync_calls_do(db):
         assert await s.save_offset_async("c", off) is True
         assert s.get_offset("c") == off
         await db.notify_async("c", {"hi": 1})
-        got = listener.recv(timeout=5)
+        got = listener.recv(timeout_s=5)
         assert got is not None and got.payload == {"hi": 1}
 
     asyncio.run(main())
@@ -210,7 +210,7 @@ def test_async_bursts_every_event_once_in_order_offsets_saved_as_moved_past(db):
 
     async def main():
         seen = []
-        sub = s.subscribe("c", timeout=5)
+        sub = s.subscribe("c", timeout_s=5)
         async for ev in sub:
             seen.append(ev.offset)
             if len(seen) == 120:
@@ -219,7 +219,7 @@ def test_async_bursts_every_event_once_in_order_offsets_saved_as_moved_past(db):
         assert seen == offsets[:120]
         # Moved past the first 119; the 120th was in hand.
         assert s.get_offset("c") == offsets[118]
-        rest = [ev.offset async for ev in s.subscribe("c", timeout=0.2)]
+        rest = [ev.offset async for ev in s.subscribe("c", timeout_s=0.2)]
         assert rest == offsets[119:], "resumed at the one in hand, then the rest, once each"
         got = []
         async for n in listener:

@@ -15,7 +15,7 @@ def test_queue_stats_follow_enqueue_claim_and_fail(db):
     assert q.stats() == honker.QueueStats(ready=0, scheduled=0, processing=0, dead=0)
     q.enqueue({"n": 1}, run_at=1000)
     q.enqueue({"n": 2}, run_at=2000)
-    q.enqueue({"n": 3}, delay=3600)
+    q.enqueue({"n": 3}, delay_s=3600)
     db.queue("other").enqueue({"n": 4})
     before = q.stats()
     assert before.scheduled >= 1 and before.ready + before.scheduled == 3 and before.processing == 0
@@ -30,9 +30,9 @@ def test_queue_stats_follow_enqueue_claim_and_fail(db):
 
 def test_sweep_expired_moves_a_job_past_its_start_deadline_to_dead(db):
     q = db.queue("reports")
-    stale = q.enqueue({"r": 1}, expires=0.001)
-    fresh = q.enqueue({"r": 2}, expires=3600)
-    db.queue("elsewhere").enqueue({"r": 3}, expires=0.001)
+    stale = q.enqueue({"r": 1}, expires_s=0.001)
+    fresh = q.enqueue({"r": 2}, expires_s=3600)
+    db.queue("elsewhere").enqueue({"r": 3}, expires_s=0.001)
     time.sleep(0.02)
     assert q.sweep_expired() == 1, "only this queue's expired job"
     assert [j.id for j in q.dead_jobs()] == [stale]
@@ -93,7 +93,7 @@ def test_retention_and_prune_remove_old_events(db):
 
 def test_lock_holder_shows_owner_and_token(db):
     assert db.lock_holder("migrations") is None
-    with db.lock("migrations", owner="host:1", ttl=60) as lock:
+    with db.lock("migrations", owner="host:1", ttl_s=60) as lock:
         held = db.lock_holder("migrations")
         assert held is not None
         assert (held.name, held.owner, held.fencing_token) == ("migrations", "host:1", lock.fencing_token)

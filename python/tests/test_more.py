@@ -9,10 +9,12 @@ import honker
 
 def test_open_options(tmp_path):
     path = str(tmp_path / "opts.db")
+    # honker's WAL policy: a restarted WAL is cut back to 4x the threshold (pages of 4 KiB).
     with honker.open(path) as d, d.transaction() as tx:
-        assert tx.query("PRAGMA wal_autocheckpoint") == [{"wal_autocheckpoint": 1000}]
+        assert tx.query("PRAGMA journal_size_limit") == [{"journal_size_limit": 4 * 1000 * 4096}]
     with honker.open(path, busy_timeout_s=0.5, wal_autocheckpoint=0) as d, d.transaction() as tx:
         assert tx.query("PRAGMA wal_autocheckpoint") == [{"wal_autocheckpoint": 0}]
+        assert tx.query("PRAGMA journal_size_limit") == [{"journal_size_limit": -1}]
     with pytest.raises(honker.InvalidArgument, match="wal_autocheckpoint"):
         honker.open(path, wal_autocheckpoint=-1)
     with pytest.raises(honker.InvalidArgument, match="busy_timeout_s"):
@@ -55,7 +57,7 @@ def test_scheduler_fires_and_stops(db):
     stop = threading.Event()
     runner = threading.Thread(target=sched.run, args=("host-a", stop), kwargs={"lock_ttl_s": 2})
     runner.start()
-    job = next(db.queue("ticks").claim("w", timeout=20))
+    job = next(db.queue("ticks").claim("w", timeout_s=20))
     assert job.key.startswith("schedule:tick:")
     job.ack()
     stop.set()

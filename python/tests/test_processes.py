@@ -16,7 +16,7 @@ WORKER = textwrap.dedent(
     import sys, honker
     db = honker.open(sys.argv[1])
     print("ready", flush=True)
-    for job in db.queue("work").claim(sys.argv[2], timeout=60):
+    for job in db.queue("work").claim(sys.argv[2], timeout_s=60):
         job.ack()
         if job.payload.get("stop"):
             break
@@ -31,7 +31,7 @@ LISTENER = textwrap.dedent(
     sub = db.listen("orders")
     print("ready", flush=True)
     for i in range(int(sys.argv[2])):
-        n = sub.recv(timeout=60)
+        n = sub.recv(timeout_s=60)
         assert n is not None and n.payload == {"i": i}, (i, n)
     print("ok", flush=True)
     """
@@ -123,7 +123,7 @@ def test_a_handle_inherited_through_fork_fails_clearly(tmp_path):
         except honker.Forked:
             pass
         try:
-            sub.recv(timeout=0.1)
+            sub.recv(timeout_s=0.1)
             code = 2
         except honker.Forked:
             pass

@@ -39,7 +39,7 @@ def worker(path: str, queue: str, name: str) -> None:
     db = honker.open(path)
     q = db.queue(queue)
     print("ready", flush=True)
-    for job in q.claim(name, timeout=60):
+    for job in q.claim(name, timeout_s=60):
         if job.payload.get("stop"):
             job.ack()
             db.close()
@@ -60,7 +60,7 @@ def listener(path: str, channel: str, n: int) -> None:
     sub = db.listen(channel)
     print("ready", flush=True)
     for i in range(n):
-        got = sub.recv(timeout=60)
+        got = sub.recv(timeout_s=60)
         at = time.time_ns()
         if got is None or got.payload != {"i": i}:
             raise SystemExit(f"notification {i}: got {got!r}")
@@ -82,7 +82,7 @@ def consumer(path: str, stream: str, name: str, last: int) -> None:
     db = honker.open(path)
     s = db.stream(stream)
     print("ready", flush=True)
-    for ev in s.subscribe(name, timeout=60):
+    for ev in s.subscribe(name, timeout_s=60):
         print(ev.payload["i"], flush=True)
         if ev.payload["i"] == last:
             s.save_offset(name, ev.offset)  # moving past it would save it; we stop here

@@ -70,14 +70,21 @@ fn main() {
     let mut children: Vec<Child> = (0..procs)
         .map(|_| {
             Command::new(&me)
-                .args(["--child", path.to_str().unwrap(), "--secs", &secs.to_string()])
+                .args([
+                    "--child",
+                    path.to_str().unwrap(),
+                    "--secs",
+                    &secs.to_string(),
+                ])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    println!("{procs} processes, enqueue + claim_one + ack for {secs} s, then idle (open) for {idle} s");
+    println!(
+        "{procs} processes, enqueue + claim_one + ack for {secs} s, then idle (open) for {idle} s"
+    );
     println!("{:>6}  {:>10}", "t (s)", "-wal (MB)");
     let start = Instant::now();
     let mut max = 0u64;

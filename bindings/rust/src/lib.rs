@@ -47,7 +47,7 @@ pub use honker_core::{
 pub use lock::Lock;
 pub use queue::{Job, Queue};
 pub use rusqlite;
-pub use scheduler::{ScheduledTask, Scheduler, SchedulerOpts};
+pub use scheduler::{ScheduledTask, Scheduler, SchedulerOpts, SchedulerProblem};
 pub use stream::Stream;
 pub use transaction::Transaction;
 pub use wake::{ClaimWaker, Listener, ListenerCloser, StopHandle, Subscription};
@@ -140,13 +140,16 @@ impl Database {
 
     /// Tries to take advisory lock `name` for `owner` for `ttl_s` seconds.
     /// `None` if anyone holds it, `owner` included (a second acquisition
-    /// never shares the first one's lease).
+    /// never shares the first one's lease). The returned guard keeps the
+    /// lock alive in the background until dropped (see [`Lock`]).
     pub fn try_lock(&self, name: &str, owner: &str, ttl_s: u64) -> Result<Option<Lock>> {
         let ttl = honker_core::validate::positive_secs("ttl_s", secs(ttl_s))?;
         let token = self
             .core
             .run(|c, now| core_lock::try_acquire(c, name, owner, ttl, now))?;
-        Ok(token.map(|t| Lock::new(self.clone(), name, owner, t)))
+        token
+            .map(|t| Lock::new(self.clone(), name, owner, t, ttl))
+            .transpose()
     }
 
     /// Who holds lock `name` right now, if anyone.

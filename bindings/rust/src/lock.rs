@@ -1,8 +1,13 @@
 use crate::{Database, Result};
+use honker_core::keepalive::Keeper;
 use honker_core::lock as core;
 
-/// A held advisory lock. Released when dropped, by [`Lock::release`], or by
-/// its TTL running out without a [`Lock::heartbeat`].
+/// A held advisory lock: a guard. While it lives, a background thread
+/// renews it every third of its TTL, so work that takes longer than the TTL
+/// keeps the lock; if a renewal finds it gone anyway (the process stalled
+/// past the TTL and another owner took it), [`Lock::check`] says so with
+/// `Error::LockLost`. Released when dropped or by [`Lock::release`]; if the
+/// process dies, it lapses at its TTL.
 ///
 /// If the drop happens on a thread holding an open [`crate::Transaction`]
 /// on the same database, the release cannot run; the lock then lapses at its
@@ -14,17 +19,26 @@ pub struct Lock {
     owner: String,
     token: i64,
     held: bool,
+    keeper: Keeper,
 }
 
 impl Lock {
-    pub(crate) fn new(db: Database, name: &str, owner: &str, token: i64) -> Lock {
-        Lock {
+    pub(crate) fn new(
+        db: Database,
+        name: &str,
+        owner: &str,
+        token: i64,
+        ttl_ms: i64,
+    ) -> Result<Lock> {
+        let keeper = Keeper::start(&db.core, name, token, ttl_ms)?;
+        Ok(Lock {
             db,
             name: name.to_string(),
             owner: owner.to_string(),
             token,
             held: true,
-        }
+            keeper,
+        })
     }
 
     /// The lock's name.
@@ -44,18 +58,34 @@ impl Lock {
         self.token
     }
 
-    /// Extends the lock to `ttl_s` seconds from now. False if it was lost
-    /// (lapsed, and possibly taken by someone else).
+    /// `Err(Error::LockLost)` if the lock was found gone (by the background
+    /// renewal or a [`Lock::heartbeat`]); call it before work that must only
+    /// happen under the lock. Reads no file.
+    pub fn check(&self) -> Result<()> {
+        self.keeper.check()
+    }
+
+    /// Extends the lock to `ttl_s` seconds from now (and renews with that
+    /// TTL from then on). False if it was lost (lapsed, and possibly taken
+    /// by someone else).
     pub fn heartbeat(&self, ttl_s: u64) -> Result<bool> {
         let ttl = honker_core::validate::positive_secs("ttl_s", secs(ttl_s))?;
-        self.db
+        let held = self
+            .db
             .core
-            .run(|c, now| core::renew(c, &self.name, self.token, ttl, now))
+            .run(|c, now| core::renew(c, &self.name, self.token, ttl, now))?;
+        if held {
+            self.keeper.set_ttl(ttl);
+        } else {
+            self.keeper.mark_lost();
+        }
+        Ok(held)
     }
 
     /// Releases the lock now. False if it had already been lost.
     pub fn release(mut self) -> Result<bool> {
         self.held = false;
+        self.keeper.stop();
         self.db
             .core
             .run(|c, _| core::release(c, &self.name, self.token))
@@ -65,6 +95,7 @@ impl Lock {
 impl Drop for Lock {
     fn drop(&mut self) {
         if self.held {
+            self.keeper.stop();
             let _ = self
                 .db
                 .core

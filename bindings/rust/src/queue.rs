@@ -103,17 +103,19 @@ impl Queue {
             .collect())
     }
 
-    /// Acks every job in `ids` that `worker` holds a live lease on, in one
-    /// transaction. Returns how many were acked.
-    pub fn ack_batch(&self, ids: &[i64], worker: &str) -> Result<usize> {
-        self.db
-            .core
-            .run(|c, now| core::ack_batch(c, ids, worker, now))
+    /// Acks, in one transaction, every job of `jobs` whose claim is still
+    /// current, each fenced exactly as [`Job::ack`] is (a job whose lease
+    /// lapsed and was claimed again, even by a worker of the same name, is
+    /// not acked). Returns how many were acked.
+    pub fn ack_batch(&self, jobs: &[Job]) -> Result<usize> {
+        let leases = leases(jobs);
+        self.db.core.run(|c, now| core::ack_batch(c, &leases, now))
     }
 
     /// [`Queue::ack_batch`] inside `tx`.
-    pub fn ack_batch_tx(&self, tx: &Transaction, ids: &[i64], worker: &str) -> Result<usize> {
-        tx.run(&self.db, |c, now| core::ack_batch(c, ids, worker, now))
+    pub fn ack_batch_tx(&self, tx: &Transaction, jobs: &[Job]) -> Result<usize> {
+        let leases = leases(jobs);
+        tx.run(&self.db, |c, now| core::ack_batch(c, &leases, now))
     }
 
     /// Looks up a job (live or dead) by id.
@@ -163,6 +165,10 @@ impl Queue {
     pub fn next_deadline_ms(&self) -> Result<Option<i64>> {
         self.db.core.run(|c, _| core::next_deadline(c, &self.name))
     }
+}
+
+fn leases(jobs: &[Job]) -> Vec<honker_core::Lease<'_>> {
+    jobs.iter().map(|j| j.record.lease()).collect()
 }
 
 fn encode_all<P: Serialize>(payloads: &[P]) -> Result<Vec<String>> {

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use honker_core::wait::SchedulerOpts;
+pub use honker_core::wait::{SchedulerOpts, SchedulerProblem};
 
 /// A periodic task: every time `cron` fires, one job with `payload` is
 /// enqueued on `queue`.
@@ -85,14 +85,31 @@ impl Scheduler {
     /// Runs the scheduler until `stop` is set (checked at least every
     /// 50 ms). Many processes can call it: only the holder of the leader
     /// lock fires, and a standby takes over within the lock TTL (10 s) when
-    /// the leader dies. Transient errors are retried.
+    /// the leader dies. A task that cannot fire is skipped to its next
+    /// boundary (the others fire; `ScheduleInfo::last_error` says why), and
+    /// a failing step is retried; both are logged at `warn` level through
+    /// the `log` crate. After 10 failures in a row (about 40 s) it returns
+    /// the error.
     pub fn run(&self, stop: Arc<AtomicBool>, owner: &str) -> Result<()> {
         self.run_with(stop, owner, SchedulerOpts::default())
     }
 
-    /// [`Scheduler::run`] with explicit [`SchedulerOpts`] (lock TTL, lock name).
+    /// [`Scheduler::run`] with explicit [`SchedulerOpts`] (lock TTL, lock
+    /// name, failures in a row before giving up).
     pub fn run_with(&self, stop: Arc<AtomicBool>, owner: &str, opts: SchedulerOpts) -> Result<()> {
-        honker_core::wait::run_scheduler(&self.db.core, &stop, owner, &opts)
+        self.run_reporting(stop, owner, opts, |problem| log::warn!("{problem}"))
+    }
+
+    /// [`Scheduler::run_with`], handing each problem to `report` instead of
+    /// the `log` crate.
+    pub fn run_reporting(
+        &self,
+        stop: Arc<AtomicBool>,
+        owner: &str,
+        opts: SchedulerOpts,
+        mut report: impl FnMut(&SchedulerProblem<'_>),
+    ) -> Result<()> {
+        honker_core::wait::run_scheduler(&self.db.core, &stop, owner, &opts, &mut report)
     }
 
     /// The next boundary of any unpaused task, ms since the epoch.

@@ -91,8 +91,11 @@ impl ClaimWaker {
 ///
 /// At-least-once: an event's offset is saved only after you move past it
 /// (ask for the next event, or call [`Subscription::commit`]); saves are
-/// batched (when the buffer runs dry, before blocking, on commit and on
-/// drop). After a crash, events you had not moved past are delivered again.
+/// batched (when the buffer runs dry, before blocking, on commit, at least
+/// every 100 events and every second, on drop, and when the database is
+/// closed). Leaving the loop (a `break`, a `?`) redelivers only the event
+/// you had in hand; after a crash, events you had not moved past are
+/// delivered again.
 #[derive(Debug)]
 pub struct Subscription {
     db: Database,
@@ -134,12 +137,6 @@ impl Iterator for Subscription {
         self.cursor
             .next(&self.db.core, None, &self.stop.flag)
             .transpose()
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let _ = self.cursor.flush(&self.db.core);
     }
 }
 

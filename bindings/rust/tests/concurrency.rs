@@ -38,9 +38,8 @@ fn drain_queue(db: &honker::Database, worker: &str, batch: usize) -> Vec<i64> {
                 acked.push(job.id);
             }
         } else {
-            let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-            assert_eq!(q.ack_batch(&ids, worker).unwrap(), ids.len());
-            acked.extend(ids);
+            assert_eq!(q.ack_batch(&jobs).unwrap(), jobs.len());
+            acked.extend(jobs.iter().map(|j| j.id));
         }
     }
 }

@@ -33,10 +33,21 @@ fn sql_functions_work_on_the_crates_own_connection() {
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
 }
 
+fn trusting(t: &TempDb) -> honker::Database {
+    honker::Database::open_with(
+        t.path(),
+        honker::OpenOptions {
+            trusted_schema: true,
+            ..honker::OpenOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_users_trigger_calling_notify_reaches_listeners() {
     let t = TempDb::new();
-    let db = t.open();
+    let db = trusting(&t);
     db.with_conn(|c| {
         c.execute_batch(
             "CREATE TABLE orders (id INTEGER PRIMARY KEY);
@@ -56,8 +67,15 @@ fn a_users_trigger_calling_notify_reaches_listeners() {
         .unwrap()
         .expect("the trigger notified");
     assert_eq!(n.payload, r#"{"id":7}"#);
-    // A second handle (another connection) has the functions too.
-    let other = t.open();
+    // Without the opt-in, the file's schema may not call them.
+    let wary = t.open();
+    let e = wary
+        .with_conn(|c| c.execute("INSERT INTO orders (id) VALUES (9)", []))
+        .unwrap()
+        .unwrap_err();
+    assert!(e.to_string().contains("unsafe use of notify"), "{e}");
+    // A second trusting handle (another connection) has the functions too.
+    let other = trusting(&t);
     other
         .with_conn(|c| c.execute("INSERT INTO orders (id) VALUES (8)", []))
         .unwrap()

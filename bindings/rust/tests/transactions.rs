@@ -88,7 +88,7 @@ fn ack_inside_a_transaction_commits_with_the_business_write() {
     tx.execute("INSERT INTO orders (user_id) VALUES (1)", [])
         .unwrap();
     assert!(job.ack_tx(&tx).unwrap());
-    assert_eq!(q.ack_batch_tx(&tx, &[job.id], "w").unwrap(), 0);
+    assert_eq!(q.ack_batch_tx(&tx, std::slice::from_ref(&job)).unwrap(), 0);
     tx.commit().unwrap();
     assert!(q.get_job(job.id).unwrap().is_none());
     assert_eq!(orders(&db), 1);

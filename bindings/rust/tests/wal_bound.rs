@@ -44,11 +44,18 @@ fn the_wal_stays_bounded_under_load_and_empties_when_idle() {
     let mut jobs = 0u64;
     let deadline = Instant::now() + Duration::from_secs(120);
     while loaded < PROCESSES {
-        assert!(Instant::now() < deadline, "workers did not finish their load");
+        assert!(
+            Instant::now() < deadline,
+            "workers did not finish their load"
+        );
         largest = largest.max(wal_size(&t.path()));
         for (_, rx) in &workers {
             if let Ok(line) = rx.try_recv() {
-                jobs += line.strip_prefix("loaded ").unwrap().parse::<u64>().unwrap();
+                jobs += line
+                    .strip_prefix("loaded ")
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap();
                 loaded += 1;
             }
         }
