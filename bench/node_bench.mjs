@@ -94,7 +94,7 @@ async function main() {
       let done = 0;
       while (done < N * 10) {
         const jobs = await q.claimBatch('w', 128);
-        if (!jobs.length || (await q.ackBatch(jobs.map((j) => j.id), 'w')) !== jobs.length) throw new Error('batch failed');
+        if (!jobs.length || (await q.ackBatch(jobs)) !== jobs.length) throw new Error('batch failed');
         done += jobs.length;
       }
     },

@@ -23,6 +23,10 @@ export type ErrorCode =
   | 'busy'
   | 'decode'
   | 'watcher'
+  | 'cannot_open'
+  | 'lock_held'
+  | 'lock_lost'
+  | 'internal'
   | 'sqlite';
 
 export declare const ERROR_CODES: readonly ErrorCode[];
@@ -31,6 +35,18 @@ export declare const VERSION: string;
 export interface OpenOptions {
   /** How long a write waits for other processes' writers (default 10 s). */
   busyTimeoutS?: number;
+  /**
+   * WAL size in pages past which a commit checkpoints (default 1000; past
+   * four times that a commit waits briefly for readers so the WAL can start
+   * over, and an idle file's WAL is truncated; 0: no automatic checkpoints).
+   */
+  walAutocheckpoint?: number;
+  /**
+   * Let the file's own triggers and views call honker's SQL functions
+   * (default false: a database file is input; turn it on only for a schema
+   * you wrote).
+   */
+  trustedSchema?: boolean;
 }
 
 export interface QueueOptions {
@@ -47,17 +63,21 @@ export interface TxOption {
 
 export interface EnqueueOptions extends TxOption {
   /** Seconds before the job may run. */
-  delay?: number;
+  delayS?: number;
   /** When the job may run: a Date, or Unix time in seconds. */
   runAt?: Date | number;
   /** Higher runs first (default 0). */
   priority?: number;
-  /** Seconds after which a job not yet claimed is dropped. */
-  expires?: number;
+  /** Seconds after it is due within which a worker must start it, else it is dead-lettered. */
+  expiresS?: number;
   /** Overrides the queue's `maxAttempts`. */
   maxAttempts?: number;
   /** Idempotency key: while a live job has it, another is not added. */
   key?: string;
+  /** @deprecated use `delayS` */
+  delay?: number;
+  /** @deprecated use `expiresS` */
+  expires?: number;
 }
 
 export interface WaitOptions {
@@ -65,6 +85,8 @@ export interface WaitOptions {
   signal?: AbortSignal;
   /** End the iteration when nothing arrives within this many seconds. */
   timeoutS?: number;
+  /** @deprecated use `timeoutS` */
+  timeout?: number;
 }
 
 export type Row = Record<string, unknown>;
@@ -116,6 +138,12 @@ export declare class Database {
   listen(channel: string, opts?: { signal?: AbortSignal }): Listener;
   tryLock(name: string, owner: string, ttlS?: number): Promise<Lock | null>;
   tryLockSync(name: string, owner: string, ttlS?: number): Lock | null;
+  /**
+   * Runs `fn(lock)` while holding lock `name` (kept alive while it runs),
+   * then releases it. Rejects with code `lock_held` if someone else holds
+   * it, and with `lock_lost` after `fn` if it was lost while `fn` ran.
+   */
+  withLock<T>(name: string, fn: (lock: Lock) => Promise<T> | T, opts?: { owner?: string; ttlS?: number }): Promise<T>;
   tryRateLimit(key: string, limit: number, perS: number): Promise<boolean>;
   tryRateLimitSync(key: string, limit: number, perS: number): boolean;
   saveResult(jobId: number, value: unknown, ttlS: number): Promise<void>;
@@ -153,8 +181,9 @@ export declare class Queue {
   claimBatchSync<T = any>(worker: string, n: number): Job<T>[];
   /** Waits for jobs, woken by commits in any process. */
   claim<T = any>(worker: string, opts?: WaitOptions): Claimer<T>;
-  ackBatch(ids: number[], worker: string, opts?: TxOption): Promise<number>;
-  ackBatchSync(ids: number[], worker: string, opts?: TxOption): number;
+  /** Acks the claimed jobs whose leases are still current (fenced like `ack`); resolves to how many. */
+  ackBatch(jobs: Job[], opts?: TxOption): Promise<number>;
+  ackBatchSync(jobs: Job[], opts?: TxOption): number;
   getJob(id: number): Promise<JobInfo | null>;
   getJobSync(id: number): JobInfo | null;
   cancel(id: number): Promise<boolean>;
@@ -194,7 +223,12 @@ export declare class Job<T = any> {
   /** Resolves to false (changing nothing) once the lease is lost. */
   ack(opts?: TxOption): Promise<boolean>;
   ackSync(opts?: TxOption): boolean;
-  retry(opts?: { delayS?: number; error?: string }): Promise<boolean>;
+  retry(opts?: {
+    delayS?: number;
+    error?: string;
+    /** @deprecated use `delayS` */
+    delay?: number;
+  }): Promise<boolean>;
   fail(error?: string): Promise<boolean>;
   heartbeat(extendS: number): Promise<boolean>;
   /** Gives the job back untouched: ready at once, in its old place, the attempt not counted. */
@@ -213,9 +247,12 @@ export interface JobInfo {
   maxAttempts: number;
   workerId: string | null;
   leaseUntilMs: number | null;
+  expiresAtMs: number | null;
   key: string | null;
   lastError: string | null;
+  createdAtMs: number;
   deadReason: string | null;
+  diedAtMs: number | null;
 }
 
 export declare class Claimer<T = any> implements AsyncIterableIterator<Job<T>> {
@@ -295,10 +332,17 @@ export declare class Listener<T = any> implements AsyncIterableIterator<Notifica
   close(): void;
 }
 
+/**
+ * A held lock, renewed in the background every third of its TTL while held;
+ * `lost` turns true if a renewal found it gone.
+ */
 export declare class Lock {
   readonly name: string;
   readonly owner: string;
   readonly fencingToken: number;
+  get lost(): boolean;
+  /** Throws (code `lock_lost`) if the lock was found gone. */
+  check(): void;
   heartbeat(ttlS: number): Promise<boolean>;
   release(): Promise<boolean>;
   releaseSync(): boolean;
@@ -333,6 +377,8 @@ export interface Schedule {
   priority: number;
   paused: boolean;
   nextFireAtMs: number;
+  /** Why its last fire failed, if it did (it then moved on to its next boundary). */
+  lastError: string | null;
 }
 
 export declare class Scheduler {
@@ -344,6 +390,10 @@ export declare class Scheduler {
   tick(): Promise<{ name: string; jobId: number; fireAtMs: number }[]>;
   /** The next fire of any unpaused schedule, in epoch seconds; null if there is none. */
   soonest(): Promise<number | null>;
-  /** Runs until `signal` aborts; only the leader fires. */
-  run(owner: string, opts?: { signal?: AbortSignal; lockTtlS?: number }): Promise<void>;
+  /**
+   * Runs until `signal` aborts; only the leader fires. Problems (a fire that
+   * failed, a failing step) go to `onProblem` (default: a process warning
+   * with code `HONKER_SCHEDULER`); after 10 failures in a row it rejects.
+   */
+  run(owner: string, opts?: { signal?: AbortSignal; lockTtlS?: number; onProblem?: (message: string) => void }): Promise<void>;
 }

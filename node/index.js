@@ -30,7 +30,7 @@ const inTransaction = new AsyncLocalStorage();
  * The codes of honker-core's error enum.
  * @typedef {'invalid_argument' | 'invalid_json' | 'invalid_cron' | 'invalid_timezone' | 'not_found'
  *   | 'transaction_open' | 'transaction_inactive' | 'closed' | 'forked' | 'schema_too_new' | 'busy'
- *   | 'decode' | 'watcher' | 'sqlite'} ErrorCode
+ *   | 'decode' | 'watcher' | 'cannot_open' | 'lock_held' | 'lock_lost' | 'internal' | 'sqlite'} ErrorCode
  */
 
 /** Every honker error: an `Error` with a stable `.code` (see `ERROR_CODES`). */
@@ -150,38 +150,122 @@ function txOf(opts) {
   return tx._native;
 }
 
-/** What enqueue options may name: a misspelt one is an error, not a silent default. */
-const ENQUEUE_OPTIONS = new Set(['tx', 'delay', 'runAt', 'priority', 'expires', 'maxAttempts', 'key']);
-
 /**
- * Enqueue options for the native layer (a `Date` runAt becomes Unix seconds).
- * @param {EnqueueOptions | undefined} opts
- * @returns {import('./native').EnqueueOptions | null}
+ * Checks an options object against the names it may hold: a misspelt or
+ * unknown option is an error, never a silently ignored default. Returns it
+ * (an empty object for null/undefined).
+ * @template {object} T
+ * @param {string} what the argument's name, for the message
+ * @param {T | null | undefined} opts
+ * @param {readonly string[]} known
+ * @returns {Partial<T>}
  */
-function enqueueOpts(opts) {
-  if (opts == null) return null;
+function options(what, opts, known) {
+  if (opts == null) return {};
+  if (typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new HonkerError(`invalid argument \`${what}\`: must be an object { ${known.join(', ')} }`, 'invalid_argument');
+  }
   for (const k in opts) {
-    if (!ENQUEUE_OPTIONS.has(k)) {
+    if (!known.includes(k)) {
       throw new HonkerError(
-        `invalid argument \`options\`: unknown option ${JSON.stringify(k)} (expected ${[...ENQUEUE_OPTIONS].join(', ')})`,
+        `invalid argument \`${what}\`: unknown option ${JSON.stringify(k)} (expected ${known.join(', ')})`,
         'invalid_argument',
       );
     }
   }
-  if (opts.runAt instanceof Date) return { ...opts, runAt: opts.runAt.getTime() / 1000 };
-  return /** @type {import('./native').EnqueueOptions} */ (opts);
+  return opts;
+}
+
+/** @type {Set<string>} */
+const warned = new Set();
+
+/**
+ * A duration option renamed to carry its unit (`delay` became `delayS`): the
+ * old name still works for one release, with a DeprecationWarning (once
+ * per name). The rule: durations are seconds, and their names end in `S`.
+ * @param {string} what where the option is, for the messages
+ * @param {Record<string, any>} opts
+ * @param {string} old
+ * @param {string} name
+ * @returns {any} the value, under either name
+ */
+function renamed(what, opts, old, name) {
+  if (opts[old] === undefined) return opts[name];
+  if (opts[name] !== undefined) {
+    throw new HonkerError(`invalid argument \`${what}\`: give \`${name}\` or its deprecated name \`${old}\`, not both`, 'invalid_argument');
+  }
+  if (!warned.has(`${what}.${old}`)) {
+    warned.add(`${what}.${old}`);
+    process.emitWarning(
+      `honker: the option \`${old}\` of ${what} is deprecated: use \`${name}\` (durations are seconds, named with an S suffix)`,
+      'DeprecationWarning',
+    );
+  }
+  return opts[old];
+}
+
+/** What enqueue options may name (`delay`, `expires`: deprecated names). */
+const ENQUEUE_OPTIONS = ['tx', 'delayS', 'runAt', 'priority', 'expiresS', 'maxAttempts', 'key', 'delay', 'expires'];
+
+/**
+ * Enqueue options for the native layer (a `Date` runAt becomes Unix seconds).
+ * @param {EnqueueOptions | undefined} opts
+ * @param {string} [what]
+ * @returns {import('./native').EnqueueOptions | null}
+ */
+function enqueueOpts(opts, what = 'enqueue options') {
+  if (opts == null) return null;
+  const o = options(what, opts, ENQUEUE_OPTIONS);
+  return {
+    delayS: renamed(what, o, 'delay', 'delayS'),
+    runAt: o.runAt instanceof Date ? o.runAt.getTime() / 1000 : o.runAt,
+    priority: o.priority,
+    maxAttempts: o.maxAttempts,
+    expiresS: renamed(what, o, 'expires', 'expiresS'),
+    key: o.key,
+  };
 }
 
 /**
  * @typedef {object} EnqueueOptions
  * @property {Transaction} [tx] enqueue inside this transaction
- * @property {number} [delay] seconds before the job may run
+ * @property {number} [delayS] seconds before the job may run
  * @property {Date | number} [runAt] when it may run (a Date, or Unix seconds)
  * @property {number} [priority] higher runs first (default 0)
- * @property {number} [expires] seconds after which an unclaimed job is dropped
+ * @property {number} [expiresS] seconds after it is due within which a worker must start it, else it is dead-lettered
  * @property {number} [maxAttempts] overrides the queue's
  * @property {string} [key] an idempotency key: a second live job with it is not added
+ * @property {number} [delay] deprecated name of `delayS`
+ * @property {number} [expires] deprecated name of `expiresS`
  */
+
+/**
+ * @template T
+ * @param {string} what
+ * @param {T[]} value
+ * @returns {T[]}
+ */
+function arrayOf(what, value) {
+  if (!Array.isArray(value)) throw new HonkerError(`invalid argument \`${what}\`: must be an array`, 'invalid_argument');
+  return value;
+}
+
+/**
+ * The leases of claimed jobs, for `ackBatch`.
+ * @param {Job[]} jobs
+ * @returns {import('./native').LeaseData[]}
+ */
+function leasesOf(jobs) {
+  return arrayOf('jobs', jobs).map((j) => {
+    if (!(j instanceof Job)) {
+      throw new HonkerError(
+        'invalid argument `jobs`: ackBatch takes the claimed Job objects (their leases), not ids: a bare id cannot tell a lapsed claim from the current one',
+        'invalid_argument',
+      );
+    }
+    return j._lease();
+  });
+}
 
 /**
  * SQL parameters, checked here so a bad one gets an error that names it.
@@ -318,8 +402,8 @@ class Job {
    * @param {{ tx?: Transaction }} [opts]
    * @returns {Promise<boolean>}
    */
-  ack(opts) {
-    const tx = txOf(opts);
+  async ack(opts) {
+    const tx = txOf(options('ack options', opts, ['tx']));
     return this._db._async(() => this._db._n.ack(false, this.id, this.workerId, this.attempts, tx), tx);
   }
 
@@ -328,18 +412,25 @@ class Job {
    * @returns {boolean}
    */
   ackSync(opts) {
-    return sync(() => this._db._n.ack(true, this.id, this.workerId, this.attempts, txOf(opts)));
+    return sync(() => this._db._n.ack(true, this.id, this.workerId, this.attempts, txOf(options('ack options', opts, ['tx']))));
+  }
+
+  /** @internal @returns {import('./native').LeaseData} */
+  _lease() {
+    return { id: this.id, worker: this.workerId, attempt: this.attempts };
   }
 
   /**
    * Gives the job back to run again after `delayS` (or the backoff), or to
    * the dead list once attempts are used up.
-   * @param {{ delayS?: number, error?: string }} [opts]
+   * @param {{ delayS?: number, error?: string, delay?: number }} [opts] (`delay`: deprecated name of `delayS`)
    * @returns {Promise<boolean>}
    */
-  retry(opts) {
+  async retry(opts) {
+    const o = options('retry options', opts, ['delayS', 'error', 'delay']);
+    const delayS = renamed('retry options', o, 'delay', 'delayS');
     return this._db._async(() =>
-      this._db._n.retry(this.id, this.workerId, this.attempts, opts?.delayS, opts?.error ?? ''));
+      this._db._n.retry(this.id, this.workerId, this.attempts, delayS, o.error ?? ''));
   }
 
   /**
@@ -347,7 +438,7 @@ class Job {
    * this claim's attempt is not counted (for a worker that will not start it).
    * @returns {Promise<boolean>}
    */
-  release() {
+  async release() {
     return this._db._async(() => this._db._n.release(false, this.id, this.workerId, this.attempts));
   }
 
@@ -361,7 +452,7 @@ class Job {
    * @param {string} [error]
    * @returns {Promise<boolean>}
    */
-  fail(error = '') {
+  async fail(error = '') {
     return this._db._async(() => this._db._n.fail(this.id, this.workerId, this.attempts, error));
   }
 
@@ -370,7 +461,7 @@ class Job {
    * @param {number} extendS
    * @returns {Promise<boolean>}
    */
-  heartbeat(extendS) {
+  async heartbeat(extendS) {
     return this._db._async(() => this._db._n.heartbeat(this.id, this.workerId, this.attempts, extendS));
   }
 }
@@ -388,9 +479,12 @@ class Job {
  * @property {number} maxAttempts
  * @property {string | null} workerId
  * @property {number | null} leaseUntilMs
+ * @property {number | null} expiresAtMs
  * @property {string | null} key
  * @property {string | null} lastError
+ * @property {number} createdAtMs
  * @property {string | null} deadReason
+ * @property {number | null} diedAtMs
  */
 
 /**
@@ -409,9 +503,12 @@ function jobInfo(d) {
     maxAttempts: d.maxAttempts,
     workerId: d.workerId ?? null,
     leaseUntilMs: d.leaseUntilMs ?? null,
+    expiresAtMs: d.expiresAtMs ?? null,
     key: d.key ?? null,
     lastError: d.lastError ?? null,
+    createdAtMs: d.createdAtMs,
     deadReason: d.deadReason ?? null,
+    diedAtMs: d.diedAtMs ?? null,
   };
 }
 
@@ -485,14 +582,15 @@ class Claimer extends Iteration {
   /**
    * @param {Queue} queue
    * @param {string} worker
-   * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
+   * @param {{ signal?: AbortSignal, timeoutS?: number, timeout?: number }} [opts]
    */
   constructor(queue, worker, opts) {
+    const o = options('claim options', opts, ['signal', 'timeoutS', 'timeout']);
     const stop = queue.db._n.stopFlag();
-    super(() => stop.stop(), opts?.signal);
+    super(() => stop.stop(), o.signal);
     this._q = queue;
     this._worker = worker;
-    this._timeoutS = opts?.timeoutS;
+    this._timeoutS = renamed('claim options', o, 'timeout', 'timeoutS');
     this._stop = stop;
   }
 
@@ -539,14 +637,15 @@ class Queue {
    * @param {{ visibilityTimeoutS?: number, maxAttempts?: number }} [opts]
    */
   constructor(db, name, opts) {
+    const o = options('queue options', opts, ['visibilityTimeoutS', 'maxAttempts']);
     /** @readonly */
     this.db = db;
     /** @readonly */
     this.name = name;
     /** @readonly */
-    this.visibilityTimeoutS = opts?.visibilityTimeoutS ?? 300;
+    this.visibilityTimeoutS = o.visibilityTimeoutS ?? 300;
     /** @readonly */
-    this.maxAttempts = opts?.maxAttempts ?? 3;
+    this.maxAttempts = o.maxAttempts ?? 3;
   }
 
   /**
@@ -555,7 +654,7 @@ class Queue {
    * @param {EnqueueOptions} [opts]
    * @returns {Promise<number>}
    */
-  enqueue(payload, opts) {
+  async enqueue(payload, opts) {
     const json = dumps(payload);
     const tx = txOf(opts);
     const o = enqueueOpts(opts);
@@ -578,10 +677,11 @@ class Queue {
    * @param {Omit<EnqueueOptions, 'key'>} [opts]
    * @returns {Promise<number[]>}
    */
-  enqueueMany(payloads, opts) {
-    const json = payloads.map((p) => dumps(p));
+  async enqueueMany(payloads, opts) {
+    const json = arrayOf('payloads', payloads).map((p) => dumps(p));
     const tx = txOf(opts);
-    const o = enqueueOpts({ ...opts, key: undefined });
+    const o = enqueueOpts(opts, 'enqueueMany options');
+    if (o?.key != null) throw new HonkerError('invalid argument `key`: an idempotency key names one job; it cannot be shared by a batch', 'invalid_argument');
     return this.db._async(() => this.db._n.enqueueMany(false, this.name, json, o, tx, this.maxAttempts), tx);
   }
 
@@ -591,8 +691,10 @@ class Queue {
    * @returns {number[]}
    */
   enqueueManySync(payloads, opts) {
-    const json = payloads.map((p) => dumps(p));
-    return sync(() => this.db._n.enqueueMany(true, this.name, json, enqueueOpts({ ...opts, key: undefined }), txOf(opts), this.maxAttempts));
+    const json = arrayOf('payloads', payloads).map((p) => dumps(p));
+    const o = enqueueOpts(opts, 'enqueueMany options');
+    if (o?.key != null) throw new HonkerError('invalid argument `key`: an idempotency key names one job; it cannot be shared by a batch', 'invalid_argument');
+    return sync(() => this.db._n.enqueueMany(true, this.name, json, o, txOf(opts), this.maxAttempts));
   }
 
   /**
@@ -646,25 +748,28 @@ class Queue {
   }
 
   /**
-   * Acks many jobs claimed by `worker`; resolves to how many were acked.
-   * @param {number[]} ids
-   * @param {string} worker
+   * Acks, in one transaction, each of `jobs` (claimed `Job`s) whose claim
+   * is still current, fenced exactly like `job.ack()`: a job whose lease
+   * lapsed and was claimed again, even under the same worker name, is not
+   * acked. Resolves to how many were acked.
+   * @param {Job[]} jobs
    * @param {{ tx?: Transaction }} [opts]
    * @returns {Promise<number>}
    */
-  ackBatch(ids, worker, opts) {
-    const tx = txOf(opts);
-    return this.db._async(() => this.db._n.ackBatch(false, ids, worker, tx), tx);
+  async ackBatch(jobs, opts) {
+    const leases = leasesOf(jobs);
+    const tx = txOf(options('ackBatch options', opts, ['tx']));
+    return this.db._async(() => this.db._n.ackBatch(false, leases, tx), tx);
   }
 
   /**
-   * @param {number[]} ids
-   * @param {string} worker
+   * @param {Job[]} jobs
    * @param {{ tx?: Transaction }} [opts]
    * @returns {number}
    */
-  ackBatchSync(ids, worker, opts) {
-    return sync(() => this.db._n.ackBatch(true, ids, worker, txOf(opts)));
+  ackBatchSync(jobs, opts) {
+    const leases = leasesOf(jobs);
+    return sync(() => this.db._n.ackBatch(true, leases, txOf(options('ackBatch options', opts, ['tx']))));
   }
 
   /**
@@ -690,7 +795,7 @@ class Queue {
    * @param {number} id
    * @returns {Promise<boolean>}
    */
-  cancel(id) {
+  async cancel(id) {
     return this.db._async(() => this.db._n.cancel(id));
   }
 
@@ -709,7 +814,7 @@ class Queue {
    * @param {number} id
    * @returns {Promise<void>}
    */
-  requeueDead(id) {
+  async requeueDead(id) {
     return this.db._async(() => this.db._n.requeueDead(id));
   }
 
@@ -719,7 +824,7 @@ class Queue {
    * is for queues nobody claims from.)
    * @returns {Promise<number>}
    */
-  sweepExpired() {
+  async sweepExpired() {
     return this.db._async(() => this.db._n.sweepExpired(this.name));
   }
 
@@ -727,7 +832,7 @@ class Queue {
    * This queue's job counts by state.
    * @returns {Promise<QueueStats>}
    */
-  stats() {
+  async stats() {
     return this.db._async(() => this.db._n.queueStats(false, this.name));
   }
 
@@ -790,14 +895,15 @@ class Subscription extends Iteration {
   /**
    * @param {Stream} stream
    * @param {string} consumer
-   * @param {{ signal?: AbortSignal, timeoutS?: number }} [opts]
+   * @param {{ signal?: AbortSignal, timeoutS?: number, timeout?: number }} [opts]
    */
   constructor(stream, consumer, opts) {
+    const o = options('subscribe options', opts, ['signal', 'timeoutS', 'timeout']);
     const stop = stream.db._n.stopFlag();
-    super(() => stop.stop(), opts?.signal);
+    super(() => stop.stop(), o.signal);
     this._s = stream;
     this._consumer = consumer;
-    this._timeoutS = opts?.timeoutS;
+    this._timeoutS = renamed('subscribe options', o, 'timeout', 'timeoutS');
     this._stop = stop;
     /** @type {import('./native').NativeCursor | null} */
     this._cursor = null;
@@ -805,7 +911,7 @@ class Subscription extends Iteration {
 
   /** @returns {Promise<IteratorResult<Event, undefined>>} */
   async next() {
-    if (this._done || this._stop.isStopped()) return this._finish();
+    if (this._done || this._stop.isStopped()) return this._end();
     const deadlock = this._s.db._gate === null ? null : this._s.db._ownTransaction();
     if (deadlock) throw deadlock;
     try {
@@ -813,7 +919,7 @@ class Subscription extends Iteration {
         this._cursor = await this._s.db._async(() => this._s.db._n.cursor(this._s.name, this._consumer));
       }
       const ev = await this._cursor.next(this._stop, this._timeoutS);
-      if (ev === null) return this._finish();
+      if (ev === null) return this._end();
       return { done: false, value: event(ev) };
     } catch (e) {
       return this._failed(e);
@@ -825,10 +931,24 @@ class Subscription extends Iteration {
     if (this._cursor) await mapped(this._cursor.commit());
   }
 
-  /** Ends the iteration, saving the offset of events moved past. */
+  /**
+   * Ends the iteration, saving the offset of events moved past (all but the
+   * one in hand); what `break` calls.
+   */
   async return() {
+    return this._end();
+  }
+
+  /**
+   * However the loop ends (abort, `break`, timeout), what the consumer moved
+   * past is saved before the iteration reports its end.
+   * @returns {Promise<IteratorReturnResult<undefined>>}
+   */
+  async _end() {
     this._finish();
-    if (this._cursor && !this._s.db.isClosed) await mapped(this._cursor.flush()).catch(() => {});
+    const cursor = this._cursor;
+    this._cursor = null;
+    if (cursor && !this._s.db.isClosed) await mapped(cursor.flush()).catch(() => {});
     return DONE;
   }
 }
@@ -852,10 +972,11 @@ class Stream {
    * @param {{ key?: string, tx?: Transaction }} [opts]
    * @returns {Promise<number>}
    */
-  publish(payload, opts) {
+  async publish(payload, opts) {
     const json = dumps(payload);
-    const tx = txOf(opts);
-    return this.db._async(() => this.db._n.publish(false, this.name, json, opts?.key, tx), tx);
+    const o = options('publish options', opts, ['key', 'tx']);
+    const tx = txOf(o);
+    return this.db._async(() => this.db._n.publish(false, this.name, json, o.key, tx), tx);
   }
 
   /**
@@ -865,7 +986,8 @@ class Stream {
    */
   publishSync(payload, opts) {
     const json = dumps(payload);
-    return sync(() => this.db._n.publish(true, this.name, json, opts?.key, txOf(opts)));
+    const o = options('publish options', opts, ['key', 'tx']);
+    return sync(() => this.db._n.publish(true, this.name, json, o.key, txOf(o)));
   }
 
   /**
@@ -895,8 +1017,8 @@ class Stream {
    * @param {{ tx?: Transaction }} [opts]
    * @returns {Promise<boolean>}
    */
-  saveOffset(consumer, offset, opts) {
-    const tx = txOf(opts);
+  async saveOffset(consumer, offset, opts) {
+    const tx = txOf(options('saveOffset options', opts, ['tx']));
     return this.db._async(() => this.db._n.saveOffset(false, this.name, consumer, offset, tx), tx);
   }
 
@@ -907,14 +1029,14 @@ class Stream {
    * @returns {boolean}
    */
   saveOffsetSync(consumer, offset, opts) {
-    return sync(() => this.db._n.saveOffset(true, this.name, consumer, offset, txOf(opts)));
+    return sync(() => this.db._n.saveOffset(true, this.name, consumer, offset, txOf(options('saveOffset options', opts, ['tx']))));
   }
 
   /**
    * @param {string} consumer
    * @returns {Promise<number>}
    */
-  getOffset(consumer) {
+  async getOffset(consumer) {
     return this.db._async(() => this.db._n.getOffset(false, this.name, consumer));
   }
 
@@ -940,7 +1062,7 @@ class Stream {
    * The newest event's offset (0 if the stream is empty).
    * @returns {Promise<number>}
    */
-  lastOffset() {
+  async lastOffset() {
     return this.db._async(() => this.db._n.lastOffset(false, this.name));
   }
 
@@ -957,8 +1079,9 @@ class Stream {
    * @param {RetentionOptions} [retention]
    * @returns {Promise<void>}
    */
-  setRetention(retention) {
-    return this.db._async(() => this.db._n.setRetention(false, this.name, retentionArg(retention)));
+  async setRetention(retention) {
+    const r = retentionArg(retention);
+    return this.db._async(() => this.db._n.setRetention(false, this.name, r));
   }
 
   /**
@@ -985,7 +1108,7 @@ class Stream {
    * Applies the retention now; resolves to how many events were removed.
    * @returns {Promise<number>}
    */
-  prune() {
+  async prune() {
     return this.db._async(() => this.db._n.prune(this.name));
   }
 }
@@ -1010,10 +1133,8 @@ class Stream {
  */
 function retentionArg(r) {
   if (r == null) return null;
-  if (typeof r !== 'object') {
-    throw new HonkerError('the retention must be an object { maxAgeS?, maxCount? }', 'invalid_argument');
-  }
-  return { maxAgeS: r.maxAgeS ?? undefined, maxCount: r.maxCount ?? undefined };
+  const o = options('retention', r, ['maxAgeS', 'maxCount']);
+  return { maxAgeS: o.maxAgeS ?? undefined, maxCount: o.maxCount ?? undefined };
 }
 
 /**
@@ -1043,8 +1164,9 @@ class Listener extends Iteration {
    * @param {{ signal?: AbortSignal }} [opts]
    */
   constructor(db, channel, opts) {
+    const o = options('listen options', opts, ['signal']);
     const native = sync(() => db._n.listen(channel));
-    super(() => native.close(), opts?.signal);
+    super(() => native.close(), o.signal);
     this._native = native;
   }
 
@@ -1108,15 +1230,22 @@ function lockInfo(h) {
   return h == null ? null : { name: h.name, owner: h.owner, fencingToken: h.token, expiresAt: h.expiresAtMs / 1000 };
 }
 
-/** A held advisory lock. */
+/**
+ * A held advisory lock. While held, a native thread renews it every third
+ * of its TTL (off the event loop), so work longer than the TTL keeps it; if
+ * a renewal finds it gone anyway (the process stalled past the TTL and
+ * another owner took it), `lost` turns true and `check()` throws code
+ * `lock_lost`.
+ */
 class Lock {
   /**
    * @param {Database} db
    * @param {string} name
    * @param {string} owner
    * @param {number} token
+   * @param {number} ttlS
    */
-  constructor(db, name, owner, token) {
+  constructor(db, name, owner, token, ttlS) {
     this._db = db;
     /** @readonly */
     this.name = name;
@@ -1125,24 +1254,43 @@ class Lock {
     /** Increases on every acquisition of any lock: pass it along to fence stale holders. @readonly */
     this.fencingToken = token;
     this._held = true;
+    /** @internal */
+    this._keeper = sync(() => db._n.keepLock(name, token, ttlS));
+  }
+
+  /** True once a renewal (or `heartbeat`) found the lock gone. */
+  get lost() {
+    return this._keeper.isLost();
+  }
+
+  /** Throws (code `lock_lost`) if the lock was found gone. Reads no file. */
+  check() {
+    if (this.lost) {
+      throw new HonkerError(`lock ${JSON.stringify(this.name)} was lost (fencing token ${this.fencingToken} no longer holds it)`, 'lock_lost');
+    }
   }
 
   /**
-   * Extends the lock to `ttlS` seconds from now; false if it was lost.
+   * Extends the lock to `ttlS` seconds from now (and renews with that TTL
+   * from then on); false if it was lost.
    * @param {number} ttlS
    * @returns {Promise<boolean>}
    */
-  heartbeat(ttlS) {
-    return this._db._async(() => this._db._n.renewLock(this.name, this.fencingToken, ttlS));
+  async heartbeat(ttlS) {
+    const held = await this._db._async(() => this._db._n.renewLock(this.name, this.fencingToken, ttlS));
+    if (held) this._keeper.setTtl(ttlS);
+    else this._keeper.markLost();
+    return held;
   }
 
   /**
-   * Releases it; false if it had already lapsed.
+   * Releases it; false if it had already lapsed or been lost.
    * @returns {Promise<boolean>}
    */
   async release() {
     if (!this._held) return false;
     this._held = false;
+    await mapped(this._keeper.stop(false));
     return this._db._async(() => this._db._n.releaseLock(false, this.name, this.fencingToken));
   }
 
@@ -1150,6 +1298,7 @@ class Lock {
   releaseSync() {
     if (!this._held) return false;
     this._held = false;
+    this._keeper.stop(true);
     return sync(() => this._db._n.releaseLock(true, this.name, this.fencingToken));
   }
 }
@@ -1163,6 +1312,7 @@ class Lock {
  * @property {number} priority
  * @property {boolean} paused
  * @property {number} nextFireAtMs
+ * @property {string | null} lastError why its last fire failed, if it did (it then moved on to its next boundary)
  */
 
 /**
@@ -1180,7 +1330,11 @@ class Scheduler {
    * @param {{ name: string, queue: string, schedule: string, payload?: unknown, priority?: number, expiresS?: number, tz?: string }} task
    * @returns {Promise<void>}
    */
-  add(task) {
+  async add(task) {
+    if (task == null || typeof task !== 'object') {
+      throw new HonkerError('invalid argument `task`: must be an object { name, queue, schedule, ... }', 'invalid_argument');
+    }
+    options('task', task, ['name', 'queue', 'schedule', 'payload', 'priority', 'expiresS', 'tz']);
     const spec = {
       name: task.name,
       queue: task.queue,
@@ -1197,7 +1351,7 @@ class Scheduler {
    * @param {string} name
    * @returns {Promise<boolean>}
    */
-  remove(name) {
+  async remove(name) {
     return this._db._async(() => this._db._n.scheduleRemove(name));
   }
 
@@ -1205,7 +1359,7 @@ class Scheduler {
    * @param {string} name
    * @returns {Promise<void>}
    */
-  pause(name) {
+  async pause(name) {
     return this._db._async(() => this._db._n.schedulePause(name));
   }
 
@@ -1213,7 +1367,7 @@ class Scheduler {
    * @param {string} name
    * @returns {Promise<void>}
    */
-  resume(name) {
+  async resume(name) {
     return this._db._async(() => this._db._n.scheduleResume(name));
   }
 
@@ -1228,6 +1382,7 @@ class Scheduler {
       priority: s.priority,
       paused: s.paused,
       nextFireAtMs: s.nextFireAtMs,
+      lastError: s.lastError ?? null,
     }));
   }
 
@@ -1235,7 +1390,7 @@ class Scheduler {
    * Fires what is due now (one catch-up fire after downtime).
    * @returns {Promise<{ name: string, jobId: number, fireAtMs: number }[]>}
    */
-  tick() {
+  async tick() {
     return this._db._async(() => this._db._n.scheduleTick());
   }
 
@@ -1250,16 +1405,23 @@ class Scheduler {
   /**
    * Runs until `signal` aborts: only the leader (lock holder) fires; a
    * standby takes over within `lockTtlS` when the leader dies. Resolves
-   * once stopped.
+   * once stopped. A schedule that cannot fire moves on to its next boundary
+   * (the others fire; `lastError` in `list()` says why) and a failing step
+   * is retried; each problem goes to `onProblem` (default: a warning,
+   * `process.emitWarning` with code `HONKER_SCHEDULER`). After 10 failures
+   * in a row (about 40 s) it rejects with the error.
    * @param {string} owner
-   * @param {{ signal?: AbortSignal, lockTtlS?: number }} [opts]
+   * @param {{ signal?: AbortSignal, lockTtlS?: number, onProblem?: (message: string) => void }} [opts]
    * @returns {Promise<void>}
    */
   async run(owner, opts) {
+    const o = options('run options', opts, ['signal', 'lockTtlS', 'onProblem']);
+    const onProblem = o.onProblem ?? ((/** @type {string} */ message) => process.emitWarning(message, { code: 'HONKER_SCHEDULER' }));
+    if (typeof onProblem !== 'function') throw new HonkerError('invalid argument `onProblem`: must be a function', 'invalid_argument');
     const stop = this._db._n.stopFlag();
-    const unlisten = onAbort(opts?.signal, () => stop.stop());
+    const unlisten = onAbort(o.signal, () => stop.stop());
     try {
-      await this._db._n.runScheduler(owner, stop, opts?.lockTtlS);
+      await this._db._n.runScheduler(owner, stop, o.lockTtlS, onProblem);
     } catch (e) {
       const err = fix(e);
       if (!(err instanceof HonkerError && err.code === 'closed')) throw err;
@@ -1273,14 +1435,15 @@ class Scheduler {
 class Database {
   /**
    * @param {string} path
-   * @param {{ busyTimeoutS?: number }} [opts]
+   * @param {OpenOptions} [opts]
    */
   constructor(path, opts) {
+    const o = options('open options', opts, ['busyTimeoutS', 'walAutocheckpoint', 'trustedSchema']);
     /** @readonly */
     this.path = path;
     try {
       /** @internal */
-      this._n = new native.NativeDatabase(path, opts?.busyTimeoutS);
+      this._n = new native.NativeDatabase(path, o);
     } catch (e) {
       throw fix(e);
     }
@@ -1395,8 +1558,9 @@ class Database {
    * @param {unknown[]} [params]
    * @returns {Promise<number>}
    */
-  execute(sql, params = []) {
-    return this._async(() => this._n.execute(false, sql, sqlParams(params), null));
+  async execute(sql, params = []) {
+    const p = sqlParams(params);
+    return this._async(() => this._n.execute(false, sql, p, null));
   }
 
   /**
@@ -1434,9 +1598,9 @@ class Database {
    * @param {{ tx?: Transaction }} [opts]
    * @returns {Promise<number>}
    */
-  notify(channel, payload, opts) {
+  async notify(channel, payload, opts) {
     const json = dumps(payload);
-    const tx = txOf(opts);
+    const tx = txOf(options('notify options', opts, ['tx']));
     return this._async(() => this._n.notify(false, channel, json, tx), tx);
   }
 
@@ -1448,7 +1612,7 @@ class Database {
    */
   notifySync(channel, payload, opts) {
     const json = dumps(payload);
-    return sync(() => this._n.notify(true, channel, json, txOf(opts)));
+    return sync(() => this._n.notify(true, channel, json, txOf(options('notify options', opts, ['tx']))));
   }
 
   /**
@@ -1471,7 +1635,7 @@ class Database {
    */
   async tryLock(name, owner, ttlS = 60) {
     const token = await this._async(() => this._n.tryLock(false, name, owner, ttlS));
-    return token == null ? null : new Lock(this, name, owner, token);
+    return token == null ? null : new Lock(this, name, owner, token, ttlS);
   }
 
   /**
@@ -1482,7 +1646,43 @@ class Database {
    */
   tryLockSync(name, owner, ttlS = 60) {
     const token = sync(() => this._n.tryLock(true, name, owner, ttlS));
-    return token == null ? null : new Lock(this, name, owner, token);
+    return token == null ? null : new Lock(this, name, owner, token, ttlS);
+  }
+
+  /**
+   * Runs `fn(lock)` while holding the advisory lock `name`, kept alive for
+   * as long as it runs, and releases it after. Rejects with code
+   * `lock_held` if someone else holds it, and with code `lock_lost` after
+   * `fn` if the lock was lost while it ran (another owner may have run at
+   * the same time); otherwise resolves to what `fn` returned.
+   * @template T
+   * @param {string} name
+   * @param {(lock: Lock) => Promise<T> | T} fn
+   * @param {{ owner?: string, ttlS?: number }} [opts]
+   * @returns {Promise<T>}
+   */
+  async withLock(name, fn, opts) {
+    const o = options('withLock options', opts, ['owner', 'ttlS']);
+    if (typeof fn !== 'function') throw new HonkerError('invalid argument `fn`: must be a function', 'invalid_argument');
+    const owner = o.owner ?? `${require('node:os').hostname()}:${process.pid}`;
+    const lock = await this.tryLock(name, owner, o.ttlS ?? 60);
+    if (lock === null) throw new HonkerError(`lock ${JSON.stringify(name)} is held by someone else`, 'lock_held');
+    let result;
+    try {
+      result = await fn(lock);
+    } catch (e) {
+      await lock.release().catch(() => false);
+      throw e;
+    }
+    const lost = lock.lost;
+    const released = await lock.release();
+    if (lost || !released) {
+      throw new HonkerError(
+        `lock ${JSON.stringify(name)} was lost while the callback ran (fencing token ${lock.fencingToken} no longer held it): another owner may have run at the same time`,
+        'lock_lost',
+      );
+    }
+    return result;
   }
 
   /**
@@ -1509,7 +1709,7 @@ class Database {
    * @param {number} perS
    * @returns {Promise<boolean>}
    */
-  tryRateLimit(key, limit, perS) {
+  async tryRateLimit(key, limit, perS) {
     return this._async(() => this._n.tryRateLimit(false, key, limit, perS));
   }
 
@@ -1530,7 +1730,7 @@ class Database {
    * @param {number} ttlS
    * @returns {Promise<void>}
    */
-  saveResult(jobId, value, ttlS) {
+  async saveResult(jobId, value, ttlS) {
     const json = dumps(value, 'value');
     return this._async(() => this._n.saveResult(false, jobId, json, ttlS));
   }
@@ -1569,7 +1769,7 @@ class Database {
    * also removes a few).
    * @returns {Promise<number>}
    */
-  sweepResults() {
+  async sweepResults() {
     return this._async(() => this._n.sweepResults());
   }
 
@@ -1642,16 +1842,21 @@ function loadExtension(conn) {
  */
 function cronNext(expr, after, opts) {
   const afterS = after == null ? Date.now() / 1000 : after instanceof Date ? after.getTime() / 1000 : after;
-  if (opts != null && typeof opts !== 'object') {
-    throw new HonkerError('the options must be an object { tz? }', 'invalid_argument');
-  }
-  return sync(() => native.cronNext(expr, afterS, opts == null ? null : { tz: opts.tz ?? undefined }) / 1000);
+  const o = options('cronNext options', opts, ['tz']);
+  return sync(() => native.cronNext(expr, afterS, opts == null ? null : { tz: o.tz ?? undefined }) / 1000);
 }
+
+/**
+ * @typedef {object} OpenOptions
+ * @property {number} [busyTimeoutS] how long a write waits for other writers before failing with code `busy` (default 10)
+ * @property {number} [walAutocheckpoint] WAL size in pages past which a commit checkpoints (default 1000; past four times that a commit waits briefly for readers so the WAL can start over, and an idle file's WAL is truncated; 0: no automatic checkpoints)
+ * @property {boolean} [trustedSchema] let the file's own triggers and views call honker's SQL functions (default false: a database file is input; turn it on only for a schema you wrote)
+ */
 
 /**
  * Opens (creating if needed) the database at `path`: WAL mode, honker's tables.
  * @param {string} path
- * @param {{ busyTimeoutS?: number }} [opts]
+ * @param {OpenOptions} [opts]
  * @returns {Database}
  */
 function open(path, opts) {

@@ -16,7 +16,17 @@ export declare class NativeCursor {
 /** One open database file. */
 export declare class NativeDatabase {
   /** Opens (creating if needed) the file: WAL, honker's tables. */
-  constructor(path: string, busyTimeoutS?: number | undefined | null)
+  constructor(path: string, opts?: OpenOptionsData | undefined | null)
+  /**
+   * Panics inside an operation, to show the guard at the boundary (the
+   * caller gets code `internal`, the process lives on). For tests.
+   */
+  panicForTest(): Promise<void>
+  /**
+   * Starts renewing a held lock in the background (every third of
+   * `ttlS`) until stopped; the keeper records a loss.
+   */
+  keepLock(name: string, token: number, ttlS: number): NativeKeeper
   close(): void
   isClosed(): boolean
   /**
@@ -40,7 +50,7 @@ export declare class NativeDatabase {
   claimNext(queue: string, worker: string, stop: NativeStop, visibilityTimeoutS: number, maxAttempts: number, timeoutS?: number | undefined | null): Promise<JobData | null>
   stopFlag(): NativeStop
   ack<S extends boolean>(sync: S, id: number, worker: string, attempt: number, tx?: NativeTx | undefined | null): S extends true ? boolean : Promise<boolean>
-  ackBatch<S extends boolean>(sync: S, ids: Array<number>, worker: string, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
+  ackBatch<S extends boolean>(sync: S, leases: Array<LeaseData>, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
   /** Gives a claimed job back untouched (its attempt not counted). */
   release<S extends boolean>(sync: S, id: number, worker: string, attempt: number): S extends true ? boolean : Promise<boolean>
   retry(id: number, worker: string, attempt: number, delayS?: number | undefined | null, error?: string | undefined | null): Promise<boolean>
@@ -98,8 +108,23 @@ export declare class NativeDatabase {
    * there is none.
    */
   scheduleSoonest(): Promise<number | null>
-  /** Runs the scheduler (on its own thread) until `stop` is set. */
-  runScheduler(owner: string, stop: NativeStop, lockTtlS?: number | undefined | null): Promise<void>
+  /**
+   * Runs the scheduler (on its own thread) until `stop` is set; each
+   * problem (a fire that failed, a failing step) goes to `onProblem`.
+   */
+  runScheduler(owner: string, stop: NativeStop, lockTtlS: number | undefined | null, onProblem: (message: string) => void): Promise<void>
+}
+
+/** A held lock renewed in the background (see `honker_core::keepalive`). */
+export declare class NativeKeeper {
+  isLost(): boolean
+  markLost(): void
+  setTtl(ttlS: number): void
+  /**
+   * Stops renewing: on this thread (`sync`), or on the libuv pool (a
+   * renewal in flight may wait for another process's write lock).
+   */
+  stop<S extends boolean>(sync: S): S extends true ? void : Promise<void>
 }
 
 /** A notification listener. */
@@ -139,11 +164,11 @@ export interface CronOptions {
  * seconds). index.js has rejected unknown fields; `tx` is ignored here.
  */
 export interface EnqueueOptions {
-  delay?: number
+  delayS?: number
   runAt?: number
   priority?: number
   maxAttempts?: number
-  expires?: number
+  expiresS?: number
   key?: string
 }
 
@@ -176,9 +201,19 @@ export interface JobData {
   maxAttempts: number
   workerId?: string
   leaseUntilMs?: number
+  expiresAtMs?: number
   key?: string
   lastError?: string
+  createdAtMs: number
   deadReason?: string
+  diedAtMs?: number
+}
+
+/** A claim's lease: job id, worker, attempt. */
+export interface LeaseData {
+  id: number
+  worker: string
+  attempt: number
 }
 
 /** Who holds a lock. */
@@ -194,6 +229,13 @@ export interface NotificationData {
   id: number
   channel: string
   payload: string
+}
+
+/** Options of `open`. index.js has rejected unknown fields. */
+export interface OpenOptionsData {
+  busyTimeoutS?: number
+  walAutocheckpoint?: number
+  trustedSchema?: boolean
 }
 
 /** A queue's job counts by state. */
@@ -228,6 +270,7 @@ export interface ScheduleData {
   priority: number
   paused: boolean
   nextFireAtMs: number
+  lastError?: string
 }
 
 /** A schedule to add. */

@@ -117,6 +117,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A lock a helper was asked to take is held by someone else (the
+    /// helpers that must hold it or fail: Python's `with db.lock(...)`,
+    /// Node's `db.withLock`).
+    #[error("lock {name:?} is held by someone else")]
+    LockHeld {
+        /// The lock's name.
+        name: String,
+    },
+
     /// A held lock was lost: its TTL ran out before it was renewed, and
     /// another owner may have taken it (the fencing token changed).
     #[error("lock {name:?} was lost (fencing token {token} no longer holds it)")]
@@ -159,6 +168,7 @@ impl Error {
             Error::Decode { .. } => "decode",
             Error::Watcher { .. } => "watcher",
             Error::CannotOpen { .. } => "cannot_open",
+            Error::LockHeld { .. } => "lock_held",
             Error::LockLost { .. } => "lock_lost",
             Error::Internal { .. } => "internal",
             Error::Sqlite(_) => "sqlite",
@@ -182,6 +192,7 @@ impl Error {
         "decode",
         "watcher",
         "cannot_open",
+        "lock_held",
         "lock_lost",
         "internal",
         "sqlite",
@@ -272,6 +283,7 @@ mod tests {
                 path: "p".into(),
                 reason: "r".into(),
             },
+            Error::LockHeld { name: "m".into() },
             Error::LockLost {
                 name: "m".into(),
                 token: 1,

@@ -86,7 +86,8 @@ impl Keeper {
         self.shared.lost.store(true, Ordering::SeqCst);
     }
 
-    /// Stops renewing and waits for the keeper thread to end.
+    /// Stops renewing and waits for the keeper thread to end (at most one
+    /// renewal in flight, which may wait for the database's busy timeout).
     pub fn stop(&mut self) {
         *self
             .shared

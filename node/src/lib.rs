@@ -15,18 +15,20 @@
 
 #![allow(clippy::too_many_arguments)]
 
+use honker_core::keepalive::Keeper;
 use honker_core::watcher::ListenerQueue;
 use honker_core::{
     cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, validate, wait,
     Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
 };
 use napi::bindgen_prelude::{Either, ToNapiValue, TypeName};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
 use rusqlite::types::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 type CoreResult<T> = honker_core::Result<T>;
 
@@ -89,7 +91,8 @@ impl<T: ToNapiValue + TypeName + Send + 'static> Task for Op<T> {
             .f
             .take()
             .ok_or_else(|| napi::Error::from_reason("task ran twice"))?;
-        f().map_err(to_js)
+        // A panic on a libuv thread would abort the process.
+        honker_core::guard(f).map_err(to_js)
     }
 
     fn resolve(&mut self, _env: Env, output: T) -> napi::Result<T> {
@@ -125,7 +128,7 @@ where
         env.create_deferred::<T, Box<dyn FnOnce(Env) -> napi::Result<T>>>()?;
     std::thread::Builder::new()
         .name("honker-wait".into())
-        .spawn(move || match f() {
+        .spawn(move || match honker_core::guard(f) {
             Ok(v) => deferred.resolve(Box::new(move |_| Ok(v))),
             Err(e) => deferred.reject(to_js(e)),
         })
@@ -164,9 +167,12 @@ pub struct JobData {
     pub max_attempts: u32,
     pub worker_id: Option<String>,
     pub lease_until_ms: Option<i64>,
+    pub expires_at_ms: Option<i64>,
     pub key: Option<String>,
     pub last_error: Option<String>,
+    pub created_at_ms: i64,
     pub dead_reason: Option<String>,
+    pub died_at_ms: Option<i64>,
 }
 
 impl From<JobRecord> for JobData {
@@ -182,9 +188,12 @@ impl From<JobRecord> for JobData {
             max_attempts: j.max_attempts,
             worker_id: j.worker_id,
             lease_until_ms: j.lease_until_ms,
+            expires_at_ms: j.expires_at_ms,
             key: j.key,
             last_error: j.last_error,
+            created_at_ms: j.created_at_ms,
             dead_reason: j.dead_reason,
+            died_at_ms: j.died_at_ms,
         }
     }
 }
@@ -197,11 +206,11 @@ fn jobs(v: Vec<JobRecord>) -> Vec<JobData> {
 /// seconds). index.js has rejected unknown fields; `tx` is ignored here.
 #[napi(object)]
 pub struct EnqueueOptions {
-    pub delay: Option<f64>,
+    pub delay_s: Option<f64>,
     pub run_at: Option<f64>,
     pub priority: Option<f64>,
     pub max_attempts: Option<f64>,
-    pub expires: Option<f64>,
+    pub expires_s: Option<f64>,
     pub key: Option<String>,
 }
 
@@ -210,8 +219,12 @@ fn enqueue_opts(o: Option<EnqueueOptions>) -> napi::Result<EnqueueOpts> {
         return Ok(EnqueueOpts::default());
     };
     Ok(EnqueueOpts {
-        delay: secs("delay", o.delay)?,
-        run_at: secs("runAt", o.run_at)?.map(|d| SystemTime::UNIX_EPOCH + d),
+        delay: secs("delayS", o.delay_s)?,
+        run_at: o
+            .run_at
+            .map(|s| validate::epoch_secs_f64("runAt", s))
+            .transpose()
+            .map_err(to_js)?,
         priority: o
             .priority
             .map(|p| whole("priority", p))
@@ -221,7 +234,7 @@ fn enqueue_opts(o: Option<EnqueueOptions>) -> napi::Result<EnqueueOpts> {
             .max_attempts
             .map(|n| attempts("maxAttempts", n))
             .transpose()?,
-        expires: secs("expires", o.expires)?,
+        expires: secs("expiresS", o.expires_s)?,
         key: o.key,
     })
 }
@@ -262,6 +275,7 @@ pub struct ScheduleData {
     pub priority: i64,
     pub paused: bool,
     pub next_fire_at_ms: i64,
+    pub last_error: Option<String>,
 }
 
 /// One fire of a schedule (by `tick`).
@@ -270,6 +284,22 @@ pub struct FireData {
     pub name: String,
     pub job_id: i64,
     pub fire_at_ms: i64,
+}
+
+/// A claim's lease: job id, worker, attempt.
+#[napi(object)]
+pub struct LeaseData {
+    pub id: i64,
+    pub worker: String,
+    pub attempt: u32,
+}
+
+/// Options of `open`. index.js has rejected unknown fields.
+#[napi(object)]
+pub struct OpenOptionsData {
+    pub busy_timeout_s: Option<f64>,
+    pub wal_autocheckpoint: Option<f64>,
+    pub trusted_schema: Option<bool>,
 }
 
 /// A queue's job counts by state.
@@ -504,7 +534,7 @@ impl NativeListener {
         env: &'env Env,
         timeout_s: Option<f64>,
     ) -> napi::Result<Either<Option<NotificationData>, napi::bindgen_prelude::Object<'env>>> {
-        let timeout = secs("timeout", timeout_s)?;
+        let timeout = secs("timeoutS", timeout_s)?;
         let (db, queue) = (self.db.clone(), self.queue.clone());
         let data = |n: notify::Notification| NotificationData {
             id: n.id,
@@ -550,7 +580,7 @@ impl NativeCursor {
         stop: &NativeStop,
         timeout_s: Option<f64>,
     ) -> napi::Result<Either<Option<EventData>, napi::bindgen_prelude::Object<'env>>> {
-        let timeout = secs("timeout", timeout_s)?;
+        let timeout = secs("timeoutS", timeout_s)?;
         let (db, cursor, flag) = (self.db.clone(), self.cursor.clone(), stop.flag.clone());
         // An event already fetched is handed over without a thread (unless
         // a commit or flush holds the cursor right now).
@@ -577,6 +607,61 @@ impl NativeCursor {
     pub fn flush(&self) -> AsyncOp<()> {
         let (db, cursor) = (self.db.clone(), self.cursor.clone());
         spawn(move || with_cursor(&cursor, |c| c.flush(&db)))
+    }
+}
+
+/// A held lock renewed in the background (see `honker_core::keepalive`).
+#[napi]
+pub struct NativeKeeper {
+    keeper: Arc<Mutex<Keeper>>,
+}
+
+#[napi]
+impl NativeKeeper {
+    #[napi]
+    pub fn is_lost(&self) -> bool {
+        self.keeper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_lost()
+    }
+
+    #[napi]
+    pub fn mark_lost(&self) {
+        self.keeper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .mark_lost()
+    }
+
+    #[napi]
+    pub fn set_ttl(&self, ttl_s: f64) -> napi::Result<()> {
+        let ttl = ttl_ms("ttlS", ttl_s)?;
+        self.keeper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_ttl(ttl);
+        Ok(())
+    }
+
+    /// Stops renewing: on this thread (`sync`), or on the libuv pool (a
+    /// renewal in flight may wait for another process's write lock).
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? void : Promise<void>"
+    )]
+    pub fn stop(&self, #[napi(ts_arg_type = "S")] sync: bool) -> Run<()> {
+        let keeper = self.keeper.clone();
+        let stop = move || {
+            keeper.lock().unwrap_or_else(|p| p.into_inner()).stop();
+            Ok(())
+        };
+        if sync {
+            let _ = stop();
+            Either::A(())
+        } else {
+            Either::B(spawn(stop))
+        }
     }
 }
 
@@ -653,6 +738,7 @@ fn schedule_rows(list: Vec<scheduler::ScheduleInfo>) -> Vec<ScheduleData> {
             priority: s.priority,
             paused: s.paused,
             next_fire_at_ms: s.next_fire_at_ms,
+            last_error: s.last_error,
         })
         .collect()
 }
@@ -671,15 +757,49 @@ fn fires(list: Vec<scheduler::Fired>) -> Vec<FireData> {
 impl NativeDatabase {
     /// Opens (creating if needed) the file: WAL, honker's tables.
     #[napi(constructor)]
-    pub fn new(path: String, busy_timeout_s: Option<f64>) -> napi::Result<Self> {
-        let busy_timeout =
-            secs("busyTimeoutS", Some(busy_timeout_s.unwrap_or(10.0)))?.unwrap_or_default();
-        let opts = OpenOptions {
-            busy_timeout,
-            ..OpenOptions::default()
+    pub fn new(path: String, opts: Option<OpenOptionsData>) -> napi::Result<Self> {
+        let defaults = OpenOptions::default();
+        let opts = match opts {
+            None => defaults,
+            Some(o) => OpenOptions {
+                busy_timeout: secs("busyTimeoutS", o.busy_timeout_s)?
+                    .unwrap_or(defaults.busy_timeout),
+                wal_autocheckpoint: match o.wal_autocheckpoint {
+                    None => defaults.wal_autocheckpoint,
+                    Some(n) => u32::try_from(whole("walAutocheckpoint", n)?).map_err(|_| {
+                        invalid(
+                            "walAutocheckpoint",
+                            format!(
+                                "must be a whole number of pages from 0 to {}, got {n}",
+                                u32::MAX
+                            ),
+                        )
+                    })?,
+                },
+                trusted_schema: o.trusted_schema.unwrap_or(false),
+                ..defaults
+            },
         };
-        let db = Db::open(&path, opts).map_err(to_js)?;
+        let db = honker_core::guard(|| Db::open(&path, opts)).map_err(to_js)?;
         Ok(NativeDatabase { db })
+    }
+
+    /// Panics inside an operation, to show the guard at the boundary (the
+    /// caller gets code `internal`, the process lives on). For tests.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn panic_for_test(&self) -> AsyncOp<()> {
+        self.later(None, |_, _| panic!("a deliberate panic, for a test"))
+    }
+
+    /// Starts renewing a held lock in the background (every third of
+    /// `ttlS`) until stopped; the keeper records a loss.
+    #[napi]
+    pub fn keep_lock(&self, name: String, token: i64, ttl_s: f64) -> napi::Result<NativeKeeper> {
+        let ttl = ttl_ms("ttlS", ttl_s)?;
+        let keeper = Keeper::start(&self.db, &name, token, ttl).map_err(to_js)?;
+        Ok(NativeKeeper {
+            keeper: Arc::new(Mutex::new(keeper)),
+        })
     }
 
     #[napi]
@@ -837,7 +957,7 @@ impl NativeDatabase {
                 .unwrap_or_default(),
             max_attempts: attempts("maxAttempts", max_attempts)?,
         };
-        let timeout = secs("timeout", timeout_s)?;
+        let timeout = secs("timeoutS", timeout_s)?;
         let (db, flag) = (self.db.clone(), stop.flag.clone());
         wait_on_thread(env, move || {
             Ok(wait::claim_next(&db, &queue, &worker, &opts, timeout, &flag)?.map(JobData::from))
@@ -876,12 +996,15 @@ impl NativeDatabase {
     pub fn ack_batch(
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
-        ids: Vec<i64>,
-        worker: String,
+        leases: Vec<LeaseData>,
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<i64>> {
         self.run(sync, tx, move |c, now| {
-            Ok(queue::ack_batch(c, &ids, &worker, now)? as i64)
+            let leases: Vec<Lease<'_>> = leases
+                .iter()
+                .map(|l| Lease::new(l.id, &l.worker, l.attempt))
+                .collect();
+            Ok(queue::ack_batch(c, &leases, now)? as i64)
         })
     }
 
@@ -947,8 +1070,9 @@ impl NativeDatabase {
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn cancel(&self, id: i64) -> AsyncOp<bool> {
-        self.later(None, move |c, _| queue::cancel(c, id))
+    pub fn cancel(&self, id: f64) -> napi::Result<AsyncOp<bool>> {
+        let id = whole("id", id)?;
+        Ok(self.later(None, move |c, _| queue::cancel(c, id)))
     }
 
     #[napi(
@@ -958,8 +1082,9 @@ impl NativeDatabase {
     pub fn get_job(
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
-        id: i64,
+        id: f64,
     ) -> napi::Result<Run<Option<JobData>>> {
+        let id = whole("id", id)?;
         self.run(sync, None, move |c, _| {
             Ok(queue::get_job(c, id)?.map(JobData::from))
         })
@@ -974,8 +1099,9 @@ impl NativeDatabase {
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn requeue_dead(&self, id: i64) -> AsyncOp<()> {
-        self.later(None, move |c, now| queue::requeue_dead(c, id, now))
+    pub fn requeue_dead(&self, id: f64) -> napi::Result<AsyncOp<()>> {
+        let id = whole("id", id)?;
+        Ok(self.later(None, move |c, now| queue::requeue_dead(c, id, now)))
     }
 
     /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
@@ -1343,7 +1469,8 @@ impl NativeDatabase {
         self.later(None, |c, _| scheduler::soonest(c))
     }
 
-    /// Runs the scheduler (on its own thread) until `stop` is set.
+    /// Runs the scheduler (on its own thread) until `stop` is set; each
+    /// problem (a fire that failed, a failing step) goes to `onProblem`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn run_scheduler<'env>(
         &self,
@@ -1351,13 +1478,25 @@ impl NativeDatabase {
         owner: String,
         stop: &NativeStop,
         lock_ttl_s: Option<f64>,
+        #[napi(ts_arg_type = "(message: string) => void")] on_problem: ThreadsafeFunction<
+            String,
+            (),
+            String,
+            Status,
+            false,
+            true,
+        >,
     ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
         let opts = wait::SchedulerOpts {
             lock_ttl: secs("lockTtlS", Some(lock_ttl_s.unwrap_or(10.0)))?.unwrap_or_default(),
             ..wait::SchedulerOpts::default()
         };
         let (db, flag) = (self.db.clone(), stop.flag.clone());
-        wait_on_thread(env, move || wait::run_scheduler(&db, &flag, &owner, &opts))
+        wait_on_thread(env, move || {
+            wait::run_scheduler(&db, &flag, &owner, &opts, &mut |p| {
+                on_problem.call(p.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
+            })
+        })
     }
 }
 
@@ -1375,7 +1514,7 @@ pub fn cron_next(expr: String, after_s: f64, opts: Option<CronOptions>) -> napi:
     let after = secs("after", Some(after_s))?.unwrap_or_default();
     let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
     let tz = opts.and_then(|o| o.tz);
-    cron::next_fire(&expr, tz.as_deref(), after_ms).map_err(to_js)
+    honker_core::guard(|| cron::next_fire(&expr, tz.as_deref(), after_ms)).map_err(to_js)
 }
 
 /// The honker-core version.

@@ -12,7 +12,7 @@ test('open, close, isClosed, version, error codes', () => {
   assert.equal(db.isClosed, false);
   assert.match(honker.VERSION, /^\d+\.\d+\.\d+/);
   assert.ok(honker.ERROR_CODES.includes('invalid_cron'));
-  assert.equal(honker.ERROR_CODES.length, 14);
+  assert.equal(honker.ERROR_CODES.length, 18);
   db.close();
   db.close();
   assert.equal(db.isClosed, true);
@@ -54,7 +54,7 @@ test('queue: enqueue, claim, ack (async and Sync)', async () => {
 test('queue: enqueue options (delay, runAt, key, expires, maxAttempts)', async () => {
   const db = open(tmpdb());
   const q = db.queue('q');
-  const later = await q.enqueue(1, { delay: 3600 });
+  const later = await q.enqueue(1, { delayS: 3600 });
   const atDate = q.enqueueSync(2, { runAt: new Date(Date.now() + 3_600_000) });
   const atSecs = q.enqueueSync(3, { runAt: Date.now() / 1000 + 3600 });
   assert.equal(await q.claimOne('w'), null, 'none due yet');
@@ -63,7 +63,7 @@ test('queue: enqueue options (delay, runAt, key, expires, maxAttempts)', async (
   assert.ok(info.runAtMs > Date.now() + 3_000_000);
   assert.ok(q.getJobSync(atDate).runAtMs > Date.now() + 3_000_000);
   assert.ok(q.getJobSync(atSecs).runAtMs > Date.now() + 3_000_000);
-  const k1 = await q.enqueue({ n: 1 }, { key: 'order-42', maxAttempts: 7, expires: 60 });
+  const k1 = await q.enqueue({ n: 1 }, { key: 'order-42', maxAttempts: 7, expiresS: 60 });
   const k2 = await q.enqueue({ n: 2 }, { key: 'order-42' });
   assert.equal(k1, k2, 'the key deduplicates');
   const j = await q.claimOne('w');
@@ -83,11 +83,11 @@ test('queue: enqueueMany, claimBatch, ackBatch (async and Sync)', async () => {
   const batch = await q.claimBatch('w', 4);
   assert.equal(batch.length, 4);
   assert.deepEqual(batch.slice(0, 2).map((j) => j.payload), [4, 5]);
-  assert.equal(await q.ackBatch(batch.map((j) => j.id), 'w'), 4);
+  assert.equal(await q.ackBatch(batch), 4);
   const rest = q.claimBatchSync('w', 10);
   assert.equal(rest.length, 1);
-  assert.equal(q.ackBatchSync(rest.map((j) => j.id), 'w'), 1);
-  assert.equal(q.ackBatchSync(rest.map((j) => j.id), 'other'), 0);
+  assert.equal(q.ackBatchSync(rest), 1);
+  assert.equal(q.ackBatchSync(rest), 0, 'acked already');
   db.close();
 });
 
@@ -171,11 +171,11 @@ test('transaction: ack and ackBatch inside it commit with the business write', a
     tx.execute('INSERT INTO sent VALUES (?)', [one.id]);
     assert.equal(one.ackSync({ tx }), true);
     for (const j of rest) tx.execute('INSERT INTO sent VALUES (?)', [j.id]);
-    assert.equal(await q.ackBatch(rest.map((j) => j.id), 'w', { tx }), 2);
+    assert.equal(await q.ackBatch(rest, { tx }), 2);
   });
   assert.equal(db.querySync('SELECT COUNT(*) AS n FROM sent')[0].n, 3);
   for (const j of [one, ...rest]) assert.equal(await q.getJob(j.id), null);
-  assert.equal(q.ackBatchSync([one.id], 'w'), 0);
+  assert.equal(q.ackBatchSync([one]), 0);
   db.close();
 });
 

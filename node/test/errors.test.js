@@ -73,8 +73,8 @@ test('invalid arguments: invalid_argument', async () => {
   const db = open(tmpdb());
   const q = db.queue('q');
   await rejectsWith('invalid_argument', () => db.queue('').enqueue(1));
-  await rejectsWith('invalid_argument', () => q.enqueue(1, { delay: -1 }));
-  await rejectsWith('invalid_argument', () => q.enqueueSync(1, { expires: Number.NaN }));
+  await rejectsWith('invalid_argument', () => q.enqueue(1, { delayS: -1 }));
+  await rejectsWith('invalid_argument', () => q.enqueueSync(1, { expiresS: Number.NaN }));
   await rejectsWith('invalid_argument', () => q.claimBatch('w', -1));
   await rejectsWith('invalid_argument', () => q.claimBatch('', 1));
   await rejectsWith('invalid_argument', () => db.tryRateLimit('k', 1, 0));
@@ -106,7 +106,7 @@ test('numbers: whole where whole is meant, never truncated, wrapped or zeroed', 
   await bad(() => db.stream('s').setRetentionSync({ maxCount: 0.5 }), /`maxCount`/);
   await bad(() => db.scheduler().add({ name: 'n', queue: 'q', schedule: '@hourly', payload: 1, priority: 0.5 }), /`priority`/);
   // A misspelt option is an error, not a silent default.
-  await bad(() => q.enqueueSync(1, { delayS: 60 }), /unknown option "delayS" \(expected tx, delay, runAt/);
+  await bad(() => q.enqueueSync(1, { delay_s: 60 }), /unknown option "delay_s" \(expected tx, delayS, runAt/);
   await bad(() => q.enqueueMany([1], { priorty: 1 }), /unknown option "priorty"/);
   // A SQL parameter of no SQL type is named.
   await bad(() => db.executeSync('SELECT ?, ?', [1, new Date()]), /`params`: parameter 2 is a Date/);

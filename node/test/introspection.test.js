@@ -54,7 +54,7 @@ test('Queue.stats follows enqueue, claim and fail', async () => {
   assert.deepEqual(q.statsSync(), zero);
   await q.enqueue({ n: 1 }, { runAt: 1000 });
   await q.enqueue({ n: 2 }, { runAt: 2000 });
-  await q.enqueue({ n: 3 }, { delay: 3600 });
+  await q.enqueue({ n: 3 }, { delayS: 3600 });
   await db.queue('other').enqueue({ n: 4 });
   const before = await q.stats();
   assert.ok(before.scheduled >= 1 && before.ready + before.scheduled === 3 && before.processing === 0, JSON.stringify(before));
@@ -71,9 +71,9 @@ test('Queue.stats follows enqueue, claim and fail', async () => {
 test('Queue.sweepExpired moves a job past its start deadline to dead', async () => {
   const db = open(tmpdb());
   const q = db.queue('reports');
-  const stale = await q.enqueue({ r: 1 }, { expires: 0.001 });
-  const fresh = await q.enqueue({ r: 2 }, { expires: 3600 });
-  await db.queue('elsewhere').enqueue({ r: 3 }, { expires: 0.001 });
+  const stale = await q.enqueue({ r: 1 }, { expiresS: 0.001 });
+  const fresh = await q.enqueue({ r: 2 }, { expiresS: 3600 });
+  await db.queue('elsewhere').enqueue({ r: 3 }, { expiresS: 0.001 });
   await sleep(20);
   assert.equal(await q.sweepExpired(), 1, "only this queue's expired job");
   assert.deepEqual((await q.deadJobs()).map((j) => j.id), [stale]);

@@ -12,10 +12,10 @@ async function main(signal: AbortSignal): Promise<void> {
     tx.execute('INSERT INTO orders (user_id) VALUES (?)', [42]);
     const rows: Record<string, unknown>[] = tx.query('SELECT 1 AS one');
     void rows;
-    return emails.enqueue({ to: 'alice@example.com' }, { tx, priority: 1, delay: 0.5, key: 'k' });
+    return emails.enqueue({ to: 'alice@example.com' }, { tx, priority: 1, delayS: 0.5, key: 'k' });
   });
   const ids: number[] = emails.enqueueManySync([1, 2], { runAt: new Date() });
-  const syncId: number = emails.enqueueSync({ a: 1 }, { runAt: 1_700_000_000, expires: 60, maxAttempts: 5 });
+  const syncId: number = emails.enqueueSync({ a: 1 }, { runAt: 1_700_000_000, expiresS: 60, maxAttempts: 5 });
   for await (const job of emails.claim<{ to: string }>('worker-1', { signal })) {
     const to: string = job.payload.to;
     void to;
@@ -27,7 +27,7 @@ async function main(signal: AbortSignal): Promise<void> {
   }
   const one: Job | null = await emails.claimOne('w');
   const batch: Job[] = emails.claimBatchSync('w', 128);
-  const acked: number = await emails.ackBatch(batch.map((j) => j.id), 'w');
+  const acked: number = await emails.ackBatch(batch);
   const info = await emails.getJob(id);
   const state: string | undefined = info?.state;
   const cancelled: boolean = await emails.cancel(id);

@@ -106,6 +106,7 @@ from honker._honker import (
     InvalidCron,
     InvalidJson,
     InvalidTimezone,
+    LockHeld,
     LockLost,
     NotFound,
     SchemaTooNew,
@@ -158,10 +159,6 @@ __all__ = [
     "load_extension",
     "open",
 ]
-
-
-class LockHeld(HonkerError):
-    """``db.lock(...)`` found the lock held by someone else."""
 
 
 def _unit(new: str, value: T | None, old: str, old_value: T | None) -> T | None:

@@ -100,6 +100,12 @@ create_exception!(
 );
 create_exception!(
     _honker,
+    LockHeld,
+    HonkerError,
+    "A lock that had to be taken is held by someone else."
+);
+create_exception!(
+    _honker,
     LockLost,
     HonkerError,
     "A held lock lapsed and may have been taken by another owner."
@@ -129,6 +135,7 @@ fn to_py(e: Error) -> PyErr {
         "decode" => DecodeError::new_err(msg),
         "watcher" => WatcherError::new_err(msg),
         "cannot_open" => CannotOpen::new_err(msg),
+        "lock_held" => LockHeld::new_err(msg),
         "lock_lost" => LockLost::new_err(msg),
         "internal" => InternalError::new_err(msg),
         _ => SqliteError::new_err(msg),
@@ -1247,6 +1254,7 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("DecodeError", py.get_type::<DecodeError>()),
         ("WatcherError", py.get_type::<WatcherError>()),
         ("CannotOpen", py.get_type::<CannotOpen>()),
+        ("LockHeld", py.get_type::<LockHeld>()),
         ("LockLost", py.get_type::<LockLost>()),
         ("InternalError", py.get_type::<InternalError>()),
         ("SqliteError", py.get_type::<SqliteError>()),
