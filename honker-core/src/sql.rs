@@ -410,7 +410,7 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             let list = scheduler::list(c)?;
             Ok(text_value(Json::Array(
                 list.iter()
-                    .map(|s| json!({"name": s.name, "queue": s.queue, "cron": s.cron, "payload": as_json(&s.payload), "priority": s.priority, "expires_ms": s.expires_ms, "paused": s.paused, "next_fire_at_ms": s.next_fire_at_ms, "last_fire_at_ms": s.last_fire_at_ms}))
+                    .map(|s| json!({"name": s.name, "queue": s.queue, "cron": s.cron, "payload": as_json(&s.payload), "priority": s.priority, "expires_ms": s.expires_ms, "paused": s.paused, "next_fire_at_ms": s.next_fire_at_ms, "last_fire_at_ms": s.last_fire_at_ms, "last_error": s.last_error}))
                     .collect(),
             )))
         }),

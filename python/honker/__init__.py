@@ -751,7 +751,9 @@ class Stream:
     def get_offset(self, consumer: str) -> int:
         return self._db._native.get_offset(self.name, consumer)
 
-    def subscribe(self, consumer: str, *, timeout_s: float | None = None, timeout: float | None = None) -> _Subscription:
+    def subscribe(
+        self, consumer: str, *, timeout_s: float | None = None, timeout: float | None = None
+    ) -> _Subscription:
         """Follows the stream as ``consumer`` from its saved offset (a context
         manager too); the iteration ends after ``timeout_s`` seconds without an
         event (never when None)."""
@@ -920,7 +922,7 @@ class Schedule:
     priority: int
     paused: bool
     next_fire_at_ms: int
-    last_error: str | None = None
+    last_error: str | None
 
 
 class Scheduler:

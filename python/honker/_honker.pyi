@@ -1,7 +1,7 @@
 """Type stubs for the native module (checked against it by mypy.stubtest)."""
 
 from collections.abc import Sequence
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 __all__ = [
     "VERSION",
@@ -11,10 +11,10 @@ __all__ = [
     "DecodeError",
     "Forked",
     "HonkerError",
+    "InternalError",
     "InvalidArgument",
     "InvalidCron",
     "InvalidJson",
-    "InternalError",
     "InvalidTimezone",
     "JobData",
     "LockHeld",
@@ -37,24 +37,60 @@ __all__ = [
 VERSION: str
 
 class HonkerError(Exception): ...
-class InvalidArgument(HonkerError): ...
-class InvalidJson(HonkerError): ...
-class InvalidCron(HonkerError): ...
-class InvalidTimezone(HonkerError): ...
-class NotFound(HonkerError): ...
-class TransactionOpen(HonkerError): ...
-class TransactionInactive(HonkerError): ...
-class Closed(HonkerError): ...
-class Forked(HonkerError): ...
-class SchemaTooNew(HonkerError): ...
-class Busy(HonkerError): ...
-class DecodeError(HonkerError): ...
-class WatcherError(HonkerError): ...
-class CannotOpen(HonkerError): ...
-class LockHeld(HonkerError): ...
-class LockLost(HonkerError): ...
-class InternalError(HonkerError): ...
-class SqliteError(HonkerError): ...
+
+class InvalidArgument(HonkerError):
+    code: ClassVar[str]
+
+class InvalidJson(HonkerError):
+    code: ClassVar[str]
+
+class InvalidCron(HonkerError):
+    code: ClassVar[str]
+
+class InvalidTimezone(HonkerError):
+    code: ClassVar[str]
+
+class NotFound(HonkerError):
+    code: ClassVar[str]
+
+class TransactionOpen(HonkerError):
+    code: ClassVar[str]
+
+class TransactionInactive(HonkerError):
+    code: ClassVar[str]
+
+class Closed(HonkerError):
+    code: ClassVar[str]
+
+class Forked(HonkerError):
+    code: ClassVar[str]
+
+class SchemaTooNew(HonkerError):
+    code: ClassVar[str]
+
+class Busy(HonkerError):
+    code: ClassVar[str]
+
+class DecodeError(HonkerError):
+    code: ClassVar[str]
+
+class WatcherError(HonkerError):
+    code: ClassVar[str]
+
+class CannotOpen(HonkerError):
+    code: ClassVar[str]
+
+class LockHeld(HonkerError):
+    code: ClassVar[str]
+
+class LockLost(HonkerError):
+    code: ClassVar[str]
+
+class InternalError(HonkerError):
+    code: ClassVar[str]
+
+class SqliteError(HonkerError):
+    code: ClassVar[str]
 
 def cron_next(expr: str, after_s: float, tz: str | None = None) -> int: ...
 

@@ -1238,8 +1238,7 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JobData>()?;
     m.add_class::<NativeKeeper>()?;
     m.add_function(wrap_pyfunction!(cron_next, m)?)?;
-    for (name, ty) in [
-        ("HonkerError", py.get_type::<HonkerError>()),
+    let classes = [
         ("InvalidArgument", py.get_type::<InvalidArgument>()),
         ("InvalidJson", py.get_type::<InvalidJson>()),
         ("InvalidCron", py.get_type::<InvalidCron>()),
@@ -1258,7 +1257,16 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("LockLost", py.get_type::<LockLost>()),
         ("InternalError", py.get_type::<InternalError>()),
         ("SqliteError", py.get_type::<SqliteError>()),
-    ] {
+    ];
+    // One class per core code, in core's order; each carries its `code`.
+    if classes.len() != Error::CODES.len() {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the exception classes drifted from honker_core::Error::CODES",
+        ));
+    }
+    m.add("HonkerError", py.get_type::<HonkerError>())?;
+    for ((name, ty), code) in classes.into_iter().zip(Error::CODES) {
+        ty.setattr("code", *code)?;
         m.add(name, ty)?;
     }
     m.add("VERSION", honker_core::VERSION)?;

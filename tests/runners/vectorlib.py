@@ -35,6 +35,11 @@ OPS = {
     "get_offset",
     "lock_acquire",
     "lock_release",
+    "ack_batch",
+    "schedule_add",
+    "schedule_tick",
+    "schedule_error",
+    "execute",
 }
 
 # Fields get_job_state may name in its expectation; every backend reports these.
@@ -94,6 +99,10 @@ class Context:
 
     def job_name(self, job_id: int) -> str:
         return self.job_labels.get(job_id, f"#{job_id}")
+
+    def batch_leases(self, args: dict[str, Any]) -> list[Lease]:
+        """The leases of an ack_batch: each checked as `lease` checks one."""
+        return [self.lease(item) for item in args["leases"]]
 
     def lease(self, args: dict[str, Any]) -> Lease:
         lease = (self.ref(args["job"]), str(args["worker"]), int(args["attempt"]))
@@ -203,11 +212,22 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
                 want["offset"] = ctx.ref(want["offset"])
             _subset(want, g, f"event[{i}]")
         return
+    if op == "schedule_tick":
+        if has_expect and got != expect:
+            raise Mismatch(f"expected the fires {show(expect)}, got {show(got)}")
+        return
+    if op in ("ack_batch", "execute"):
+        if not isinstance(got, int) or isinstance(got, bool):
+            raise Mismatch(f"expected a count, got {show(got)}")
+        if has_expect and got != expect:
+            raise Mismatch(f"expected {show(expect)}, got {show(got)}")
+        return
     if op in ("get_offset", "cron_next"):
         if has_expect and got != ctx.ref(expect):
             raise Mismatch(f"expected {show(expect)} ({ctx.ref(expect)}), got {got}")
         return
-    # ack, release, retry, fail, requeue_dead, cancel, rate_limit, save_offset, lock_release: booleans.
+    # ack, release, retry, fail, requeue_dead, cancel, rate_limit, save_offset, lock_release,
+    # schedule_add, schedule_error: booleans.
     if not isinstance(got, bool):
         raise Mismatch(f"expected a boolean result, got {show(got)}")
     if has_expect and got != expect:

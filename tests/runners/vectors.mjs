@@ -43,6 +43,11 @@ const OPS = new Set([
   'get_offset',
   'lock_acquire',
   'lock_release',
+  'ack_batch',
+  'schedule_add',
+  'schedule_tick',
+  'schedule_error',
+  'execute',
 ]);
 
 const FORGED =
@@ -193,7 +198,7 @@ class Runner {
         /** @type {import('../../node/index.js').EnqueueOptions} */
         const opts = {};
         if ('run_at' in a) opts.runAt = a.run_at;
-        if ('delay_s' in a) opts.delay = a.delay_s;
+        if ('delay_s' in a) opts.delayS = a.delay_s;
         if ('priority' in a) opts.priority = a.priority;
         if ('max_attempts' in a) opts.maxAttempts = a.max_attempts;
         if ('key' in a) opts.key = a.key;
@@ -271,6 +276,24 @@ class Runner {
         if (!lock) throw new VectorError(`no held lock with token ${token}`);
         return lock.release();
       }
+      case 'ack_batch': {
+        const items = arg(a, 'leases');
+        const jobs = items.map((/** @type {Record<string, any>} */ x) => this.handle(x));
+        return this.db.queue('unused').ackBatch(jobs);
+      }
+      case 'schedule_add':
+        await this.db.scheduler().add({ name: arg(a, 'name'), queue: arg(a, 'queue'), schedule: arg(a, 'cron'), payload: arg(a, 'payload') });
+        return true;
+      case 'schedule_tick':
+        return (await this.db.scheduler().tick()).map((f) => f.name);
+      case 'schedule_error': {
+        const prefix = String(arg(a, 'name_prefix'));
+        const found = (await this.db.scheduler().list()).filter((x) => x.name.startsWith(prefix));
+        if (found.length !== 1) throw new VectorError(`${found.length} schedules start with ${JSON.stringify(prefix)}`);
+        return found[0].lastError !== null;
+      }
+      case 'execute':
+        return this.db.execute(arg(a, 'sql'), a.params ?? []);
       default:
         throw new VectorError(`unknown op ${JSON.stringify(op)}`);
     }
@@ -376,6 +399,16 @@ class Runner {
           if ('offset' in want) want.offset = this.ref(want.offset);
           subset(want, got[i], `event[${i}]`);
         });
+        return;
+      }
+      case 'schedule_tick': {
+        if (hasExpect && !same(got, expect)) throw new Mismatch(`expected the fires ${show(expect)}, got ${show(got)}`);
+        return;
+      }
+      case 'ack_batch':
+      case 'execute': {
+        if (typeof got !== 'number') throw new Mismatch(`expected a count, got ${show(got)}`);
+        if (hasExpect && got !== expect) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);
         return;
       }
       case 'get_offset':

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 from typing import Any
 
@@ -21,8 +19,8 @@ FORGED = (
 
 
 def _code(e: honker.HonkerError) -> str:
-    # honker.NotFound -> "not_found": one exception class per engine error code.
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(e).__name__).lower()
+    # One exception class per engine error code, each carrying it.
+    return str(getattr(e, "code", type(e).__name__))
 
 
 class PyBackend:
@@ -58,7 +56,7 @@ class PyBackend:
             self.q(a).enqueue,
             a["payload"],
             run_at=a.get("run_at"),
-            delay=a.get("delay_s"),
+            delay_s=a.get("delay_s"),
             priority=a.get("priority", 0),
             max_attempts=a.get("max_attempts"),
             key=a.get("key"),
@@ -95,9 +93,7 @@ class PyBackend:
         job = self.call(self.q(a).get_job, ctx.ref(a["job"]))
         if job is None:
             return None
-        fields = {k: getattr(job, k) for k in vectorlib.JOB_FIELDS}
-        fields["payload"] = json.loads(fields["payload"])
-        return fields
+        return {k: getattr(job, k) for k in vectorlib.JOB_FIELDS}
 
     def cancel(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.q(a).cancel, ctx.ref(a["job"]))
@@ -132,6 +128,27 @@ class PyBackend:
 
     def lock_release(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.locks[ctx.ref(a["lock"])].release)
+
+    def ack_batch(self, ctx: Context, a: dict[str, Any]) -> int:
+        leases = ctx.batch_leases(a)
+        if any(lease not in self.jobs for lease in leases):
+            raise Skip(FORGED)
+        return self.call(self.db.queue("unused").ack_batch, [self.jobs[lease] for lease in leases])
+
+    def schedule_add(self, ctx: Context, a: dict[str, Any]) -> bool:
+        self.call(self.db.scheduler().add, a["name"], queue=a["queue"], schedule=a["cron"], payload=a["payload"])
+        return True
+
+    def schedule_tick(self, ctx: Context, a: dict[str, Any]) -> list[str]:
+        return [fired[0] for fired in self.call(self.db.scheduler().tick)]
+
+    def schedule_error(self, ctx: Context, a: dict[str, Any]) -> bool:
+        (s,) = [s for s in self.call(self.db.scheduler().list) if s.name.startswith(a["name_prefix"])]
+        return s.last_error is not None
+
+    def execute(self, ctx: Context, a: dict[str, Any]) -> int:
+        with self.db.transaction() as tx:
+            return self.call(tx.execute, a["sql"], a.get("params", []))
 
 
 if __name__ == "__main__":

@@ -132,6 +132,27 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
     elif op == "lock_release":
         token = ref(a["lock"])
         call = f"honker_lock_release((SELECT name FROM lockname WHERE token = {token}), {token})"
+    elif op == "ack_batch":
+        items = ", ".join(
+            f"json_object('id', {ref(x['job'])}, 'worker_id', {lit(x['worker'])}, 'attempts', {lit(x['attempt'])})"
+            for x in a["leases"]
+        )
+        call = f"honker_ack_batch(json_array({items}))"
+    elif op == "schedule_add":
+        call = f"honker_schedule_add({lit(a['name'])}, {lit(a['queue'])}, {lit(a['cron'])}, {js(a['payload'])})"
+    elif op == "schedule_tick":
+        call = "(SELECT json_group_array(f.value ->> 'name') FROM json_each(honker_schedule_tick()) AS f)"
+    elif op == "schedule_error":
+        prefix = lit(a["name_prefix"])
+        call = (
+            "(SELECT s.value ->> 'last_error' IS NOT NULL FROM json_each(honker_schedule_list()) AS s "
+            f"WHERE substr(s.value ->> 'name', 1, length({prefix})) = {prefix})"
+        )
+    elif op == "execute":
+        if a.get("params"):
+            raise vectorlib.Skip("not available in the sqlite3 shell runner: statement parameters")
+        out.append(f"{a['sql']};")
+        call = "changes()"
     else:
         raise vectorlib.VectorError(f"unknown op {op!r}")
     out.append(f"INSERT INTO r VALUES ({i}, {call});")
@@ -176,9 +197,12 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
                         check(f"{v} ->> {path} = {ref(want)}")
                     else:
                         check(f"{v} -> {path} = json({js(want)})")
-    elif op in ("get_offset", "cron_next"):
+    elif op in ("get_offset", "cron_next", "ack_batch", "execute"):
         if has_expect:
             check(f"{v} = {ref(expect)}")
+    elif op == "schedule_tick":
+        if has_expect:
+            check(f"{v} = {js(expect)}")
     else:
         check(f"{v} IN (0, 1)")
         if has_expect:

@@ -44,9 +44,8 @@ class SqlBackend:
 
     @staticmethod
     def error_matches(e: OpError, code: str) -> bool:
-        # The extension's messages carry the error's text, not its code:
-        # "honker_requeue_dead: dead job 1 not found", "...: invalid argument `id`: ...".
-        return code.replace("_", " ") in e.message
+        # The extension's messages carry the code: "honker_requeue_dead [not_found]: dead job 1 not found".
+        return f" [{code}]: " in e.message
 
     @staticmethod
     def flag(value: Any) -> bool:
@@ -138,6 +137,30 @@ class SqlBackend:
     def lock_release(self, ctx: Context, a: dict[str, Any]) -> bool:
         token = ctx.ref(a["lock"])
         return self.flag(self.one("SELECT honker_lock_release(?, ?)", self.locks[token], token))
+
+    def ack_batch(self, ctx: Context, a: dict[str, Any]) -> int:
+        jobs = [{"id": i, "worker_id": w, "attempts": n} for (i, w, n) in ctx.batch_leases(a)]
+        return self.one("SELECT honker_ack_batch(?)", json.dumps(jobs))
+
+    def schedule_add(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.flag(
+            self.one(
+                "SELECT honker_schedule_add(?, ?, ?, ?)", a["name"], a["queue"], a["cron"], json.dumps(a["payload"])
+            )
+        )
+
+    def schedule_tick(self, ctx: Context, a: dict[str, Any]) -> list[str]:
+        return [f["name"] for f in self.js("SELECT honker_schedule_tick()")]
+
+    def schedule_error(self, ctx: Context, a: dict[str, Any]) -> bool:
+        (s,) = [s for s in self.js("SELECT honker_schedule_list()") if s["name"].startswith(a["name_prefix"])]
+        return s["last_error"] is not None
+
+    def execute(self, ctx: Context, a: dict[str, Any]) -> int:
+        try:
+            return self.conn.execute(a["sql"], a.get("params", [])).rowcount
+        except sqlite3.Error as e:
+            raise OpError(None, str(e)) from None
 
 
 def main() -> int:

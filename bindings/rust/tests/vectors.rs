@@ -35,6 +35,11 @@ const OPS: &[&str] = &[
     "get_offset",
     "lock_acquire",
     "lock_release",
+    "ack_batch",
+    "schedule_add",
+    "schedule_tick",
+    "schedule_error",
+    "execute",
 ];
 
 /// Why a step did not pass.
@@ -363,6 +368,76 @@ impl Runner {
                     .ok_or_else(|| vector(format!("no held lock with token {token}")))?;
                 lock.release().map(Value::from)
             }
+            "ack_batch" => {
+                let items = arg(a, "leases")?
+                    .as_array()
+                    .ok_or_else(|| vector("leases is not a list"))?;
+                let mut jobs = Vec::new();
+                for item in items {
+                    let item = item
+                        .as_object()
+                        .ok_or_else(|| vector("a lease is not an object"))?;
+                    jobs.push(self.handle(item)?.clone());
+                }
+                self.queue(a).ack_batch(&jobs).map(Value::from)
+            }
+            "schedule_add" => self
+                .db
+                .scheduler()
+                .add(honker::ScheduledTask {
+                    name: arg_str(a, "name")?.into(),
+                    queue: arg_str(a, "queue")?.into(),
+                    cron: arg_str(a, "cron")?.into(),
+                    payload: arg(a, "payload")?.clone(),
+                    priority: 0,
+                    expires_s: None,
+                })
+                .map(|()| Value::Bool(true)),
+            "schedule_tick" => self
+                .db
+                .scheduler()
+                .tick()
+                .map(|fired| fired.into_iter().map(|f| Value::from(f.name)).collect()),
+            "schedule_error" => {
+                let prefix = arg_str(a, "name_prefix")?;
+                match self.db.scheduler().list() {
+                    Ok(list) => {
+                        let found: Vec<_> =
+                            list.iter().filter(|s| s.name.starts_with(prefix)).collect();
+                        if found.len() != 1 {
+                            return Err(vector(format!(
+                                "{} schedules start with {prefix:?}",
+                                found.len()
+                            )));
+                        }
+                        Ok(Value::Bool(found[0].last_error.is_some()))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            "execute" => {
+                let sql = arg_str(a, "sql")?;
+                let params: Vec<Value> = a
+                    .get("params")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let values: Vec<honker::rusqlite::types::Value> = params
+                    .iter()
+                    .map(|p| match p {
+                        Value::Null => honker::rusqlite::types::Value::Null,
+                        Value::Number(n) if n.is_i64() => n.as_i64().unwrap().into(),
+                        Value::Number(n) => n.as_f64().unwrap().into(),
+                        other => other.as_str().unwrap_or_default().to_string().into(),
+                    })
+                    .collect();
+                self.db
+                    .with_conn(|c| {
+                        c.execute(sql, honker::rusqlite::params_from_iter(values.iter()))
+                    })
+                    .and_then(|r| r.map_err(honker::Error::from))
+                    .map(Value::from)
+            }
             other => return Err(vector(format!("unknown op {other:?}"))),
         };
         Ok(r.map_err(OpError::from))
@@ -527,6 +602,23 @@ impl Runner {
                             w["offset"] = self.refer(&o)?.into();
                         }
                         subset(&w, g, &format!("event[{i}]"))?;
+                    }
+                }
+            }
+            "schedule_tick" => {
+                if let Some(e) = expect {
+                    if *e != got {
+                        return Err(mismatch(format!("expected the fires {e}, got {got}")));
+                    }
+                }
+            }
+            "ack_batch" | "execute" => {
+                if !got.is_u64() {
+                    return Err(mismatch(format!("expected a count, got {got}")));
+                }
+                if let Some(e) = expect {
+                    if *e != got {
+                        return Err(mismatch(format!("expected {e}, got {got}")));
                     }
                 }
             }

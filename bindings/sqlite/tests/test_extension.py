@@ -29,7 +29,7 @@ class Base(unittest.TestCase):
         self.path = os.path.join(self.dir.name, "app.db")
         self.db = connect(self.path)
         self.db.execute("PRAGMA journal_mode = WAL")
-        self.assertEqual(self.one("SELECT honker_bootstrap()"), 1)
+        self.assertEqual(self.one("SELECT honker_bootstrap()"), 2)
 
     def tearDown(self):
         self.db.close()
@@ -80,8 +80,11 @@ class Queues(Base):
         self.assertEqual((dead[0]["id"], dead[0]["dead_reason"]), (b, "failed"))
         self.assertEqual(self.one("SELECT honker_requeue_dead(?)", b), 1)
         self.fails("not found", "SELECT honker_requeue_dead(?)", b)
-        ids = [j["id"] for j in self.js("SELECT honker_claim_batch('emails', 'w', 10)")]
-        self.assertEqual(self.one("SELECT honker_ack_batch(?, 'w')", json.dumps(ids)), len(ids))
+        claimed = self.one("SELECT honker_claim_batch('emails', 'w', 10)")
+        n = len(json.loads(claimed))
+        self.fails("bare list of ids", "SELECT honker_ack_batch(?, 'w')", json.dumps([j["id"] for j in json.loads(claimed)]))
+        self.assertEqual(self.one("SELECT honker_ack_batch(?)", claimed), n, "the claimed jobs, as returned")
+        self.assertEqual(self.one("SELECT honker_ack_batch(?)", claimed), 0, "acked already")
         rest = [j for j in jobs[1:]]
         for j in rest:
             self.assertEqual(self.one("SELECT honker_ack(?, 'w', ?)", j["id"], j["attempts"]), 1)
@@ -218,6 +221,22 @@ class TrustedSchema(Base):
             self.assertIn("unsafe use of", str(cm.exception))
         self.assertEqual(self.one("SELECT COUNT(*) FROM orders"), 0)
         self.assertEqual(self.js("SELECT honker_queue_stats('welcome')")["ready"], 0)
+
+
+class Security(Base):
+    def test_a_hostile_schema_cannot_call_honker_when_the_host_distrusts_it(self):
+        self.db.execute("PRAGMA trusted_schema = OFF")
+        self.db.executescript(
+            "CREATE TABLE t (x);"
+            "CREATE TRIGGER tg AFTER INSERT ON t BEGIN SELECT honker_enqueue('victim', '1'); END;"
+        )
+        self.fails("unsafe use of honker_enqueue", "INSERT INTO t VALUES (1)")
+        self.assertEqual(self.one("SELECT COUNT(*) FROM _honker_live WHERE queue = 'victim'"), 0)
+
+    def test_errors_carry_their_code(self):
+        self.fails("honker_enqueue [invalid_json]: invalid JSON in `payload`", "SELECT honker_enqueue('q', 'nope')")
+        self.fails("honker_enqueue [invalid_argument]: invalid argument `run_at`", "SELECT honker_enqueue('q', '1', '{\"run_at\": 1e19}')")
+        self.fails("honker_cron_next [invalid_cron]", "SELECT honker_cron_next('1/4294967295 * * * *', 0)")
 
 
 if __name__ == "__main__":
