@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_BUILD_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 OUT := $(CARGO_TARGET_DIR)/$(CARGO_BUILD_TARGET)
 
-# The loadable extension has its own workspace (see DESIGN.md) but shares
+# The loadable extension has its own workspace (see docs/ARCHITECTURE.md) but shares
 # the target directory: it does not compile SQLite.
 EXT_MANIFEST := bindings/sqlite/Cargo.toml
 DYLIB := $(if $(filter Darwin,$(shell uname -s)),dylib,so)
@@ -22,7 +22,7 @@ PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-wal bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node bench-wake-cross
+.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node bench-wake-cross
 
 ## make test: everything CI checks (installs what it needs).
 test: lint rust-test ext-test python-test node-test vectors-test cross-test examples
@@ -119,13 +119,27 @@ node-test: ext node-deps
 	cd node && $(NAPI_BUILD)
 	@diff -u $(CARGO_TARGET_DIR)/native.d.ts.committed node/native.d.ts || \
 		{ echo "node/native.d.ts drifted from the addon: review and commit the regenerated file"; exit 1; }
-	cd node && for f in index.js native.js test/*.js test/fixtures/*.js; do node --check $$f || exit 1; done
+	cd node && for f in index.js native.js scripts/*.js test/*.js test/fixtures/*.js; do node --check $$f || exit 1; done
 	cd node && node_modules/.bin/tsc -p .
 	cd node && rm -rf .dtscheck && node_modules/.bin/tsc --allowJs --declaration --emitDeclarationOnly \
 		--target ES2022 --module node16 --moduleResolution node16 --types node --outDir .dtscheck index.js && \
 		cp native.d.ts .dtscheck/ && perl -i -ne 'print unless /^\s+_[A-Za-z]+\??[:(<]/' .dtscheck/index.d.ts && \
 		node_modules/.bin/tsc -p tsconfig.dtscheck.json
 	cd node && node --test test/*.test.js
+	$(MAKE) --no-print-directory node-path-install
+
+## `npm install path/to/node` into a fresh project builds the addon with
+## cargo on install (node/scripts/install.js) and the package loads. Forced
+## here (an addon is already present) with the dev profile, which reuses the
+## build above.
+NPM_PROJECT := $(CARGO_TARGET_DIR)/npm-path-install
+node-path-install:
+	rm -rf $(NPM_PROJECT) && mkdir -p $(NPM_PROJECT)
+	cd $(NPM_PROJECT) && npm init -y > /dev/null && \
+		HONKER_NODE_FORCE_BUILD=1 HONKER_BUILD_PROFILE=dev npm install --no-audit --no-fund $(CURDIR)/node && \
+		node -e "const h = require('honker'); const db = h.open('app.db'); const id = db.queue('q').enqueueSync({ ok: true }); \
+			if (db.queue('q').claimOneSync('w').id !== id) throw new Error('no job'); db.close(); \
+			if (!require('node:fs').existsSync(h.extensionPath())) throw new Error('no extension'); console.log('ok npm install from a path')"
 
 ## Node benchmark: a release build of the addon, beside better-sqlite3.
 bench-node: node-deps

@@ -8,8 +8,13 @@
 mod common;
 use common::TempDb;
 
+/// The snippets open "app.db" in the current directory, which is the
+/// process's: one such test at a time.
+static CWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn top_level_readme_example() -> honker::Result<()> {
+    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
     let t = TempDb::new();
     std::env::set_current_dir(t.dir.path()).unwrap();
     honker::Database::open("app.db")?
@@ -40,6 +45,55 @@ fn top_level_readme_example() -> honker::Result<()> {
     let n: i64 =
         db.with_conn(|c| c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0)))??;
     assert_eq!(n, 1);
+    Ok(())
+}
+
+#[test]
+fn pub_sub_example_receives_its_notification() -> honker::Result<()> {
+    use serde_json::json;
+    let t = TempDb::new();
+    let db = t.open();
+    // ---- snippet: bindings/rust/README.md, Ephemeral pub/sub
+    let mut sub = db.listen("orders")?; // listen first: it gets what commits from now on
+    db.notify("orders", &json!({"id": 42}))?;
+    let n = sub.recv().expect("the listener is open")?;
+    println!("{}: {}", n.channel, n.payload); // orders: {"id":42}
+                                              // ----
+    assert_eq!(
+        (n.channel.as_str(), n.payload.as_str()),
+        ("orders", r#"{"id":42}"#)
+    );
+    Ok(())
+}
+
+#[test]
+fn trusted_schema_example_lets_your_own_trigger_enqueue() -> honker::Result<()> {
+    use honker::{Database, OpenOptions, QueueOpts};
+    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
+    let t = TempDb::new();
+    std::env::set_current_dir(t.dir.path()).unwrap();
+    // ---- snippet: bindings/rust/README.md, A database file is input
+    let db = Database::open_with(
+        "app.db",
+        OpenOptions {
+            trusted_schema: true,
+            ..OpenOptions::default()
+        },
+    )?;
+    // ----
+    db.with_conn(|c| {
+        c.execute_batch(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY);
+             CREATE TRIGGER mail AFTER INSERT ON orders
+             BEGIN SELECT honker_enqueue('emails', json_object('order', NEW.id)); END;
+             INSERT INTO orders (id) VALUES (5);",
+        )
+    })??;
+    let job = db
+        .queue("emails", QueueOpts::default())
+        .claim_one("w")?
+        .unwrap();
+    assert_eq!(job.payload, r#"{"order":5}"#);
     Ok(())
 }
 
