@@ -6,7 +6,9 @@ Run: /usr/bin/python3 bindings/sqlite/tests/test_extension.py PATH/libhonker_ext
 
 import json
 import os
+import re
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -237,6 +239,19 @@ class Security(Base):
         self.fails("honker_enqueue [invalid_json]: invalid JSON in `payload`", "SELECT honker_enqueue('q', 'nope')")
         self.fails("honker_enqueue [invalid_argument]: invalid argument `run_at`", "SELECT honker_enqueue('q', '1', '{\"run_at\": 1e19}')")
         self.fails("honker_cron_next [invalid_cron]", "SELECT honker_cron_next('1/4294967295 * * * *', 0)")
+
+
+class Readme(unittest.TestCase):
+    def test_the_python_example_runs_as_written(self):
+        readme = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+        with open(readme, encoding="utf-8") as f:
+            blocks = re.findall(r"```python\n(.*?)```", f.read(), re.DOTALL)
+        self.assertEqual(len(blocks), 1)
+        # The README's path is relative to the repository root; this test's is absolute.
+        code = re.sub(r'load_extension\("[^"]*"\)', f"load_extension({os.path.splitext(EXT)[0]!r})", blocks[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run([sys.executable, "-c", code], cwd=tmp, capture_output=True, text=True, check=True)
+        self.assertIn('"payload":{"order":1}', out.stdout)
 
 
 if __name__ == "__main__":
