@@ -14,6 +14,11 @@
 //!   no event), so when the counter has not moved yet it is re-read after
 //!   50 µs, 100 µs, … up to about 6 ms in all.
 //! - A slow safety-net poll ([`SAFETY_POLL`]) catches anything else.
+//! - The watcher's thread starts when a handle opens the file (its safety
+//!   poll also truncates the WAL of an idle file, see [`crate::wal`]); the
+//!   file-system watch starts when the first waiter arrives: the kernel
+//!   raises an event on every write into a watched directory, which cost a
+//!   process that only writes about a tenth of its enqueue rate.
 //! - The watcher only works while someone in this process waits. Every
 //!   write to the `-wal` raises an event, and waking a reader thread on
 //!   each one costs the writing process (any process writing to the file)
@@ -203,14 +208,18 @@ struct Shared {
 
 struct Running {
     thread: Option<std::thread::JoinHandle<()>>,
-    _fs: Option<fs::RecommendedWatcher>,
 }
 
 /// The watcher of one database file in this process. Get it with
-/// [`Watcher::for_path`]; it starts its thread when first waited on.
+/// [`Watcher::for_path`]; its thread starts when the file is opened or
+/// first waited on, its file-system watch when first waited on.
 pub struct Watcher {
     shared: Arc<Shared>,
     running: OnceLock<std::result::Result<Mutex<Running>, String>>,
+    /// The file-system watch, set up when the first waiter arrives: the
+    /// kernel raises an event on every write to a watched directory, which
+    /// a process nobody waits in need not pay for.
+    fs: OnceLock<Option<fs::RecommendedWatcher>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -255,6 +264,7 @@ impl Watcher {
                 }),
             }),
             running: OnceLock::new(),
+            fs: OnceLock::new(),
         });
         reg.insert(key, Arc::downgrade(&w));
         w
@@ -265,11 +275,19 @@ impl Watcher {
         &self.shared.db_path
     }
 
-    /// Starts the watcher thread and the file-system watch, once.
+    /// Starts the watcher thread and the file-system watch, once (waiters
+    /// call this before they read the generation they will wait on).
     pub fn ensure_started(&self) -> Result<()> {
-        let r = self.running.get_or_init(|| self.start().map(Mutex::new));
-        match r {
-            Ok(_) => self.check_alive(),
+        self.start_thread()?;
+        self.fs
+            .get_or_init(|| watch_dir(Arc::downgrade(&self.shared)));
+        self.check_alive()
+    }
+
+    /// Starts the watcher thread (its connection and safety poll), once.
+    fn start_thread(&self) -> Result<()> {
+        match self.running.get_or_init(|| self.start().map(Mutex::new)) {
+            Ok(_) => Ok(()),
             Err(e) => Err(Error::Watcher { reason: e.clone() }),
         }
     }
@@ -283,7 +301,6 @@ impl Watcher {
             r.cursor = notify::latest_id(&conn).map_err(|e| e.to_string())?;
             r.conn = Some(conn);
         }
-        let fs_watch = watch_dir(Arc::downgrade(shared));
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("honker-watcher".into())
@@ -291,17 +308,17 @@ impl Watcher {
             .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
         Ok(Running {
             thread: Some(thread),
-            _fs: fs_watch,
         })
     }
 
     /// Makes the watcher truncate the WAL to zero bytes once nothing has
     /// been committed to the file for a [`SAFETY_POLL`] period (see
-    /// [`crate::wal`]), and starts it. A watcher that cannot start is
-    /// reported to waiters, not here.
+    /// [`crate::wal`]), and starts its thread (not the file-system watch,
+    /// which waits for a waiter). A thread that cannot start is reported to
+    /// waiters, not here.
     pub fn truncate_wal_when_idle(&self) {
         self.shared.truncate_idle_wal.store(true, Ordering::Relaxed);
-        let _ = self.ensure_started();
+        let _ = self.start_thread();
     }
 
     /// Fails with [`Error::Watcher`] if the watcher has died, and with
