@@ -155,9 +155,8 @@ mod tests {
 
     #[test]
     fn a_keeper_stopped_at_once_ends_at_once() {
-        let dir = std::env::temp_dir().join(format!("honker-keep0-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(dir.join("k.db"), OpenOptions::default()).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let db = dir.open("k.db");
         let started = std::time::Instant::now();
         for _ in 0..20 {
             // A long TTL: a stop the thread missed would wait 20 s.
@@ -167,14 +166,12 @@ mod tests {
             started.elapsed() < Duration::from_secs(15),
             "a stop was missed"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_kept_lock_outlives_its_ttl_and_a_lost_one_is_reported() {
-        let dir = std::env::temp_dir().join(format!("honker-keep-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(dir.join("k.db"), OpenOptions::default()).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let db = dir.open("k.db");
         let ttl = 150;
         let token = db
             .run(|c, now| lock::try_acquire(c, "m", "a", ttl, now))
@@ -206,7 +203,7 @@ mod tests {
         // Lost: someone else holds it now (its TTL ran out under a clock jump).
         let clock = ManualClock::new(1_000_000);
         let db2 = Db::open(
-            dir.join("k2.db"),
+            dir.path().join("k2.db"),
             OpenOptions {
                 clock: Arc::new(clock.clone()),
                 ..OpenOptions::default()
@@ -232,6 +229,5 @@ mod tests {
         let e = keeper.check().unwrap_err();
         assert_eq!(e.code(), "lock_lost");
         assert!(e.to_string().contains("\"m\""), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -66,3 +66,41 @@ pub fn encode<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Re
 
 /// This crate's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Temporary directories and databases for this crate's tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::{Db, OpenOptions};
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory, removed when dropped.
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new() -> Dir {
+            static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "honker-core-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+
+        /// Opens `name` in this directory with the default options.
+        pub fn open(&self, name: &str) -> Db {
+            Db::open(self.0.join(name), OpenOptions::default()).unwrap()
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

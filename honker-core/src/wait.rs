@@ -522,7 +522,6 @@ pub fn run_scheduler(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::OpenOptions;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
 
@@ -550,9 +549,8 @@ mod tests {
 
     #[test]
     fn a_scheduler_that_keeps_failing_says_so_then_gives_up() {
-        let dir = std::env::temp_dir().join(format!("honker-wait-fail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let db = dir.open("t.db");
         // Every step fails: the leader lock's table is gone.
         db.run(|c, _| Ok(c.execute_batch("DROP TABLE _honker_locks")?))
             .unwrap();
@@ -577,14 +575,12 @@ mod tests {
             said[2]
         );
         assert!(said[0].contains("_honker_locks"), "{}", said[0]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_schedule_that_cannot_fire_is_reported_and_the_loop_goes_on() {
-        let dir = std::env::temp_dir().join(format!("honker-wait-fire-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let db = dir.open("t.db");
         let spec = |name: &'static str| scheduler::ScheduleSpec {
             name,
             queue: "q",
@@ -634,14 +630,12 @@ mod tests {
         stop.store(true, Ordering::SeqCst);
         db.watcher().interrupt();
         runner.join().unwrap().unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_cursor_saves_what_was_moved_past_however_it_is_left() {
-        let dir = std::env::temp_dir().join(format!("honker-wait-leave-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let db = dir.open("t.db");
         let offs: Vec<i64> = (0..300)
             .map(|i| {
                 db.run(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
@@ -693,16 +687,14 @@ mod tests {
         let _tx = db.begin().unwrap(); // even with a transaction open
         db.close().unwrap();
         drop((cur, again));
-        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let db = dir.open("t.db");
         assert_eq!(saved(&db, "closed"), offs[1]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn next_buffered_hands_out_fetched_events_like_next() {
-        let dir = std::env::temp_dir().join(format!("honker-wait-buf-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let db = dir.open("t.db");
         let offs: Vec<i64> = (0..3)
             .map(|i| {
                 db.run(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
@@ -727,14 +719,12 @@ mod tests {
         assert!(cur.next_buffered().is_none());
         cur.commit(&db).unwrap();
         assert_eq!(saved(&db), offs[2]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_polled_stop_ends_every_kind_of_wait_without_a_wake_up() {
-        let dir = std::env::temp_dir().join(format!("honker-wait-stop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(dir.join("t.db"), OpenOptions::default()).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let db = dir.open("t.db");
         let long = Some(Duration::from_secs(60)); // a safety net, never reached
         let checks = |t: &Tripwire| t.checks.load(Ordering::SeqCst);
 
@@ -779,6 +769,5 @@ mod tests {
         runner.join().unwrap();
         // A plain flag is never polled.
         assert_eq!(AtomicBool::new(false).poll_every(), None);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -138,9 +138,8 @@ mod tests {
 
     #[test]
     fn the_threshold_reads_back_and_zero_turns_it_off() {
-        let dir = std::env::temp_dir().join(format!("honker-wal-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let c = Connection::open(dir.join("a.db")).unwrap();
+        let dir = crate::testutil::Dir::new();
+        let c = Connection::open(dir.path().join("a.db")).unwrap();
         c.pragma_update(None, "journal_mode", "wal").unwrap();
         install(&c, 1000).unwrap();
         assert_eq!(autocheckpoint(&c), 1000);
@@ -151,6 +150,5 @@ mod tests {
         assert_eq!(limit, 4 * 1000 * 4096);
         install(&c, 0).unwrap();
         assert_eq!(autocheckpoint(&c), 0);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -230,22 +230,22 @@ impl From<JobRecord> for JobData {
 fn enqueue_opts(
     delay_s: Option<f64>,
     run_at_s: Option<f64>,
-    priority: i64,
-    max_attempts: Option<i64>,
+    priority: Option<&Bound<'_, PyAny>>,
+    max_attempts: Option<&Bound<'_, PyAny>>,
     expires_s: Option<f64>,
     key: Option<String>,
 ) -> PyResult<EnqueueOpts> {
     Ok(EnqueueOpts {
-        delay: secs("delay", delay_s)?,
+        delay: secs("delay_s", delay_s)?,
         run_at: run_at_s
             .map(|s| validate::epoch_secs_f64("run_at", s))
             .transpose()
             .map_err(to_py)?,
-        priority,
-        max_attempts: max_attempts
+        priority: opt_int("priority", priority)?.unwrap_or(0),
+        max_attempts: opt_int("max_attempts", max_attempts)?
             .map(|n| attempts("max_attempts", n))
             .transpose()?,
-        expires: secs("expires", expires_s)?,
+        expires: secs("expires_s", expires_s)?,
         key,
     })
 }
@@ -685,14 +685,7 @@ impl NativeDatabase {
         key: Option<String>,
         default_max_attempts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<i64> {
-        let opts = enqueue_opts(
-            delay_s,
-            run_at_s,
-            opt_int("priority", priority)?.unwrap_or(0),
-            opt_int("max_attempts", max_attempts)?,
-            expires_s,
-            key,
-        )?;
+        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, key)?;
         let default_max_attempts = default_attempts(default_max_attempts)?;
         self.op(py, tx, |c, now| {
             queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
@@ -714,14 +707,7 @@ impl NativeDatabase {
         expires_s: Option<f64>,
         default_max_attempts: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<i64>> {
-        let opts = enqueue_opts(
-            delay_s,
-            run_at_s,
-            opt_int("priority", priority)?.unwrap_or(0),
-            opt_int("max_attempts", max_attempts)?,
-            expires_s,
-            None,
-        )?;
+        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, None)?;
         let default_max_attempts = default_attempts(default_max_attempts)?;
         self.op(py, tx, |c, now| {
             queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
