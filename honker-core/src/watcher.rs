@@ -240,7 +240,13 @@ impl Watcher {
     pub fn for_path(path: &Path) -> Arc<Watcher> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let mut reg = lock(registry());
-        if let Some(w) = reg.get(&key).and_then(Weak::upgrade) {
+        // A child of fork() inherits the registry, and its parent's watchers
+        // with it, whose threads did not survive the fork: it gets its own.
+        if let Some(w) = reg
+            .get(&key)
+            .and_then(Weak::upgrade)
+            .filter(|w| w.shared.pid == std::process::id())
+        {
             return w;
         }
         reg.retain(|_, w| w.strong_count() > 0);
@@ -449,6 +455,11 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
+        if self.shared.pid != std::process::id() {
+            // Inherited through fork(): its threads are not in this process
+            // (and its locks may be held by a thread that is gone).
+            return;
+        }
         lock(&self.shared.pokes).stop = true;
         self.shared.poked.notify_all();
         self.shared.gate.notify_all();

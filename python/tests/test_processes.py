@@ -130,6 +130,14 @@ def test_a_handle_inherited_through_fork_fails_clearly(tmp_path):
         fresh = honker.open(path)
         if fresh.queue("q").claim_one("child") is None:
             code = 3
+        try:  # the fresh handle's wake path works too (the parent's watcher is not inherited)
+            listener = fresh.listen("c")
+            fresh.notify("c", {"from": "child"})
+            n = listener.recv(timeout_s=10)
+            if n is None or n.payload != {"from": "child"}:
+                code = 4
+        except honker.HonkerError:
+            code = 5
         os.write(w, bytes([code]))
         os._exit(0)
     os.close(w)
