@@ -59,6 +59,29 @@ use lock::secs;
 use serde::Serialize;
 use std::path::Path;
 
+/// Runs the caller's own closure inside an engine call. A panic in it is
+/// the caller's, not honker's: it becomes an error for the engine (which
+/// then undoes what the closure began) and is kept in `panicked` for
+/// [`resume_panic`] to carry on in the caller, as a Rust panic should.
+pub(crate) fn users_code<R>(
+    panicked: &mut Option<Box<dyn std::any::Any + Send>>,
+    f: impl FnOnce() -> R,
+) -> Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        *panicked = Some(p);
+        Error::Internal {
+            reason: "the caller's closure panicked".into(),
+        }
+    })
+}
+
+/// Resumes a panic [`users_code`] kept.
+pub(crate) fn resume_panic(panicked: Option<Box<dyn std::any::Any + Send>>) {
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p)
+    }
+}
+
 /// A honker database: one SQLite file holding your tables and honker's.
 /// Cheap to clone; clones share one connection.
 #[derive(Clone, Debug)]
@@ -188,7 +211,10 @@ impl Database {
     /// tables and honker's. Fails with `Error::TransactionOpen` on a thread
     /// that holds an open transaction (use [`Transaction::with_conn`]).
     pub fn with_conn<R>(&self, f: impl FnOnce(&rusqlite::Connection) -> R) -> Result<R> {
-        self.core.run(|c, _| Ok(f(c)))
+        let mut panicked = None;
+        let r = self.core.run(|c, _| users_code(&mut panicked, || f(c)));
+        resume_panic(panicked);
+        r
     }
 
     /// Closes the connection. Every later call on any clone fails with

@@ -77,7 +77,10 @@ impl Transaction {
 
     /// Gives `f` the connection, inside the transaction, for anything else.
     pub fn with_conn<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R> {
-        self.run(&self.db, |c, _| Ok(f(c)))
+        let mut panicked = None;
+        let r = self.run(&self.db, |c, _| crate::users_code(&mut panicked, || f(c)));
+        crate::resume_panic(panicked);
+        r
     }
 
     /// Commits. On failure everything is rolled back.

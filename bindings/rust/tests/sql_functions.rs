@@ -88,3 +88,36 @@ fn a_users_trigger_calling_notify_reaches_listeners() {
         r#"{"id":8}"#
     );
 }
+
+#[test]
+fn a_panic_in_your_own_closure_is_yours_and_leaves_the_database_usable() {
+    let t = TempDb::new();
+    let db = t.open();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        db.with_conn(|c| {
+            c.execute_batch("BEGIN IMMEDIATE; CREATE TABLE t (x);")
+                .unwrap();
+            panic!("the caller's own bug");
+        })
+    }));
+    let payload = caught.expect_err("the panic reaches the caller");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"the caller's own bug")
+    );
+    // What the closure began was rolled back; the database carries on.
+    let exists: bool = db
+        .with_conn(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 't')",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert!(!exists);
+    db.queue("q", QueueOpts::default())
+        .enqueue(&1, Default::default())
+        .unwrap();
+}
