@@ -187,6 +187,8 @@ export declare class Queue {
   getJob(id: number): Promise<JobInfo | null>;
   getJobSync(id: number): JobInfo | null;
   cancel(id: number): Promise<boolean>;
+  /** Deletes the ready jobs (claimable now; not those scheduled for later, held or dead); resolves to how many. */
+  purge(): Promise<number>;
   deadJobs(limit?: number): Promise<JobInfo[]>;
   requeueDead(id: number): Promise<void>;
   /** Dead-letters jobs whose `expires` passed before a worker started them; resolves to how many. */

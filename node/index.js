@@ -800,6 +800,17 @@ class Queue {
   }
 
   /**
+   * Deletes every ready job of this queue (claimable now, delayed jobs whose
+   * time has come included) and resolves to how many: for clearing a
+   * backlog. Jobs scheduled for later, jobs a worker holds and dead jobs
+   * stay; purged jobs are gone, not dead-lettered.
+   * @returns {Promise<number>}
+   */
+  async purge() {
+    return this.db._async(() => this.db._n.purge(this.name));
+  }
+
+  /**
    * The dead jobs of this queue, newest first.
    * @param {number} [limit]
    * @returns {Promise<JobInfo[]>}

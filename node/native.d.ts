@@ -56,6 +56,8 @@ export declare class NativeDatabase {
   retry(id: number, worker: string, attempt: number, delayS?: number | undefined | null, error?: string | undefined | null): Promise<boolean>
   fail(id: number, worker: string, attempt: number, error?: string | undefined | null): Promise<boolean>
   heartbeat(id: number, worker: string, attempt: number, extendS: number): Promise<boolean>
+  /** Deletes `queue`'s ready jobs; returns how many. */
+  purge(queue: string): Promise<number>
   cancel(id: number): Promise<boolean>
   getJob<S extends boolean>(sync: S, id: number): S extends true ? JobData | null : Promise<JobData | null>
   deadJobs(queue: string, limit: number): Promise<JobData[]>

@@ -51,14 +51,23 @@ pub enum Error {
         id: String,
     },
 
-    /// A non-transactional call on the thread that holds an open transaction.
-    /// Waiting would deadlock, so it is refused: pass the transaction.
-    #[error(
-        "this thread holds an open honker transaction, which this call would wait for: \
-         pass that transaction to the call (Rust: the `_tx` method; Python: `tx=`; Node: `{{ tx }}`), \
+    /// A call outside a transaction while one is open: from the caller
+    /// that holds it (`own`: waiting would deadlock; pass the transaction),
+    /// or from one that may not wait for another caller's (a call on an
+    /// event loop's thread).
+    #[error("{}", if *own {
+        "this caller holds an open honker transaction, which this call would wait for: \
+         pass that transaction to the call (Rust: the `_tx` method; Python: `tx=`; Node: `{ tx }`), \
          or commit or roll back first"
-    )]
-    TransactionOpen,
+    } else {
+        "another caller's honker transaction is open, and this call may not wait for it here \
+         (it would block an event loop): make the call where it can wait (Python: its `_async` \
+         twin; Node: the Promise form), or after that transaction ends"
+    })]
+    TransactionOpen {
+        /// The caller holds the transaction itself.
+        own: bool,
+    },
 
     /// A transaction handle used after commit/rollback or on another database.
     #[error("transaction is no longer active on this database")]
@@ -159,7 +168,7 @@ impl Error {
             Error::InvalidCron { .. } => "invalid_cron",
             Error::InvalidTimezone { .. } => "invalid_timezone",
             Error::NotFound { .. } => "not_found",
-            Error::TransactionOpen => "transaction_open",
+            Error::TransactionOpen { .. } => "transaction_open",
             Error::TransactionInactive => "transaction_inactive",
             Error::Closed => "closed",
             Error::Forked { .. } => "forked",
@@ -196,6 +205,30 @@ impl Error {
         "lock_lost",
         "internal",
         "sqlite",
+    ];
+
+    /// Every code with the name of its exception class (where a language has
+    /// one class per code: Python) and what it means: the one list the
+    /// bindings derive their error types from.
+    pub const KINDS: &'static [ErrorKind] = &[
+        ErrorKind::new("invalid_argument", "InvalidArgument", "An argument was empty or out of range."),
+        ErrorKind::new("invalid_json", "InvalidJson", "A payload or value was not JSON."),
+        ErrorKind::new("invalid_cron", "InvalidCron", "A cron expression could not be parsed or never fires."),
+        ErrorKind::new("invalid_timezone", "InvalidTimezone", "A time zone is not in the IANA database."),
+        ErrorKind::new("not_found", "NotFound", "A dead job or schedule does not exist."),
+        ErrorKind::new("transaction_open", "TransactionOpen", "A call outside the open transaction that would have to wait for it: from its owner (pass the transaction to the call) or from an event loop that must not block."),
+        ErrorKind::new("transaction_inactive", "TransactionInactive", "A transaction used after commit or rollback."),
+        ErrorKind::new("closed", "Closed", "The database is closed."),
+        ErrorKind::new("forked", "Forked", "A handle inherited through fork(); open the database again in this process."),
+        ErrorKind::new("schema_too_new", "SchemaTooNew", "The file was written by a newer honker."),
+        ErrorKind::new("busy", "Busy", "Another writer held the lock past the busy timeout."),
+        ErrorKind::new("decode", "DecodeError", "A payload could not be decoded."),
+        ErrorKind::new("watcher", "WatcherError", "The wake path stopped."),
+        ErrorKind::new("cannot_open", "CannotOpen", "The database file could not be opened or created (the message names the path)."),
+        ErrorKind::new("lock_held", "LockHeld", "A lock that had to be taken is held by someone else."),
+        ErrorKind::new("lock_lost", "LockLost", "A held lock lapsed and may have been taken by another owner."),
+        ErrorKind::new("internal", "InternalError", "A bug in honker, caught before it could crash the process."),
+        ErrorKind::new("sqlite", "SqliteError", "Any other SQLite error."),
     ];
 
     /// Shorthand for [`Error::InvalidArgument`].
@@ -247,6 +280,23 @@ impl From<rusqlite::Error> for Error {
 /// `Result` with honker's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// One error code as the bindings present it (see [`Error::KINDS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorKind {
+    /// The stable code ([`Error::code`]).
+    pub code: &'static str,
+    /// The exception class for it, in a language with one class per code.
+    pub class: &'static str,
+    /// What it means, one sentence.
+    pub doc: &'static str,
+}
+
+impl ErrorKind {
+    const fn new(code: &'static str, class: &'static str, doc: &'static str) -> ErrorKind {
+        ErrorKind { code, class, doc }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +318,7 @@ mod tests {
                 kind: "job",
                 id: "1".into(),
             },
-            Error::TransactionOpen,
+            Error::TransactionOpen { own: true },
             Error::TransactionInactive,
             Error::Closed,
             Error::Forked { opened_in: 1 },
@@ -293,6 +343,8 @@ mod tests {
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);
+        let kinds: Vec<_> = Error::KINDS.iter().map(|k| k.code).collect();
+        assert_eq!(kinds, Error::CODES, "KINDS lists every code, in order");
         assert!(samples[0].to_string().contains("ttl"));
     }
 

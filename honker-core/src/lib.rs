@@ -1,22 +1,36 @@
 //! `honker-core` is the engine beneath every honker package: durable
 //! queues, durable streams with consumer offsets, ephemeral pub/sub, cron
 //! schedules, advisory locks, rate limits and job results, all as tables in
-//! one SQLite file.
+//! one database file.
 //!
-//! Every operation is a function taking a `&rusqlite::Connection` and the
-//! current time in milliseconds, so the Rust crate, the Python and Node
-//! packages and the SQLite loadable extension all run exactly the same SQL.
-//! Applications should use the `honker` crate (or their language's
-//! package); this crate is for writing bindings.
+//! Its layers, each a module (see docs/ARCHITECTURE.md):
+//!
+//! - [`model`]: the values operations take and return, host-neutral;
+//! - [`store`]: storage, one method per operation (the [`store::Store`]
+//!   trait), with SQLite as its implementation ([`store::sqlite`]) and a
+//!   conformance suite any implementation must pass ([`store::conformance`]);
+//! - [`handle`]: the handle on one file ([`Db`]): its connection, who owns
+//!   the open transaction ([`Caller`]), commit hooks, and the operation
+//!   surface every binding calls ([`Ops`]);
+//! - [`wake`]: the wake path (watcher, listeners, stop flags) and the
+//!   blocking operations built on it (claim the next job, follow a stream,
+//!   run the scheduler), subscribed to the handle's commit hooks;
+//! - [`cron`] and [`clock`]: schedules and time; [`validate`]: argument rules.
+//!
+//! Applications use the `honker` crate (or their language's package); this
+//! crate is for writing bindings.
 //!
 //! ```
-//! use honker_core::{queue, schema};
-//! let conn = rusqlite::Connection::open_in_memory()?;
-//! schema::migrate(&conn)?;
-//! let id = queue::enqueue(&conn, "emails", r#"{"to":"a@b.c"}"#, &Default::default(), 3, 1_000)?;
-//! let jobs = queue::claim(&conn, "emails", "w1", 1, std::time::Duration::from_secs(30), 1_000)?;
+//! use honker_core::{Caller, EnqueueOpts, OpenOptions};
+//! # let dir = std::env::temp_dir().join(format!("honker-core-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! let db = honker_core::open(dir.join("app.db"), OpenOptions::default())?;
+//! let ops = db.by(Caller::this_thread());
+//! let id = ops.enqueue("emails", r#"{"to":"a@b.c"}"#, &EnqueueOpts::default(), 3)?;
+//! let jobs = ops.claim("emails", "w1", 1, std::time::Duration::from_secs(30))?;
 //! assert_eq!(jobs[0].id, id);
-//! assert!(queue::ack(&conn, jobs[0].lease(), 1_001)?);
+//! assert!(ops.ack(jobs[0].lease())?);
+//! # std::fs::remove_dir_all(&dir).unwrap();
 //! # Ok::<(), honker_core::Error>(())
 //! ```
 
@@ -24,30 +38,27 @@
 
 pub mod clock;
 pub mod cron;
-pub mod db;
 mod error;
-pub mod keepalive;
-pub mod lock;
-pub mod notify;
-pub mod queue;
-pub mod rate_limit;
-pub mod result;
-pub mod scheduler;
-pub mod schema;
-#[cfg(feature = "functions")]
-pub mod sql;
-pub mod statement;
-pub mod stream;
+pub mod handle;
+pub mod model;
+pub mod store;
 pub mod validate;
-pub mod wait;
-pub mod wal;
-pub mod watcher;
+pub mod wake;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use db::{Db, OpenOptions, TxKey};
-pub use error::{guard, panic_message, Error, Result};
-pub use queue::{EnqueueOpts, JobRecord, JobState, Lease, QueueOpts, QueueStats};
-pub use stream::{Event, Retention};
+pub use error::{guard, panic_message, Error, ErrorKind, Result};
+pub use handle::{At, Caller, Db, OpenOptions, Ops, TxKey};
+pub use model::{
+    EnqueueOpts, Event, JobRecord, JobState, Lease, QueueOpts, QueueStats, Retention, SqlValue,
+};
+
+/// Opens (creating if needed) the database at `path` with the wake path
+/// attached: what every binding opens with.
+pub fn open(path: impl AsRef<std::path::Path>, opts: OpenOptions) -> Result<Db> {
+    let db = Db::open(path, opts)?;
+    wake::attach(&db);
+    Ok(db)
+}
 
 /// Decodes a JSON payload (of a job, event or notification) into `T`.
 pub fn decode<T: serde::de::DeserializeOwned>(payload: &str) -> Result<T> {

@@ -15,17 +15,19 @@
 
 #![allow(clippy::too_many_arguments)]
 
-use honker_core::keepalive::Keeper;
-use honker_core::watcher::ListenerQueue;
+use honker_core::model::{Fired, Notification, ScheduleInfo, ScheduleSpec};
+use honker_core::wake::keepalive::Keeper;
+use honker_core::wake::wait;
+use honker_core::wake::watcher::ListenerQueue;
+use honker_core::SqlValue as Value;
 use honker_core::{
-    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, validate, wait,
-    Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
+    cron, validate, Caller, Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, Ops, QueueOpts,
+    Retention, TxKey,
 };
 use napi::bindgen_prelude::{Either, ToNapiValue, TypeName};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status, Task};
 use napi_derive::napi;
-use rusqlite::types::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -328,11 +330,11 @@ pub struct LockHolderData {
     pub expires_at_ms: i64,
 }
 
-fn retention_in(r: Option<RetentionData>) -> napi::Result<stream::Retention> {
+fn retention_in(r: Option<RetentionData>) -> napi::Result<Retention> {
     let Some(r) = r else {
-        return Ok(stream::Retention::default());
+        return Ok(Retention::default());
     };
-    Ok(stream::Retention {
+    Ok(Retention {
         max_age: secs("maxAgeS", r.max_age_s)?,
         max_count: r
             .max_count
@@ -341,14 +343,14 @@ fn retention_in(r: Option<RetentionData>) -> napi::Result<stream::Retention> {
     })
 }
 
-fn retention_out(r: stream::Retention) -> RetentionData {
+fn retention_out(r: Retention) -> RetentionData {
     RetentionData {
         max_age_s: r.max_age.map(|d| d.as_secs_f64()),
         max_count: r.max_count.map(|n| n as f64),
     }
 }
 
-fn stats_out(s: queue::QueueStats) -> QueueStatsData {
+fn stats_out(s: honker_core::QueueStats) -> QueueStatsData {
     QueueStatsData {
         ready: s.ready as i64,
         scheduled: s.scheduled as i64,
@@ -357,7 +359,7 @@ fn stats_out(s: queue::QueueStats) -> QueueStatsData {
     }
 }
 
-fn holder_out(i: lock::LockInfo) -> LockHolderData {
+fn holder_out(i: honker_core::model::LockInfo) -> LockHolderData {
     LockHolderData {
         name: i.name,
         owner: i.owner,
@@ -477,8 +479,8 @@ fn values(params: Vec<Param>) -> napi::Result<Vec<Value>> {
     params.into_iter().map(to_value).collect()
 }
 
-fn run_query(c: &rusqlite::Connection, sql: &str, values: Vec<Value>) -> CoreResult<Rows> {
-    let got = statement::query(c, sql, values)?;
+fn run_query(o: &Ops<'_>, sql: &str, values: Vec<Value>) -> CoreResult<Rows> {
+    let got = o.query(sql, values)?;
     Ok(Rows {
         columns: got.columns,
         rows: got
@@ -507,7 +509,7 @@ impl NativeStop {
     #[napi]
     pub fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        self.db.watcher().interrupt();
+        honker_core::wake::watcher(&self.db).interrupt();
     }
 
     #[napi]
@@ -536,7 +538,7 @@ impl NativeListener {
     ) -> napi::Result<Either<Option<NotificationData>, napi::bindgen_prelude::Object<'env>>> {
         let timeout = secs("timeoutS", timeout_s)?;
         let (db, queue) = (self.db.clone(), self.queue.clone());
-        let data = |n: notify::Notification| NotificationData {
+        let data = |n: Notification| NotificationData {
             id: n.id,
             channel: n.channel,
             payload: n.payload,
@@ -544,7 +546,9 @@ impl NativeListener {
         // One already here is handed over without a thread.
         let ready = self.queue.try_recv().map(|n| Some(data(n)));
         ready_or_wait(env, ready, move || {
-            Ok(queue.recv(db.watcher(), timeout)?.map(data))
+            Ok(queue
+                .recv(&honker_core::wake::watcher(&db), timeout)?
+                .map(data))
         })
     }
 
@@ -592,7 +596,8 @@ impl NativeCursor {
             .map(|e| Some(EventData::from(e)));
         ready_or_wait(env, ready, move || {
             with_cursor(&cursor, |c| {
-                Ok(c.next(&db, timeout, &flag)?.map(EventData::from))
+                Ok(c.next(&db, Caller::this_thread(), timeout, &flag)?
+                    .map(EventData::from))
             })
         })
     }
@@ -600,13 +605,13 @@ impl NativeCursor {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit(&self) -> AsyncOp<()> {
         let (db, cursor) = (self.db.clone(), self.cursor.clone());
-        spawn(move || with_cursor(&cursor, |c| c.commit(&db)))
+        spawn(move || with_cursor(&cursor, |c| c.commit(&db, Caller::this_thread())))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn flush(&self) -> AsyncOp<()> {
         let (db, cursor) = (self.db.clone(), self.cursor.clone());
-        spawn(move || with_cursor(&cursor, |c| c.flush(&db)))
+        spawn(move || with_cursor(&cursor, |c| c.flush(&db, Caller::this_thread())))
     }
 }
 
@@ -673,6 +678,12 @@ pub struct NativeDatabase {
 
 type TxSlot = Arc<Mutex<Option<TxKey>>>;
 
+/// A fresh owner token for a transaction.
+fn next_tx_owner() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl NativeDatabase {
     /// Runs `f`, in `tx` when given: on this thread (`sync`) or on the libuv
     /// pool. On this thread, outside a transaction, it refuses while one is
@@ -681,16 +692,15 @@ impl NativeDatabase {
         &self,
         sync: bool,
         tx: Option<&NativeTx>,
-        f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R> + Send + 'static,
+        f: impl FnOnce(&Ops<'_>) -> CoreResult<R> + Send + 'static,
     ) -> napi::Result<Run<R>>
     where
         Op<R>: Task,
     {
         if sync {
-            if tx.is_none() && self.db.in_transaction() {
-                return Err(to_js(Error::TransactionOpen));
-            }
-            exec(&self.db, tx.map(|t| &t.key), f)
+            // On the event loop's thread: never wait for a transaction.
+            let me = Caller::this_thread().without_waiting();
+            exec(&self.db, me, tx.map(|t| &t.key), f)
                 .map(Either::A)
                 .map_err(to_js)
         } else {
@@ -702,33 +712,34 @@ impl NativeDatabase {
     fn later<R: Send + 'static>(
         &self,
         tx: Option<&NativeTx>,
-        f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R> + Send + 'static,
+        f: impl FnOnce(&Ops<'_>) -> CoreResult<R> + Send + 'static,
     ) -> AsyncOp<R>
     where
         Op<R>: Task,
     {
         let db = self.db.clone();
         let tx = tx.map(|t| t.key.clone());
-        spawn(move || exec(&db, tx.as_ref(), f))
+        spawn(move || exec(&db, Caller::this_thread(), tx.as_ref(), f))
     }
 }
 
 fn exec<R>(
     db: &Db,
+    caller: Caller,
     tx: Option<&TxSlot>,
-    f: impl FnOnce(&rusqlite::Connection, i64) -> CoreResult<R>,
+    f: impl FnOnce(&Ops<'_>) -> CoreResult<R>,
 ) -> CoreResult<R> {
-    match tx {
+    honker_core::guard(|| match tx {
         Some(slot) => {
             let key = slot.lock().unwrap_or_else(|p| p.into_inner());
             let key = key.as_ref().ok_or(Error::TransactionInactive)?;
-            db.run_tx(key, f)
+            f(&db.in_tx(key))
         }
-        None => db.run(f),
-    }
+        None => f(&db.by(caller)),
+    })
 }
 
-fn schedule_rows(list: Vec<scheduler::ScheduleInfo>) -> Vec<ScheduleData> {
+fn schedule_rows(list: Vec<ScheduleInfo>) -> Vec<ScheduleData> {
     list.into_iter()
         .map(|s| ScheduleData {
             name: s.name,
@@ -743,7 +754,7 @@ fn schedule_rows(list: Vec<scheduler::ScheduleInfo>) -> Vec<ScheduleData> {
         .collect()
 }
 
-fn fires(list: Vec<scheduler::Fired>) -> Vec<FireData> {
+fn fires(list: Vec<Fired>) -> Vec<FireData> {
     list.into_iter()
         .map(|f| FireData {
             name: f.name,
@@ -780,7 +791,7 @@ impl NativeDatabase {
                 ..defaults
             },
         };
-        let db = honker_core::guard(|| Db::open(&path, opts)).map_err(to_js)?;
+        let db = honker_core::guard(|| honker_core::open(&path, opts)).map_err(to_js)?;
         Ok(NativeDatabase { db })
     }
 
@@ -788,7 +799,7 @@ impl NativeDatabase {
     /// caller gets code `internal`, the process lives on). For tests.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn panic_for_test(&self) -> AsyncOp<()> {
-        self.later(None, |_, _| panic!("a deliberate panic, for a test"))
+        self.later(None, |_| panic!("a deliberate panic, for a test"))
     }
 
     /// Starts renewing a held lock in the background (every third of
@@ -821,7 +832,9 @@ impl NativeDatabase {
         let db = self.db.clone();
         spawn(move || {
             Ok(NativeTx {
-                key: Arc::new(Mutex::new(Some(db.begin()?))),
+                // Owned by a token of its own, not this pool thread: the
+                // JS layer keeps other calls back until it ends.
+                key: Arc::new(Mutex::new(Some(db.begin(Caller::host(next_tx_owner()))?))),
             })
         })
     }
@@ -857,9 +870,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<i64>> {
         let values = values(params)?;
-        self.run(sync, tx, move |c, _| {
-            Ok(statement::execute(c, &sql, values)? as i64)
-        })
+        self.run(sync, tx, move |o| Ok(o.execute(&sql, values)? as i64))
     }
 
     /// Runs a query; returns column names and rows.
@@ -875,7 +886,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<Rows>> {
         let values = values(params)?;
-        self.run(sync, tx, move |c, _| run_query(c, &sql, values))
+        self.run(sync, tx, move |o| run_query(o, &sql, values))
     }
 
     // -- queues --
@@ -895,8 +906,8 @@ impl NativeDatabase {
     ) -> napi::Result<Run<i64>> {
         let opts = enqueue_opts(opts)?;
         let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
-        self.run(sync, tx, move |c, now| {
-            queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
+        self.run(sync, tx, move |o| {
+            o.enqueue(&queue, &payload, &opts, default_max_attempts)
         })
     }
 
@@ -915,8 +926,8 @@ impl NativeDatabase {
     ) -> napi::Result<Run<Vec<i64>>> {
         let opts = enqueue_opts(opts)?;
         let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
-        self.run(sync, tx, move |c, now| {
-            queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
+        self.run(sync, tx, move |o| {
+            o.enqueue_many(&queue, &payloads, &opts, default_max_attempts)
         })
     }
 
@@ -934,8 +945,8 @@ impl NativeDatabase {
     ) -> napi::Result<Run<Vec<JobData>>> {
         let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
         let n = count("n", n)?;
-        self.run(sync, None, move |c, now| {
-            queue::claim(c, &queue, &worker, n, vt, now).map(jobs)
+        self.run(sync, None, move |o| {
+            o.claim(&queue, &worker, n, vt).map(jobs)
         })
     }
 
@@ -960,7 +971,16 @@ impl NativeDatabase {
         let timeout = secs("timeoutS", timeout_s)?;
         let (db, flag) = (self.db.clone(), stop.flag.clone());
         wait_on_thread(env, move || {
-            Ok(wait::claim_next(&db, &queue, &worker, &opts, timeout, &flag)?.map(JobData::from))
+            Ok(wait::claim_next(
+                &db,
+                Caller::this_thread(),
+                &queue,
+                &worker,
+                &opts,
+                timeout,
+                &flag,
+            )?
+            .map(JobData::from))
         })
     }
 
@@ -984,9 +1004,7 @@ impl NativeDatabase {
         attempt: u32,
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<bool>> {
-        self.run(sync, tx, move |c, now| {
-            queue::ack(c, Lease::new(id, &worker, attempt), now)
-        })
+        self.run(sync, tx, move |o| o.ack(Lease::new(id, &worker, attempt)))
     }
 
     #[napi(
@@ -999,12 +1017,12 @@ impl NativeDatabase {
         leases: Vec<LeaseData>,
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<i64>> {
-        self.run(sync, tx, move |c, now| {
+        self.run(sync, tx, move |o| {
             let leases: Vec<Lease<'_>> = leases
                 .iter()
                 .map(|l| Lease::new(l.id, &l.worker, l.attempt))
                 .collect();
-            Ok(queue::ack_batch(c, &leases, now)? as i64)
+            Ok(o.ack_batch(&leases)? as i64)
         })
     }
 
@@ -1020,8 +1038,8 @@ impl NativeDatabase {
         worker: String,
         attempt: u32,
     ) -> napi::Result<Run<bool>> {
-        self.run(sync, None, move |c, now| {
-            queue::release(c, Lease::new(id, &worker, attempt), now)
+        self.run(sync, None, move |o| {
+            o.release(Lease::new(id, &worker, attempt))
         })
     }
 
@@ -1036,8 +1054,8 @@ impl NativeDatabase {
     ) -> napi::Result<AsyncOp<bool>> {
         let delay = secs("delayS", delay_s)?;
         let error = error.unwrap_or_default();
-        Ok(self.later(None, move |c, now| {
-            queue::retry(c, Lease::new(id, &worker, attempt), delay, &error, now)
+        Ok(self.later(None, move |o| {
+            o.retry(Lease::new(id, &worker, attempt), delay, &error)
         }))
     }
 
@@ -1050,8 +1068,8 @@ impl NativeDatabase {
         error: Option<String>,
     ) -> AsyncOp<bool> {
         let error = error.unwrap_or_default();
-        self.later(None, move |c, now| {
-            queue::fail(c, Lease::new(id, &worker, attempt), &error, now)
+        self.later(None, move |o| {
+            o.fail(Lease::new(id, &worker, attempt), &error)
         })
     }
 
@@ -1064,15 +1082,21 @@ impl NativeDatabase {
         extend_s: f64,
     ) -> napi::Result<AsyncOp<bool>> {
         let extend = secs("extendS", Some(extend_s))?.unwrap_or_default();
-        Ok(self.later(None, move |c, now| {
-            queue::heartbeat(c, Lease::new(id, &worker, attempt), extend, now)
+        Ok(self.later(None, move |o| {
+            o.heartbeat(Lease::new(id, &worker, attempt), extend)
         }))
+    }
+
+    /// Deletes `queue`'s ready jobs; returns how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn purge(&self, queue: String) -> AsyncOp<i64> {
+        self.later(None, move |o| Ok(o.purge(&queue)? as i64))
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn cancel(&self, id: f64) -> napi::Result<AsyncOp<bool>> {
         let id = whole("id", id)?;
-        Ok(self.later(None, move |c, _| queue::cancel(c, id)))
+        Ok(self.later(None, move |o| o.cancel(id)))
     }
 
     #[napi(
@@ -1085,31 +1109,25 @@ impl NativeDatabase {
         id: f64,
     ) -> napi::Result<Run<Option<JobData>>> {
         let id = whole("id", id)?;
-        self.run(sync, None, move |c, _| {
-            Ok(queue::get_job(c, id)?.map(JobData::from))
-        })
+        self.run(sync, None, move |o| Ok(o.get_job(id)?.map(JobData::from)))
     }
 
     #[napi(ts_return_type = "Promise<JobData[]>")]
     pub fn dead_jobs(&self, queue: String, limit: f64) -> napi::Result<AsyncOp<Vec<JobData>>> {
         let limit = count("limit", limit)?;
-        Ok(self.later(None, move |c, _| {
-            queue::dead_jobs(c, &queue, limit).map(jobs)
-        }))
+        Ok(self.later(None, move |o| o.dead_jobs(&queue, limit).map(jobs)))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn requeue_dead(&self, id: f64) -> napi::Result<AsyncOp<()>> {
         let id = whole("id", id)?;
-        Ok(self.later(None, move |c, now| queue::requeue_dead(c, id, now)))
+        Ok(self.later(None, move |o| o.requeue_dead(id)))
     }
 
     /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn sweep_expired(&self, queue: String) -> AsyncOp<i64> {
-        self.later(None, move |c, now| {
-            Ok(queue::sweep_expired(c, Some(&queue), now)? as i64)
-        })
+        self.later(None, move |o| Ok(o.sweep_expired(Some(&queue))? as i64))
     }
 
     /// `queue`'s job counts by state.
@@ -1122,9 +1140,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
     ) -> napi::Result<Run<QueueStatsData>> {
-        self.run(sync, None, move |c, _| {
-            queue::stats(c, &queue).map(stats_out)
-        })
+        self.run(sync, None, move |o| o.queue_stats(&queue).map(stats_out))
     }
 
     /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
@@ -1138,7 +1154,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
     ) -> napi::Result<Run<Option<i64>>> {
-        self.run(sync, None, move |c, _| queue::next_deadline(c, &queue))
+        self.run(sync, None, move |o| o.next_deadline(&queue))
     }
 
     // -- streams, notify --
@@ -1155,8 +1171,8 @@ impl NativeDatabase {
         key: Option<String>,
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<i64>> {
-        self.run(sync, tx, move |c, now| {
-            stream::publish(c, &stream, key.as_deref(), &payload, now)
+        self.run(sync, tx, move |o| {
+            o.publish(&stream, key.as_deref(), &payload)
         })
     }
 
@@ -1173,8 +1189,8 @@ impl NativeDatabase {
     ) -> napi::Result<Run<Vec<EventData>>> {
         let offset = whole("offset", offset)?;
         let limit = count("limit", limit)?;
-        self.run(sync, None, move |c, _| {
-            Ok(stream::read_since(c, &stream, offset, limit)?
+        self.run(sync, None, move |o| {
+            Ok(o.read_since(&stream, offset, limit)?
                 .into_iter()
                 .map(EventData::from)
                 .collect())
@@ -1194,9 +1210,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<bool>> {
         let offset = whole("offset", offset)?;
-        self.run(sync, tx, move |c, now| {
-            stream::save_offset(c, &stream, &consumer, offset, now)
-        })
+        self.run(sync, tx, move |o| o.save_offset(&stream, &consumer, offset))
     }
 
     #[napi(
@@ -1209,9 +1223,7 @@ impl NativeDatabase {
         stream: String,
         consumer: String,
     ) -> napi::Result<Run<i64>> {
-        self.run(sync, None, move |c, _| {
-            stream::get_offset(c, &stream, &consumer)
-        })
+        self.run(sync, None, move |o| o.get_offset(&stream, &consumer))
     }
 
     /// The newest event's offset (0 if the stream is empty).
@@ -1224,7 +1236,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
     ) -> napi::Result<Run<i64>> {
-        self.run(sync, None, move |c, _| stream::last_offset(c, &stream))
+        self.run(sync, None, move |o| o.last_offset(&stream))
     }
 
     /// Stores `stream`'s retention (neither limit: keep everything).
@@ -1239,7 +1251,7 @@ impl NativeDatabase {
         retention: Option<RetentionData>,
     ) -> napi::Result<Run<()>> {
         let r = retention_in(retention)?;
-        self.run(sync, None, move |c, _| stream::set_retention(c, &stream, r))
+        self.run(sync, None, move |o| o.set_retention(&stream, r))
     }
 
     /// `stream`'s stored retention.
@@ -1252,17 +1264,13 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
     ) -> napi::Result<Run<RetentionData>> {
-        self.run(sync, None, move |c, _| {
-            stream::get_retention(c, &stream).map(retention_out)
-        })
+        self.run(sync, None, move |o| o.retention(&stream).map(retention_out))
     }
 
     /// Applies `stream`'s retention now; returns how many events were removed.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn prune(&self, stream: String) -> AsyncOp<i64> {
-        self.later(None, move |c, now| {
-            Ok(stream::prune(c, &stream, now)? as i64)
-        })
+        self.later(None, move |o| Ok(o.prune_stream(&stream)? as i64))
     }
 
     /// A cursor at `consumer`'s saved offset.
@@ -1270,7 +1278,7 @@ impl NativeDatabase {
     pub fn cursor(&self, stream: String, consumer: String) -> AsyncOp<NativeCursor> {
         let db = self.db.clone();
         spawn(move || {
-            let cursor = wait::StreamCursor::open(&db, &stream, &consumer)?;
+            let cursor = wait::StreamCursor::open(&db, Caller::this_thread(), &stream, &consumer)?;
             Ok(NativeCursor {
                 db,
                 cursor: Arc::new(Mutex::new(cursor)),
@@ -1289,15 +1297,13 @@ impl NativeDatabase {
         payload: String,
         tx: Option<&NativeTx>,
     ) -> napi::Result<Run<i64>> {
-        self.run(sync, tx, move |c, now| {
-            notify::notify(c, &channel, &payload, now)
-        })
+        self.run(sync, tx, move |o| o.notify(&channel, &payload))
     }
 
     /// Starts listening: notifications committed from now on.
     #[napi]
     pub fn listen(&self, channel: String) -> napi::Result<NativeListener> {
-        let queue = self.db.listen(&channel).map_err(to_js)?;
+        let queue = honker_core::wake::listen(&self.db, &channel).map_err(to_js)?;
         Ok(NativeListener {
             db: self.db.clone(),
             queue,
@@ -1318,15 +1324,13 @@ impl NativeDatabase {
         ttl_s: f64,
     ) -> napi::Result<Run<Option<i64>>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
-        self.run(sync, None, move |c, now| {
-            lock::try_acquire(c, &name, &owner, ttl, now)
-        })
+        self.run(sync, None, move |o| o.try_lock(&name, &owner, ttl))
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn renew_lock(&self, name: String, token: i64, ttl_s: f64) -> napi::Result<AsyncOp<bool>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
-        Ok(self.later(None, move |c, now| lock::renew(c, &name, token, ttl, now)))
+        Ok(self.later(None, move |o| o.renew_lock(&name, token, ttl)))
     }
 
     #[napi(
@@ -1339,7 +1343,7 @@ impl NativeDatabase {
         name: String,
         token: i64,
     ) -> napi::Result<Run<bool>> {
-        self.run(sync, None, move |c, _| lock::release(c, &name, token))
+        self.run(sync, None, move |o| o.release_lock(&name, token))
     }
 
     /// Who holds lock `name` now (null if nobody: an expired lock is free).
@@ -1352,8 +1356,8 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         name: String,
     ) -> napi::Result<Run<Option<LockHolderData>>> {
-        self.run(sync, None, move |c, now| {
-            Ok(lock::holder(c, &name, now)?.map(holder_out))
+        self.run(sync, None, move |o| {
+            Ok(o.lock_holder(&name)?.map(holder_out))
         })
     }
 
@@ -1370,9 +1374,7 @@ impl NativeDatabase {
     ) -> napi::Result<Run<bool>> {
         let per = ttl_ms("perS", per_s)?;
         let limit = whole("limit", limit)?;
-        self.run(sync, None, move |c, now| {
-            rate_limit::try_acquire(c, &key, limit, per, now)
-        })
+        self.run(sync, None, move |o| o.try_rate_limit(&key, limit, per))
     }
 
     #[napi(
@@ -1388,9 +1390,7 @@ impl NativeDatabase {
     ) -> napi::Result<Run<()>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
         let job_id = whole("jobId", job_id)?;
-        self.run(sync, None, move |c, now| {
-            result::save(c, job_id, &value, ttl, now)
-        })
+        self.run(sync, None, move |o| o.save_result(job_id, &value, ttl))
     }
 
     #[napi(
@@ -1403,13 +1403,13 @@ impl NativeDatabase {
         job_id: f64,
     ) -> napi::Result<Run<Option<String>>> {
         let job_id = whole("jobId", job_id)?;
-        self.run(sync, None, move |c, now| result::get(c, job_id, now))
+        self.run(sync, None, move |o| o.get_result(job_id))
     }
 
     /// Removes every expired result now; returns how many.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn sweep_results(&self) -> AsyncOp<i64> {
-        self.later(None, |c, now| Ok(result::sweep(c, now)? as i64))
+        self.later(None, |o| Ok(o.sweep_results()? as i64))
     }
 
     // -- schedules --
@@ -1422,8 +1422,8 @@ impl NativeDatabase {
             .map(|p| whole("priority", p))
             .transpose()?
             .unwrap_or(0);
-        Ok(self.later(None, move |c, now| {
-            let s = scheduler::ScheduleSpec {
+        Ok(self.later(None, move |o| {
+            let s = ScheduleSpec {
                 name: &spec.name,
                 queue: &spec.queue,
                 cron: &spec.schedule,
@@ -1432,41 +1432,41 @@ impl NativeDatabase {
                 priority,
                 expires,
             };
-            scheduler::add(c, &s, now)
+            o.schedule_add(&s)
         }))
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn schedule_remove(&self, name: String) -> AsyncOp<bool> {
-        self.later(None, move |c, _| scheduler::remove(c, &name))
+        self.later(None, move |o| o.schedule_remove(&name))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn schedule_pause(&self, name: String) -> AsyncOp<()> {
-        self.later(None, move |c, _| scheduler::pause(c, &name))
+        self.later(None, move |o| o.schedule_pause(&name))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn schedule_resume(&self, name: String) -> AsyncOp<()> {
-        self.later(None, move |c, now| scheduler::resume(c, &name, now))
+        self.later(None, move |o| o.schedule_resume(&name))
     }
 
     #[napi(ts_return_type = "Promise<ScheduleData[]>")]
     pub fn schedule_list(&self) -> AsyncOp<Vec<ScheduleData>> {
-        self.later(None, |c, _| scheduler::list(c).map(schedule_rows))
+        self.later(None, |o| o.schedule_list().map(schedule_rows))
     }
 
     /// Fires what is due now.
     #[napi(ts_return_type = "Promise<FireData[]>")]
     pub fn schedule_tick(&self) -> AsyncOp<Vec<FireData>> {
-        self.later(None, |c, now| scheduler::tick(c, now).map(fires))
+        self.later(None, |o| o.schedule_tick().map(|(fired, _)| fires(fired)))
     }
 
     /// The next fire of any unpaused schedule, ms since the epoch; null if
     /// there is none.
     #[napi(ts_return_type = "Promise<number | null>")]
     pub fn schedule_soonest(&self) -> AsyncOp<Option<i64>> {
-        self.later(None, |c, _| scheduler::soonest(c))
+        self.later(None, |o| o.schedule_soonest())
     }
 
     /// Runs the scheduler (on its own thread) until `stop` is set; each
@@ -1493,7 +1493,7 @@ impl NativeDatabase {
         };
         let (db, flag) = (self.db.clone(), stop.flag.clone());
         wait_on_thread(env, move || {
-            wait::run_scheduler(&db, &flag, &owner, &opts, &mut |p| {
+            wait::run_scheduler(&db, Caller::this_thread(), &flag, &owner, &opts, &mut |p| {
                 on_problem.call(p.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
             })
         })

@@ -3,17 +3,19 @@
 //! `honker_core::Error` codes to exception classes. The Python layer
 //! (`honker/__init__.py`) adds JSON, keyword options and context managers.
 
-use honker_core::keepalive::Keeper;
-use honker_core::watcher::ListenerQueue;
+use honker_core::model::{ScheduleSpec, DEFAULT_MAX_ATTEMPTS};
+use honker_core::wake::keepalive::Keeper;
+use honker_core::wake::wait;
+use honker_core::wake::watcher::ListenerQueue;
 use honker_core::{
-    cron, lock, notify, queue, rate_limit, result, scheduler, statement, stream, validate, wait,
-    Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, QueueOpts, TxKey,
+    cron, validate, Caller, Db, EnqueueOpts, Error, JobRecord, Lease, OpenOptions, Ops, QueueOpts,
+    Retention, SqlValue, TxKey,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
-use rusqlite::types::Value;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -24,122 +26,40 @@ create_exception!(
     PyException,
     "Base class of every honker error."
 );
-create_exception!(
-    _honker,
-    InvalidArgument,
-    HonkerError,
-    "An argument was empty or out of range."
-);
-create_exception!(
-    _honker,
-    InvalidJson,
-    HonkerError,
-    "A payload or value was not JSON."
-);
-create_exception!(
-    _honker,
-    InvalidCron,
-    HonkerError,
-    "A cron expression could not be parsed or never fires."
-);
-create_exception!(
-    _honker,
-    InvalidTimezone,
-    HonkerError,
-    "A time zone is not in the IANA database."
-);
-create_exception!(
-    _honker,
-    NotFound,
-    HonkerError,
-    "A dead job or schedule does not exist."
-);
-create_exception!(
-    _honker,
-    TransactionOpen,
-    HonkerError,
-    "A non-transactional call on the thread holding a transaction."
-);
-create_exception!(
-    _honker,
-    TransactionInactive,
-    HonkerError,
-    "A transaction used after commit or rollback."
-);
-create_exception!(_honker, Closed, HonkerError, "The database is closed.");
-create_exception!(
-    _honker,
-    Forked,
-    HonkerError,
-    "A handle inherited through fork(); open the database again in this process."
-);
-create_exception!(
-    _honker,
-    SchemaTooNew,
-    HonkerError,
-    "The file was written by a newer honker."
-);
-create_exception!(
-    _honker,
-    Busy,
-    HonkerError,
-    "Another writer held the lock past the busy timeout."
-);
-create_exception!(
-    _honker,
-    DecodeError,
-    HonkerError,
-    "A payload could not be decoded."
-);
-create_exception!(_honker, WatcherError, HonkerError, "The wake path stopped.");
-create_exception!(
-    _honker,
-    CannotOpen,
-    HonkerError,
-    "The database file could not be opened or created (the message names the path)."
-);
-create_exception!(
-    _honker,
-    LockHeld,
-    HonkerError,
-    "A lock that had to be taken is held by someone else."
-);
-create_exception!(
-    _honker,
-    LockLost,
-    HonkerError,
-    "A held lock lapsed and may have been taken by another owner."
-);
-create_exception!(
-    _honker,
-    InternalError,
-    HonkerError,
-    "A bug in honker, caught before it could crash the process."
-);
-create_exception!(_honker, SqliteError, HonkerError, "Any other SQLite error.");
+
+/// One exception class per core error code, made at import from
+/// `honker_core::Error::KINDS` (in its order), each a `HonkerError` with
+/// the class attribute `code`.
+static CLASSES: pyo3::sync::PyOnceLock<Vec<Py<pyo3::types::PyType>>> =
+    pyo3::sync::PyOnceLock::new();
+
+fn make_classes(py: Python<'_>) -> PyResult<Vec<Py<pyo3::types::PyType>>> {
+    let base = py.get_type::<HonkerError>();
+    Error::KINDS
+        .iter()
+        .map(|k| {
+            let name = std::ffi::CString::new(format!("honker._honker.{}", k.class))?;
+            let doc = std::ffi::CString::new(k.doc)?;
+            let ty = PyErr::new_type(py, &name, Some(&doc), Some(&base), None)?;
+            ty.bind(py).setattr("code", k.code)?;
+            Ok(ty)
+        })
+        .collect()
+}
 
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
-    match e.code() {
-        "invalid_argument" => InvalidArgument::new_err(msg),
-        "invalid_json" => InvalidJson::new_err(msg),
-        "invalid_cron" => InvalidCron::new_err(msg),
-        "invalid_timezone" => InvalidTimezone::new_err(msg),
-        "not_found" => NotFound::new_err(msg),
-        "transaction_open" => TransactionOpen::new_err(msg),
-        "transaction_inactive" => TransactionInactive::new_err(msg),
-        "closed" => Closed::new_err(msg),
-        "forked" => Forked::new_err(msg),
-        "schema_too_new" => SchemaTooNew::new_err(msg),
-        "busy" => Busy::new_err(msg),
-        "decode" => DecodeError::new_err(msg),
-        "watcher" => WatcherError::new_err(msg),
-        "cannot_open" => CannotOpen::new_err(msg),
-        "lock_held" => LockHeld::new_err(msg),
-        "lock_lost" => LockLost::new_err(msg),
-        "internal" => InternalError::new_err(msg),
-        _ => SqliteError::new_err(msg),
-    }
+    let code = e.code();
+    Python::attach(|py| {
+        let classes = match CLASSES.get_or_try_init(py, || make_classes(py)) {
+            Ok(c) => c,
+            Err(err) => return err,
+        };
+        match Error::KINDS.iter().position(|k| k.code == code) {
+            Some(i) => PyErr::from_type(classes[i].bind(py).clone(), msg),
+            None => HonkerError::new_err(msg),
+        }
+    })
 }
 
 /// A positive TTL or window in (possibly fractional) seconds, as ms.
@@ -253,24 +173,24 @@ fn enqueue_opts(
 /// A queue's attempt budget (the queue handle's `max_attempts`).
 fn default_attempts(v: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
     match opt_int("max_attempts", v)? {
-        None => Ok(queue::DEFAULT_MAX_ATTEMPTS),
+        None => Ok(DEFAULT_MAX_ATTEMPTS),
         Some(n) => attempts("max_attempts", n),
     }
 }
 
-fn to_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
+fn to_value(v: &Bound<'_, PyAny>) -> PyResult<SqlValue> {
     if v.is_none() {
-        Ok(Value::Null)
+        Ok(SqlValue::Null)
     } else if let Ok(b) = v.cast::<pyo3::types::PyBool>() {
-        Ok(Value::Integer(b.is_true() as i64))
+        Ok(SqlValue::Integer(b.is_true() as i64))
     } else if let Ok(i) = v.extract::<i64>() {
-        Ok(Value::Integer(i))
+        Ok(SqlValue::Integer(i))
     } else if let Ok(f) = v.extract::<f64>() {
-        Ok(Value::Real(f))
+        Ok(SqlValue::Real(f))
     } else if let Ok(s) = v.extract::<String>() {
-        Ok(Value::Text(s))
+        Ok(SqlValue::Text(s))
     } else if let Ok(b) = v.cast::<PyBytes>() {
-        Ok(Value::Blob(b.as_bytes().to_vec()))
+        Ok(SqlValue::Blob(b.as_bytes().to_vec()))
     } else {
         Err(PyTypeError::new_err(format!(
             "SQL parameters must be None, bool, int, float, str or bytes, got {}",
@@ -279,13 +199,13 @@ fn to_value(v: &Bound<'_, PyAny>) -> PyResult<Value> {
     }
 }
 
-fn from_value(py: Python<'_>, v: Value) -> PyResult<Py<PyAny>> {
+fn from_value(py: Python<'_>, v: SqlValue) -> PyResult<Py<PyAny>> {
     Ok(match v {
-        Value::Null => py.None(),
-        Value::Integer(i) => i.into_pyobject(py)?.into_any().unbind(),
-        Value::Real(f) => f.into_pyobject(py)?.into_any().unbind(),
-        Value::Text(s) => s.into_pyobject(py)?.into_any().unbind(),
-        Value::Blob(b) => PyBytes::new(py, &b).into_any().unbind(),
+        SqlValue::Null => py.None(),
+        SqlValue::Integer(i) => i.into_pyobject(py)?.into_any().unbind(),
+        SqlValue::Real(f) => f.into_pyobject(py)?.into_any().unbind(),
+        SqlValue::Text(s) => s.into_pyobject(py)?.into_any().unbind(),
+        SqlValue::Blob(b) => PyBytes::new(py, &b).into_any().unbind(),
     })
 }
 
@@ -296,18 +216,67 @@ pub struct NativeTx {
 }
 
 impl NativeTx {
+    /// Runs `f` on the operations inside this transaction (GIL released).
     fn run<R: Send>(
         &self,
         py: Python<'_>,
         db: &Db,
-        f: impl FnOnce(&rusqlite::Connection, i64) -> honker_core::Result<R> + Send,
+        f: impl FnOnce(&Ops<'_>) -> honker_core::Result<R> + Send,
     ) -> PyResult<R> {
         let key = lock_ok(&self.key);
         let key = key
             .as_ref()
             .ok_or_else(|| to_py(Error::TransactionInactive))?;
-        py.detach(|| db.run_tx(key, f)).map_err(to_py)
+        py.detach(|| honker_core::guard(|| f(&db.in_tx(key))))
+            .map_err(to_py)
     }
+}
+
+thread_local! {
+    /// The asyncio task a worker thread calls for (see `run_as`).
+    static ACTING_FOR: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// `asyncio._get_running_loop` and `asyncio.current_task`, looked up once.
+static ASYNCIO: pyo3::sync::PyOnceLock<(Py<PyAny>, Py<PyAny>)> = pyo3::sync::PyOnceLock::new();
+
+/// Who is calling, for the transaction rule: the asyncio task a worker
+/// thread runs a call for (`run_as`); on an event loop's thread its current
+/// task (or the thread), never waiting, since the loop must not block; else
+/// the thread.
+fn caller(py: Python<'_>) -> PyResult<Caller> {
+    if let Some(task) = ACTING_FOR.with(Cell::get) {
+        return Ok(Caller::host(task));
+    }
+    let (running_loop, current_task) = ASYNCIO.get_or_try_init(py, || {
+        let asyncio = py.import("asyncio")?;
+        PyResult::Ok((
+            asyncio.getattr("_get_running_loop")?.unbind(),
+            asyncio.getattr("current_task")?.unbind(),
+        ))
+    })?;
+    let event_loop = running_loop.call0(py)?;
+    if event_loop.is_none(py) {
+        return Ok(Caller::this_thread());
+    }
+    let task = current_task.call1(py, (event_loop,))?;
+    let me = if task.is_none(py) {
+        Caller::this_thread()
+    } else {
+        Caller::host(task.as_ptr() as u64)
+    };
+    Ok(me.without_waiting())
+}
+
+/// Calls `f()` on this (worker) thread on behalf of the asyncio task whose
+/// `id()` is `task`: the `_async` methods run their call through it, so the
+/// transaction rule sees the task, not the thread.
+#[pyfunction]
+fn run_as(task: u64, f: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let before = ACTING_FOR.with(|a| a.replace(Some(task)));
+    let got = f.call0();
+    ACTING_FOR.with(|a| a.set(before));
+    Ok(got?.unbind())
 }
 
 /// A blocking notification listener.
@@ -330,7 +299,8 @@ impl NativeListener {
         let timeout = secs("timeout_s", timeout_s)?;
         let never = AtomicBool::new(false);
         let stop = Interruptible::new(&never);
-        let got = py.detach(|| self.queue.recv_until(self.db.watcher(), timeout, &stop));
+        let watcher = honker_core::wake::watcher(&self.db);
+        let got = py.detach(|| self.queue.recv_until(&watcher, timeout, &stop));
         Ok(stop.finish(got)?.map(|n| (n.id, n.channel, n.payload)))
     }
 
@@ -417,7 +387,7 @@ pub struct NativeStop {
 impl NativeStop {
     fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        self.db.watcher().interrupt();
+        honker_core::wake::watcher(&self.db).interrupt();
     }
 
     fn is_stopped(&self) -> bool {
@@ -444,10 +414,11 @@ impl NativeCursor {
         timeout_s: Option<f64>,
     ) -> PyResult<Option<(i64, Option<String>, String)>> {
         let timeout = secs("timeout_s", timeout_s)?;
+        let me = caller(py)?;
         let stop = Interruptible::new(&stop.flag);
         let got = py.detach(|| {
             let mut cursor = lock_ok(&self.cursor);
-            cursor.next(&self.db, timeout, &stop)
+            cursor.next(&self.db, me, timeout, &stop)
         });
         Ok(stop.finish(got)?.map(|e| (e.offset, e.key, e.payload)))
     }
@@ -460,11 +431,11 @@ impl NativeCursor {
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        self.with_cursor(py, |c, db| c.commit(db))
+        self.with_cursor(py, |c, db, me| c.commit(db, me))
     }
 
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        self.with_cursor(py, |c, db| c.flush(db))
+        self.with_cursor(py, |c, db, me| c.flush(db, me))
     }
 }
 
@@ -473,9 +444,10 @@ impl NativeCursor {
     fn with_cursor<R: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut wait::StreamCursor, &Db) -> honker_core::Result<R> + Send,
+        f: impl FnOnce(&mut wait::StreamCursor, &Db, Caller) -> honker_core::Result<R> + Send,
     ) -> PyResult<R> {
-        py.detach(|| f(&mut lock_ok(&self.cursor), &self.db))
+        let me = caller(py)?;
+        py.detach(|| f(&mut lock_ok(&self.cursor), &self.db, me))
             .map_err(to_py)
     }
 }
@@ -544,24 +516,21 @@ impl NativeDatabase {
         &self,
         py: Python<'_>,
         tx: Option<&NativeTx>,
-        f: impl FnOnce(&rusqlite::Connection, i64) -> honker_core::Result<R> + Send,
+        f: impl FnOnce(&Ops<'_>) -> honker_core::Result<R> + Send,
     ) -> PyResult<R> {
         match tx {
             Some(tx) => tx.run(py, &self.db, f),
-            None => py.detach(|| self.db.run(f)).map_err(to_py),
+            None => {
+                let me = caller(py)?;
+                py.detach(|| honker_core::guard(|| f(&self.db.by(me))))
+                    .map_err(to_py)
+            }
         }
     }
 }
 
 #[pymethods]
 impl NativeDatabase {
-    /// Did this thread open the transaction open now? (The `_async` twins
-    /// check before handing a call to a worker thread, which would wait for
-    /// this thread's commit while this thread waits for it.)
-    fn holds_transaction(&self) -> bool {
-        self.db.held_by_this_thread()
-    }
-
     #[new]
     #[pyo3(signature = (path, busy_timeout_s = 10.0, wal_autocheckpoint = None, trusted_schema = false))]
     fn new(
@@ -573,7 +542,7 @@ impl NativeDatabase {
     ) -> PyResult<Self> {
         let busy_timeout = secs("busy_timeout_s", Some(busy_timeout_s))?.unwrap_or_default();
         let wal_autocheckpoint = opt_int("wal_autocheckpoint", wal_autocheckpoint)?
-            .unwrap_or(honker_core::db::DEFAULT_WAL_AUTOCHECKPOINT.into());
+            .unwrap_or(honker_core::handle::DEFAULT_WAL_AUTOCHECKPOINT.into());
         let opts = OpenOptions {
             trusted_schema,
             busy_timeout,
@@ -588,7 +557,9 @@ impl NativeDatabase {
             })?,
             ..OpenOptions::default()
         };
-        let db = py.detach(|| Db::open(&path, opts)).map_err(to_py)?;
+        let db = py
+            .detach(|| honker_core::open(&path, opts))
+            .map_err(to_py)?;
         Ok(NativeDatabase { db })
     }
 
@@ -603,20 +574,11 @@ impl NativeDatabase {
     // -- transactions --
 
     fn begin(&self, py: Python<'_>) -> PyResult<NativeTx> {
-        let key = py.detach(|| self.db.begin()).map_err(to_py)?;
+        let me = caller(py)?;
+        let key = py.detach(|| self.db.begin(me)).map_err(to_py)?;
         Ok(NativeTx {
             key: Mutex::new(Some(key)),
         })
-    }
-
-    /// Makes the calling thread the owner of `tx` (begun on a worker thread
-    /// for `transaction_async`).
-    fn adopt(&self, tx: &NativeTx) -> PyResult<()> {
-        let key = lock_ok(&tx.key);
-        let key = key
-            .as_ref()
-            .ok_or_else(|| to_py(Error::TransactionInactive))?;
-        self.db.adopt(key).map_err(to_py)
     }
 
     fn commit(&self, py: Python<'_>, tx: &NativeTx) -> PyResult<()> {
@@ -642,7 +604,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> PyResult<usize> {
         let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
-        self.op(py, tx, |c, _| statement::execute(c, &sql, values))
+        self.op(py, tx, |o| o.execute(&sql, values))
     }
 
     /// Runs a query (in `tx` when given); returns a list of dicts.
@@ -655,7 +617,7 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> PyResult<Bound<'py, PyList>> {
         let values = params.iter().map(to_value).collect::<PyResult<Vec<_>>>()?;
-        let rows = self.op(py, tx, |c, _| statement::query(c, &sql, values))?;
+        let rows = self.op(py, tx, |o| o.query(&sql, values))?;
         let out = PyList::empty(py);
         for row in rows.rows {
             let d = PyDict::new(py);
@@ -687,8 +649,8 @@ impl NativeDatabase {
     ) -> PyResult<i64> {
         let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, key)?;
         let default_max_attempts = default_attempts(default_max_attempts)?;
-        self.op(py, tx, |c, now| {
-            queue::enqueue(c, &queue, &payload, &opts, default_max_attempts, now)
+        self.op(py, tx, |o| {
+            o.enqueue(&queue, &payload, &opts, default_max_attempts)
         })
     }
 
@@ -709,8 +671,8 @@ impl NativeDatabase {
     ) -> PyResult<Vec<i64>> {
         let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, None)?;
         let default_max_attempts = default_attempts(default_max_attempts)?;
-        self.op(py, tx, |c, now| {
-            queue::enqueue_many(c, &queue, &payloads, &opts, default_max_attempts, now)
+        self.op(py, tx, |o| {
+            o.enqueue_many(&queue, &payloads, &opts, default_max_attempts)
         })
     }
 
@@ -725,9 +687,7 @@ impl NativeDatabase {
     ) -> PyResult<Vec<JobData>> {
         let n = count("n", int("n", n)?)?;
         let vt = secs("visibility_timeout_s", Some(visibility_timeout_s))?.unwrap_or_default();
-        let jobs = self.op(py, None, |c, now| {
-            queue::claim(c, &queue, &worker, n, vt, now)
-        })?;
+        let jobs = self.op(py, None, |o| o.claim(&queue, &worker, n, vt))?;
         Ok(jobs.into_iter().map(JobData::from).collect())
     }
 
@@ -751,8 +711,10 @@ impl NativeDatabase {
             max_attempts: default_attempts(max_attempts)?,
         };
         let timeout = secs("timeout_s", timeout_s)?;
+        let me = caller(py)?;
         let stop = Interruptible::new(&stop.flag);
-        let got = py.detach(|| wait::claim_next(&self.db, &queue, &worker, &opts, timeout, &stop));
+        let got =
+            py.detach(|| wait::claim_next(&self.db, me, &queue, &worker, &opts, timeout, &stop));
         Ok(stop.finish(got)?.map(JobData::from))
     }
 
@@ -772,9 +734,7 @@ impl NativeDatabase {
         attempt: u32,
         tx: Option<&NativeTx>,
     ) -> PyResult<bool> {
-        self.op(py, tx, |c, now| {
-            queue::ack(c, Lease::new(id, &worker, attempt), now)
-        })
+        self.op(py, tx, |o| o.ack(Lease::new(id, &worker, attempt)))
     }
 
     /// Acks each job whose lease, given as (id, worker, attempt), is current.
@@ -785,12 +745,12 @@ impl NativeDatabase {
         leases: Vec<(i64, String, u32)>,
         tx: Option<&NativeTx>,
     ) -> PyResult<usize> {
-        self.op(py, tx, |c, now| {
+        self.op(py, tx, |o| {
             let leases: Vec<Lease<'_>> = leases
                 .iter()
                 .map(|(id, worker, attempt)| Lease::new(*id, worker, *attempt))
                 .collect();
-            queue::ack_batch(c, &leases, now)
+            o.ack_batch(&leases)
         })
     }
 
@@ -805,15 +765,13 @@ impl NativeDatabase {
         error: String,
     ) -> PyResult<bool> {
         let delay = secs("delay_s", delay_s)?;
-        self.op(py, None, |c, now| {
-            queue::retry(c, Lease::new(id, &worker, attempt), delay, &error, now)
+        self.op(py, None, |o| {
+            o.retry(Lease::new(id, &worker, attempt), delay, &error)
         })
     }
 
     fn release(&self, py: Python<'_>, id: i64, worker: String, attempt: u32) -> PyResult<bool> {
-        self.op(py, None, |c, now| {
-            queue::release(c, Lease::new(id, &worker, attempt), now)
-        })
+        self.op(py, None, |o| o.release(Lease::new(id, &worker, attempt)))
     }
 
     #[pyo3(signature = (id, worker, attempt, error = String::new()))]
@@ -825,8 +783,8 @@ impl NativeDatabase {
         attempt: u32,
         error: String,
     ) -> PyResult<bool> {
-        self.op(py, None, |c, now| {
-            queue::fail(c, Lease::new(id, &worker, attempt), &error, now)
+        self.op(py, None, |o| {
+            o.fail(Lease::new(id, &worker, attempt), &error)
         })
     }
 
@@ -839,21 +797,24 @@ impl NativeDatabase {
         extend_s: f64,
     ) -> PyResult<bool> {
         let extend = secs("extend_s", Some(extend_s))?.unwrap_or_default();
-        self.op(py, None, |c, now| {
-            queue::heartbeat(c, Lease::new(id, &worker, attempt), extend, now)
+        self.op(py, None, |o| {
+            o.heartbeat(Lease::new(id, &worker, attempt), extend)
         })
     }
 
     fn cancel(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
         let id = int("id", id)?;
-        self.op(py, None, |c, _| queue::cancel(c, id))
+        self.op(py, None, |o| o.cancel(id))
+    }
+
+    /// Deletes `queue`'s ready jobs; returns how many.
+    fn purge(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
+        self.op(py, None, |o| o.purge(&queue))
     }
 
     fn get_job(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<Option<JobData>> {
         let id = int("id", id)?;
-        Ok(self
-            .op(py, None, |c, _| queue::get_job(c, id))?
-            .map(JobData::from))
+        Ok(self.op(py, None, |o| o.get_job(id))?.map(JobData::from))
     }
 
     fn dead_jobs(
@@ -864,7 +825,7 @@ impl NativeDatabase {
     ) -> PyResult<Vec<JobData>> {
         let limit = count("limit", int("limit", limit)?)?;
         Ok(self
-            .op(py, None, |c, _| queue::dead_jobs(c, &queue, limit))?
+            .op(py, None, |o| o.dead_jobs(&queue, limit))?
             .into_iter()
             .map(JobData::from)
             .collect())
@@ -872,26 +833,24 @@ impl NativeDatabase {
 
     fn requeue_dead(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<()> {
         let id = int("id", id)?;
-        self.op(py, None, |c, now| queue::requeue_dead(c, id, now))
+        self.op(py, None, |o| o.requeue_dead(id))
     }
 
     /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
     fn sweep_expired(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
-        self.op(py, None, |c, now| {
-            queue::sweep_expired(c, Some(&queue), now)
-        })
+        self.op(py, None, |o| o.sweep_expired(Some(&queue)))
     }
 
     /// `queue`'s job counts as (ready, scheduled, processing, dead).
     fn queue_stats(&self, py: Python<'_>, queue: String) -> PyResult<(u64, u64, u64, u64)> {
-        let s = self.op(py, None, |c, _| queue::stats(c, &queue))?;
+        let s = self.op(py, None, |o| o.queue_stats(&queue))?;
         Ok((s.ready, s.scheduled, s.processing, s.dead))
     }
 
     /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
     /// epoch; None if nothing is pending.
     fn next_deadline_ms(&self, py: Python<'_>, queue: String) -> PyResult<Option<i64>> {
-        self.op(py, None, |c, _| queue::next_deadline(c, &queue))
+        self.op(py, None, |o| o.next_deadline(&queue))
     }
 
     // -- streams, notify --
@@ -905,9 +864,7 @@ impl NativeDatabase {
         key: Option<String>,
         tx: Option<&NativeTx>,
     ) -> PyResult<i64> {
-        self.op(py, tx, |c, now| {
-            stream::publish(c, &stream, key.as_deref(), &payload, now)
-        })
+        self.op(py, tx, |o| o.publish(&stream, key.as_deref(), &payload))
     }
 
     fn read_since(
@@ -919,9 +876,7 @@ impl NativeDatabase {
     ) -> PyResult<Vec<(i64, Option<String>, String)>> {
         let offset = int("offset", offset)?;
         let limit = count("limit", int("limit", limit)?)?;
-        let evs = self.op(py, None, |c, _| {
-            stream::read_since(c, &stream, offset, limit)
-        })?;
+        let evs = self.op(py, None, |o| o.read_since(&stream, offset, limit))?;
         Ok(evs
             .into_iter()
             .map(|e| (e.offset, e.key, e.payload))
@@ -938,17 +893,15 @@ impl NativeDatabase {
         tx: Option<&NativeTx>,
     ) -> PyResult<bool> {
         let offset = int("offset", offset)?;
-        self.op(py, tx, |c, now| {
-            stream::save_offset(c, &stream, &consumer, offset, now)
-        })
+        self.op(py, tx, |o| o.save_offset(&stream, &consumer, offset))
     }
 
     fn get_offset(&self, py: Python<'_>, stream: String, consumer: String) -> PyResult<i64> {
-        self.op(py, None, |c, _| stream::get_offset(c, &stream, &consumer))
+        self.op(py, None, |o| o.get_offset(&stream, &consumer))
     }
 
     fn last_offset(&self, py: Python<'_>, stream: String) -> PyResult<i64> {
-        self.op(py, None, |c, _| stream::last_offset(c, &stream))
+        self.op(py, None, |o| o.last_offset(&stream))
     }
 
     /// Stores `stream`'s retention (neither limit: keep everything).
@@ -967,25 +920,26 @@ impl NativeDatabase {
             })
             .transpose()
             .map_err(to_py)?;
-        self.op(py, None, |c, _| {
-            stream::set_retention(c, &stream, stream::Retention { max_age, max_count })
+        self.op(py, None, |o| {
+            o.set_retention(&stream, Retention { max_age, max_count })
         })
     }
 
     /// `stream`'s stored retention as (max_age_s, max_count).
     fn retention(&self, py: Python<'_>, stream: String) -> PyResult<(Option<f64>, Option<u64>)> {
-        let r = self.op(py, None, |c, _| stream::get_retention(c, &stream))?;
+        let r = self.op(py, None, |o| o.retention(&stream))?;
         Ok((r.max_age.map(|d| d.as_secs_f64()), r.max_count))
     }
 
     /// Applies `stream`'s retention now; returns how many events were removed.
     fn prune(&self, py: Python<'_>, stream: String) -> PyResult<usize> {
-        self.op(py, None, |c, now| stream::prune(c, &stream, now))
+        self.op(py, None, |o| o.prune_stream(&stream))
     }
 
     fn cursor(&self, py: Python<'_>, stream: String, consumer: String) -> PyResult<NativeCursor> {
+        let me = caller(py)?;
         let c = py
-            .detach(|| wait::StreamCursor::open(&self.db, &stream, &consumer))
+            .detach(|| wait::StreamCursor::open(&self.db, me, &stream, &consumer))
             .map_err(to_py)?;
         Ok(NativeCursor {
             db: self.db.clone(),
@@ -1001,7 +955,7 @@ impl NativeDatabase {
         payload: String,
         tx: Option<&NativeTx>,
     ) -> PyResult<i64> {
-        self.op(py, tx, |c, now| notify::notify(c, &channel, &payload, now))
+        self.op(py, tx, |o| o.notify(&channel, &payload))
     }
 
     // -- locks, rate limits, results --
@@ -1014,14 +968,12 @@ impl NativeDatabase {
         ttl_s: f64,
     ) -> PyResult<Option<i64>> {
         let ttl = ttl_ms("ttl_s", ttl_s)?;
-        self.op(py, None, |c, now| {
-            lock::try_acquire(c, &name, &owner, ttl, now)
-        })
+        self.op(py, None, |o| o.try_lock(&name, &owner, ttl))
     }
 
     fn renew_lock(&self, py: Python<'_>, name: String, token: i64, ttl_s: f64) -> PyResult<bool> {
         let ttl = ttl_ms("ttl_s", ttl_s)?;
-        self.op(py, None, |c, now| lock::renew(c, &name, token, ttl, now))
+        self.op(py, None, |o| o.renew_lock(&name, token, ttl))
     }
 
     /// Starts renewing a held lock in the background (every third of
@@ -1035,12 +987,12 @@ impl NativeDatabase {
     }
 
     fn release_lock(&self, py: Python<'_>, name: String, token: i64) -> PyResult<bool> {
-        self.op(py, None, |c, _| lock::release(c, &name, token))
+        self.op(py, None, |o| o.release_lock(&name, token))
     }
 
     /// Who holds lock `name` now, as (name, owner, token, expires_at_ms).
     fn lock_holder(&self, py: Python<'_>, name: String) -> PyResult<Option<LockRow>> {
-        let info = self.op(py, None, |c, now| lock::holder(c, &name, now))?;
+        let info = self.op(py, None, |o| o.lock_holder(&name))?;
         Ok(info.map(|i| (i.name, i.owner, i.token, i.expires_at_ms)))
     }
 
@@ -1053,9 +1005,7 @@ impl NativeDatabase {
     ) -> PyResult<bool> {
         let limit = int("limit", limit)?;
         let per = ttl_ms("per_s", per_s)?;
-        self.op(py, None, |c, now| {
-            rate_limit::try_acquire(c, &key, limit, per, now)
-        })
+        self.op(py, None, |o| o.try_rate_limit(&key, limit, per))
     }
 
     fn save_result(
@@ -1067,17 +1017,17 @@ impl NativeDatabase {
     ) -> PyResult<()> {
         let job_id = int("job_id", job_id)?;
         let ttl = ttl_ms("ttl_s", ttl_s)?;
-        self.op(py, None, |c, now| result::save(c, job_id, &value, ttl, now))
+        self.op(py, None, |o| o.save_result(job_id, &value, ttl))
     }
 
     fn get_result(&self, py: Python<'_>, job_id: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
         let job_id = int("job_id", job_id)?;
-        self.op(py, None, |c, now| result::get(c, job_id, now))
+        self.op(py, None, |o| o.get_result(job_id))
     }
 
     /// Removes every expired result; returns how many.
     fn sweep_results(&self, py: Python<'_>) -> PyResult<usize> {
-        self.op(py, None, result::sweep)
+        self.op(py, None, |o| o.sweep_results())
     }
 
     // -- schedules --
@@ -1097,8 +1047,8 @@ impl NativeDatabase {
     ) -> PyResult<()> {
         let priority = opt_int("priority", priority)?.unwrap_or(0);
         let expires = secs("expires_s", expires_s)?;
-        self.op(py, None, |c, now| {
-            let spec = scheduler::ScheduleSpec {
+        self.op(py, None, |o| {
+            let spec = ScheduleSpec {
                 name: &name,
                 queue: &queue,
                 cron: &schedule,
@@ -1107,26 +1057,26 @@ impl NativeDatabase {
                 priority,
                 expires,
             };
-            scheduler::add(c, &spec, now)
+            o.schedule_add(&spec)
         })
     }
 
     fn schedule_remove(&self, py: Python<'_>, name: String) -> PyResult<bool> {
-        self.op(py, None, |c, _| scheduler::remove(c, &name))
+        self.op(py, None, |o| o.schedule_remove(&name))
     }
 
     fn schedule_pause(&self, py: Python<'_>, name: String) -> PyResult<()> {
-        self.op(py, None, |c, _| scheduler::pause(c, &name))
+        self.op(py, None, |o| o.schedule_pause(&name))
     }
 
     fn schedule_resume(&self, py: Python<'_>, name: String) -> PyResult<()> {
-        self.op(py, None, |c, now| scheduler::resume(c, &name, now))
+        self.op(py, None, |o| o.schedule_resume(&name))
     }
 
     /// Every schedule as (name, queue, cron, payload, priority, paused,
     /// next_fire_at_ms, last_error).
     fn schedule_list(&self, py: Python<'_>) -> PyResult<Vec<ScheduleRow>> {
-        let list = self.op(py, None, |c, _| scheduler::list(c))?;
+        let list = self.op(py, None, |o| o.schedule_list())?;
         Ok(list
             .into_iter()
             .map(|s| {
@@ -1146,7 +1096,7 @@ impl NativeDatabase {
 
     /// Fires what is due; returns (name, job_id, fire_at_ms) per fire.
     fn schedule_tick(&self, py: Python<'_>) -> PyResult<Vec<(String, i64, i64)>> {
-        let fired = self.op(py, None, scheduler::tick)?;
+        let fired = self.op(py, None, |o| o.schedule_tick())?.0;
         Ok(fired
             .into_iter()
             .map(|f| (f.name, f.job_id, f.fire_at_ms))
@@ -1155,7 +1105,7 @@ impl NativeDatabase {
 
     /// The next fire of any unpaused schedule, ms since the epoch.
     fn schedule_soonest(&self, py: Python<'_>) -> PyResult<Option<i64>> {
-        self.op(py, None, |c, _| scheduler::soonest(c))
+        self.op(py, None, |o| o.schedule_soonest())
     }
 
     /// Runs the scheduler until `stop` is set (leader election, fenced fires).
@@ -1186,8 +1136,9 @@ impl NativeDatabase {
             })
         };
         // It returns once stopped: a signal's exception, if any, is raised.
+        let me = caller(py)?;
         let got = py.detach(|| {
-            wait::run_scheduler(&self.db, &stop, &owner, &opts, &mut report).map(|()| None)
+            wait::run_scheduler(&self.db, me, &stop, &owner, &opts, &mut report).map(|()| None)
         });
         stop.finish::<()>(got).map(|_| ())
     }
@@ -1195,11 +1146,13 @@ impl NativeDatabase {
     /// Panics inside an operation, to show the guard at the boundary: the
     /// caller gets `InternalError`, never a `PanicException`. For tests.
     fn _panic_for_test(&self, py: Python<'_>) -> PyResult<()> {
-        self.op(py, None, |_, _| panic!("a deliberate panic, for a test"))
+        self.op(py, None, |_| panic!("a deliberate panic, for a test"))
     }
 
     fn listen(&self, py: Python<'_>, channel: String) -> PyResult<NativeListener> {
-        let queue = py.detach(|| self.db.listen(&channel)).map_err(to_py)?;
+        let queue = py
+            .detach(|| honker_core::wake::listen(&self.db, &channel))
+            .map_err(to_py)?;
         Ok(NativeListener {
             db: self.db.clone(),
             queue,
@@ -1224,36 +1177,11 @@ fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JobData>()?;
     m.add_class::<NativeKeeper>()?;
     m.add_function(wrap_pyfunction!(cron_next, m)?)?;
-    let classes = [
-        ("InvalidArgument", py.get_type::<InvalidArgument>()),
-        ("InvalidJson", py.get_type::<InvalidJson>()),
-        ("InvalidCron", py.get_type::<InvalidCron>()),
-        ("InvalidTimezone", py.get_type::<InvalidTimezone>()),
-        ("NotFound", py.get_type::<NotFound>()),
-        ("TransactionOpen", py.get_type::<TransactionOpen>()),
-        ("TransactionInactive", py.get_type::<TransactionInactive>()),
-        ("Closed", py.get_type::<Closed>()),
-        ("Forked", py.get_type::<Forked>()),
-        ("SchemaTooNew", py.get_type::<SchemaTooNew>()),
-        ("Busy", py.get_type::<Busy>()),
-        ("DecodeError", py.get_type::<DecodeError>()),
-        ("WatcherError", py.get_type::<WatcherError>()),
-        ("CannotOpen", py.get_type::<CannotOpen>()),
-        ("LockHeld", py.get_type::<LockHeld>()),
-        ("LockLost", py.get_type::<LockLost>()),
-        ("InternalError", py.get_type::<InternalError>()),
-        ("SqliteError", py.get_type::<SqliteError>()),
-    ];
-    // One class per core code, in core's order; each carries its `code`.
-    if classes.len() != Error::CODES.len() {
-        return Err(pyo3::exceptions::PyRuntimeError::new_err(
-            "the exception classes drifted from honker_core::Error::CODES",
-        ));
-    }
+    m.add_function(wrap_pyfunction!(run_as, m)?)?;
     m.add("HonkerError", py.get_type::<HonkerError>())?;
-    for ((name, ty), code) in classes.into_iter().zip(Error::CODES) {
-        ty.setattr("code", *code)?;
-        m.add(name, ty)?;
+    let classes = CLASSES.get_or_try_init(py, || make_classes(py))?;
+    for (kind, ty) in Error::KINDS.iter().zip(classes) {
+        m.add(kind.class, ty.clone_ref(py))?;
     }
     m.add("VERSION", honker_core::VERSION)?;
     Ok(())

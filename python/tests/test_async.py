@@ -1,6 +1,8 @@
 """asyncio: the same iterators with ``async for``, off the event loop."""
 
 import asyncio
+import gc
+import os
 import threading
 import time
 
@@ -98,21 +100,21 @@ def test_async_listen_subscribe_and_scheduler(db):
     assert key.startswith("schedule:tick:")
 
 
+def _wait_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "honker-wait"]
+
+
 def test_cancelled_waits_leave_no_thread_behind(db):
     q = db.queue("q")
     stream = db.stream("s")
 
     async def main():
-        before = threading.active_count()
-        waits = [
-            q.claim("w").__anext__(),
-            stream.subscribe("c").__anext__(),
-            db.listen("ch").__anext__(),
-        ]
-        tasks = [asyncio.ensure_future(w) for w in waits]
-        # Each wait runs on an executor thread; wait until all three started.
+        assert _wait_threads() == []
+        iters = [q.claim("w"), stream.subscribe("c"), db.listen("ch"), q.claim("dropped")]
+        tasks = [asyncio.ensure_future(it.__anext__()) for it in iters]
+        # Each iterator waits on a thread of its own; wait until all started.
         deadline = time.monotonic() + 10
-        while threading.active_count() < before + len(tasks):
+        while len(_wait_threads()) < len(tasks):
             assert time.monotonic() < deadline, "the waits never started"
             await asyncio.sleep(0.005)
         for t in tasks:
@@ -120,11 +122,49 @@ def test_cancelled_waits_leave_no_thread_behind(db):
         for t in tasks:
             with pytest.raises(asyncio.CancelledError):
                 await t
-        # Joining the executor hangs if any thread is still blocked in a wait.
-        await asyncio.wait_for(asyncio.get_running_loop().shutdown_default_executor(), timeout=10)
-        assert threading.active_count() == before
+        # Cancelling woke each wait; ending the iterators (closed, or one
+        # simply dropped) ends their threads. A thread still blocked in a
+        # wait would never end.
+        threads = _wait_threads()
+        iters[0].stop()
+        iters[1].close()
+        iters[2].close()
+        del tasks, iters
+        gc.collect()
+        for t in threads:
+            t.join(timeout=10)
+            assert not t.is_alive(), "a wait thread outlived its iterator"
 
     asyncio.run(main())
+
+
+def test_waiting_loops_do_not_starve_short_async_calls(db):
+    # Waits run on threads of their own, not the default executor: with more
+    # claim loops waiting than the executor has threads, enqueue_async still
+    # runs at once, and every loop gets a job.
+    q = db.queue("q")
+    loops = (os.cpu_count() or 1) + 8
+
+    async def main():
+        got: list[int] = []
+
+        async def worker(i: int) -> None:
+            async for job in q.claim(f"w{i}"):
+                got.append(job.payload)
+                await job.ack_async()
+                return
+
+        workers = [asyncio.ensure_future(worker(i)) for i in range(loops)]
+        deadline = time.monotonic() + 10
+        while len(_wait_threads()) < loops:
+            assert time.monotonic() < deadline, "the claim loops never started waiting"
+            await asyncio.sleep(0.005)
+        for i in range(loops):
+            await asyncio.wait_for(q.enqueue_async(i), 5)
+        await asyncio.wait_for(asyncio.gather(*workers), 10)
+        return sorted(got)
+
+    assert asyncio.run(main()) == list(range(loops))
 
 
 def test_async_twins_do_what_their_sync_calls_do(db):
@@ -188,7 +228,7 @@ def test_an_async_twin_inside_this_threads_transaction_needs_tx(db):
         job = await q.claim_one_async("w")
         with db.transaction() as tx:
             # Without tx, its worker would wait for this commit: refused at once.
-            with pytest.raises(honker.TransactionOpen, match="pass tx=tx"):
+            with pytest.raises(honker.TransactionOpen, match="pass that transaction to the call"):
                 await q.enqueue_async("x")
             with pytest.raises(honker.TransactionOpen):
                 await job.ack_async()
@@ -309,7 +349,10 @@ def test_transaction_async_waits_for_the_write_lock_off_the_event_loop(db):
     job_id = asyncio.run(main())
     assert holder.wait() == 0
     assert [j.id for j in q.claim_batch("w", 10)] == [job_id], "only the surviving task enqueued"
-    assert not db._native.holds_transaction()
+    # Nothing was left open: another handle writes at once.
+    other = honker.open(db.path, busy_timeout_s=0.5)
+    other.queue("probe").enqueue(1)
+    other.close()
 
 
 def test_transaction_async_in_two_tasks_takes_turns(db):
@@ -338,7 +381,7 @@ def test_transaction_async_in_two_tasks_takes_turns(db):
         go_on.set()
         await asyncio.wait_for(a, 10)
         await asyncio.wait_for(b, 10)
-        with pytest.raises(honker.TransactionOpen, match="finish that one first"):
+        with pytest.raises(honker.TransactionOpen, match="this caller holds an open honker transaction"):
             async with db.transaction_async(), db.transaction_async():
                 pass
 

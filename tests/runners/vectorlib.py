@@ -27,6 +27,7 @@ OPS = {
     "requeue_dead",
     "get_job_state",
     "cancel",
+    "purge",
     "rate_limit",
     "cron_next",
     "publish",
@@ -216,7 +217,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != expect:
             raise Mismatch(f"expected the fires {show(expect)}, got {show(got)}")
         return
-    if op in ("ack_batch", "execute"):
+    if op in ("ack_batch", "execute", "purge"):
         if not isinstance(got, int) or isinstance(got, bool):
             raise Mismatch(f"expected a count, got {show(got)}")
         if has_expect and got != expect:

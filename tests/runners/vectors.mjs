@@ -35,6 +35,7 @@ const OPS = new Set([
   'requeue_dead',
   'get_job_state',
   'cancel',
+  'purge',
   'rate_limit',
   'cron_next',
   'publish',
@@ -248,6 +249,8 @@ class Runner {
       }
       case 'cancel':
         return this.queue(a).cancel(this.ref(arg(a, 'job')));
+      case 'purge':
+        return this.queue(a).purge();
       case 'rate_limit':
         return this.db.tryRateLimit(arg(a, 'key'), arg(a, 'limit'), arg(a, 'per_s'));
       case 'cron_next': {
@@ -406,6 +409,7 @@ class Runner {
         return;
       }
       case 'ack_batch':
+      case 'purge':
       case 'execute': {
         if (typeof got !== 'number') throw new Mismatch(`expected a count, got ${show(got)}`);
         if (hasExpect && got !== expect) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);

@@ -98,6 +98,9 @@ class PyBackend:
     def cancel(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.q(a).cancel, ctx.ref(a["job"]))
 
+    def purge(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.call(self.q(a).purge)
+
     def rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.db.try_rate_limit, a["key"], a["limit"], a["per_s"])
 

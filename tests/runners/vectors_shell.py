@@ -113,6 +113,8 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_get_job({ref(a['job'])})"
     elif op == "cancel":
         call = f"honker_cancel({ref(a['job'])})"
+    elif op == "purge":
+        call = f"honker_purge({lit(a['queue'])})"
     elif op == "rate_limit":
         call = f"honker_rate_limit({lit(a['key'])}, {lit(a['limit'])}, {lit(a['per_s'])})"
     elif op == "cron_next":
@@ -197,7 +199,7 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
                         check(f"{v} ->> {path} = {ref(want)}")
                     else:
                         check(f"{v} -> {path} = json({js(want)})")
-    elif op in ("get_offset", "cron_next", "ack_batch", "execute"):
+    elif op in ("get_offset", "cron_next", "ack_batch", "execute", "purge"):
         if has_expect:
             check(f"{v} = {ref(expect)}")
     elif op == "schedule_tick":

@@ -99,6 +99,9 @@ class SqlBackend:
     def cancel(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.flag(self.one("SELECT honker_cancel(?)", ctx.ref(a["job"])))
 
+    def purge(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.one("SELECT honker_purge(?)", a["queue"])
+
     def rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.flag(self.one("SELECT honker_rate_limit(?, ?, ?)", a["key"], a["limit"], a["per_s"]))
 

@@ -85,7 +85,7 @@ fn child(mode: &str, path: &str) {
             // Baseline: a waiter polling PRAGMA data_version every 1 ms.
             let conn = rusqlite::Connection::open(path).unwrap();
             let q = db.queue("bench", QueueOpts::default());
-            let mut last_id = honker_core::notify::latest_id(&conn).unwrap();
+            let mut last_id = honker_core::store::sqlite::notify::latest_id(&conn).unwrap();
             let mut version: i64 = conn
                 .query_row("PRAGMA data_version", [], |r| r.get(0))
                 .unwrap();
@@ -100,8 +100,13 @@ fn child(mode: &str, path: &str) {
                 }
                 version = v;
                 let seqs: Vec<i64> = if mode == "poll-notify" {
-                    let ns = honker_core::notify::read_after(&conn, last_id, Some("bench"), 100)
-                        .unwrap();
+                    let ns = honker_core::store::sqlite::notify::read_after(
+                        &conn,
+                        last_id,
+                        Some("bench"),
+                        100,
+                    )
+                    .unwrap();
                     if let Some(n) = ns.last() {
                         last_id = n.id;
                     }

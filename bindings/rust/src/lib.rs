@@ -37,24 +37,19 @@ mod transaction;
 mod wake;
 
 pub use honker_core::cron;
-pub use honker_core::lock::LockInfo;
-pub use honker_core::notify::Notification;
-pub use honker_core::scheduler::{Fired, ScheduleInfo};
+pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
 pub use honker_core::{
     Clock, EnqueueOpts, Error, Event, JobRecord, JobState, ManualClock, OpenOptions, QueueOpts,
     QueueStats, Result, Retention, SystemClock,
 };
 pub use lock::Lock;
 pub use queue::{Job, Queue};
-pub use rusqlite;
 pub use scheduler::{ScheduledTask, Scheduler, SchedulerOpts, SchedulerProblem};
 pub use stream::Stream;
 pub use transaction::Transaction;
 pub use wake::{ClaimWaker, Listener, ListenerCloser, StopHandle, Subscription};
 
-use honker_core::{
-    lock as core_lock, notify as core_notify, rate_limit, result as core_result, Db,
-};
+use honker_core::{At, Caller, Db, Ops};
 use lock::secs;
 use serde::Serialize;
 use std::path::Path;
@@ -100,13 +95,18 @@ impl Database {
     /// Opens with explicit [`OpenOptions`] (busy timeout, clock).
     pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Database> {
         Ok(Database {
-            core: Db::open(path, opts)?,
+            core: honker_core::open(path, opts)?,
         })
     }
 
     /// The engine handle, for bindings and advanced use.
     pub fn core(&self) -> &Db {
         &self.core
+    }
+
+    /// The operations, for the calling thread outside any transaction.
+    pub(crate) fn ops(&self) -> Ops<'_> {
+        self.core.by(Caller::this_thread())
     }
 
     pub(crate) fn same_file(&self, other: &Database) -> bool {
@@ -138,8 +138,7 @@ impl Database {
     /// before this commit. Returns the notification id.
     pub fn notify<P: Serialize + ?Sized>(&self, channel: &str, payload: &P) -> Result<i64> {
         let payload = honker_core::encode("payload", payload)?;
-        self.core
-            .run(|c, now| core_notify::notify(c, channel, &payload, now))
+        self.ops().notify(channel, &payload)
     }
 
     /// Listens on `channel`: the returned [`Listener`] receives every
@@ -156,9 +155,7 @@ impl Database {
         payload: &P,
     ) -> Result<i64> {
         let payload = honker_core::encode("payload", payload)?;
-        tx.run(self, |c, now| {
-            core_notify::notify(c, channel, &payload, now)
-        })
+        tx.ops(self)?.notify(channel, &payload)
     }
 
     /// Tries to take advisory lock `name` for `owner` for `ttl_s` seconds.
@@ -167,9 +164,7 @@ impl Database {
     /// lock alive in the background until dropped (see [`Lock`]).
     pub fn try_lock(&self, name: &str, owner: &str, ttl_s: u64) -> Result<Option<Lock>> {
         let ttl = honker_core::validate::positive_secs("ttl_s", secs(ttl_s))?;
-        let token = self
-            .core
-            .run(|c, now| core_lock::try_acquire(c, name, owner, ttl, now))?;
+        let token = self.ops().try_lock(name, owner, ttl)?;
         token
             .map(|t| Lock::new(self.clone(), name, owner, t, ttl))
             .transpose()
@@ -177,7 +172,7 @@ impl Database {
 
     /// Who holds lock `name` right now, if anyone.
     pub fn lock_holder(&self, name: &str) -> Result<Option<LockInfo>> {
-        self.core.run(|c, now| core_lock::holder(c, name, now))
+        self.ops().lock_holder(name)
     }
 
     /// Fixed-window rate limit: true for the first `limit` calls with `key`
@@ -185,34 +180,38 @@ impl Database {
     pub fn try_rate_limit(&self, key: &str, limit: u64, per_s: u64) -> Result<bool> {
         let per = honker_core::validate::positive_secs("per_s", secs(per_s))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.core
-            .run(|c, now| rate_limit::try_acquire(c, key, limit, per, now))
+        self.ops().try_rate_limit(key, limit, per)
     }
 
     /// Stores `value` (JSON text) as the result of job `job_id` for `ttl_s`
     /// seconds, replacing any earlier result.
     pub fn save_result(&self, job_id: i64, value: &str, ttl_s: u64) -> Result<()> {
         let ttl = honker_core::validate::positive_secs("ttl_s", secs(ttl_s))?;
-        self.core
-            .run(|c, now| core_result::save(c, job_id, value, ttl, now))
+        self.ops().save_result(job_id, value, ttl)
     }
 
     /// The unexpired result of job `job_id`, if one was saved.
     pub fn get_result(&self, job_id: i64) -> Result<Option<String>> {
-        self.core.run(|c, now| core_result::get(c, job_id, now))
+        self.ops().get_result(job_id)
     }
 
     /// Removes every expired result now (saving a result also removes a few).
     pub fn sweep_results(&self) -> Result<usize> {
-        self.core.run(core_result::sweep)
+        self.ops().sweep_results()
     }
 
-    /// Runs `f` with the connection, for custom SQL or joins between your
-    /// tables and honker's. Fails with `Error::TransactionOpen` on a thread
-    /// that holds an open transaction (use [`Transaction::with_conn`]).
+    /// SQLite only: runs `f` with the `rusqlite` connection, for custom SQL
+    /// or joins between your tables and honker's (the escape hatch; every
+    /// other method is the same on any backend). Fails with
+    /// `Error::TransactionOpen` on a thread that holds an open transaction
+    /// (use [`Transaction::with_conn`]).
     pub fn with_conn<R>(&self, f: impl FnOnce(&rusqlite::Connection) -> R) -> Result<R> {
         let mut panicked = None;
-        let r = self.core.run(|c, _| users_code(&mut panicked, || f(c)));
+        let r = self
+            .core
+            .with_conn(At::Caller(Caller::this_thread()), |c, _| {
+                users_code(&mut panicked, || f(c))
+            });
         resume_panic(panicked);
         r
     }

@@ -1,6 +1,5 @@
 use crate::{Database, Result};
-use honker_core::keepalive::Keeper;
-use honker_core::lock as core;
+use honker_core::wake::keepalive::Keeper;
 
 /// A held advisory lock: a guard. While it lives, a background thread
 /// renews it every third of its TTL, so work that takes longer than the TTL
@@ -70,10 +69,7 @@ impl Lock {
     /// by someone else).
     pub fn heartbeat(&self, ttl_s: u64) -> Result<bool> {
         let ttl = honker_core::validate::positive_secs("ttl_s", secs(ttl_s))?;
-        let held = self
-            .db
-            .core
-            .run(|c, now| core::renew(c, &self.name, self.token, ttl, now))?;
+        let held = self.db.ops().renew_lock(&self.name, self.token, ttl)?;
         if held {
             self.keeper.set_ttl(ttl);
         } else {
@@ -86,9 +82,7 @@ impl Lock {
     pub fn release(mut self) -> Result<bool> {
         self.held = false;
         self.keeper.stop();
-        self.db
-            .core
-            .run(|c, _| core::release(c, &self.name, self.token))
+        self.db.ops().release_lock(&self.name, self.token)
     }
 }
 
@@ -96,10 +90,7 @@ impl Drop for Lock {
     fn drop(&mut self) {
         if self.held {
             self.keeper.stop();
-            let _ = self
-                .db
-                .core
-                .run(|c, _| core::release(c, &self.name, self.token));
+            let _ = self.db.ops().release_lock(&self.name, self.token);
         }
     }
 }

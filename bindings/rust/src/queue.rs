@@ -1,5 +1,5 @@
 use crate::{Database, Result, Transaction};
-use honker_core::{queue as core, EnqueueOpts, JobRecord, QueueOpts, QueueStats};
+use honker_core::{EnqueueOpts, JobRecord, QueueOpts, QueueStats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -42,9 +42,9 @@ impl Queue {
     /// job's id).
     pub fn enqueue<P: Serialize + ?Sized>(&self, payload: &P, opts: EnqueueOpts) -> Result<i64> {
         let payload = honker_core::encode("payload", payload)?;
-        self.db.core.run(|c, now| {
-            core::enqueue(c, &self.name, &payload, &opts, self.opts.max_attempts, now)
-        })
+        self.db
+            .ops()
+            .enqueue(&self.name, &payload, &opts, self.opts.max_attempts)
     }
 
     /// Enqueues inside `tx`: the job exists only if `tx` commits.
@@ -55,9 +55,8 @@ impl Queue {
         opts: EnqueueOpts,
     ) -> Result<i64> {
         let payload = honker_core::encode("payload", payload)?;
-        tx.run(&self.db, |c, now| {
-            core::enqueue(c, &self.name, &payload, &opts, self.opts.max_attempts, now)
-        })
+        tx.ops(&self.db)?
+            .enqueue(&self.name, &payload, &opts, self.opts.max_attempts)
     }
 
     /// Enqueues many jobs with the same options in one transaction; all or
@@ -68,9 +67,9 @@ impl Queue {
         opts: EnqueueOpts,
     ) -> Result<Vec<i64>> {
         let payloads = encode_all(payloads)?;
-        self.db.core.run(|c, now| {
-            core::enqueue_many(c, &self.name, &payloads, &opts, self.opts.max_attempts, now)
-        })
+        self.db
+            .ops()
+            .enqueue_many(&self.name, &payloads, &opts, self.opts.max_attempts)
     }
 
     /// [`Queue::enqueue_many`] inside `tx`.
@@ -81,9 +80,8 @@ impl Queue {
         opts: EnqueueOpts,
     ) -> Result<Vec<i64>> {
         let payloads = encode_all(payloads)?;
-        tx.run(&self.db, |c, now| {
-            core::enqueue_many(c, &self.name, &payloads, &opts, self.opts.max_attempts, now)
-        })
+        tx.ops(&self.db)?
+            .enqueue_many(&self.name, &payloads, &opts, self.opts.max_attempts)
     }
 
     /// Claims the best due job for `worker`, if any, leasing it for the
@@ -94,9 +92,10 @@ impl Queue {
 
     /// Claims up to `n` due jobs for `worker`, best first.
     pub fn claim_batch(&self, worker: &str, n: usize) -> Result<Vec<Job>> {
-        let records = self.db.core.run(|c, now| {
-            core::claim(c, &self.name, worker, n, self.opts.visibility_timeout, now)
-        })?;
+        let records = self
+            .db
+            .ops()
+            .claim(&self.name, worker, n, self.opts.visibility_timeout)?;
         Ok(records
             .into_iter()
             .map(|record| Job::new(record, self.db.clone()))
@@ -109,50 +108,54 @@ impl Queue {
     /// not acked). Returns how many were acked.
     pub fn ack_batch(&self, jobs: &[Job]) -> Result<usize> {
         let leases = leases(jobs);
-        self.db.core.run(|c, now| core::ack_batch(c, &leases, now))
+        self.db.ops().ack_batch(&leases)
     }
 
     /// [`Queue::ack_batch`] inside `tx`.
     pub fn ack_batch_tx(&self, tx: &Transaction, jobs: &[Job]) -> Result<usize> {
         let leases = leases(jobs);
-        tx.run(&self.db, |c, now| core::ack_batch(c, &leases, now))
+        tx.ops(&self.db)?.ack_batch(&leases)
     }
 
     /// Looks up a job (live or dead) by id.
     pub fn get_job(&self, id: i64) -> Result<Option<JobRecord>> {
-        self.db.core.run(|c, _| core::get_job(c, id))
+        self.db.ops().get_job(id)
     }
 
     /// Removes a live job whatever its state; a worker holding it then has
     /// its ack, retry, fail and heartbeat refused. False if no such job.
     pub fn cancel(&self, id: i64) -> Result<bool> {
-        self.db.core.run(|c, _| core::cancel(c, id))
+        self.db.ops().cancel(id)
     }
 
     /// The `limit` most recently dead jobs of this queue, newest first.
     pub fn dead_jobs(&self, limit: usize) -> Result<Vec<JobRecord>> {
-        self.db
-            .core
-            .run(|c, _| core::dead_jobs(c, &self.name, limit))
+        self.db.ops().dead_jobs(&self.name, limit)
     }
 
     /// Moves a dead job back to this queue, ready now with a fresh attempt
     /// budget and the same id. `Error::NotFound` if it is not dead.
     pub fn requeue_dead(&self, id: i64) -> Result<()> {
-        self.db.core.run(|c, now| core::requeue_dead(c, id, now))
+        self.db.ops().requeue_dead(id)
     }
 
     /// Dead-letters every job of this queue past its start deadline; returns
     /// how many. (Claims do this on their way; this is for idle queues.)
     pub fn sweep_expired(&self) -> Result<usize> {
-        self.db
-            .core
-            .run(|c, now| core::sweep_expired(c, Some(&self.name), now))
+        self.db.ops().sweep_expired(Some(&self.name))
+    }
+
+    /// Deletes every ready job of this queue (claimable now, delayed jobs
+    /// whose time has come included) and returns how many: for clearing a
+    /// backlog. Jobs scheduled for later, jobs a worker holds and dead jobs
+    /// stay; purged jobs are gone, not dead-lettered.
+    pub fn purge(&self) -> Result<usize> {
+        self.db.ops().purge(&self.name)
     }
 
     /// Counts of this queue's jobs by state.
     pub fn stats(&self) -> Result<QueueStats> {
-        self.db.core.run(|c, _| core::stats(c, &self.name))
+        self.db.ops().queue_stats(&self.name)
     }
 
     /// A waker that blocks until the next job can be claimed (no polling).
@@ -163,7 +166,7 @@ impl Queue {
     /// The earliest future moment a scheduled job becomes due or a lease
     /// ends, in ms since the epoch.
     pub fn next_deadline_ms(&self) -> Result<Option<i64>> {
-        self.db.core.run(|c, _| core::next_deadline(c, &self.name))
+        self.db.ops().next_deadline(&self.name)
     }
 }
 
@@ -211,46 +214,36 @@ impl Job {
 
     /// Completes the job (deletes it). False if the lease was lost.
     pub fn ack(&self) -> Result<bool> {
-        self.db
-            .core
-            .run(|c, now| core::ack(c, self.record.lease(), now))
+        self.db.ops().ack(self.record.lease())
     }
 
     /// Completes the job inside `tx`, together with the business writes
     /// that record its effect.
     pub fn ack_tx(&self, tx: &Transaction) -> Result<bool> {
-        tx.run(&self.db, |c, now| core::ack(c, self.record.lease(), now))
+        tx.ops(&self.db)?.ack(self.record.lease())
     }
 
     /// Gives the job back for another attempt after `delay` (default:
     /// exponential backoff with jitter, 1 s, 2 s, 4 s… up to 1 h), noting
     /// `error`. Out of attempts, it goes to the dead table instead.
     pub fn retry(&self, delay: Option<Duration>, error: &str) -> Result<bool> {
-        self.db
-            .core
-            .run(|c, now| core::retry(c, self.record.lease(), delay, error, now))
+        self.db.ops().retry(self.record.lease(), delay, error)
     }
 
     /// Gives the job back untouched: ready again at once, in its old place,
     /// and this claim's attempt is not counted. For a worker that will not
     /// start the job (shutting down, say). False if the lease is not current.
     pub fn release(&self) -> Result<bool> {
-        self.db
-            .core
-            .run(|c, now| core::release(c, self.record.lease(), now))
+        self.db.ops().release(self.record.lease())
     }
 
     /// Sends the job to the dead table with `error`.
     pub fn fail(&self, error: &str) -> Result<bool> {
-        self.db
-            .core
-            .run(|c, now| core::fail(c, self.record.lease(), error, now))
+        self.db.ops().fail(self.record.lease(), error)
     }
 
     /// Extends the lease to `extend` from now.
     pub fn heartbeat(&self, extend: Duration) -> Result<bool> {
-        self.db
-            .core
-            .run(|c, now| core::heartbeat(c, self.record.lease(), extend, now))
+        self.db.ops().heartbeat(self.record.lease(), extend)
     }
 }

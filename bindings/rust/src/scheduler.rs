@@ -1,10 +1,10 @@
 use crate::{Database, Result};
-use honker_core::scheduler::{self as core, Fired, ScheduleInfo, ScheduleSpec};
+use honker_core::model::{Fired, ScheduleInfo, ScheduleSpec};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use honker_core::wait::{SchedulerOpts, SchedulerProblem};
+pub use honker_core::wake::wait::{SchedulerOpts, SchedulerProblem};
 
 /// A periodic task: every time `cron` fires, one job with `payload` is
 /// enqueued on `queue`.
@@ -52,34 +52,34 @@ impl Scheduler {
             priority: task.priority,
             expires: task.expires_s.map(Duration::from_secs),
         };
-        self.db.core.run(|c, now| core::add(c, &spec, now))
+        self.db.ops().schedule_add(&spec)
     }
 
     /// Removes a task; false if none had that name.
     pub fn remove(&self, name: &str) -> Result<bool> {
-        self.db.core.run(|c, _| core::remove(c, name))
+        self.db.ops().schedule_remove(name)
     }
 
     /// Every registered task, by name.
     pub fn list(&self) -> Result<Vec<ScheduleInfo>> {
-        self.db.core.run(|c, _| core::list(c))
+        self.db.ops().schedule_list()
     }
 
     /// Stops a task from firing until [`Scheduler::resume`].
     pub fn pause(&self, name: &str) -> Result<()> {
-        self.db.core.run(|c, _| core::pause(c, name))
+        self.db.ops().schedule_pause(name)
     }
 
     /// Resumes a paused task from its next boundary after now.
     pub fn resume(&self, name: &str) -> Result<()> {
-        self.db.core.run(|c, now| core::resume(c, name, now))
+        self.db.ops().schedule_resume(name)
     }
 
     /// Fires every due task once (one catch-up fire after downtime) and
     /// returns what fired. `run` calls this as leader; call it yourself to
     /// drive schedules from your own loop.
     pub fn tick(&self) -> Result<Vec<Fired>> {
-        self.db.core.run(core::tick)
+        Ok(self.db.ops().schedule_tick()?.0)
     }
 
     /// Runs the scheduler until `stop` is set (checked at least every
@@ -109,11 +109,18 @@ impl Scheduler {
         opts: SchedulerOpts,
         mut report: impl FnMut(&SchedulerProblem<'_>),
     ) -> Result<()> {
-        honker_core::wait::run_scheduler(&self.db.core, &stop, owner, &opts, &mut report)
+        honker_core::wake::wait::run_scheduler(
+            &self.db.core,
+            honker_core::Caller::this_thread(),
+            &stop,
+            owner,
+            &opts,
+            &mut report,
+        )
     }
 
     /// The next boundary of any unpaused task, ms since the epoch.
     pub fn soonest_ms(&self) -> Result<Option<i64>> {
-        self.db.core.run(|c, _| core::soonest(c))
+        self.db.ops().schedule_soonest()
     }
 }

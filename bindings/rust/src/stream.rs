@@ -1,5 +1,5 @@
 use crate::{Database, Result, Transaction};
-use honker_core::{stream as core, Event, Retention};
+use honker_core::{Event, Retention};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -67,65 +67,54 @@ impl Stream {
         payload: &P,
     ) -> Result<i64> {
         let payload = honker_core::encode("payload", payload)?;
-        let op = |c: &rusqlite::Connection, now| core::publish(c, &self.name, key, &payload, now);
         match tx {
-            Some(tx) => tx.run(&self.db, op),
-            None => self.db.core.run(op),
+            Some(tx) => tx.ops(&self.db)?.publish(&self.name, key, &payload),
+            None => self.db.ops().publish(&self.name, key, &payload),
         }
     }
 
     /// Up to `limit` events after `offset`, oldest first.
     pub fn read_since(&self, offset: i64, limit: usize) -> Result<Vec<Event>> {
-        self.db
-            .core
-            .run(|c, _| core::read_since(c, &self.name, offset, limit))
+        self.db.ops().read_since(&self.name, offset, limit)
     }
 
     /// The newest offset (0 if the stream is empty).
     pub fn last_offset(&self) -> Result<i64> {
-        self.db.core.run(|c, _| core::last_offset(c, &self.name))
+        self.db.ops().last_offset(&self.name)
     }
 
     /// Records that `consumer` handled everything up to `offset`. Offsets
     /// only move forward: false (and no change) if `offset` is not beyond
     /// the saved one.
     pub fn save_offset(&self, consumer: &str, offset: i64) -> Result<bool> {
-        self.db
-            .core
-            .run(|c, now| core::save_offset(c, &self.name, consumer, offset, now))
+        self.db.ops().save_offset(&self.name, consumer, offset)
     }
 
     /// [`Stream::save_offset`] inside `tx`, so the offset moves exactly when
     /// the consumer's own writes commit.
     pub fn save_offset_tx(&self, tx: &Transaction, consumer: &str, offset: i64) -> Result<bool> {
-        tx.run(&self.db, |c, now| {
-            core::save_offset(c, &self.name, consumer, offset, now)
-        })
+        tx.ops(&self.db)?.save_offset(&self.name, consumer, offset)
     }
 
     /// The offset `consumer` last saved (0 if none).
     pub fn get_offset(&self, consumer: &str) -> Result<i64> {
-        self.db
-            .core
-            .run(|c, _| core::get_offset(c, &self.name, consumer))
+        self.db.ops().get_offset(&self.name, consumer)
     }
 
     /// Stores how much of the stream to keep (in the file, for every
     /// process). Publishing applies it every 128 offsets; [`Stream::prune`]
     /// applies it now.
     pub fn set_retention(&self, retention: Retention) -> Result<()> {
-        self.db
-            .core
-            .run(|c, _| core::set_retention(c, &self.name, retention))
+        self.db.ops().set_retention(&self.name, retention)
     }
 
     /// The stored retention.
     pub fn retention(&self) -> Result<Retention> {
-        self.db.core.run(|c, _| core::get_retention(c, &self.name))
+        self.db.ops().retention(&self.name)
     }
 
     /// Applies the retention now; returns how many events were removed.
     pub fn prune(&self) -> Result<usize> {
-        self.db.core.run(|c, now| core::prune(c, &self.name, now))
+        self.db.ops().prune_stream(&self.name)
     }
 }

@@ -1,5 +1,5 @@
 use crate::{Database, Result};
-use honker_core::TxKey;
+use honker_core::{At, Caller, Ops, TxKey};
 use rusqlite::{Connection, Params, Row};
 
 /// An open write transaction (`BEGIN IMMEDIATE`). Business writes through
@@ -26,18 +26,15 @@ impl std::fmt::Debug for Transaction {
 
 impl Transaction {
     pub(crate) fn begin(db: &Database) -> Result<Transaction> {
-        let key = db.core.begin()?;
+        let key = db.core.begin(Caller::this_thread())?;
         Ok(Transaction {
             db: db.clone(),
             key: Some(key),
         })
     }
 
-    pub(crate) fn run<R>(
-        &self,
-        db: &Database,
-        f: impl FnOnce(&Connection, i64) -> Result<R>,
-    ) -> Result<R> {
+    /// The operations inside this transaction, for a handle on `db`.
+    pub(crate) fn ops<'a>(&'a self, db: &Database) -> Result<Ops<'a>> {
         if !db.same_file(&self.db) {
             return Err(honker_core::Error::invalid(
                 "tx",
@@ -48,20 +45,27 @@ impl Transaction {
             .key
             .as_ref()
             .ok_or(honker_core::Error::TransactionInactive)?;
-        self.db.core.run_tx(key, f)
+        Ok(self.db.core.in_tx(key))
+    }
+
+    /// SQLite only: runs `f` on the connection inside the transaction.
+    fn run<R>(&self, f: impl FnOnce(&Connection) -> Result<R>) -> Result<R> {
+        let key = self
+            .key
+            .as_ref()
+            .ok_or(honker_core::Error::TransactionInactive)?;
+        self.db.core.with_conn(At::Tx(key), |c, _| f(c))
     }
 
     /// Runs one SQL statement inside the transaction; returns rows changed.
     /// The statement is prepared once and cached on the connection.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
-        self.run(&self.db, |c, _| {
-            Ok(c.prepare_cached(sql)?.execute(params)?)
-        })
+        self.run(|c| Ok(c.prepare_cached(sql)?.execute(params)?))
     }
 
     /// Runs several `;`-separated statements without parameters.
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.run(&self.db, |c, _| Ok(c.execute_batch(sql)?))
+        self.run(|c| Ok(c.execute_batch(sql)?))
     }
 
     /// Runs a query expected to return one row and maps it with `f`.
@@ -70,15 +74,13 @@ impl Transaction {
         P: Params,
         F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     {
-        self.run(&self.db, |c, _| {
-            Ok(c.prepare_cached(sql)?.query_row(params, f)?)
-        })
+        self.run(|c| Ok(c.prepare_cached(sql)?.query_row(params, f)?))
     }
 
     /// Gives `f` the connection, inside the transaction, for anything else.
     pub fn with_conn<R>(&self, f: impl FnOnce(&Connection) -> R) -> Result<R> {
         let mut panicked = None;
-        let r = self.run(&self.db, |c, _| crate::users_code(&mut panicked, || f(c)));
+        let r = self.run(|c| crate::users_code(&mut panicked, || f(c)));
         crate::resume_panic(panicked);
         r
     }

@@ -1,8 +1,8 @@
 use crate::{Database, Job, Queue, Result, Stream};
-use honker_core::notify::Notification;
-use honker_core::wait::{self, StreamCursor};
-use honker_core::watcher::ListenerQueue;
-use honker_core::Event;
+use honker_core::model::Notification;
+use honker_core::wake::wait::{self, StreamCursor};
+use honker_core::wake::watcher::ListenerQueue;
+use honker_core::{Caller, Event};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,7 @@ impl StopHandle {
     /// Requests the stop and wakes the waiter.
     pub fn stop(&self) {
         self.flag.store(true, Ordering::SeqCst);
-        self.db.core.watcher().interrupt();
+        honker_core::wake::watcher(&self.db.core).interrupt();
     }
 
     /// Has a stop been requested?
@@ -66,6 +66,7 @@ impl ClaimWaker {
         let db = self.queue.database();
         let record = wait::claim_next(
             &db.core,
+            Caller::this_thread(),
             self.queue.name(),
             worker,
             self.queue.opts(),
@@ -107,7 +108,7 @@ impl Subscription {
     pub(crate) fn open(stream: &Stream, consumer: &str) -> Result<Subscription> {
         let db = stream.database().clone();
         honker_core::validate::name("consumer", consumer)?;
-        let cursor = StreamCursor::open(&db.core, stream.name(), consumer)?;
+        let cursor = StreamCursor::open(&db.core, Caller::this_thread(), stream.name(), consumer)?;
         let stop = StopHandle::new(&db);
         Ok(Subscription { db, cursor, stop })
     }
@@ -115,13 +116,17 @@ impl Subscription {
     /// The next event, waiting at most `timeout`: `Ok(None)` if none came
     /// (or the subscription was stopped).
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Event>> {
-        self.cursor
-            .next(&self.db.core, Some(timeout), &self.stop.flag)
+        self.cursor.next(
+            &self.db.core,
+            Caller::this_thread(),
+            Some(timeout),
+            &self.stop.flag,
+        )
     }
 
     /// Marks the event last returned as handled and saves the offset now.
     pub fn commit(&mut self) -> Result<()> {
-        self.cursor.commit(&self.db.core)
+        self.cursor.commit(&self.db.core, Caller::this_thread())
     }
 
     /// A handle that ends the iteration from another thread.
@@ -135,7 +140,7 @@ impl Iterator for Subscription {
 
     fn next(&mut self) -> Option<Result<Event>> {
         self.cursor
-            .next(&self.db.core, None, &self.stop.flag)
+            .next(&self.db.core, Caller::this_thread(), None, &self.stop.flag)
             .transpose()
     }
 }
@@ -163,7 +168,7 @@ impl Listener {
     pub(crate) fn new(db: &Database, channel: &str) -> Result<Listener> {
         Ok(Listener {
             db: db.clone(),
-            queue: db.core.listen(channel)?,
+            queue: honker_core::wake::listen(&db.core, channel)?,
         })
     }
 
@@ -175,18 +180,23 @@ impl Listener {
     /// The next notification, waiting as long as it takes. `None` once the
     /// listener (or its database) is closed.
     pub fn recv(&mut self) -> Option<Result<Notification>> {
-        self.queue.recv(self.db.core.watcher(), None).transpose()
+        self.queue
+            .recv(&honker_core::wake::watcher(&self.db.core), None)
+            .transpose()
     }
 
     /// The next notification, waiting at most `timeout`.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Notification>> {
-        self.queue.recv(self.db.core.watcher(), Some(timeout))
+        self.queue
+            .recv(&honker_core::wake::watcher(&self.db.core), Some(timeout))
     }
 
     /// The next notification if one is already here.
     pub fn try_recv(&mut self) -> Result<Option<Notification>> {
-        self.queue
-            .recv(self.db.core.watcher(), Some(Duration::ZERO))
+        self.queue.recv(
+            &honker_core::wake::watcher(&self.db.core),
+            Some(Duration::ZERO),
+        )
     }
 
     /// Stops listening: blocked and later receives return `None`.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 /// Waits (on the database's own wake-ups, with a deadline) until `cond`.
 fn until(db: &honker::Database, what: &str, mut cond: impl FnMut() -> bool) {
-    let w = db.core().watcher();
+    let w = honker_core::wake::watcher(db.core());
     let end = Instant::now() + Duration::from_secs(30);
     let mut g = w.generation();
     while !cond() {

@@ -274,7 +274,7 @@ fn wal_waking_workers() {
                 pq.enqueue(&i, EnqueueOpts::default()).unwrap();
             }
             // Wait (on commits, with a deadline) until the worker acked all five.
-            let w = producer.core().watcher();
+            let w = honker_core::wake::watcher(producer.core());
             let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
             let mut seen = w.generation();
             while pq.stats().unwrap() != Default::default() {
@@ -317,7 +317,7 @@ fn streams_subscribe_as_written() {
             s.publish(&json!({"id": 43})).unwrap();
             // The consumer saves its offset once it has moved past an event
             // and is about to block: wait for it to reach both events.
-            let w = db.core().watcher();
+            let w = honker_core::wake::watcher(db.core());
             let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
             let mut g = w.generation();
             while s.read_since(0, 10).unwrap().len() < 2
@@ -351,7 +351,7 @@ fn ephemeral_pub_sub_as_written() {
         },
         |db| {
             // Wait for the snippet's listener, send, and wait until it was dispatched.
-            let w = db.core().watcher();
+            let w = honker_core::wake::watcher(db.core());
             let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
             let mut g = w.generation();
             while w.listener_count("orders") == 0 {
@@ -399,7 +399,7 @@ fn scheduler_run_as_written() {
         },
         |db| {
             let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            let w = db.core().watcher();
+            let w = honker_core::wake::watcher(db.core());
             let mut g = w.generation();
             while db.lock_holder("honker:scheduler").unwrap().is_none() {
                 assert!(std::time::Instant::now() < end, "never became leader");

@@ -27,6 +27,7 @@ const OPS: &[&str] = &[
     "requeue_dead",
     "get_job_state",
     "cancel",
+    "purge",
     "rate_limit",
     "cron_next",
     "publish",
@@ -296,6 +297,7 @@ impl Runner {
                 let id = self.refer(arg(a, "job")?)?;
                 self.queue(a).cancel(id).map(Value::from)
             }
+            "purge" => self.queue(a).purge().map(|n| Value::from(n as i64)),
             "rate_limit" => self
                 .db
                 .try_rate_limit(
@@ -422,19 +424,17 @@ impl Runner {
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
-                let values: Vec<honker::rusqlite::types::Value> = params
+                let values: Vec<rusqlite::types::Value> = params
                     .iter()
                     .map(|p| match p {
-                        Value::Null => honker::rusqlite::types::Value::Null,
+                        Value::Null => rusqlite::types::Value::Null,
                         Value::Number(n) if n.is_i64() => n.as_i64().unwrap().into(),
                         Value::Number(n) => n.as_f64().unwrap().into(),
                         other => other.as_str().unwrap_or_default().to_string().into(),
                     })
                     .collect();
                 self.db
-                    .with_conn(|c| {
-                        c.execute(sql, honker::rusqlite::params_from_iter(values.iter()))
-                    })
+                    .with_conn(|c| c.execute(sql, rusqlite::params_from_iter(values.iter())))
                     .and_then(|r| r.map_err(honker::Error::from))
                     .map(Value::from)
             }
@@ -612,7 +612,7 @@ impl Runner {
                     }
                 }
             }
-            "ack_batch" | "execute" => {
+            "ack_batch" | "execute" | "purge" => {
                 if !got.is_u64() {
                     return Err(mismatch(format!("expected a count, got {got}")));
                 }

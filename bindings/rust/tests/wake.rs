@@ -298,13 +298,14 @@ fn commits_by_a_foreign_connection_wake_through_the_file_watch_across_checkpoint
     let raw = rusqlite::Connection::open(t.path()).unwrap();
     raw.busy_timeout(Duration::from_secs(10)).unwrap();
     for round in 0..3 {
-        honker_core::notify::notify(&raw, "c", &round.to_string(), 0).unwrap();
+        honker_core::store::sqlite::notify::notify(&raw, "c", &round.to_string(), 0).unwrap();
         let n = sub
             .recv_timeout(LONG)
             .unwrap()
             .expect("woken by a foreign commit");
         assert_eq!(n.payload, round.to_string());
-        honker_core::queue::enqueue(&raw, "q", "1", &EnqueueOpts::default(), 3, 0).unwrap();
+        honker_core::store::sqlite::queue::enqueue(&raw, "q", "1", &EnqueueOpts::default(), 3, 0)
+            .unwrap();
         waker
             .next_timeout("w", LONG)
             .unwrap()
@@ -329,13 +330,14 @@ fn commits_by_a_foreign_connection_wake_through_the_file_watch_across_checkpoint
 fn a_foreign_commit_noticed_while_nobody_waits_wakes_the_next_waiter_at_once() {
     let t = TempDb::new();
     let db = t.open();
-    let w = db.core().watcher().clone();
+    let w = honker_core::wake::watcher(db.core());
     w.ensure_started().unwrap();
     let raw = rusqlite::Connection::open(t.path()).unwrap();
     raw.busy_timeout(Duration::from_secs(10)).unwrap();
     for round in 0..10 {
         let seen = w.generation();
-        honker_core::queue::enqueue(&raw, "q", "1", &EnqueueOpts::default(), 3, 0).unwrap();
+        honker_core::store::sqlite::queue::enqueue(&raw, "q", "1", &EnqueueOpts::default(), 3, 0)
+            .unwrap();
         // Its file event reaches the watcher while nobody waits: the watcher
         // only marks itself dirty and stops reading events.
         let deadline = Instant::now() + LONG;
@@ -350,7 +352,7 @@ fn a_foreign_commit_noticed_while_nobody_waits_wakes_the_next_waiter_at_once() {
         assert!(w.wait(seen, LONG).unwrap() > seen);
         // The arriving waiter makes it verify at once: not the safety poll.
         assert!(
-            start.elapsed() < honker_core::watcher::SAFETY_POLL / 2,
+            start.elapsed() < honker_core::wake::watcher::SAFETY_POLL / 2,
             "round {round}: woken after {:?}",
             start.elapsed()
         );
@@ -366,8 +368,10 @@ fn a_dead_watcher_fails_its_waiters_instead_of_hanging() {
     let h = std::thread::spawn(move || waker.next("w").map(|j| j.is_some()));
     let h2 = std::thread::spawn(move || sub.recv().map(|r| r.map(|_| ())));
     // Wait until the waker is parked (it has started the watcher), then kill it.
-    db.core().watcher().ensure_started().unwrap();
-    db.core().watcher().kill("simulated failure");
+    honker_core::wake::watcher(db.core())
+        .ensure_started()
+        .unwrap();
+    honker_core::wake::watcher(db.core()).kill("simulated failure");
     let e = h.join().unwrap().unwrap_err();
     assert_eq!(e.code(), "watcher");
     assert!(e.to_string().contains("simulated failure"));
@@ -380,10 +384,19 @@ fn every_handle_on_a_file_shares_one_watcher() {
     let a = t.open();
     let b = t.open();
     let c = a.clone();
-    assert!(Arc::ptr_eq(a.core().watcher(), b.core().watcher()));
-    assert!(Arc::ptr_eq(a.core().watcher(), c.core().watcher()));
+    assert!(Arc::ptr_eq(
+        &honker_core::wake::watcher(a.core()),
+        &honker_core::wake::watcher(b.core())
+    ));
+    assert!(Arc::ptr_eq(
+        &honker_core::wake::watcher(a.core()),
+        &honker_core::wake::watcher(c.core())
+    ));
     let other = TempDb::new().open();
-    assert!(!Arc::ptr_eq(a.core().watcher(), other.core().watcher()));
+    assert!(!Arc::ptr_eq(
+        &honker_core::wake::watcher(a.core()),
+        &honker_core::wake::watcher(other.core())
+    ));
 }
 
 #[test]

@@ -190,15 +190,12 @@ fn a_standby_scheduler_takes_over_after_the_leader_is_killed() {
         |db: &honker::Database| db.lock_holder("honker:scheduler").unwrap().map(|h| h.owner);
     let wait_for_holder = |want: &str| {
         let end = Instant::now() + LONG;
-        let mut seen = db.core().watcher().generation();
+        let watcher = honker_core::wake::watcher(db.core());
+        let mut seen = watcher.generation();
         while holder(&db).as_deref() != Some(want) {
             assert!(Instant::now() < end, "{want} never became leader");
             // Woken by any commit (lock writes included), or re-check after 100 ms.
-            seen = db
-                .core()
-                .watcher()
-                .wait(seen, Duration::from_millis(100))
-                .unwrap();
+            seen = watcher.wait(seen, Duration::from_millis(100)).unwrap();
         }
     };
     let (mut leader, _lrx) = spawn_role(

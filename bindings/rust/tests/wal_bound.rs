@@ -1,6 +1,6 @@
 //! The WAL stays bounded under sustained load from several processes, and
 //! returns to (near) zero once the load stops while every connection stays
-//! open. (Before the WAL policy of honker_core::wal, four processes grew it
+//! open. (Before the WAL policy of honker_core::store::sqlite::wal, four processes grew it
 //! past 2 GB in 20 s and it never shrank.)
 
 mod common;

@@ -51,7 +51,10 @@ pub unsafe extern "C" fn sqlite3_honkerext_init(
 }
 
 fn register(db: Connection) -> rusqlite::Result<bool> {
-    honker_core::sql::register(&db, honker_core::sql::Callers::TrustedSchema)?;
+    honker_core::store::sqlite::functions::register(
+        &db,
+        honker_core::store::sqlite::functions::Callers::TrustedSchema,
+    )?;
     Ok(false) // not persistent: registered per connection that loads it
 }
 

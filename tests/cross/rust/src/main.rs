@@ -109,7 +109,7 @@ fn verify(path: &str, queue: &str) -> Res {
         let by_lang = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
             .collect::<Result<HashMap<_, _>, _>>()?;
-        Ok::<_, honker::rusqlite::Error>((
+        Ok::<_, rusqlite::Error>((
             one("SELECT count(*) FROM orders")?,
             one("SELECT count(*) FROM processed")?,
             one("SELECT count(DISTINCT order_ref) FROM processed")?,
@@ -188,7 +188,6 @@ fn scheduler(path: &str, owner: &str) -> Res {
     scheduler.add(tick_task())?;
     let stop = Arc::new(AtomicBool::new(false));
     let on_eof = stop.clone();
-    let handle = db.clone();
     std::thread::spawn(move || {
         let mut sink = String::new();
         while std::io::stdin()
@@ -196,8 +195,7 @@ fn scheduler(path: &str, owner: &str) -> Res {
             .map(|n| n > 0)
             .unwrap_or(false)
         {}
-        on_eof.store(true, Ordering::SeqCst);
-        handle.core().watcher().interrupt();
+        on_eof.store(true, Ordering::SeqCst); // run looks at it every 50 ms
     });
     println!("ready");
     let opts = SchedulerOpts {

@@ -93,7 +93,7 @@ unsafe extern "C" fn hook(
             std::ptr::null_mut(),
         );
     } else {
-        crate::schema::with_busy_timeout(RESTART_BUDGET, || {
+        super::conn::with_busy_timeout(RESTART_BUDGET, || {
             ffi::sqlite3_wal_checkpoint_v2(
                 db,
                 name,

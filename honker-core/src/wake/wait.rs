@@ -1,16 +1,17 @@
 //! The blocking operations, written once for every binding: claim the next
 //! job, follow a stream, run the scheduler. Each waits on the file's
-//! [`Watcher`](crate::watcher::Watcher) (no polling) and checks with a
+//! [`Watcher`] (no polling) and checks with a
 //! cheap read before it takes the write lock.
 
-use crate::db::Db;
+pub use super::stop::Stop;
+use super::watcher::Watcher;
 use crate::error::{Error, Result};
-use crate::queue::{self, JobRecord, QueueOpts};
-use crate::stream::{self, Event};
-use crate::watcher::Watcher;
-use crate::{lock, scheduler, validate};
+use crate::handle::{Caller, Db};
+use crate::model::{Event, FireFailure, JobRecord, QueueOpts};
+use crate::store::Store;
+use crate::validate;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,48 +20,6 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 fn ms(d: i64) -> Duration {
     Duration::from_millis(d.max(0) as u64)
-}
-
-/// What a blocking call looks at to end early. An [`AtomicBool`] is the
-/// usual one: set it, then call `Watcher::interrupt` to wake the waiter at
-/// once.
-pub trait Stop {
-    /// Has the wait been told to end? Looked at whenever the waiter wakes.
-    fn is_set(&self) -> bool;
-
-    /// How often to ask [`Stop::check`] while nothing wakes the waiter.
-    /// `None` (the default): never. For a host that delivers interruptions
-    /// nobody can wake a waiter for, such as a Ctrl-C that Python can only
-    /// act on in its main thread.
-    fn poll_every(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Asked every [`Stop::poll_every`] while idle: true ends the wait (and
-    /// [`Stop::is_set`] must say so from then on).
-    fn check(&self) -> bool {
-        false
-    }
-}
-
-impl Stop for AtomicBool {
-    fn is_set(&self) -> bool {
-        self.load(Ordering::SeqCst)
-    }
-}
-
-impl<S: Stop + ?Sized> Stop for std::sync::Arc<S> {
-    fn is_set(&self) -> bool {
-        (**self).is_set()
-    }
-
-    fn poll_every(&self) -> Option<Duration> {
-        (**self).poll_every()
-    }
-
-    fn check(&self) -> bool {
-        (**self).check()
-    }
 }
 
 /// Waits for a commit after generation `seen`, at most `wait`, asking
@@ -88,6 +47,7 @@ pub fn wait_or_stop(watcher: &Watcher, seen: u64, wait: Duration, stop: &impl St
 /// `Watcher::interrupt` after setting it to wake the waiter at once).
 pub fn claim_next(
     db: &Db,
+    caller: Caller,
     queue_name: &str,
     worker: &str,
     opts: &QueueOpts,
@@ -96,8 +56,9 @@ pub fn claim_next(
 ) -> Result<Option<JobRecord>> {
     validate::name("queue", queue_name)?;
     validate::name("worker", worker)?;
-    let watcher = db.watcher();
+    let watcher = super::watcher(db);
     watcher.ensure_started()?;
+    let ops = db.by(caller);
     let deadline = timeout.and_then(validate::deadline);
     loop {
         if stop.is_set() {
@@ -105,16 +66,10 @@ pub fn claim_next(
         }
         let seen = watcher.generation();
         // A read first: most wake-ups are for someone else.
-        let (due, next) = db.run(|c, now| {
-            Ok((
-                queue::has_due(c, queue_name, now)?,
-                queue::next_deadline(c, queue_name)?.map(|t| t - now),
-            ))
-        })?;
+        let due = ops.has_due(queue_name)?;
+        let next = ops.next_deadline(queue_name)?.map(|t| t - db.now_ms());
         if due {
-            let mut jobs = db.run(|c, now| {
-                queue::claim(c, queue_name, worker, 1, opts.visibility_timeout, now)
-            })?;
+            let mut jobs = ops.claim(queue_name, worker, 1, opts.visibility_timeout)?;
             if let Some(job) = jobs.pop() {
                 return Ok(Some(job));
             }
@@ -128,7 +83,7 @@ pub fn claim_next(
             }
             wait = wait.min(left);
         }
-        wait_or_stop(watcher, seen, wait, stop)?;
+        wait_or_stop(&watcher, seen, wait, stop)?;
     }
 }
 
@@ -176,29 +131,36 @@ impl Pending {
         *self.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(offset);
     }
 
-    fn save(&self, conn: &rusqlite::Connection, offset: i64, now: i64) -> Result<()> {
-        stream::save_offset(conn, &self.stream, &self.consumer, offset, now).map(|_| ())
+    fn save(&self, db: &Db, caller: Caller, offset: i64) -> Result<()> {
+        db.by(caller)
+            .save_offset(&self.stream, &self.consumer, offset)
+            .map(|_| ())
     }
 }
 
-impl crate::db::BeforeClose for Pending {
-    fn before_close(&self, conn: &rusqlite::Connection, now: i64) {
+impl crate::handle::BeforeClose for Pending {
+    fn before_close(&self, store: &dyn Store, now: i64) {
         if let Some(off) = self.take() {
-            let _ = self.save(conn, off, now);
+            let _ = store.save_offset(&self.stream, &self.consumer, off, now);
         }
     }
 }
 
 impl StreamCursor {
     /// Starts from `consumer`'s saved offset.
-    pub fn open(db: &Db, stream_name: &str, consumer: &str) -> Result<StreamCursor> {
-        let saved = db.run(|c, _| stream::get_offset(c, stream_name, consumer))?;
+    pub fn open(
+        db: &Db,
+        caller: Caller,
+        stream_name: &str,
+        consumer: &str,
+    ) -> Result<StreamCursor> {
+        let saved = db.by(caller).get_offset(stream_name, consumer)?;
         let pending = Arc::new(Pending {
             stream: stream_name.to_string(),
             consumer: consumer.to_string(),
             done: std::sync::Mutex::new(None),
         });
-        let hook: Arc<dyn crate::db::BeforeClose> = pending.clone();
+        let hook: Arc<dyn crate::handle::BeforeClose> = pending.clone();
         db.before_close(Arc::downgrade(&hook));
         Ok(StreamCursor {
             pending,
@@ -218,9 +180,9 @@ impl StreamCursor {
     }
 
     /// Saves the offset of everything the consumer has moved past.
-    pub fn flush(&mut self, db: &Db) -> Result<()> {
+    pub fn flush(&mut self, db: &Db, caller: Caller) -> Result<()> {
         if let Some(off) = self.pending.take() {
-            if let Err(e) = db.run(|c, now| self.pending.save(c, off, now)) {
+            if let Err(e) = self.pending.save(db, caller, off) {
                 self.pending.set(off);
                 return Err(e);
             }
@@ -231,11 +193,11 @@ impl StreamCursor {
     }
 
     /// Marks the event last handed out as handled and saves the offset now.
-    pub fn commit(&mut self, db: &Db) -> Result<()> {
+    pub fn commit(&mut self, db: &Db, caller: Caller) -> Result<()> {
         if let Some(off) = self.handed.take() {
             self.pending.set(off);
         }
-        self.flush(db)
+        self.flush(db, caller)
     }
 
     /// Records that the consumer moved past the event it had in hand.
@@ -269,25 +231,26 @@ impl StreamCursor {
     pub fn next(
         &mut self,
         db: &Db,
+        caller: Caller,
         timeout: Option<Duration>,
         stop: &impl Stop,
     ) -> Result<Option<Event>> {
         self.move_on(None);
         if self.save_due() {
-            self.flush(db)?;
+            self.flush(db, caller)?;
         }
-        let watcher = db.watcher();
+        let watcher = super::watcher(db);
         let deadline = timeout.and_then(validate::deadline);
         loop {
             if let Some(ev) = self.buf.pop_front() {
                 self.handed = Some(ev.offset);
                 return Ok(Some(ev));
             }
-            self.flush(db)?;
+            self.flush(db, caller)?;
             let seen = watcher.generation();
-            let events = db.run(|c, _| {
-                stream::read_since(c, &self.pending.stream, self.fetched_to, self.batch)
-            })?;
+            let events =
+                db.by(caller)
+                    .read_since(&self.pending.stream, self.fetched_to, self.batch)?;
             if let Some(last) = events.last() {
                 self.fetched_to = last.offset;
                 self.buf.extend(events);
@@ -305,7 +268,7 @@ impl StreamCursor {
                 }
                 wait = left;
             }
-            wait_or_stop(watcher, seen, wait, stop)?;
+            wait_or_stop(&watcher, seen, wait, stop)?;
         }
     }
 }
@@ -315,7 +278,7 @@ impl Drop for StreamCursor {
         // Left without a close: save what the consumer moved past (not the
         // event in hand). A closed database has saved it already.
         if let Some(off) = self.pending.take() {
-            let _ = self.db.run(|c, now| self.pending.save(c, off, now));
+            let _ = self.pending.save(&self.db, Caller::this_thread(), off);
         }
     }
 }
@@ -351,7 +314,7 @@ impl Default for SchedulerOpts {
 pub enum SchedulerProblem<'a> {
     /// A schedule's fire failed; the schedule moved on to its next boundary
     /// and the other schedules fired.
-    FireFailed(&'a crate::scheduler::FireFailure),
+    FireFailed(&'a FireFailure),
     /// A step of the loop failed; it is retried after `retry_in`, unless
     /// this was failure number `max_failures` in a row, which ends the loop
     /// with the error.
@@ -419,6 +382,7 @@ impl<S: Stop> Stop for Polled<'_, S> {
 /// the loop with the error.
 pub fn run_scheduler(
     db: &Db,
+    caller: Caller,
     stop: &impl Stop,
     owner: &str,
     opts: &SchedulerOpts,
@@ -430,8 +394,9 @@ pub fn run_scheduler(
         "lock_ttl",
         validate::duration_ms("lock_ttl", opts.lock_ttl)?,
     )?;
-    let watcher = db.watcher();
+    let watcher = super::watcher(db);
     watcher.ensure_started()?;
+    let ops = db.by(caller);
     let stop = &Polled(stop);
     let renew_every = opts.lock_ttl / 4;
     let mut token: Option<i64> = None;
@@ -446,16 +411,14 @@ pub fn run_scheduler(
             let t = match token {
                 Some(t) if renewed.elapsed() < renew_every => t,
                 Some(t) => {
-                    if !db.run(|c, now| lock::renew(c, &opts.lock_name, t, ttl_ms, now))? {
+                    if !ops.renew_lock(&opts.lock_name, t, ttl_ms)? {
                         token = None;
                         return Ok(Duration::ZERO);
                     }
                     renewed = Instant::now();
                     t
                 }
-                None => match db
-                    .run(|c, now| lock::try_acquire(c, &opts.lock_name, owner, ttl_ms, now))?
-                {
+                None => match ops.try_lock(&opts.lock_name, owner, ttl_ms)? {
                     Some(t) => {
                         token = Some(t);
                         renewed = Instant::now();
@@ -463,17 +426,16 @@ pub fn run_scheduler(
                     }
                     None => {
                         // Standby: come back when the leader's lock would lapse.
-                        let until = db.run(|c, now| {
-                            Ok(lock::holder(c, &opts.lock_name, now)?
-                                .map(|h| h.expires_at_ms - now))
-                        })?;
+                        let until = ops
+                            .lock_holder(&opts.lock_name)?
+                            .map(|h| h.expires_at_ms - db.now_ms());
                         return Ok(until.map(|d| ms(d + 1)).unwrap_or(Duration::ZERO));
                     }
                 },
             };
-            let soonest = db.run(|c, now| Ok(scheduler::soonest(c)?.map(|s| s - now)))?;
+            let soonest = ops.schedule_soonest()?.map(|s| s - db.now_ms());
             if soonest.is_some_and(|d| d <= 0) {
-                match db.run(|c, now| scheduler::tick_fenced(c, &opts.lock_name, t, now))? {
+                match ops.schedule_tick_fenced(&opts.lock_name, t)? {
                     None => token = None, // fenced off: someone else leads now
                     Some((_, failed)) => {
                         for f in &failed {
@@ -511,10 +473,10 @@ pub fn run_scheduler(
         };
         // Sleep until the next boundary, a commit (schedules may have
         // changed), or `stop`.
-        wait_or_stop(watcher, seen, wait, stop)?;
+        wait_or_stop(&watcher, seen, wait, stop)?;
     };
     if let Some(t) = token {
-        let _ = db.run(|c, _| lock::release(c, &opts.lock_name, t));
+        let _ = ops.release_lock(&opts.lock_name, t);
     }
     result
 }
@@ -522,7 +484,9 @@ pub fn run_scheduler(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use crate::model::ScheduleSpec;
+    use crate::store::sqlite::{queue, scheduler, stream};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
 
     /// A stop nobody wakes the waiter for (like a pending Ctrl-C): it trips
@@ -552,7 +516,7 @@ mod tests {
         let dir = crate::testutil::Dir::new();
         let db = dir.open("t.db");
         // Every step fails: the leader lock's table is gone.
-        db.run(|c, _| Ok(c.execute_batch("DROP TABLE _honker_locks")?))
+        db.run_here(|c, _| Ok(c.execute_batch("DROP TABLE _honker_locks")?))
             .unwrap();
         let opts = SchedulerOpts {
             max_failures: 3,
@@ -560,8 +524,10 @@ mod tests {
         };
         let mut said = Vec::new();
         let never = AtomicBool::new(false);
-        let e =
-            run_scheduler(&db, &never, "o", &opts, &mut |p| said.push(p.to_string())).unwrap_err();
+        let e = run_scheduler(&db, Caller::this_thread(), &never, "o", &opts, &mut |p| {
+            said.push(p.to_string())
+        })
+        .unwrap_err();
         assert_eq!(e.code(), "sqlite");
         assert_eq!(said.len(), 3, "{said:?}");
         assert!(
@@ -581,7 +547,7 @@ mod tests {
     fn a_schedule_that_cannot_fire_is_reported_and_the_loop_goes_on() {
         let dir = crate::testutil::Dir::new();
         let db = dir.open("t.db");
-        let spec = |name: &'static str| scheduler::ScheduleSpec {
+        let spec = |name: &'static str| ScheduleSpec {
             name,
             queue: "q",
             cron: "@every 1s",
@@ -590,7 +556,7 @@ mod tests {
             priority: 0,
             expires: None,
         };
-        db.run(|c, now| {
+        db.run_here(|c, now| {
             scheduler::add(c, &spec("good"), now)?;
             scheduler::add(c, &spec("bad"), now)?;
             // Due now, and unable to fire (a name from an older version).
@@ -609,9 +575,16 @@ mod tests {
         let runner = {
             let (db, stop) = (db.clone(), stop.clone());
             std::thread::spawn(move || {
-                run_scheduler(&db, &stop, "o", &SchedulerOpts::default(), &mut |p| {
-                    let _ = said.send(p.to_string());
-                })
+                run_scheduler(
+                    &db,
+                    Caller::this_thread(),
+                    &stop,
+                    "o",
+                    &SchedulerOpts::default(),
+                    &mut |p| {
+                        let _ = said.send(p.to_string());
+                    },
+                )
             })
         };
         let first = heard.recv_timeout(Duration::from_secs(30)).unwrap();
@@ -621,7 +594,7 @@ mod tests {
         );
         // The good schedule fired in the same tick.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while db.run(|c, _| queue::stats(c, "q")).unwrap().ready == 0 {
+        while db.run_here(|c, _| queue::stats(c, "q")).unwrap().ready == 0 {
             assert!(Instant::now() < deadline, "the good schedule never fired");
             db.watcher()
                 .wait(db.watcher().generation(), Duration::from_millis(100))
@@ -638,16 +611,19 @@ mod tests {
         let db = dir.open("t.db");
         let offs: Vec<i64> = (0..300)
             .map(|i| {
-                db.run(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
+                db.run_here(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
                     .unwrap()
             })
             .collect();
-        let saved = |db: &Db, who: &str| db.run(|c, _| stream::get_offset(c, "s", who)).unwrap();
+        let saved =
+            |db: &Db, who: &str| db.run_here(|c, _| stream::get_offset(c, "s", who)).unwrap();
         let never = AtomicBool::new(false);
 
         // Periodically while iterating: every SAVE_EVERY_EVENTS events.
-        let mut cur = StreamCursor::open(&db, "s", "busy").unwrap();
-        cur.next(&db, None, &never).unwrap().unwrap();
+        let mut cur = StreamCursor::open(&db, Caller::this_thread(), "s", "busy").unwrap();
+        cur.next(&db, Caller::this_thread(), None, &never)
+            .unwrap()
+            .unwrap();
         let mut handed = 1;
         while let Some(ev) = cur.next_buffered() {
             assert_eq!(ev.offset, offs[handed]);
@@ -659,13 +635,17 @@ mod tests {
             "a save falls due after {SAVE_EVERY_EVENTS} events moved past"
         );
         assert_eq!(saved(&db, "busy"), 0, "next_buffered never writes");
-        cur.next(&db, None, &never).unwrap().unwrap();
+        cur.next(&db, Caller::this_thread(), None, &never)
+            .unwrap()
+            .unwrap();
         assert_eq!(saved(&db, "busy"), offs[handed - 1]);
 
         // Dropped mid-loop (a break, an exception): all but the event in hand.
-        let mut cur = StreamCursor::open(&db, "s", "breaks").unwrap();
+        let mut cur = StreamCursor::open(&db, Caller::this_thread(), "s", "breaks").unwrap();
         for _ in 0..5 {
-            cur.next(&db, None, &never).unwrap().unwrap();
+            cur.next(&db, Caller::this_thread(), None, &never)
+                .unwrap()
+                .unwrap();
         }
         drop(cur);
         assert_eq!(
@@ -673,18 +653,24 @@ mod tests {
             offs[3],
             "the fifth, in hand, comes again"
         );
-        let mut again = StreamCursor::open(&db, "s", "breaks").unwrap();
+        let mut again = StreamCursor::open(&db, Caller::this_thread(), "s", "breaks").unwrap();
         assert_eq!(
-            again.next(&db, None, &never).unwrap().unwrap().offset,
+            again
+                .next(&db, Caller::this_thread(), None, &never)
+                .unwrap()
+                .unwrap()
+                .offset,
             offs[4]
         );
 
         // The database closed under it.
-        let mut cur = StreamCursor::open(&db, "s", "closed").unwrap();
+        let mut cur = StreamCursor::open(&db, Caller::this_thread(), "s", "closed").unwrap();
         for _ in 0..3 {
-            cur.next(&db, None, &never).unwrap().unwrap();
+            cur.next(&db, Caller::this_thread(), None, &never)
+                .unwrap()
+                .unwrap();
         }
-        let _tx = db.begin().unwrap(); // even with a transaction open
+        let _tx = db.begin_here().unwrap(); // even with a transaction open
         db.close().unwrap();
         drop((cur, again));
         let db = dir.open("t.db");
@@ -697,19 +683,22 @@ mod tests {
         let db = dir.open("t.db");
         let offs: Vec<i64> = (0..3)
             .map(|i| {
-                db.run(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
+                db.run_here(|c, now| stream::publish(c, "s", None, &i.to_string(), now))
                     .unwrap()
             })
             .collect();
-        let mut cur = StreamCursor::open(&db, "s", "c").unwrap();
+        let mut cur = StreamCursor::open(&db, Caller::this_thread(), "s", "c").unwrap();
         assert!(cur.next_buffered().is_none(), "nothing fetched yet");
         let never = AtomicBool::new(false);
-        let first = cur.next(&db, None, &never).unwrap().unwrap();
+        let first = cur
+            .next(&db, Caller::this_thread(), None, &never)
+            .unwrap()
+            .unwrap();
         assert_eq!(first.offset, offs[0]);
         // The rest came in the same fetch: handed out without the database.
         assert_eq!(cur.next_buffered().unwrap().offset, offs[1]);
-        cur.flush(&db).unwrap();
-        let saved = |db: &Db| db.run(|c, _| stream::get_offset(c, "s", "c")).unwrap();
+        cur.flush(&db, Caller::this_thread()).unwrap();
+        let saved = |db: &Db| db.run_here(|c, _| stream::get_offset(c, "s", "c")).unwrap();
         assert_eq!(
             saved(&db),
             offs[0],
@@ -717,7 +706,7 @@ mod tests {
         );
         assert_eq!(cur.next_buffered().unwrap().offset, offs[2]);
         assert!(cur.next_buffered().is_none());
-        cur.commit(&db).unwrap();
+        cur.commit(&db, Caller::this_thread()).unwrap();
         assert_eq!(saved(&db), offs[2]);
     }
 
@@ -729,19 +718,31 @@ mod tests {
         let checks = |t: &Tripwire| t.checks.load(Ordering::SeqCst);
 
         let t = Tripwire::default();
-        let got = claim_next(&db, "q", "w", &QueueOpts::default(), long, &t).unwrap();
+        let got = claim_next(
+            &db,
+            Caller::this_thread(),
+            "q",
+            "w",
+            &QueueOpts::default(),
+            long,
+            &t,
+        )
+        .unwrap();
         assert!(got.is_none());
         assert_eq!(checks(&t), 3, "ended by the tripwire, not the timeout");
 
         let t = Tripwire::default();
-        let mut cursor = StreamCursor::open(&db, "s", "c").unwrap();
-        assert!(cursor.next(&db, long, &t).unwrap().is_none());
+        let mut cursor = StreamCursor::open(&db, Caller::this_thread(), "s", "c").unwrap();
+        assert!(cursor
+            .next(&db, Caller::this_thread(), long, &t)
+            .unwrap()
+            .is_none());
         assert_eq!(checks(&t), 3);
 
         let t = Tripwire::default();
         let listener = db.listen("c").unwrap();
         assert!(listener
-            .recv_until(db.watcher(), long, &t)
+            .recv_until(&db.watcher(), long, &t)
             .unwrap()
             .is_none());
         assert_eq!(checks(&t), 3);
@@ -753,6 +754,7 @@ mod tests {
             std::thread::spawn(move || {
                 done.send(run_scheduler(
                     &db,
+                    Caller::this_thread(),
                     &t,
                     "o",
                     &SchedulerOpts::default(),

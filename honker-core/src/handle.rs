@@ -1,19 +1,30 @@
-//! The connection handle every binding shares: one SQLite connection behind
-//! a mutex, honker's PRAGMAs and migrations applied at open, an injectable
-//! clock, and transactions that pin the connection for their owner.
+//! The handle every binding shares: one SQLite connection behind a mutex,
+//! honker's PRAGMAs and migrations applied at open, an injectable clock,
+//! transactions and who owns them, and the operation surface ([`Ops`]).
 //!
-//! Non-transactional calls wait while another thread's transaction is open;
-//! on the thread that opened it they fail with
-//! [`Error::TransactionOpen`] instead of deadlocking.
+//! **Transactions.** A transaction belongs to the [`Caller`] that began it:
+//! a thread, or a caller the host names (an asyncio task, a Node async
+//! context, a tokio task). While it is open, that caller's calls must go
+//! through it (any other call fails with [`Error::TransactionOpen`], since
+//! waiting would deadlock); other callers wait their turn, unless they may
+//! not wait (a call on an event loop's thread), which also fails with
+//! [`Error::TransactionOpen`].
+//!
+//! The layer above (the wake path) hears of commits and of the close
+//! through [`Hooks`]; this module knows nothing of it.
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::schema;
-use crate::watcher::{ListenerQueue, Watcher};
+use crate::model::{
+    EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueStats, Retention, Rows,
+    ScheduleInfo, ScheduleSpec, SqlValue,
+};
+use crate::store::sqlite::{conn, schema, SqliteStore};
+use crate::store::{Store, Tick};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// Default time a writer waits for another process's write lock: 10 s.
@@ -30,7 +41,7 @@ pub struct OpenOptions {
     /// WAL size, in pages, past which a commit on this handle checkpoints
     /// (SQLite's `wal_autocheckpoint`). Past four times this, a commit
     /// waits briefly for readers so the WAL can start over, and an idle
-    /// file's WAL is truncated (see [`crate::wal`]). 0 turns all automatic
+    /// file's WAL is truncated (see [`crate::store::sqlite::wal`]). 0 turns all automatic
     /// checkpoints off. Default [`DEFAULT_WAL_AUTOCHECKPOINT`].
     pub wal_autocheckpoint: u32,
     /// Lets the file's own schema code (triggers, views) call honker's SQL
@@ -60,22 +71,81 @@ impl Default for OpenOptions {
     }
 }
 
-/// Work to finish on the connection just before the database closes (a
-/// stream cursor's offset that was moved past but not saved yet).
+/// Work to finish just before the database closes (a stream cursor's
+/// offset that was moved past but not saved yet).
 pub trait BeforeClose: Send + Sync {
-    /// Runs on the connection, outside any transaction, before it closes.
-    fn before_close(&self, conn: &Connection, now: i64);
+    /// Runs on the store, outside any transaction, before it closes.
+    fn before_close(&self, store: &dyn Store, now: i64);
+}
+
+/// What the layer above a handle (the wake path) hears from it.
+pub trait Hooks: Send + Sync + 'static {
+    /// Something was committed through this handle.
+    fn committed(&self);
+    /// The handle was closed: blocked waiters should wake and see it.
+    fn closed(&self);
+    /// For the layer above to find its own type again.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Who makes a call, for the transaction rule (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    token: u64,
+    may_wait: bool,
+}
+
+/// Tokens the host names carry this bit; thread tokens never do.
+const HOST: u64 = 1 << 63;
+
+impl Caller {
+    /// The calling thread, which may wait for another caller's transaction.
+    pub fn this_thread() -> Caller {
+        Caller {
+            token: THREAD_ID.with(|t| *t),
+            may_wait: true,
+        }
+    }
+
+    /// A caller the host names itself (an asyncio task, a Node async
+    /// context, a tokio task) by an id unique among its live callers.
+    pub fn host(id: u64) -> Caller {
+        Caller {
+            token: id | HOST,
+            may_wait: true,
+        }
+    }
+
+    /// The same caller, failing with [`Error::TransactionOpen`] where it
+    /// would wait for another caller's transaction: for a call on an event
+    /// loop's own thread, which must never block.
+    pub fn without_waiting(self) -> Caller {
+        Caller {
+            may_wait: false,
+            ..self
+        }
+    }
+}
+
+/// Where a call runs: for a caller outside any transaction, or inside one.
+#[derive(Debug, Clone, Copy)]
+pub enum At<'a> {
+    /// Outside any transaction, for this caller (each operation is atomic on
+    /// its own).
+    Caller(Caller),
+    /// Inside this open transaction.
+    Tx(&'a TxKey),
 }
 
 /// Identifies an open transaction. Obtained from [`Db::begin`]; pass it to
-/// [`Db::run_tx`], then to [`Db::commit`] or [`Db::rollback`].
+/// calls ([`Db::in_tx`]), then to [`Db::commit`] or [`Db::rollback`].
 #[derive(Debug, PartialEq, Eq)]
 pub struct TxKey(u64);
 
 #[derive(Debug, Clone, Copy)]
 struct TxOwner {
     key: u64,
-    thread: u64,
+    owner: u64,
 }
 
 struct State {
@@ -87,14 +157,13 @@ struct Inner {
     pid: u32,
     path: PathBuf,
     state: Mutex<State>,
-    /// The thread owning the open transaction (0: none), mirrored from
+    /// The token owning the open transaction (0: none), mirrored from
     /// `State::tx` so that asking never waits for the state lock, which a
     /// writer holds while SQLite waits for another process's write lock.
-    tx_thread: AtomicU64,
+    tx_owner: AtomicU64,
     idle: Condvar,
     opts: OpenOptions,
-    watcher: Arc<Watcher>,
-    listeners: Mutex<Vec<std::sync::Weak<ListenerQueue>>>,
+    hooks: OnceLock<Arc<dyn Hooks>>,
     before_close: Mutex<Vec<std::sync::Weak<dyn BeforeClose>>>,
 }
 
@@ -119,35 +188,28 @@ thread_local! {
     static THREAD_ID: u64 = NEXT_ID.fetch_add(1, Ordering::Relaxed);
 }
 
-fn this_thread() -> u64 {
-    THREAD_ID.with(|t| *t)
-}
-
 impl Db {
     /// Opens (creating if needed) the database at `path`, switches it to
-    /// WAL, and creates or upgrades honker's tables.
+    /// WAL, and creates or upgrades honker's tables. (`crate::open` also
+    /// attaches the wake path; waits attach it on first use otherwise.)
     pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Db> {
         let path = path.as_ref().to_path_buf();
         if path.as_os_str().is_empty() {
             return Err(Error::invalid("path", "must not be empty"));
         }
-        let conn = Self::connect(&path, &opts).map_err(|e| Self::opening(&path, &opts, e))?;
-        let watcher = Watcher::for_path(&path);
-        if opts.wal_autocheckpoint > 0 {
-            watcher.truncate_wal_when_idle();
-        }
+        let conn = crate::guard(|| Self::connect(&path, &opts))
+            .map_err(|e| Self::opening(&path, &opts, e))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 pid: std::process::id(),
-                watcher,
-                listeners: Mutex::new(Vec::new()),
+                hooks: OnceLock::new(),
                 before_close: Mutex::new(Vec::new()),
                 path,
                 state: Mutex::new(State {
                     conn: Some(conn),
                     tx: None,
                 }),
-                tx_thread: AtomicU64::new(0),
+                tx_owner: AtomicU64::new(0),
                 idle: Condvar::new(),
                 opts,
             }),
@@ -164,19 +226,19 @@ impl Db {
                 | OpenFlags::SQLITE_OPEN_URI
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        schema::configure(&conn, opts.busy_timeout)?;
+        conn::configure(&conn, opts.busy_timeout)?;
         // A file is input: its triggers and views may not call functions
         // with side effects (honker's, or the application's), unless the
         // application vouches for the schema.
         conn.pragma_update(None, "trusted_schema", opts.trusted_schema)?;
-        crate::wal::install(&conn, opts.wal_autocheckpoint)?;
+        crate::store::sqlite::wal::install(&conn, opts.wal_autocheckpoint)?;
         #[cfg(feature = "functions")]
-        crate::sql::register(
+        crate::store::sqlite::functions::register(
             &conn,
             if opts.trusted_schema {
-                crate::sql::Callers::TrustedSchema
+                crate::store::sqlite::functions::Callers::TrustedSchema
             } else {
-                crate::sql::Callers::Direct
+                crate::store::sqlite::functions::Callers::Direct
             },
         )?;
         schema::migrate(&conn)?;
@@ -237,6 +299,17 @@ impl Db {
         &self.inner.opts
     }
 
+    /// Attaches the layer above (once): it hears of commits and the close.
+    /// Returns the hooks attached, these or earlier ones.
+    pub fn attach(&self, hooks: impl FnOnce() -> Arc<dyn Hooks>) -> &Arc<dyn Hooks> {
+        self.inner.hooks.get_or_init(hooks)
+    }
+
+    /// The hooks attached, if any.
+    pub fn hooks(&self) -> Option<&Arc<dyn Hooks>> {
+        self.inner.hooks.get()
+    }
+
     fn busy_with(e: Error, timeout: Duration) -> Error {
         match e {
             Error::Busy { .. } => Error::Busy {
@@ -263,14 +336,16 @@ impl Db {
         Ok(())
     }
 
-    /// Waits until no transaction is open (refusing if this thread holds it).
-    fn lock_idle(&self) -> Result<MutexGuard<'_, State>> {
+    /// Waits until no transaction is open, by the transaction rule.
+    fn lock_idle(&self, caller: Caller) -> Result<MutexGuard<'_, State>> {
         self.check_process()?;
-        let me = this_thread();
         let mut st = self.lock();
         loop {
             match st.tx {
-                Some(o) if o.thread == me => return Err(Error::TransactionOpen),
+                Some(o) if o.owner == caller.token => {
+                    return Err(Error::TransactionOpen { own: true })
+                }
+                Some(_) if !caller.may_wait => return Err(Error::TransactionOpen { own: false }),
                 Some(_) => {
                     st = self
                         .inner
@@ -281,29 +356,6 @@ impl Db {
                 None => return Ok(st),
             }
         }
-    }
-
-    /// The file's watcher (shared by every handle on the file in this
-    /// process): wait on it for commits.
-    pub fn watcher(&self) -> &Arc<Watcher> {
-        &self.inner.watcher
-    }
-
-    /// Starts listening on `channel` for notifications committed from now
-    /// on. Closing the database closes the listener.
-    pub fn listen(&self, channel: &str) -> Result<Arc<ListenerQueue>> {
-        if self.is_closed() {
-            return Err(Error::Closed);
-        }
-        let q = self.inner.watcher.listen(channel)?;
-        let mut ls = self
-            .inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        ls.retain(|l| l.strong_count() > 0);
-        ls.push(Arc::downgrade(&q));
-        Ok(q)
     }
 
     /// Registers work to run on the connection just before it closes, for
@@ -318,12 +370,38 @@ impl Db {
         hooks.push(hook);
     }
 
-    /// Runs `f` on the connection outside any transaction, with the current
-    /// time. Waits while another thread's transaction is open. If `f`
-    /// committed changes, local waiters are woken.
-    pub fn run<R>(&self, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
-        let st = self.lock_idle()?;
-        schema::set_busy_timeout(self.inner.opts.busy_timeout);
+    /// The operations, for `caller` outside any transaction.
+    pub fn by(&self, caller: Caller) -> Ops<'_> {
+        self.ops(At::Caller(caller))
+    }
+
+    /// The operations inside the open transaction `tx`.
+    pub fn in_tx<'a>(&'a self, tx: &'a TxKey) -> Ops<'a> {
+        self.ops(At::Tx(tx))
+    }
+
+    /// The operations, run where `at` says.
+    pub fn ops<'a>(&'a self, at: At<'a>) -> Ops<'a> {
+        Ops { db: self, at }
+    }
+
+    /// Runs `f` on the SQLite connection where `at` says, with the current
+    /// time: the escape hatch to SQLite itself (the Rust crate's
+    /// `with_conn`). Everything else goes through [`Ops`].
+    pub fn with_conn<R>(
+        &self,
+        at: At<'_>,
+        f: impl FnOnce(&Connection, i64) -> Result<R>,
+    ) -> Result<R> {
+        match at {
+            At::Caller(c) => self.run(c, f),
+            At::Tx(tx) => self.run_tx(tx, f),
+        }
+    }
+
+    fn run<R>(&self, caller: Caller, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
+        let st = self.lock_idle(caller)?;
+        conn::set_busy_timeout(self.inner.opts.busy_timeout);
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
         let before = conn.total_changes();
         let result = crate::guard(|| f(conn, self.now_ms()));
@@ -334,58 +412,64 @@ impl Db {
         let committed = conn.total_changes() != before && conn.is_autocommit();
         drop(st);
         if committed {
-            self.inner.watcher.local_commit();
+            self.committed();
         }
         result.map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
     }
 
-    /// Opens a write transaction (`BEGIN IMMEDIATE`) owned by the caller.
-    pub fn begin(&self) -> Result<TxKey> {
-        let mut st = self.lock_idle()?;
+    fn committed(&self) {
+        if let Some(h) = self.inner.hooks.get() {
+            h.committed();
+        }
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`) owned by `caller`.
+    pub fn begin(&self, caller: Caller) -> Result<TxKey> {
+        let mut st = self.lock_idle(caller)?;
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
-        schema::set_busy_timeout(self.inner.opts.busy_timeout);
-        schema::exec_cached(conn, "BEGIN IMMEDIATE")
+        conn::set_busy_timeout(self.inner.opts.busy_timeout);
+        conn::exec_cached(conn, "BEGIN IMMEDIATE")
             .map_err(|e| Self::busy_with(e.into(), self.inner.opts.busy_timeout))?;
         let key = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         self.set_tx(
             &mut st,
             Some(TxOwner {
                 key,
-                thread: this_thread(),
+                owner: caller.token,
             }),
         );
         Ok(TxKey(key))
     }
 
-    /// Makes the calling thread the owner of `tx`: its plain calls are then
-    /// the ones refused while `tx` is open, and other threads' wait. (A
-    /// binding that began `tx` on a worker thread, so as not to block its
-    /// event loop on the write lock, hands it to the loop's thread.)
-    pub fn adopt(&self, tx: &TxKey) -> Result<()> {
+    /// Makes `caller` the owner of `tx`: its plain calls are then the ones
+    /// refused while `tx` is open, and others' wait. (A binding that began
+    /// `tx` on a worker thread, so as not to block its event loop on the
+    /// write lock, hands it to the task that asked.)
+    pub fn adopt(&self, tx: &TxKey, caller: Caller) -> Result<()> {
         let mut st = self.lock();
         match st.tx {
             Some(o) if o.key == tx.0 => {
-                let thread = this_thread();
-                self.set_tx(&mut st, Some(TxOwner { thread, ..o }));
+                self.set_tx(
+                    &mut st,
+                    Some(TxOwner {
+                        owner: caller.token,
+                        ..o
+                    }),
+                );
                 Ok(())
             }
             _ => Err(Error::TransactionInactive),
         }
     }
 
-    /// Runs `f` inside the transaction `tx`.
-    pub fn run_tx<R>(
-        &self,
-        tx: &TxKey,
-        f: impl FnOnce(&Connection, i64) -> Result<R>,
-    ) -> Result<R> {
+    fn run_tx<R>(&self, tx: &TxKey, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
         self.check_process()?;
         let st = self.lock();
         if !matches!(st.tx, Some(o) if o.key == tx.0) {
             return Err(Error::TransactionInactive);
         }
         let conn = st.conn.as_ref().ok_or(Error::Closed)?;
-        schema::set_busy_timeout(self.inner.opts.busy_timeout);
+        conn::set_busy_timeout(self.inner.opts.busy_timeout);
         // A panic inside an operation unwinds through its savepoint, which
         // rolls back; the caller's transaction stays open and usable.
         crate::guard(|| f(conn, self.now_ms()))
@@ -399,7 +483,7 @@ impl Db {
         }
         let result = match st.conn.as_ref() {
             None => Err(Error::Closed),
-            Some(conn) => match schema::exec_cached(conn, sql) {
+            Some(conn) => match conn::exec_cached(conn, sql) {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     if !conn.is_autocommit() {
@@ -418,7 +502,7 @@ impl Db {
     /// Commits `tx`. On failure the transaction is rolled back.
     pub fn commit(&self, tx: TxKey) -> Result<()> {
         self.finish(tx, "COMMIT")?;
-        self.inner.watcher.local_commit();
+        self.committed();
         Ok(())
     }
 
@@ -429,23 +513,22 @@ impl Db {
 
     /// Is a transaction open on this handle? (Never waits.)
     pub fn in_transaction(&self) -> bool {
-        self.inner.tx_thread.load(Ordering::SeqCst) != 0
+        self.inner.tx_owner.load(Ordering::SeqCst) != 0
     }
 
-    /// Does the calling thread own the transaction that is open now? (A
-    /// binding that hands a call to another thread asks first: that thread
-    /// would wait for this one's commit, which waits for the call. Never
-    /// waits.)
-    pub fn held_by_this_thread(&self) -> bool {
-        self.inner.tx_thread.load(Ordering::SeqCst) == this_thread()
+    /// Does `caller` own the transaction open now? (A binding that hands a
+    /// call to another thread asks first: that thread would wait for this
+    /// caller's commit, which waits for the call. Never waits.)
+    pub fn holds_transaction(&self, caller: Caller) -> bool {
+        self.inner.tx_owner.load(Ordering::SeqCst) == caller.token
     }
 
     /// Records the open transaction (under the state lock) and its owner.
     fn set_tx(&self, st: &mut State, tx: Option<TxOwner>) {
         st.tx = tx;
         self.inner
-            .tx_thread
-            .store(tx.map_or(0, |o| o.thread), Ordering::SeqCst);
+            .tx_owner
+            .store(tx.map_or(0, |o| o.owner), Ordering::SeqCst);
     }
 
     /// Closes the connection (rolling back an open transaction). Every later
@@ -469,22 +552,13 @@ impl Db {
             );
             let now = self.now_ms();
             for h in hooks.iter().filter_map(std::sync::Weak::upgrade) {
-                h.before_close(conn, now);
-            }
-        }
-        for l in self
-            .inner
-            .listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
-            if let Some(l) = l.upgrade() {
-                l.close();
+                h.before_close(&SqliteStore(conn), now);
             }
         }
         // Blocked waiters wake, call in, and get `Error::Closed`.
-        self.inner.watcher.interrupt();
+        if let Some(h) = self.inner.hooks.get() {
+            h.closed();
+        }
         if let Some(conn) = conn {
             conn.close().map_err(|(_, e)| Error::from(e))?;
         }
@@ -494,6 +568,271 @@ impl Db {
     /// Has [`Db::close`] been called?
     pub fn is_closed(&self) -> bool {
         self.lock().conn.is_none()
+    }
+}
+
+/// Shorthands for this crate's tests, as the calling thread.
+#[cfg(test)]
+impl Db {
+    pub(crate) fn run_here<R>(&self, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
+        self.run(Caller::this_thread(), f)
+    }
+    pub(crate) fn run_in<R>(
+        &self,
+        tx: &TxKey,
+        f: impl FnOnce(&Connection, i64) -> Result<R>,
+    ) -> Result<R> {
+        self.run_tx(tx, f)
+    }
+    pub(crate) fn begin_here(&self) -> Result<TxKey> {
+        self.begin(Caller::this_thread())
+    }
+    pub(crate) fn held_here(&self) -> bool {
+        self.holds_transaction(Caller::this_thread())
+    }
+    pub(crate) fn watcher(&self) -> Arc<crate::wake::watcher::Watcher> {
+        crate::wake::watcher(self)
+    }
+    pub(crate) fn listen(&self, channel: &str) -> Result<Arc<crate::wake::watcher::ListenerQueue>> {
+        crate::wake::listen(self, channel)
+    }
+}
+
+/// The operations, each written once: run where [`At`] says, with the
+/// handle's clock, on its store. Every binding calls these.
+pub struct Ops<'a> {
+    db: &'a Db,
+    at: At<'a>,
+}
+
+impl Ops<'_> {
+    fn exec<R>(&self, f: impl FnOnce(&dyn Store, i64) -> Result<R>) -> Result<R> {
+        self.db.with_conn(self.at, |c, now| f(&SqliteStore(c), now))
+    }
+
+    // -- queues --
+
+    /// Adds a job (see [`Store::enqueue`]).
+    pub fn enqueue(
+        &self,
+        queue: &str,
+        payload: &str,
+        opts: &EnqueueOpts,
+        default_max_attempts: u32,
+    ) -> Result<i64> {
+        self.exec(|s, now| s.enqueue(queue, payload, opts, default_max_attempts, now))
+    }
+    /// Adds jobs, all or none.
+    pub fn enqueue_many(
+        &self,
+        queue: &str,
+        payloads: &[String],
+        opts: &EnqueueOpts,
+        default_max_attempts: u32,
+    ) -> Result<Vec<i64>> {
+        self.exec(|s, now| s.enqueue_many(queue, payloads, opts, default_max_attempts, now))
+    }
+    /// Claims up to `n` due jobs.
+    pub fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        n: usize,
+        visibility_timeout: Duration,
+    ) -> Result<Vec<JobRecord>> {
+        self.exec(|s, now| s.claim(queue, worker, n, visibility_timeout, now))
+    }
+    /// Completes a job if `lease` is current.
+    pub fn ack(&self, lease: Lease<'_>) -> Result<bool> {
+        self.exec(|s, now| s.ack(lease, now))
+    }
+    /// Completes each job whose lease is current.
+    pub fn ack_batch(&self, leases: &[Lease<'_>]) -> Result<usize> {
+        self.exec(|s, now| s.ack_batch(leases, now))
+    }
+    /// Gives a job back for another attempt.
+    pub fn retry(&self, lease: Lease<'_>, delay: Option<Duration>, error: &str) -> Result<bool> {
+        self.exec(|s, now| s.retry(lease, delay, error, now))
+    }
+    /// Gives a job back untouched.
+    pub fn release(&self, lease: Lease<'_>) -> Result<bool> {
+        self.exec(|s, now| s.release(lease, now))
+    }
+    /// Sends a job to the dead table.
+    pub fn fail(&self, lease: Lease<'_>, error: &str) -> Result<bool> {
+        self.exec(|s, now| s.fail(lease, error, now))
+    }
+    /// Extends a lease.
+    pub fn heartbeat(&self, lease: Lease<'_>, extend: Duration) -> Result<bool> {
+        self.exec(|s, now| s.heartbeat(lease, extend, now))
+    }
+    /// Removes a live job.
+    pub fn cancel(&self, id: i64) -> Result<bool> {
+        self.exec(|s, _| s.cancel(id))
+    }
+    /// Deletes a queue's ready jobs (see [`Store::purge`]).
+    pub fn purge(&self, queue: &str) -> Result<usize> {
+        self.exec(|s, now| s.purge(queue, now))
+    }
+    /// A job, live or dead.
+    pub fn get_job(&self, id: i64) -> Result<Option<JobRecord>> {
+        self.exec(|s, _| s.get_job(id))
+    }
+    /// The newest dead jobs of a queue.
+    pub fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>> {
+        self.exec(|s, _| s.dead_jobs(queue, limit))
+    }
+    /// Puts a dead job back.
+    pub fn requeue_dead(&self, id: i64) -> Result<()> {
+        self.exec(|s, now| s.requeue_dead(id, now))
+    }
+    /// Dead-letters jobs past their start deadline.
+    pub fn sweep_expired(&self, queue: Option<&str>) -> Result<usize> {
+        self.exec(|s, now| s.sweep_expired(queue, now))
+    }
+    /// Is anything claimable now?
+    pub fn has_due(&self, queue: &str) -> Result<bool> {
+        self.exec(|s, now| s.has_due(queue, now))
+    }
+    /// The next moment something becomes claimable, ms since the epoch.
+    pub fn next_deadline(&self, queue: &str) -> Result<Option<i64>> {
+        self.exec(|s, _| s.next_deadline(queue))
+    }
+    /// A queue's job counts.
+    pub fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
+        self.exec(|s, _| s.queue_stats(queue))
+    }
+
+    // -- streams --
+
+    /// Appends an event.
+    pub fn publish(&self, stream: &str, key: Option<&str>, payload: &str) -> Result<i64> {
+        self.exec(|s, now| s.publish(stream, key, payload, now))
+    }
+    /// Events after an offset.
+    pub fn read_since(&self, stream: &str, after: i64, limit: usize) -> Result<Vec<Event>> {
+        self.exec(|s, _| s.read_since(stream, after, limit))
+    }
+    /// The newest offset.
+    pub fn last_offset(&self, stream: &str) -> Result<i64> {
+        self.exec(|s, _| s.last_offset(stream))
+    }
+    /// Saves a consumer's offset, only forward.
+    pub fn save_offset(&self, stream: &str, consumer: &str, offset: i64) -> Result<bool> {
+        self.exec(|s, now| s.save_offset(stream, consumer, offset, now))
+    }
+    /// A consumer's saved offset.
+    pub fn get_offset(&self, stream: &str, consumer: &str) -> Result<i64> {
+        self.exec(|s, _| s.get_offset(stream, consumer))
+    }
+    /// Stores a stream's retention.
+    pub fn set_retention(&self, stream: &str, retention: Retention) -> Result<()> {
+        self.exec(|s, _| s.set_retention(stream, retention))
+    }
+    /// A stream's retention.
+    pub fn retention(&self, stream: &str) -> Result<Retention> {
+        self.exec(|s, _| s.retention(stream))
+    }
+    /// Applies a stream's retention now.
+    pub fn prune_stream(&self, stream: &str) -> Result<usize> {
+        self.exec(|s, now| s.prune_stream(stream, now))
+    }
+
+    // -- notifications --
+
+    /// Stores a notification.
+    pub fn notify(&self, channel: &str, payload: &str) -> Result<i64> {
+        self.exec(|s, now| s.notify(channel, payload, now))
+    }
+    /// Notifications after an id.
+    pub fn notifications_after(
+        &self,
+        after: i64,
+        channel: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        self.exec(|s, _| s.notifications_after(after, channel, limit))
+    }
+
+    // -- locks, rate limits, results --
+
+    /// Takes a lock if free; its fencing token.
+    pub fn try_lock(&self, name: &str, owner: &str, ttl_ms: i64) -> Result<Option<i64>> {
+        self.exec(|s, now| s.try_lock(name, owner, ttl_ms, now))
+    }
+    /// Extends a held lock.
+    pub fn renew_lock(&self, name: &str, token: i64, ttl_ms: i64) -> Result<bool> {
+        self.exec(|s, now| s.renew_lock(name, token, ttl_ms, now))
+    }
+    /// Releases a held lock.
+    pub fn release_lock(&self, name: &str, token: i64) -> Result<bool> {
+        self.exec(|s, _| s.release_lock(name, token))
+    }
+    /// Who holds a lock now.
+    pub fn lock_holder(&self, name: &str) -> Result<Option<LockInfo>> {
+        self.exec(|s, now| s.lock_holder(name, now))
+    }
+    /// Counts a call against a rate limit; allowed?
+    pub fn try_rate_limit(&self, key: &str, limit: i64, per_ms: i64) -> Result<bool> {
+        self.exec(|s, now| s.try_rate_limit(key, limit, per_ms, now))
+    }
+    /// Stores a job's result.
+    pub fn save_result(&self, job_id: i64, value: &str, ttl_ms: i64) -> Result<()> {
+        self.exec(|s, now| s.save_result(job_id, value, ttl_ms, now))
+    }
+    /// A job's unexpired result.
+    pub fn get_result(&self, job_id: i64) -> Result<Option<String>> {
+        self.exec(|s, now| s.get_result(job_id, now))
+    }
+    /// Removes expired results.
+    pub fn sweep_results(&self) -> Result<usize> {
+        self.exec(|s, now| s.sweep_results(now))
+    }
+
+    // -- schedules --
+
+    /// Registers or updates a schedule.
+    pub fn schedule_add(&self, spec: &ScheduleSpec<'_>) -> Result<()> {
+        self.exec(|s, now| s.schedule_add(spec, now))
+    }
+    /// Removes a schedule.
+    pub fn schedule_remove(&self, name: &str) -> Result<bool> {
+        self.exec(|s, _| s.schedule_remove(name))
+    }
+    /// Every schedule.
+    pub fn schedule_list(&self) -> Result<Vec<ScheduleInfo>> {
+        self.exec(|s, _| s.schedule_list())
+    }
+    /// Pauses a schedule.
+    pub fn schedule_pause(&self, name: &str) -> Result<()> {
+        self.exec(|s, _| s.schedule_pause(name))
+    }
+    /// Resumes a schedule.
+    pub fn schedule_resume(&self, name: &str) -> Result<()> {
+        self.exec(|s, now| s.schedule_resume(name, now))
+    }
+    /// Fires what is due.
+    pub fn schedule_tick(&self) -> Result<Tick> {
+        self.exec(|s, now| s.schedule_tick(now))
+    }
+    /// Fires what is due while `token` holds `lock_name`.
+    pub fn schedule_tick_fenced(&self, lock_name: &str, token: i64) -> Result<Option<Tick>> {
+        self.exec(|s, now| s.schedule_tick_fenced(lock_name, token, now))
+    }
+    /// The earliest next fire.
+    pub fn schedule_soonest(&self) -> Result<Option<i64>> {
+        self.exec(|s, _| s.schedule_soonest())
+    }
+
+    // -- the application's own SQL --
+
+    /// Runs one statement; rows changed.
+    pub fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<usize> {
+        self.exec(|s, _| s.execute(sql, params))
+    }
+    /// Runs a query.
+    pub fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Rows> {
+        self.exec(|s, _| s.query(sql, params))
     }
 }
 
@@ -514,7 +853,7 @@ mod tests {
     fn open_configures_wal_and_schema() {
         let (_d, db) = open();
         let (mode, sync, fk) = db
-            .run(|c, _| {
+            .run_here(|c, _| {
                 Ok(c.query_row(
                     "SELECT (SELECT journal_mode FROM pragma_journal_mode), (SELECT synchronous FROM pragma_synchronous), (SELECT foreign_keys FROM pragma_foreign_keys)",
                     [],
@@ -524,7 +863,7 @@ mod tests {
             .unwrap();
         assert_eq!((mode.as_str(), sync, fk), ("wal", 1, 1));
         assert_eq!(
-            db.run(|c, _| schema::version(c)).unwrap(),
+            db.run_here(|c, _| schema::version(c)).unwrap(),
             schema::SCHEMA_VERSION
         );
     }
@@ -532,19 +871,19 @@ mod tests {
     #[test]
     fn same_thread_call_during_tx_is_refused_other_threads_wait() {
         let (_d, db) = open();
-        let tx = db.begin().unwrap();
+        let tx = db.begin_here().unwrap();
         assert_eq!(
-            db.run(|_, _| Ok(())).unwrap_err().code(),
+            db.run_here(|_, _| Ok(())).unwrap_err().code(),
             "transaction_open"
         );
-        assert_eq!(db.begin().unwrap_err().code(), "transaction_open");
-        db.run_tx(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+        assert_eq!(db.begin_here().unwrap_err().code(), "transaction_open");
+        db.run_in(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
             .unwrap();
         let other = db.clone();
-        assert!(db.held_by_this_thread());
+        assert!(db.held_here());
         let probe = db.clone();
         assert!(
-            !std::thread::spawn(move || probe.held_by_this_thread())
+            !std::thread::spawn(move || probe.held_here())
                 .join()
                 .unwrap(),
             "another thread does not hold it"
@@ -552,14 +891,14 @@ mod tests {
         let (sent, got) = std::sync::mpsc::channel();
         let h = std::thread::spawn(move || {
             let n: i64 = other
-                .run(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+                .run_here(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
                 .unwrap();
             sent.send(n).unwrap();
         });
         // The other thread is parked until commit.
         assert!(got.recv_timeout(Duration::from_millis(50)).is_err());
         db.commit(tx).unwrap();
-        assert!(!db.held_by_this_thread());
+        assert!(!db.held_here());
         assert_eq!(got.recv_timeout(Duration::from_secs(10)).unwrap(), 0);
         h.join().unwrap();
     }
@@ -574,7 +913,7 @@ mod tests {
             // Holds the state lock, as a write waiting for another
             // process's lock inside SQLite does.
             std::thread::spawn(move || {
-                db.run(|_, _| {
+                db.run_here(|_, _| {
                     inside.send(()).unwrap();
                     wait.recv().unwrap();
                     Ok(())
@@ -586,7 +925,7 @@ mod tests {
         let asker = db.clone();
         std::thread::spawn(move || {
             answer
-                .send((asker.in_transaction(), asker.held_by_this_thread()))
+                .send((asker.in_transaction(), asker.held_here()))
                 .unwrap()
         });
         assert_eq!(
@@ -601,37 +940,40 @@ mod tests {
     fn a_transaction_begun_on_one_thread_can_be_adopted_by_another() {
         let (_d, db) = open();
         let worker = db.clone();
-        let tx = std::thread::spawn(move || worker.begin().unwrap())
+        let tx = std::thread::spawn(move || worker.begin_here().unwrap())
             .join()
             .unwrap();
-        assert!(!db.held_by_this_thread());
-        db.adopt(&tx).unwrap();
-        assert!(db.held_by_this_thread());
+        assert!(!db.held_here());
+        db.adopt(&tx, Caller::this_thread()).unwrap();
+        assert!(db.held_here());
         assert_eq!(
-            db.run(|_, _| Ok(())).unwrap_err().code(),
+            db.run_here(|_, _| Ok(())).unwrap_err().code(),
             "transaction_open",
             "this thread owns it now: its plain calls are refused, not parked"
         );
-        db.run_tx(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+        db.run_in(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
             .unwrap();
         db.commit(TxKey(tx.0)).unwrap();
-        assert_eq!(db.adopt(&tx).unwrap_err().code(), "transaction_inactive");
+        assert_eq!(
+            db.adopt(&tx, Caller::this_thread()).unwrap_err().code(),
+            "transaction_inactive"
+        );
     }
 
     #[test]
     fn rollback_and_inactive_and_closed() {
         let (_d, db) = open();
-        let tx = db.begin().unwrap();
-        db.run_tx(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+        let tx = db.begin_here().unwrap();
+        db.run_in(&tx, |c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
             .unwrap();
         let stale = TxKey(tx.0);
         db.rollback(tx).unwrap();
         assert_eq!(
-            db.run_tx(&stale, |_, _| Ok(())).unwrap_err().code(),
+            db.run_in(&stale, |_, _| Ok(())).unwrap_err().code(),
             "transaction_inactive"
         );
         let exists: bool = db
-            .run(|c, _| {
+            .run_here(|c, _| {
                 Ok(c.query_row(
                     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 't')",
                     [],
@@ -642,8 +984,8 @@ mod tests {
         assert!(!exists);
         db.close().unwrap();
         db.close().unwrap();
-        assert_eq!(db.run(|_, _| Ok(())).unwrap_err().code(), "closed");
-        assert_eq!(db.begin().unwrap_err().code(), "closed");
+        assert_eq!(db.run_here(|_, _| Ok(())).unwrap_err().code(), "closed");
+        assert_eq!(db.begin_here().unwrap_err().code(), "closed");
     }
 
     #[test]
@@ -688,10 +1030,10 @@ mod tests {
     #[test]
     fn a_panic_inside_an_operation_is_an_internal_error_and_undoes_it() {
         let (_d, db) = open();
-        db.run(|c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
+        db.run_here(|c, _| Ok(c.execute_batch("CREATE TABLE t (x)")?))
             .unwrap();
         let e = db
-            .run::<()>(|c, _| {
+            .run_here::<()>(|c, _| {
                 c.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")?;
                 panic!("deliberate")
             })
@@ -699,17 +1041,19 @@ mod tests {
         assert_eq!(e.code(), "internal");
         assert!(e.to_string().contains("deliberate"), "{e}");
         let count = |db: &Db| {
-            db.run(|c, _| Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))?))
-                .unwrap()
+            db.run_here(|c, _| {
+                Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))?)
+            })
+            .unwrap()
         };
         assert_eq!(count(&db), 0, "the half-done write was rolled back");
         // Inside a transaction: the transaction survives the panic.
-        let tx = db.begin().unwrap();
-        db.run_tx(&tx, |c, _| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+        let tx = db.begin_here().unwrap();
+        db.run_in(&tx, |c, _| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
             .unwrap();
         let e = db
-            .run_tx::<()>(&tx, |c, _| {
-                crate::schema::atomic(c, |c| {
+            .run_in::<()>(&tx, |c, _| {
+                crate::store::sqlite::conn::atomic(c, |c| {
                     c.execute("INSERT INTO t VALUES (3)", [])?;
                     panic!("inside a savepoint")
                 })
@@ -768,7 +1112,7 @@ mod tests {
             ..OpenOptions::default()
         };
         let db = Db::open(&own, opts.clone()).unwrap();
-        db.run(|c, _| {
+        db.run_here(|c, _| {
             Ok(c.execute_batch(
                 "CREATE TABLE orders (id INTEGER PRIMARY KEY);
                  CREATE TRIGGER order_mail AFTER INSERT ON orders BEGIN
@@ -779,14 +1123,16 @@ mod tests {
         })
         .unwrap();
         let jobs = db
-            .run(|c, now| crate::queue::claim(c, "emails", "w", 1, Duration::from_secs(5), now))
+            .run_here(|c, now| {
+                crate::store::sqlite::queue::claim(c, "emails", "w", 1, Duration::from_secs(5), now)
+            })
             .unwrap();
         assert_eq!(jobs[0].payload, r#"{"order":7}"#);
         // Without the opt-in, the same trigger is refused.
         drop(db);
         let db = Db::open(&own, OpenOptions::default()).unwrap();
         let e = db
-            .run(|c, _| Ok(c.execute("INSERT INTO orders (id) VALUES (8)", [])?))
+            .run_here(|c, _| Ok(c.execute("INSERT INTO orders (id) VALUES (8)", [])?))
             .unwrap_err();
         assert!(
             e.to_string().contains("unsafe use of honker_enqueue"),
@@ -806,7 +1152,7 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!(db.run(|_, now| Ok(now)).unwrap(), 42);
+        assert_eq!(db.run_here(|_, now| Ok(now)).unwrap(), 42);
         clock.advance(8);
         assert_eq!(db.now_ms(), 50);
     }
@@ -814,7 +1160,10 @@ mod tests {
     #[test]
     fn wal_autocheckpoint_is_set_per_handle() {
         let dir = tempdir::Dir::new();
-        let pages = |db: &Db| db.run(|c, _| Ok(crate::wal::autocheckpoint(c))).unwrap();
+        let pages = |db: &Db| {
+            db.run_here(|c, _| Ok(crate::store::sqlite::wal::autocheckpoint(c)))
+                .unwrap()
+        };
         let default = Db::open(dir.path().join("w.db"), OpenOptions::default()).unwrap();
         assert_eq!(pages(&default), DEFAULT_WAL_AUTOCHECKPOINT);
         let off = Db::open(

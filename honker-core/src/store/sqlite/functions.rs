@@ -5,11 +5,10 @@
 //! `functions` feature. The functions are documented in
 //! bindings/sqlite/README.md.
 
+use super::{lock, notify, queue, rate_limit, result, scheduler, schema, stream};
 use crate::clock::system_now_ms;
-use crate::{
-    cron, lock, notify, queue, rate_limit, result, scheduler, schema, stream, validate,
-    EnqueueOpts, Error as HErr, JobRecord, Lease,
-};
+use crate::model::*;
+use crate::{cron, validate, Error as HErr};
 use rusqlite::functions::{Context, FunctionFlags};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Connection;
@@ -212,6 +211,9 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
         ("honker_cancel", 1, write, |ctx, c, _| {
             queue::cancel(c, int(ctx, 0, "id")?).map(bool_value)
         }),
+        ("honker_purge", 1, write, |ctx, c, now| {
+            queue::purge(c, &text(ctx, 0, "queue")?, now).map(|n| Value::Integer(n as i64))
+        }),
         ("honker_get_job", 1, read, |ctx, c, _| {
             Ok(queue::get_job(c, int(ctx, 0, "id")?)?
                 .map(|j| text_value(job_json(&j)))
@@ -290,7 +292,7 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             stream::set_retention(
                 c,
                 &text(ctx, 0, "stream")?,
-                stream::Retention { max_age, max_count },
+                Retention { max_age, max_count },
             )
             .map(|_| Value::Integer(1))
         }),
@@ -386,7 +388,7 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
                 .map(|s| validate::secs_f64("expires_s", s))
                 .transpose()?;
             let tz = opt_text(ctx, 6, "tz")?;
-            let spec = scheduler::ScheduleSpec {
+            let spec = ScheduleSpec {
                 name: &name,
                 queue: &q,
                 cron: &expr,
@@ -471,7 +473,7 @@ fn enqueue(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
     let q = text(ctx, 0, "queue")?;
     let p = payload(ctx, 1, "payload")?;
     let mut opts = EnqueueOpts::default();
-    let mut max_attempts = queue::DEFAULT_MAX_ATTEMPTS;
+    let mut max_attempts = DEFAULT_MAX_ATTEMPTS;
     if let Some(o) = opt_text(ctx, 2, "options")? {
         let o: Map<String, Json> = serde_json::from_str(&o).map_err(|e| HErr::InvalidJson {
             name: "options",
@@ -548,7 +550,7 @@ fn claim_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
     let n = usize::try_from(n)
         .map_err(|_| HErr::invalid("n", format!("must be at least 1, got {n}")))?;
     let vt = match opt_secs(ctx, 3, "visibility_timeout_s")? {
-        None => queue::DEFAULT_VISIBILITY_TIMEOUT,
+        None => DEFAULT_VISIBILITY_TIMEOUT,
         Some(_) => Duration::from_millis(ttl_ms(ctx, 3, "visibility_timeout_s")? as u64),
     };
     let jobs = queue::claim(

@@ -5,23 +5,11 @@
 //! and a holder that lost its lock can be fenced off by comparing tokens.
 //! A lock is held until released or until its TTL passes without renewal.
 
+use super::conn::atomic;
 use crate::error::Result;
-use crate::schema::atomic;
+use crate::model::*;
 use crate::validate;
 use rusqlite::{params, Connection, OptionalExtension};
-
-/// Who holds a lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockInfo {
-    /// Lock name.
-    pub name: String,
-    /// Owner given at acquisition.
-    pub owner: String,
-    /// Fencing token of this acquisition.
-    pub token: i64,
-    /// When the lock lapses unless renewed, ms since the epoch.
-    pub expires_at_ms: i64,
-}
 
 /// Takes `name` for `owner` for `ttl_ms` if nobody holds it (an expired lock
 /// counts as free). Returns the new fencing token, or `None` if it is held,
@@ -109,7 +97,7 @@ mod tests {
 
     #[test]
     fn acquire_renew_release_and_tokens() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         let t1 = try_acquire(&c, "m", "a", 1_000, 0).unwrap().unwrap();
         assert_eq!(try_acquire(&c, "m", "b", 1_000, 10).unwrap(), None);
         assert_eq!(

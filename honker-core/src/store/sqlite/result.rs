@@ -43,7 +43,7 @@ mod tests {
 
     #[test]
     fn save_get_expire() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         save(&c, 7, r#"{"ok":true}"#, 1_000, 0).unwrap();
         assert_eq!(get(&c, 7, 999).unwrap().as_deref(), Some(r#"{"ok":true}"#));
         assert_eq!(get(&c, 7, 1_000).unwrap(), None);

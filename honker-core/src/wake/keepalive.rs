@@ -5,9 +5,8 @@
 //! longer matches) is recorded, so the holder hears about it instead of
 //! carrying on unaware.
 
-use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::lock;
+use crate::handle::{Caller, Db};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -130,7 +129,9 @@ fn run(s: &Shared, db: &Db) {
         }
         drop(stopped);
         let ttl = s.ttl_ms.load(Ordering::SeqCst);
-        let renewed = db.run(|c, now| lock::renew(c, &s.name, s.token, ttl, now));
+        let renewed = db
+            .by(Caller::this_thread())
+            .renew_lock(&s.name, s.token, ttl);
         stopped = s.stopped.lock().unwrap_or_else(|p| p.into_inner());
         match renewed {
             Ok(true) => {}
@@ -151,6 +152,7 @@ fn run(s: &Shared, db: &Db) {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::store::sqlite::lock;
     use crate::OpenOptions;
 
     #[test]
@@ -174,19 +176,19 @@ mod tests {
         let db = dir.open("k.db");
         let ttl = 150;
         let token = db
-            .run(|c, now| lock::try_acquire(c, "m", "a", ttl, now))
+            .run_here(|c, now| lock::try_acquire(c, "m", "a", ttl, now))
             .unwrap()
             .unwrap();
         let mut keeper = Keeper::start(&db, "m", token, ttl).unwrap();
         // Held across several TTLs: wait for three renewals to land.
         let first_expiry = db
-            .run(|c, now| lock::holder(c, "m", now))
+            .run_here(|c, now| lock::holder(c, "m", now))
             .unwrap()
             .unwrap()
             .expires_at_ms;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let h = db.run(|c, now| lock::holder(c, "m", now)).unwrap();
+            let h = db.run_here(|c, now| lock::holder(c, "m", now)).unwrap();
             let h = h.expect("the kept lock never lapsed");
             if h.expires_at_ms >= first_expiry + 3 * ttl {
                 break;
@@ -211,12 +213,12 @@ mod tests {
         )
         .unwrap();
         let t1 = db2
-            .run(|c, now| lock::try_acquire(c, "m", "a", 60_000, now))
+            .run_here(|c, now| lock::try_acquire(c, "m", "a", 60_000, now))
             .unwrap()
             .unwrap();
         let keeper = Keeper::start(&db2, "m", t1, 60).unwrap();
         clock.advance(120_000);
-        db2.run(|c, now| lock::try_acquire(c, "m", "b", 60_000, now))
+        db2.run_here(|c, now| lock::try_acquire(c, "m", "b", 60_000, now))
             .unwrap()
             .unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(30);

@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn fixed_window() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         let allowed = (0..5)
             .filter(|_| try_acquire(&c, "k", 3, 1_000, 10_100).unwrap())
             .count();

@@ -5,9 +5,10 @@
 //! reused (they are shared with other streams in the file, so they may skip
 //! numbers). Offset 0 means "before the first event".
 
+use super::conn::atomic;
 use crate::clock::duration_ms;
 use crate::error::{Error, Result};
-use crate::schema::atomic;
+use crate::model::*;
 use crate::validate;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::time::Duration;
@@ -15,38 +16,6 @@ use std::time::Duration;
 /// Publishing runs the stream's retention every this many offsets.
 pub const PRUNE_EVERY: i64 = 128;
 const PRUNE_BATCH: i64 = 1000;
-
-/// One event of a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// Position in the stream; pass it to `save_offset` once handled.
-    pub offset: i64,
-    /// Stream name.
-    pub stream: String,
-    /// Optional key given at publish (for partitioning or deduplication by the consumer).
-    pub key: Option<String>,
-    /// The payload as JSON text.
-    pub payload: String,
-    /// Publish time, ms since the epoch.
-    pub created_at_ms: i64,
-}
-
-impl Event {
-    /// Decodes the JSON payload into `T`.
-    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
-        crate::decode(&self.payload)
-    }
-}
-
-/// How much of a stream to keep. Both limits apply when both are set; with
-/// neither (the default) a stream keeps everything.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Retention {
-    /// Drop events older than this.
-    pub max_age: Option<Duration>,
-    /// Keep at most this many of the newest events.
-    pub max_count: Option<u64>,
-}
 
 /// Appends an event and returns its offset. Every [`PRUNE_EVERY`] offsets
 /// it also applies the stream's retention.
@@ -227,7 +196,7 @@ mod tests {
     use super::*;
 
     fn db() -> Connection {
-        crate::schema::test_db()
+        crate::store::sqlite::schema::test_db()
     }
 
     #[test]

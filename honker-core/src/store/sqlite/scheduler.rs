@@ -7,83 +7,15 @@
 //! Missed fires: after downtime, a schedule fires once to catch up (not once
 //! per missed boundary), then continues from the next boundary after now.
 
+use super::conn::atomic;
+use super::queue;
 use crate::cron::{self, CronSchedule};
 use crate::error::{Error, Result};
-use crate::queue::{self, EnqueueOpts, DEFAULT_MAX_ATTEMPTS};
-use crate::schema::atomic;
+use crate::model::*;
+use crate::model::{EnqueueOpts, DEFAULT_MAX_ATTEMPTS};
 use crate::validate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::time::Duration;
-
-/// A schedule to register.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleSpec<'a> {
-    /// Unique name; adding the same name again updates it.
-    pub name: &'a str,
-    /// Queue the fires are enqueued on.
-    pub queue: &'a str,
-    /// Cron expression (see [`crate::cron`]), optionally with a `CRON_TZ=` prefix.
-    pub cron: &'a str,
-    /// Time zone to evaluate the expression in (alternative to `CRON_TZ=`).
-    pub tz: Option<&'a str>,
-    /// Payload of every enqueued job, as JSON text.
-    pub payload: &'a str,
-    /// Priority of every enqueued job.
-    pub priority: i64,
-    /// Each fire's job expires if not started within this long.
-    pub expires: Option<Duration>,
-}
-
-/// A registered schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleInfo {
-    /// Unique name.
-    pub name: String,
-    /// Target queue.
-    pub queue: String,
-    /// Expression as stored (with its `CRON_TZ=` prefix when zoned).
-    pub cron: String,
-    /// Payload, JSON text.
-    pub payload: String,
-    /// Job priority.
-    pub priority: i64,
-    /// Job expiry, ms.
-    pub expires_ms: Option<i64>,
-    /// Paused schedules do not fire.
-    pub paused: bool,
-    /// Next boundary, ms since the epoch.
-    pub next_fire_at_ms: i64,
-    /// Last fire, ms since the epoch.
-    pub last_fire_at_ms: Option<i64>,
-    /// Why the last fire failed, if it did (the schedule then moved on to
-    /// its next boundary). Cleared by the next fire that succeeds.
-    pub last_error: Option<String>,
-}
-
-/// One fire made by [`tick`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fired {
-    /// Schedule name.
-    pub name: String,
-    /// Queue the job went to.
-    pub queue: String,
-    /// The enqueued job.
-    pub job_id: i64,
-    /// The boundary this fire is for, ms since the epoch.
-    pub fire_at_ms: i64,
-}
-
-/// A fire [`tick`] could not make: the schedule moved on to its next
-/// boundary (its `last_error` says why) and the other schedules fired.
-#[derive(Debug)]
-pub struct FireFailure {
-    /// Schedule name.
-    pub name: String,
-    /// The boundary that did not fire, ms since the epoch.
-    pub fire_at_ms: i64,
-    /// What went wrong.
-    pub error: Error,
-}
 
 /// Longest schedule name, in bytes: each fire's job carries the
 /// idempotency key `schedule:{name}:{fire time}`, which must fit in
@@ -382,7 +314,7 @@ mod tests {
     const HOUR: i64 = 3_600_000;
 
     fn db() -> Connection {
-        crate::schema::test_db()
+        crate::store::sqlite::schema::test_db()
     }
 
     fn spec<'a>(name: &'a str, cron: &'a str) -> ScheduleSpec<'a> {

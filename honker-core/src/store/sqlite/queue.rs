@@ -14,184 +14,13 @@
 //! and heartbeat check all three and that the lease has not expired; if any
 //! differs they change nothing and return `false`.
 
+use super::conn::atomic;
 use crate::clock::duration_ms;
 use crate::error::{Error, Result};
-use crate::schema::atomic;
+use crate::model::*;
 use crate::validate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use std::time::{Duration, SystemTime};
-
-/// Default lease length of a claim: 5 minutes.
-pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(300);
-/// Default number of claims a job gets before it is dead-lettered: 3.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
-/// Longest delay the default retry backoff picks: 1 hour.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-
-/// Options of a queue handle. Nothing here is stored in the file: each
-/// process chooses its own lease length and default attempt budget.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueOpts {
-    /// How long a claim holds a job before another worker may take it over.
-    /// Default 300 s ([`DEFAULT_VISIBILITY_TIMEOUT`]).
-    pub visibility_timeout: Duration,
-    /// Claims a job gets when its enqueue does not say. Default 3.
-    pub max_attempts: u32,
-}
-
-impl Default for QueueOpts {
-    fn default() -> Self {
-        QueueOpts {
-            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-        }
-    }
-}
-
-/// Options of one enqueue. `Default` is "run now, priority 0, the queue's
-/// attempt budget, never expires, no idempotency key".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnqueueOpts {
-    /// Run no earlier than this long from now. Exclusive with `run_at`.
-    pub delay: Option<Duration>,
-    /// Run no earlier than this instant. Exclusive with `delay`.
-    pub run_at: Option<SystemTime>,
-    /// Higher runs first among jobs that are due. Default 0.
-    pub priority: i64,
-    /// Overrides the queue's attempt budget for this job (at least 1).
-    pub max_attempts: Option<u32>,
-    /// Dead-letter the job (reason `expired`) if no worker has started it
-    /// within this long after it became due.
-    pub expires: Option<Duration>,
-    /// Idempotency key: while a live job in this queue has the same key, the
-    /// enqueue returns that job's id instead of adding a duplicate.
-    pub key: Option<String>,
-}
-
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobState {
-    /// Claimable now.
-    Ready,
-    /// Waiting for its `run_at`.
-    Scheduled,
-    /// Leased to a worker.
-    Processing,
-    /// In the dead table (failed, out of attempts, expired).
-    Dead,
-}
-
-impl JobState {
-    /// The state's name as stored and as shown to every binding.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Ready => "ready",
-            JobState::Scheduled => "scheduled",
-            JobState::Processing => "processing",
-            JobState::Dead => "dead",
-        }
-    }
-
-    fn parse(s: &str) -> JobState {
-        match s {
-            "ready" => JobState::Ready,
-            "scheduled" => JobState::Scheduled,
-            "processing" => JobState::Processing,
-            _ => JobState::Dead,
-        }
-    }
-}
-
-/// Everything stored about one job. Times are milliseconds since the epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRecord {
-    /// Unique across the live and dead tables, never reused.
-    pub id: i64,
-    /// Queue name.
-    pub queue: String,
-    /// The payload as JSON text.
-    pub payload: String,
-    /// Current state.
-    pub state: JobState,
-    /// Higher runs first.
-    pub priority: i64,
-    /// When it is (or was) due.
-    pub run_at_ms: i64,
-    /// Claims so far (including the current one when processing).
-    pub attempts: u32,
-    /// Claims allowed before it is dead-lettered.
-    pub max_attempts: u32,
-    /// Holder of the current lease.
-    pub worker_id: Option<String>,
-    /// End of the current lease.
-    pub lease_until_ms: Option<i64>,
-    /// Deadline to be started by.
-    pub expires_at_ms: Option<i64>,
-    /// Idempotency key.
-    pub key: Option<String>,
-    /// Message of the last retry, failure or lease loss.
-    pub last_error: Option<String>,
-    /// When it was enqueued.
-    pub created_at_ms: i64,
-    /// Why it died (`failed`, `max_attempts`, `lease_expired`, `expired`).
-    pub dead_reason: Option<String>,
-    /// When it died.
-    pub died_at_ms: Option<i64>,
-}
-
-impl JobRecord {
-    /// Decodes the JSON payload into `T`.
-    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
-        crate::decode(&self.payload)
-    }
-}
-
-/// Identifies one claim of one job: retry, ack, fail and heartbeat apply
-/// only while this exact lease is current.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease<'a> {
-    /// Job id.
-    pub id: i64,
-    /// Worker that claimed it.
-    pub worker: &'a str,
-    /// The job's attempt number at that claim.
-    pub attempt: u32,
-}
-
-impl<'a> Lease<'a> {
-    /// The lease of job `id` claimed by `worker` at attempt `attempt`.
-    pub fn new(id: i64, worker: &'a str, attempt: u32) -> Self {
-        Lease {
-            id,
-            worker,
-            attempt,
-        }
-    }
-}
-
-impl JobRecord {
-    /// The lease this record was claimed under (meaningful for claimed jobs).
-    pub fn lease(&self) -> Lease<'_> {
-        Lease {
-            id: self.id,
-            worker: self.worker_id.as_deref().unwrap_or(""),
-            attempt: self.attempts,
-        }
-    }
-}
-
-/// Counts of a queue's jobs by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueStats {
-    /// Claimable now (as of the last claim's promotion of due jobs).
-    pub ready: u64,
-    /// Waiting for their `run_at`.
-    pub scheduled: u64,
-    /// Leased to workers.
-    pub processing: u64,
-    /// In the dead table.
-    pub dead: u64,
-}
+use std::time::Duration;
 
 const LIVE_COLS: &str = "id, queue, payload, state, priority, run_at, attempts, max_attempts, \
      worker_id, lease_until, expires_at, idem_key, last_error, created_at";
@@ -645,6 +474,20 @@ pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
         == 1)
 }
 
+/// Deletes every ready job of `queue` (claimable at `now`, delayed ones
+/// whose time has come included; not those still scheduled for later, nor
+/// those a worker holds) and returns how many. For an operator clearing a
+/// backlog: the jobs are gone, not dead-lettered.
+pub fn purge(conn: &Connection, queue: &str, now: i64) -> Result<usize> {
+    validate::name("queue", queue)?;
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM _honker_live WHERE queue = ?1 \
+             AND (state = 'ready' OR (state = 'scheduled' AND run_at <= ?2))",
+        )?
+        .execute(params![queue, now])?)
+}
+
 /// Looks a job up by id in the live table, then the dead table.
 pub fn get_job(conn: &Connection, id: i64) -> Result<Option<JobRecord>> {
     if let Some(j) = conn
@@ -801,11 +644,12 @@ pub fn stats(conn: &Connection, queue: &str) -> Result<QueueStats> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     const VT: Duration = Duration::from_secs(30);
 
     fn db() -> Connection {
-        crate::schema::test_db()
+        crate::store::sqlite::schema::test_db()
     }
 
     fn put(c: &Connection, payload: &str, opts: EnqueueOpts, now: i64) -> i64 {
@@ -1105,6 +949,57 @@ mod tests {
     }
 
     #[test]
+    fn purge_removes_only_the_ready_jobs_of_its_queue() {
+        let c = db();
+        let ready = put(&c, "1", EnqueueOpts::default(), 0);
+        let later = put(
+            &c,
+            "2",
+            EnqueueOpts {
+                delay: Some(Duration::from_secs(60)),
+                ..Default::default()
+            },
+            0,
+        );
+        put(&c, "3", EnqueueOpts::default(), 0);
+        let held = claim1(&c, "w", 0).unwrap();
+        assert_eq!(held.id, ready);
+        enqueue(&c, "other", "4", &EnqueueOpts::default(), 3, 0).unwrap();
+        let due = put(
+            &c,
+            "5",
+            EnqueueOpts {
+                delay: Some(Duration::from_secs(1)),
+                ..Default::default()
+            },
+            0,
+        );
+        assert_eq!(
+            purge(&c, "q", 1_000).unwrap(),
+            2,
+            "the ready job and the one due now"
+        );
+        assert!(get_job(&c, due).unwrap().is_none());
+        let s = stats(&c, "q").unwrap();
+        assert_eq!((s.ready, s.scheduled, s.processing), (0, 1, 1));
+        assert_eq!(
+            get_job(&c, later).unwrap().unwrap().state,
+            JobState::Scheduled
+        );
+        assert!(
+            ack(&c, held.lease(), 1).unwrap(),
+            "a held job is not touched"
+        );
+        assert_eq!(
+            stats(&c, "other").unwrap().ready,
+            1,
+            "other queues untouched"
+        );
+        assert_eq!(purge(&c, "q", 1_000).unwrap(), 0);
+        assert_eq!(purge(&c, "", 1_000).unwrap_err().code(), "invalid_argument");
+    }
+
+    #[test]
     fn batches_are_all_or_nothing() {
         let c = db();
         let e =
@@ -1219,7 +1114,7 @@ mod release_tests {
 
     #[test]
     fn release_gives_the_job_back_without_counting_the_attempt() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         let opts = EnqueueOpts::default();
         let first = enqueue(&c, "q", "1", &opts, 1, 0).unwrap();
         let second = enqueue(&c, "q", "2", &opts, 1, 0).unwrap();
@@ -1257,7 +1152,7 @@ mod id_tests {
 
     #[test]
     fn ids_are_never_reused_and_tombstones_stay_invisible() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         let opts = EnqueueOpts::default();
         let mut last = 0;
         for round in 0..5 {

@@ -6,6 +6,7 @@
 
 use crate::clock::duration_ms;
 use crate::error::Result;
+use crate::model::*;
 use crate::validate;
 use rusqlite::{params, Connection};
 use std::time::Duration;
@@ -17,26 +18,6 @@ pub const MAX_KEPT: i64 = 100_000;
 /// `notify` prunes every this many notifications.
 pub const PRUNE_EVERY: i64 = 256;
 const PRUNE_BATCH: i64 = 10_000;
-
-/// One notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
-    /// Increasing id, unique in the file.
-    pub id: i64,
-    /// Channel it was sent on.
-    pub channel: String,
-    /// The payload as JSON text.
-    pub payload: String,
-    /// When it was sent, ms since the epoch.
-    pub created_at_ms: i64,
-}
-
-impl Notification {
-    /// Decodes the JSON payload into `T`.
-    pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
-        crate::decode(&self.payload)
-    }
-}
 
 /// Stores a notification for `channel` and returns its id.
 pub fn notify(conn: &Connection, channel: &str, payload: &str, now: i64) -> Result<i64> {
@@ -137,7 +118,7 @@ mod tests {
 
     #[test]
     fn notify_read_and_prune() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         assert_eq!(latest_id(&c).unwrap(), 0);
         let a = notify(&c, "orders", r#"{"id":1}"#, 100).unwrap();
         let start = latest_id(&c).unwrap();
@@ -163,7 +144,7 @@ mod tests {
 
     #[test]
     fn young_notifications_are_bounded_by_count() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         // All within the age window: only the count bound applies.
         let total = MAX_KEPT + 3 * PRUNE_EVERY;
         c.execute_batch("BEGIN").unwrap();
@@ -186,7 +167,7 @@ mod tests {
 
     #[test]
     fn table_stays_bounded() {
-        let c = crate::schema::test_db();
+        let c = crate::store::sqlite::schema::test_db();
         let step = duration_ms(RETENTION) / 100;
         for i in 0..(PRUNE_EVERY * 4) {
             notify(&c, "tick", "0", i * step).unwrap();

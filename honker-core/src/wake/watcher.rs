@@ -15,7 +15,7 @@
 //!   50 µs, 100 µs, … up to about 6 ms in all.
 //! - A slow safety-net poll ([`SAFETY_POLL`]) catches anything else.
 //! - The watcher's thread starts when a handle opens the file (its safety
-//!   poll also truncates the WAL of an idle file, see [`crate::wal`]); the
+//!   poll also truncates the WAL of an idle file, see [`crate::store::sqlite::wal`]); the
 //!   file-system watch starts when the first waiter arrives: the kernel
 //!   raises an event on every write into a watched directory, which cost a
 //!   process that only writes about a tenth of its enqueue rate.
@@ -37,9 +37,10 @@
 //! Notifications are read once per commit by the watcher and handed to the
 //! in-process listeners of their channel, in id order, each exactly once.
 
+use super::stop::Stop;
 use crate::error::{Error, Result};
-use crate::notify::{self, Notification};
-use crate::wait::Stop;
+use crate::model::Notification;
+use crate::store::sqlite::notify;
 use ::notify as fs;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{HashMap, VecDeque};
@@ -190,7 +191,7 @@ struct Pokes {
 struct Shared {
     /// Some listener in this process may want notifications read.
     has_listeners: AtomicBool,
-    /// Truncate the WAL when the file is idle (see [`crate::wal`]).
+    /// Truncate the WAL when the file is idle (see [`crate::store::sqlite::wal`]).
     truncate_idle_wal: AtomicBool,
     /// Threads in this process blocked waiting for a commit or notification.
     waiting: AtomicUsize,
@@ -319,7 +320,7 @@ impl Watcher {
 
     /// Makes the watcher truncate the WAL to zero bytes once nothing has
     /// been committed to the file for a [`SAFETY_POLL`] period (see
-    /// [`crate::wal`]), and starts its thread (not the file-system watch,
+    /// [`crate::store::sqlite::wal`]), and starts its thread (not the file-system watch,
     /// which waits for a waiter). A thread that cannot start is reported to
     /// waiters, not here.
     pub fn truncate_wal_when_idle(&self) {
@@ -610,7 +611,7 @@ fn run(shared: Arc<Shared>) {
                 failing_since = None;
                 if !changed && !after_event && shared.truncate_idle_wal.load(Ordering::Relaxed) {
                     if let Some(conn) = &lock(&shared.reader).conn {
-                        crate::wal::truncate_if_idle(conn, &shared.db_path);
+                        crate::store::sqlite::wal::truncate_if_idle(conn, &shared.db_path);
                     }
                 }
             }
@@ -648,7 +649,7 @@ fn changed(shared: &Shared) -> Result<bool> {
             r.data_version = v;
             Ok(true)
         }
-        Err(e) if crate::schema::is_busy(&e) => Ok(true),
+        Err(e) if crate::store::sqlite::conn::is_busy(&e) => Ok(true),
         Err(e) => Err(e.into()),
     }
 }

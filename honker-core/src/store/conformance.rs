@@ -1,0 +1,545 @@
+//! The conformance suite of the [`Store`] seam: what every storage engine
+//! must do, checked through the trait alone, with explicit times (no clock,
+//! no sleeps). [`run`] runs every check on a fresh, empty store that the
+//! engine's test provides; a failed check panics with its name.
+//!
+//! The SQLite engine runs it in `store::sqlite`'s tests (`make test`); a
+//! second engine calls [`run`] from its own tests.
+
+use crate::model::{EnqueueOpts, JobState, Lease, QueueStats, Retention, ScheduleSpec, SqlValue};
+use crate::store::Store;
+use std::time::{Duration, SystemTime};
+
+/// A check: a name and what it asserts.
+pub type Check = (&'static str, fn(&dyn Store));
+
+/// Every check, in order.
+pub const CHECKS: &[Check] = &[
+    ("claim order: priority, then run_at, then id", claim_order),
+    ("a delayed job is due at its run_at, to the ms", delayed_job),
+    (
+        "leases fence ack, retry, fail, heartbeat, release",
+        lease_fencing,
+    ),
+    ("batch ack fences each lease like ack", batch_ack_fencing),
+    (
+        "retries back off, then dead-letter with a reason",
+        retries_then_dead,
+    ),
+    (
+        "an expired lease is reclaimed, out of attempts dead",
+        expired_lease,
+    ),
+    ("a start deadline dead-letters an unstarted job", expiry),
+    ("idempotency keys name one live job", idempotency_keys),
+    ("enqueue_many is all or none", enqueue_many_atomic),
+    ("cancel, purge, stats, next_deadline", cancel_purge_stats),
+    ("streams: offsets, forward-only saves, retention", streams),
+    ("notifications: ids, channels, pruning", notifications),
+    ("locks: one holder, increasing fencing tokens", locks),
+    ("rate limits: fixed windows", rate_limits),
+    ("results: saved with a TTL", results),
+    (
+        "schedules: each boundary once, pause, resume, fencing",
+        schedules,
+    ),
+    (
+        "the application's SQL: execute, then query",
+        application_sql,
+    ),
+    ("bad arguments are named errors", bad_arguments),
+];
+
+/// Makes a store on a new, empty database and hands it to its argument.
+pub type Fresh<'a> = &'a dyn Fn(&mut dyn FnMut(&dyn Store));
+
+/// Runs every check, each on a fresh store from `fresh`.
+pub fn run(fresh: Fresh<'_>) {
+    for (name, check) in CHECKS {
+        let mut ran = false;
+        fresh(&mut |s| {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(s)));
+            if let Err(payload) = outcome {
+                panic!(
+                    "conformance check failed: {name}: {}",
+                    crate::panic_message(payload.as_ref())
+                );
+            }
+            ran = true;
+        });
+        assert!(ran, "the store factory never ran the check {name:?}");
+    }
+}
+
+const T: i64 = 1_000_000_000_000;
+const VT: Duration = Duration::from_secs(30);
+
+fn at(ms: i64) -> Option<SystemTime> {
+    Some(SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64))
+}
+
+fn put(s: &dyn Store, q: &str, payload: &str, opts: EnqueueOpts, now: i64) -> i64 {
+    s.enqueue(q, payload, &opts, 3, now).unwrap()
+}
+
+fn ids(jobs: &[crate::model::JobRecord]) -> Vec<i64> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+fn claim_order(s: &dyn Store) {
+    let a = put(s, "q", "1", EnqueueOpts::default(), T);
+    let b = put(
+        s,
+        "q",
+        "2",
+        EnqueueOpts {
+            priority: 5,
+            ..Default::default()
+        },
+        T,
+    );
+    let early = put(
+        s,
+        "q",
+        "3",
+        EnqueueOpts {
+            run_at: at(T - 500),
+            ..Default::default()
+        },
+        T,
+    );
+    let c = put(s, "q", "4", EnqueueOpts::default(), T);
+    assert!(c > a && b > a, "ids increase");
+    let got = s.claim("q", "w", 10, VT, T + 1).unwrap();
+    assert_eq!(ids(&got), vec![b, early, a, c]);
+    assert!(got
+        .iter()
+        .all(|j| j.attempts == 1 && j.state == JobState::Processing));
+    assert!(s.claim("other", "w", 10, VT, T + 1).unwrap().is_empty());
+}
+
+fn delayed_job(s: &dyn Store) {
+    let id = put(
+        s,
+        "q",
+        "{}",
+        EnqueueOpts {
+            delay: Some(Duration::from_millis(1500)),
+            ..Default::default()
+        },
+        T,
+    );
+    assert_eq!(s.get_job(id).unwrap().unwrap().state, JobState::Scheduled);
+    assert!(!s.has_due("q", T + 1499).unwrap());
+    assert_eq!(s.next_deadline("q").unwrap(), Some(T + 1500));
+    assert!(s.claim("q", "w", 1, VT, T + 1499).unwrap().is_empty());
+    assert!(s.has_due("q", T + 1500).unwrap());
+    let j = s.claim("q", "w", 1, VT, T + 1500).unwrap().pop().unwrap();
+    assert_eq!((j.id, j.lease_until_ms), (id, Some(T + 1500 + 30_000)));
+}
+
+fn lease_fencing(s: &dyn Store) {
+    let id = put(s, "q", "{}", EnqueueOpts::default(), T);
+    let j = s.claim("q", "w1", 1, VT, T).unwrap().pop().unwrap();
+    let foreign = Lease::new(id, "w2", 1);
+    assert!(!s.ack(foreign, T + 1).unwrap());
+    assert!(!s.retry(foreign, None, "x", T + 1).unwrap());
+    assert!(!s.fail(foreign, "x", T + 1).unwrap());
+    assert!(!s.heartbeat(foreign, VT, T + 1).unwrap());
+    assert!(!s.release(foreign, T + 1).unwrap());
+    assert!(s
+        .heartbeat(j.lease(), Duration::from_secs(60), T + 10_000)
+        .unwrap());
+    assert!(!s.ack(j.lease(), T + 70_000).unwrap(), "expired at T+70s");
+    let again = s
+        .claim("q", "w1", 1, VT, T + 70_000)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!((again.id, again.attempts), (id, 2), "reclaimed, same name");
+    assert!(!s.ack(j.lease(), T + 70_001).unwrap(), "the stale claim");
+    assert!(s.release(again.lease(), T + 70_002).unwrap());
+    let third = s
+        .claim("q", "w1", 1, VT, T + 70_003)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(third.attempts, 2, "a release does not count the attempt");
+    assert!(s.ack(third.lease(), T + 70_004).unwrap());
+    assert!(!s.ack(third.lease(), T + 70_005).unwrap(), "acked twice");
+    assert!(s.get_job(id).unwrap().is_none());
+}
+
+fn batch_ack_fencing(s: &dyn Store) {
+    let a = put(s, "q", "1", EnqueueOpts::default(), T);
+    let b = put(s, "q", "2", EnqueueOpts::default(), T);
+    let first = s.claim("q", "w", 2, VT, T).unwrap();
+    let stale = first.iter().find(|j| j.id == a).unwrap().clone();
+    let held_b = first.iter().find(|j| j.id == b).unwrap().clone();
+    assert!(s
+        .retry(stale.lease(), Some(Duration::ZERO), "again", T + 1)
+        .unwrap());
+    let current = s.claim("q", "w", 1, VT, T + 2).unwrap().pop().unwrap();
+    assert_eq!((current.id, current.attempts), (a, 2));
+    assert_eq!(
+        s.ack_batch(&[stale.lease(), held_b.lease()], T + 3)
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.get_job(a).unwrap().unwrap().state, JobState::Processing);
+    assert_eq!(s.ack_batch(&[current.lease()], T + 4).unwrap(), 1);
+    assert_eq!(s.ack_batch(&[current.lease()], T + 5).unwrap(), 0);
+}
+
+fn retries_then_dead(s: &dyn Store) {
+    let id = put(
+        s,
+        "q",
+        "{}",
+        EnqueueOpts {
+            max_attempts: Some(2),
+            ..Default::default()
+        },
+        T,
+    );
+    let j = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert!(s
+        .retry(
+            j.lease(),
+            Some(Duration::from_millis(500)),
+            "boom 1",
+            T + 10
+        )
+        .unwrap());
+    let r = s.get_job(id).unwrap().unwrap();
+    assert_eq!(
+        (r.state, r.run_at_ms, r.last_error.as_deref()),
+        (JobState::Scheduled, T + 510, Some("boom 1"))
+    );
+    let j = s.claim("q", "w", 1, VT, T + 510).unwrap().pop().unwrap();
+    assert!(s.retry(j.lease(), None, "boom 2", T + 600).unwrap());
+    let dead = s.get_job(id).unwrap().unwrap();
+    assert_eq!(
+        (
+            dead.state,
+            dead.dead_reason.as_deref(),
+            dead.last_error.as_deref()
+        ),
+        (JobState::Dead, Some("max_attempts"), Some("boom 2"))
+    );
+    assert_eq!(ids(&s.dead_jobs("q", 10).unwrap()), vec![id]);
+    s.requeue_dead(id, T + 700).unwrap();
+    let back = s.get_job(id).unwrap().unwrap();
+    assert_eq!((back.state, back.attempts), (JobState::Ready, 0));
+    assert_eq!(s.requeue_dead(id, T + 701).unwrap_err().code(), "not_found");
+    let j = s.claim("q", "w", 1, VT, T + 702).unwrap().pop().unwrap();
+    assert!(s.fail(j.lease(), "bad input", T + 703).unwrap());
+    assert_eq!(
+        s.get_job(id).unwrap().unwrap().dead_reason.as_deref(),
+        Some("failed")
+    );
+}
+
+fn expired_lease(s: &dyn Store) {
+    let id = put(
+        s,
+        "q",
+        "{}",
+        EnqueueOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        },
+        T,
+    );
+    s.claim("q", "w", 1, Duration::from_millis(100), T).unwrap();
+    assert!(s.has_due("q", T + 100).unwrap(), "an expired lease is due");
+    assert!(s.claim("q", "w", 1, VT, T + 100).unwrap().is_empty());
+    let dead = s.get_job(id).unwrap().unwrap();
+    assert_eq!(dead.dead_reason.as_deref(), Some("lease_expired"));
+}
+
+fn expiry(s: &dyn Store) {
+    let opts = EnqueueOpts {
+        expires: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    let stale = put(s, "q", "1", opts.clone(), T);
+    let other = put(s, "idle", "2", opts, T);
+    assert!(s.claim("q", "w", 1, VT, T + 1000).unwrap().is_empty());
+    assert_eq!(
+        s.get_job(stale).unwrap().unwrap().dead_reason.as_deref(),
+        Some("expired")
+    );
+    assert_eq!(s.sweep_expired(Some("idle"), T + 999).unwrap(), 0);
+    assert_eq!(s.sweep_expired(None, T + 1000).unwrap(), 1);
+    assert_eq!(s.get_job(other).unwrap().unwrap().state, JobState::Dead);
+}
+
+fn idempotency_keys(s: &dyn Store) {
+    let keyed = EnqueueOpts {
+        key: Some("k".into()),
+        ..Default::default()
+    };
+    let a = put(s, "q", "1", keyed.clone(), T);
+    assert_eq!(put(s, "q", "2", keyed.clone(), T), a, "the live job's id");
+    assert_ne!(put(s, "other", "3", keyed.clone(), T), a, "per queue");
+    let j = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert_eq!(put(s, "q", "4", keyed.clone(), T + 1), a, "live while held");
+    assert!(s.ack(j.lease(), T + 2).unwrap());
+    assert_ne!(put(s, "q", "5", keyed, T + 3), a, "free once done");
+}
+
+fn enqueue_many_atomic(s: &dyn Store) {
+    let bad: Vec<String> = vec!["1".into(), "{bad".into()];
+    let e = s
+        .enqueue_many("q", &bad, &EnqueueOpts::default(), 3, T)
+        .unwrap_err();
+    assert_eq!(e.code(), "invalid_json");
+    assert_eq!(s.queue_stats("q").unwrap().ready, 0);
+    let good: Vec<String> = vec!["1".into(), "2".into(), "3".into()];
+    let got = s
+        .enqueue_many("q", &good, &EnqueueOpts::default(), 3, T)
+        .unwrap();
+    assert_eq!(got.len(), 3);
+    assert!(got.windows(2).all(|w| w[1] > w[0]));
+    let keyed = EnqueueOpts {
+        key: Some("k".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.enqueue_many("q", &good, &keyed, 3, T).unwrap_err().code(),
+        "invalid_argument"
+    );
+}
+
+fn cancel_purge_stats(s: &dyn Store) {
+    let a = put(s, "q", "1", EnqueueOpts::default(), T);
+    let later = put(
+        s,
+        "q",
+        "2",
+        EnqueueOpts {
+            delay: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+        T,
+    );
+    put(s, "q", "3", EnqueueOpts::default(), T);
+    put(s, "q", "4", EnqueueOpts::default(), T);
+    let held = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert_eq!(held.id, a);
+    assert_eq!(
+        s.queue_stats("q").unwrap(),
+        QueueStats {
+            ready: 2,
+            scheduled: 1,
+            processing: 1,
+            dead: 0
+        }
+    );
+    assert_eq!(s.next_deadline("q").unwrap(), Some(T + 30_000));
+    assert!(s.cancel(later).unwrap());
+    assert!(!s.cancel(later).unwrap());
+    let due = put(
+        s,
+        "q",
+        "5",
+        EnqueueOpts {
+            delay: Some(Duration::from_secs(1)),
+            ..Default::default()
+        },
+        T,
+    );
+    assert_eq!(
+        s.purge("q", T + 1_000).unwrap(),
+        3,
+        "two ready, one due now"
+    );
+    assert!(s.get_job(due).unwrap().is_none());
+    assert_eq!(s.queue_stats("q").unwrap().processing, 1);
+    assert!(s.ack(held.lease(), T + 1).unwrap());
+    assert_eq!(s.queue_stats("q").unwrap(), QueueStats::default());
+}
+
+fn streams(s: &dyn Store) {
+    let a = s.publish("orders", None, r#"{"id":1}"#, T).unwrap();
+    s.publish("audit", None, "1", T).unwrap();
+    let b = s
+        .publish("orders", Some("user:7"), r#"{"id":2}"#, T + 1)
+        .unwrap();
+    assert!(b > a);
+    let evs = s.read_since("orders", 0, 10).unwrap();
+    assert_eq!(evs.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![a, b]);
+    assert_eq!(evs[1].key.as_deref(), Some("user:7"));
+    assert_eq!(s.read_since("orders", a, 10).unwrap()[0].offset, b);
+    assert_eq!(s.last_offset("orders").unwrap(), b);
+    assert_eq!(s.last_offset("none").unwrap(), 0);
+    assert_eq!(s.get_offset("orders", "c").unwrap(), 0);
+    assert!(s.save_offset("orders", "c", b, T).unwrap());
+    assert!(!s.save_offset("orders", "c", a, T).unwrap(), "only forward");
+    assert_eq!(s.get_offset("orders", "c").unwrap(), b);
+    let keep = Retention {
+        max_age: None,
+        max_count: Some(1),
+    };
+    s.set_retention("orders", keep).unwrap();
+    assert_eq!(s.retention("orders").unwrap(), keep);
+    assert_eq!(s.prune_stream("orders", T + 2).unwrap(), 1);
+    assert_eq!(s.read_since("orders", 0, 10).unwrap().len(), 1);
+}
+
+fn notifications(s: &dyn Store) {
+    assert_eq!(s.latest_notification().unwrap(), 0);
+    let a = s.notify("orders", r#"{"id":1}"#, T).unwrap();
+    let b = s.notify("orders", r#"{"id":2}"#, T + 200).unwrap();
+    s.notify("other", "3", T + 300).unwrap();
+    assert!(s.latest_notification().unwrap() >= b);
+    let got = s.notifications_after(a, Some("orders"), 10).unwrap();
+    assert_eq!(got.iter().map(|n| n.id).collect::<Vec<_>>(), vec![b]);
+    assert_eq!(s.notifications_after(0, None, 10).unwrap().len(), 3);
+    assert_eq!(s.prune_notifications(T + 250).unwrap(), 2);
+    assert_eq!(s.notifications_after(0, None, 10).unwrap().len(), 1);
+}
+
+fn locks(s: &dyn Store) {
+    let t1 = s.try_lock("m", "a", 1_000, T).unwrap().unwrap();
+    assert_eq!(s.try_lock("m", "b", 1_000, T + 1).unwrap(), None);
+    assert_eq!(s.try_lock("m", "a", 1_000, T + 1).unwrap(), None);
+    assert!(s.renew_lock("m", t1, 1_000, T + 900).unwrap());
+    assert_eq!(s.lock_holder("m", T + 1_500).unwrap().unwrap().owner, "a");
+    let t2 = s.try_lock("m", "b", 1_000, T + 1_900).unwrap().unwrap();
+    assert!(t2 > t1);
+    assert!(!s.renew_lock("m", t1, 1_000, T + 1_901).unwrap());
+    assert!(!s.release_lock("m", t1).unwrap());
+    assert!(s.release_lock("m", t2).unwrap());
+    assert_eq!(s.lock_holder("m", T + 1_902).unwrap(), None);
+    let t3 = s.try_lock("other", "a", 1_000, T + 1_903).unwrap().unwrap();
+    assert!(t3 > t2, "tokens increase across lock names");
+}
+
+fn rate_limits(s: &dyn Store) {
+    let w = 1_000;
+    let start = (T / w) * w;
+    let allowed = (0..5)
+        .filter(|_| s.try_rate_limit("k", 3, w, start + 100).unwrap())
+        .count();
+    assert_eq!(allowed, 3);
+    assert!(s.try_rate_limit("other", 3, w, start + 100).unwrap());
+    assert!(!s.try_rate_limit("k", 3, w, start + 999).unwrap());
+    assert!(
+        s.try_rate_limit("k", 3, w, start + 1_000).unwrap(),
+        "new window"
+    );
+}
+
+fn results(s: &dyn Store) {
+    s.save_result(7, r#"{"ok":true}"#, 1_000, T).unwrap();
+    assert_eq!(
+        s.get_result(7, T + 999).unwrap().as_deref(),
+        Some(r#"{"ok":true}"#)
+    );
+    assert_eq!(s.get_result(7, T + 1_000).unwrap(), None);
+    assert_eq!(s.get_result(8, T).unwrap(), None);
+    s.save_result(9, "1", 10, T + 2_000).unwrap();
+    assert!(s.sweep_results(T + 5_000).unwrap() >= 1);
+    assert_eq!(s.get_result(9, T + 2_001).unwrap(), None);
+}
+
+fn spec<'a>(name: &'a str, cron: &'a str) -> ScheduleSpec<'a> {
+    ScheduleSpec {
+        name,
+        queue: "fires",
+        cron,
+        tz: None,
+        payload: "{}",
+        priority: 0,
+        expires: None,
+    }
+}
+
+fn schedules(s: &dyn Store) {
+    let hour = 3_600_000;
+    let base = (T / hour) * hour;
+    s.schedule_add(&spec("hourly", "0 * * * *"), base + 10)
+        .unwrap();
+    assert_eq!(s.schedule_soonest().unwrap(), Some(base + hour));
+    assert!(s.schedule_tick(base + hour - 1).unwrap().0.is_empty());
+    let (fired, failed) = s.schedule_tick(base + hour).unwrap();
+    assert_eq!((fired.len(), failed.len()), (1, 0));
+    assert_eq!(fired[0].fire_at_ms, base + hour);
+    assert!(s.get_job(fired[0].job_id).unwrap().is_some());
+    assert!(s.schedule_tick(base + hour).unwrap().0.is_empty(), "once");
+    let (fired, _) = s.schedule_tick(base + 6 * hour + 5).unwrap();
+    assert_eq!(fired.len(), 1, "one catch-up fire after downtime");
+    assert_eq!(s.schedule_soonest().unwrap(), Some(base + 7 * hour));
+    s.schedule_pause("hourly").unwrap();
+    assert_eq!(s.schedule_soonest().unwrap(), None);
+    assert!(s.schedule_tick(base + 9 * hour).unwrap().0.is_empty());
+    s.schedule_resume("hourly", base + 9 * hour).unwrap();
+    assert_eq!(s.schedule_soonest().unwrap(), Some(base + 10 * hour));
+    let info = s.schedule_list().unwrap();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].last_error, None);
+    // Fenced: only while the token holds the lock.
+    let t = s
+        .try_lock("leader", "me", 60_000, base + 10 * hour)
+        .unwrap()
+        .unwrap();
+    assert!(s
+        .schedule_tick_fenced("leader", t + 1, base + 10 * hour)
+        .unwrap()
+        .is_none());
+    let (fired, _) = s
+        .schedule_tick_fenced("leader", t, base + 10 * hour)
+        .unwrap()
+        .unwrap();
+    assert_eq!(fired.len(), 1);
+    assert!(s.schedule_remove("hourly").unwrap());
+    assert!(!s.schedule_remove("hourly").unwrap());
+    assert_eq!(s.schedule_pause("hourly").unwrap_err().code(), "not_found");
+}
+
+fn application_sql(s: &dyn Store) {
+    s.execute("CREATE TABLE conformance_t (a INTEGER, b TEXT)", vec![])
+        .unwrap();
+    let n = s
+        .execute("INSERT INTO conformance_t (a, b) VALUES (1, 'x')", vec![])
+        .unwrap();
+    assert_eq!(n, 1);
+    let rows = s.query("SELECT a, b FROM conformance_t", vec![]).unwrap();
+    assert_eq!(rows.columns, ["a", "b"]);
+    assert_eq!(
+        rows.rows,
+        [vec![SqlValue::Integer(1), SqlValue::Text("x".into())]]
+    );
+}
+
+fn bad_arguments(s: &dyn Store) {
+    let code = |r: crate::Result<i64>| r.unwrap_err().code();
+    assert_eq!(
+        code(s.enqueue("", "1", &EnqueueOpts::default(), 3, T)),
+        "invalid_argument"
+    );
+    assert_eq!(
+        code(s.enqueue("q", "{nope", &EnqueueOpts::default(), 3, T)),
+        "invalid_json"
+    );
+    let far = EnqueueOpts {
+        run_at: at(crate::validate::MAX_INSTANT_MS + 1),
+        ..Default::default()
+    };
+    assert_eq!(code(s.enqueue("q", "1", &far, 3, T)), "invalid_argument");
+    assert_eq!(
+        s.claim("q", "w", 0, VT, T).unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert_eq!(
+        s.schedule_add(&spec("x", "nope"), T).unwrap_err().code(),
+        "invalid_cron"
+    );
+    assert_eq!(
+        s.try_lock("m", "o", 0, T).unwrap_err().code(),
+        "invalid_argument"
+    );
+    assert_eq!(s.queue_stats("q").unwrap(), QueueStats::default());
+}

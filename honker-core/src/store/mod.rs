@@ -1,0 +1,179 @@
+//! Storage: the seam between honker's operations and a storage engine.
+//!
+//! [`Store`] has one method per storage operation. Each runs atomically
+//! (all of it or none) on the engine's current connection, inside the
+//! caller's transaction when there is one, and takes the current time in
+//! ms where it needs one. The handle ([`crate::handle::Db`]) decides
+//! which connection and transaction, and the time; the waits
+//! ([`crate::wake`]) are built on the handle. So a second engine fills
+//! this trait (and the wake path's), and every binding works on it
+//! unchanged. [`conformance`] holds the suite every implementation must
+//! pass.
+//!
+//! Today's engine is SQLite ([`sqlite`]). What the operations rely on from
+//! it, which another engine must answer in its own way, is written down in
+//! docs/ARCHITECTURE.md ("What the engine assumes of SQLite").
+
+pub mod conformance;
+pub mod sqlite;
+
+use crate::error::Result;
+use crate::model::{
+    EnqueueOpts, Event, FireFailure, Fired, JobRecord, Lease, LockInfo, Notification, QueueStats,
+    Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+};
+use std::time::Duration;
+
+/// A schedule tick's outcome: the fires made, and those that failed (their
+/// schedules moved on to their next boundary).
+pub type Tick = (Vec<Fired>, Vec<FireFailure>);
+
+/// One method per storage operation. See the module documentation; each
+/// method's meaning is that of the SQLite function it names.
+pub trait Store {
+    // -- queues --
+
+    /// Adds a job; with an idempotency key a live job holds, returns its id.
+    fn enqueue(
+        &self,
+        queue: &str,
+        payload: &str,
+        opts: &EnqueueOpts,
+        default_max_attempts: u32,
+        now: i64,
+    ) -> Result<i64>;
+    /// Adds jobs with the same options, all or none; their ids in order.
+    fn enqueue_many(
+        &self,
+        queue: &str,
+        payloads: &[String],
+        opts: &EnqueueOpts,
+        default_max_attempts: u32,
+        now: i64,
+    ) -> Result<Vec<i64>>;
+    /// Claims up to `n` due jobs, best first, leased for `visibility_timeout`.
+    fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        n: usize,
+        visibility_timeout: Duration,
+        now: i64,
+    ) -> Result<Vec<JobRecord>>;
+    /// Completes a job if `lease` is current.
+    fn ack(&self, lease: Lease<'_>, now: i64) -> Result<bool>;
+    /// Completes each job whose lease is current; how many.
+    fn ack_batch(&self, leases: &[Lease<'_>], now: i64) -> Result<usize>;
+    /// Gives a job back for another attempt (or to the dead table).
+    fn retry(
+        &self,
+        lease: Lease<'_>,
+        delay: Option<Duration>,
+        error: &str,
+        now: i64,
+    ) -> Result<bool>;
+    /// Gives a claimed job back untouched, its attempt not counted.
+    fn release(&self, lease: Lease<'_>, now: i64) -> Result<bool>;
+    /// Sends a job to the dead table.
+    fn fail(&self, lease: Lease<'_>, error: &str, now: i64) -> Result<bool>;
+    /// Extends a lease.
+    fn heartbeat(&self, lease: Lease<'_>, extend: Duration, now: i64) -> Result<bool>;
+    /// Removes a live job, whatever its state.
+    fn cancel(&self, id: i64) -> Result<bool>;
+    /// Deletes every ready job of `queue` (due by `now`, not held); how many.
+    fn purge(&self, queue: &str, now: i64) -> Result<usize>;
+    /// A job, live or dead.
+    fn get_job(&self, id: i64) -> Result<Option<JobRecord>>;
+    /// The newest dead jobs of `queue`.
+    fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>>;
+    /// Puts a dead job back, ready now, with a fresh attempt budget.
+    fn requeue_dead(&self, id: i64, now: i64) -> Result<()>;
+    /// Dead-letters jobs past their start deadline; how many.
+    fn sweep_expired(&self, queue: Option<&str>, now: i64) -> Result<usize>;
+    /// Is anything claimable in `queue` now? (A read.)
+    fn has_due(&self, queue: &str, now: i64) -> Result<bool>;
+    /// The next moment something in `queue` becomes claimable.
+    fn next_deadline(&self, queue: &str) -> Result<Option<i64>>;
+    /// `queue`'s job counts by state.
+    fn queue_stats(&self, queue: &str) -> Result<QueueStats>;
+
+    // -- streams --
+
+    /// Appends an event; its offset.
+    fn publish(&self, stream: &str, key: Option<&str>, payload: &str, now: i64) -> Result<i64>;
+    /// Events after offset `after`, oldest first.
+    fn read_since(&self, stream: &str, after: i64, limit: usize) -> Result<Vec<Event>>;
+    /// The newest offset (0 if none).
+    fn last_offset(&self, stream: &str) -> Result<i64>;
+    /// Saves a consumer's offset, only forward.
+    fn save_offset(&self, stream: &str, consumer: &str, offset: i64, now: i64) -> Result<bool>;
+    /// A consumer's saved offset (0 if none).
+    fn get_offset(&self, stream: &str, consumer: &str) -> Result<i64>;
+    /// Stores a stream's retention.
+    fn set_retention(&self, stream: &str, retention: Retention) -> Result<()>;
+    /// A stream's stored retention.
+    fn retention(&self, stream: &str) -> Result<Retention>;
+    /// Applies a stream's retention now; events removed.
+    fn prune_stream(&self, stream: &str, now: i64) -> Result<usize>;
+
+    // -- notifications --
+
+    /// Stores a notification; its id.
+    fn notify(&self, channel: &str, payload: &str, now: i64) -> Result<i64>;
+    /// The newest notification id (0 if none).
+    fn latest_notification(&self) -> Result<i64>;
+    /// Notifications after id `after` (on `channel`, or all), oldest first.
+    fn notifications_after(
+        &self,
+        after: i64,
+        channel: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Notification>>;
+    /// Deletes notifications created before `before_ms`.
+    fn prune_notifications(&self, before_ms: i64) -> Result<usize>;
+
+    // -- locks, rate limits, results --
+
+    /// Takes a lock if free; its fencing token.
+    fn try_lock(&self, name: &str, owner: &str, ttl_ms: i64, now: i64) -> Result<Option<i64>>;
+    /// Extends a lock `token` still holds.
+    fn renew_lock(&self, name: &str, token: i64, ttl_ms: i64, now: i64) -> Result<bool>;
+    /// Releases a lock `token` still holds.
+    fn release_lock(&self, name: &str, token: i64) -> Result<bool>;
+    /// Who holds a lock now.
+    fn lock_holder(&self, name: &str, now: i64) -> Result<Option<LockInfo>>;
+    /// Counts one call against a fixed-window limit; allowed?
+    fn try_rate_limit(&self, key: &str, limit: i64, per_ms: i64, now: i64) -> Result<bool>;
+    /// Stores a job's result for `ttl_ms`.
+    fn save_result(&self, job_id: i64, value: &str, ttl_ms: i64, now: i64) -> Result<()>;
+    /// A job's unexpired result.
+    fn get_result(&self, job_id: i64, now: i64) -> Result<Option<String>>;
+    /// Removes expired results; how many.
+    fn sweep_results(&self, now: i64) -> Result<usize>;
+
+    // -- schedules --
+
+    /// Registers or updates a schedule.
+    fn schedule_add(&self, spec: &ScheduleSpec<'_>, now: i64) -> Result<()>;
+    /// Removes a schedule.
+    fn schedule_remove(&self, name: &str) -> Result<bool>;
+    /// Every schedule, by name.
+    fn schedule_list(&self) -> Result<Vec<ScheduleInfo>>;
+    /// Stops a schedule firing.
+    fn schedule_pause(&self, name: &str) -> Result<()>;
+    /// Resumes a paused schedule from its next boundary.
+    fn schedule_resume(&self, name: &str, now: i64) -> Result<()>;
+    /// Fires what is due.
+    fn schedule_tick(&self, now: i64) -> Result<Tick>;
+    /// Fires what is due while `token` holds lock `lock_name`; `None` if not.
+    fn schedule_tick_fenced(&self, lock_name: &str, token: i64, now: i64) -> Result<Option<Tick>>;
+    /// The earliest next fire of an unpaused schedule.
+    fn schedule_soonest(&self) -> Result<Option<i64>>;
+
+    // -- the application's own SQL --
+
+    /// Runs one statement; rows changed.
+    fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<usize>;
+    /// Runs a query; its rows.
+    fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Rows>;
+}
