@@ -11,7 +11,6 @@ use crate::model::{Event, FireFailure, JobRecord, QueueOpts};
 use crate::store::Store;
 use crate::validate;
 use std::collections::VecDeque;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
