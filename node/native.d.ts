@@ -40,6 +40,16 @@ export declare class NativeDatabase {
   execute<S extends boolean>(sync: S, sql: string, params: unknown[], tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
   /** Runs a query; returns column names and rows. */
   query<S extends boolean>(sync: S, sql: string, params: unknown[], tx?: NativeTx | undefined | null): S extends true ? Rows : Promise<Rows>
+  tryLock<S extends boolean>(sync: S, name: string, owner: string, ttlS: number): S extends true ? number | null : Promise<number | null>
+  renewLock(name: string, token: number, ttlS: number): Promise<boolean>
+  releaseLock<S extends boolean>(sync: S, name: string, token: number): S extends true ? boolean : Promise<boolean>
+  /** Who holds lock `name` now (null if nobody: an expired lock is free). */
+  lockHolder<S extends boolean>(sync: S, name: string): S extends true ? LockHolderData | null : Promise<LockHolderData | null>
+  tryRateLimit<S extends boolean>(sync: S, key: string, limit: number, perS: number): S extends true ? boolean : Promise<boolean>
+  saveResult<S extends boolean>(sync: S, jobId: number, value: string, ttlS: number): S extends true ? void : Promise<void>
+  getResult<S extends boolean>(sync: S, jobId: number): S extends true ? string | null : Promise<string | null>
+  /** Removes every expired result now; returns how many. */
+  sweepResults(): Promise<number>
   enqueue<S extends boolean>(sync: S, queue: string, payload: string, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): S extends true ? number : Promise<number>
   enqueueMany<S extends boolean>(sync: S, queue: string, payloads: Array<string>, opts: EnqueueOptions | undefined | null, tx: NativeTx | undefined | null, defaultMaxAttempts: number): S extends true ? number[] : Promise<number[]>
   claimBatch<S extends boolean>(sync: S, queue: string, worker: string, n: number, visibilityTimeoutS: number): S extends true ? JobData[] : Promise<JobData[]>
@@ -71,33 +81,6 @@ export declare class NativeDatabase {
    * epoch; null if nothing is pending.
    */
   nextDeadlineMs<S extends boolean>(sync: S, queue: string): S extends true ? number | null : Promise<number | null>
-  publish<S extends boolean>(sync: S, stream: string, payload: string, key?: string | undefined | null, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
-  readSince<S extends boolean>(sync: S, stream: string, offset: number, limit: number): S extends true ? EventData[] : Promise<EventData[]>
-  saveOffset<S extends boolean>(sync: S, stream: string, consumer: string, offset: number, tx?: NativeTx | undefined | null): S extends true ? boolean : Promise<boolean>
-  getOffset<S extends boolean>(sync: S, stream: string, consumer: string): S extends true ? number : Promise<number>
-  /** The newest event's offset (0 if the stream is empty). */
-  lastOffset<S extends boolean>(sync: S, stream: string): S extends true ? number : Promise<number>
-  /** Stores `stream`'s retention (neither limit: keep everything). */
-  setRetention<S extends boolean>(sync: S, stream: string, retention?: RetentionData | undefined | null): S extends true ? void : Promise<void>
-  /** `stream`'s stored retention. */
-  retention<S extends boolean>(sync: S, stream: string): S extends true ? RetentionData : Promise<RetentionData>
-  /** Applies `stream`'s retention now; returns how many events were removed. */
-  prune(stream: string): Promise<number>
-  /** A cursor at `consumer`'s saved offset. */
-  cursor(stream: string, consumer: string): Promise<NativeCursor>
-  notify<S extends boolean>(sync: S, channel: string, payload: string, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
-  /** Starts listening: notifications committed from now on. */
-  listen(channel: string): NativeListener
-  tryLock<S extends boolean>(sync: S, name: string, owner: string, ttlS: number): S extends true ? number | null : Promise<number | null>
-  renewLock(name: string, token: number, ttlS: number): Promise<boolean>
-  releaseLock<S extends boolean>(sync: S, name: string, token: number): S extends true ? boolean : Promise<boolean>
-  /** Who holds lock `name` now (null if nobody: an expired lock is free). */
-  lockHolder<S extends boolean>(sync: S, name: string): S extends true ? LockHolderData | null : Promise<LockHolderData | null>
-  tryRateLimit<S extends boolean>(sync: S, key: string, limit: number, perS: number): S extends true ? boolean : Promise<boolean>
-  saveResult<S extends boolean>(sync: S, jobId: number, value: string, ttlS: number): S extends true ? void : Promise<void>
-  getResult<S extends boolean>(sync: S, jobId: number): S extends true ? string | null : Promise<string | null>
-  /** Removes every expired result now; returns how many. */
-  sweepResults(): Promise<number>
   scheduleAdd(spec: ScheduleSpecData): Promise<void>
   scheduleRemove(name: string): Promise<boolean>
   schedulePause(name: string): Promise<void>
@@ -115,6 +98,23 @@ export declare class NativeDatabase {
    * problem (a fire that failed, a failing step) goes to `onProblem`.
    */
   runScheduler(owner: string, stop: NativeStop, lockTtlS: number | undefined | null, onProblem: (message: string) => void): Promise<void>
+  publish<S extends boolean>(sync: S, stream: string, payload: string, key?: string | undefined | null, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
+  readSince<S extends boolean>(sync: S, stream: string, offset: number, limit: number): S extends true ? EventData[] : Promise<EventData[]>
+  saveOffset<S extends boolean>(sync: S, stream: string, consumer: string, offset: number, tx?: NativeTx | undefined | null): S extends true ? boolean : Promise<boolean>
+  getOffset<S extends boolean>(sync: S, stream: string, consumer: string): S extends true ? number : Promise<number>
+  /** The newest event's offset (0 if the stream is empty). */
+  lastOffset<S extends boolean>(sync: S, stream: string): S extends true ? number : Promise<number>
+  /** Stores `stream`'s retention (neither limit: keep everything). */
+  setRetention<S extends boolean>(sync: S, stream: string, retention?: RetentionData | undefined | null): S extends true ? void : Promise<void>
+  /** `stream`'s stored retention. */
+  retention<S extends boolean>(sync: S, stream: string): S extends true ? RetentionData : Promise<RetentionData>
+  /** Applies `stream`'s retention now; returns how many events were removed. */
+  prune(stream: string): Promise<number>
+  /** A cursor at `consumer`'s saved offset. */
+  cursor(stream: string, consumer: string): Promise<NativeCursor>
+  notify<S extends boolean>(sync: S, channel: string, payload: string, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
+  /** Starts listening: notifications committed from now on. */
+  listen(channel: string): NativeListener
 }
 
 /** A held lock renewed in the background (see `honker_core::keepalive`). */

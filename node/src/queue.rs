@@ -1,0 +1,284 @@
+//! Queue operations.
+
+use crate::data::*;
+use crate::database::*;
+use crate::error::*;
+use crate::handles::*;
+use crate::task::*;
+use honker_core::wake::wait;
+use honker_core::{Caller, Lease, QueueOpts};
+use napi::Env;
+use napi_derive::napi;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[napi]
+impl NativeDatabase {
+    // -- queues --
+
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
+    pub fn enqueue(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+        payload: String,
+        opts: Option<EnqueueOptions>,
+        tx: Option<&NativeTx>,
+        default_max_attempts: f64,
+    ) -> napi::Result<Run<i64>> {
+        let opts = enqueue_opts(opts)?;
+        let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
+        self.run(sync, tx, move |o| {
+            o.enqueue(&queue, &payload, &opts, default_max_attempts)
+        })
+    }
+
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number[] : Promise<number[]>"
+    )]
+    pub fn enqueue_many(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+        payloads: Vec<String>,
+        opts: Option<EnqueueOptions>,
+        tx: Option<&NativeTx>,
+        default_max_attempts: f64,
+    ) -> napi::Result<Run<Vec<i64>>> {
+        let opts = enqueue_opts(opts)?;
+        let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
+        self.run(sync, tx, move |o| {
+            o.enqueue_many(&queue, &payloads, &opts, default_max_attempts)
+        })
+    }
+
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? JobData[] : Promise<JobData[]>"
+    )]
+    pub fn claim_batch(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+        worker: String,
+        n: f64,
+        visibility_timeout_s: f64,
+    ) -> napi::Result<Run<Vec<JobData>>> {
+        let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
+        let n = count("n", n)?;
+        self.run(sync, None, move |o| {
+            o.claim(&queue, &worker, n, vt).map(jobs)
+        })
+    }
+
+    /// Waits (on its own thread) until a job is claimed; null on timeout or
+    /// stop.
+    #[napi(ts_return_type = "Promise<JobData | null>")]
+    pub fn claim_next<'env>(
+        &self,
+        env: &'env Env,
+        queue: String,
+        worker: String,
+        stop: &NativeStop,
+        visibility_timeout_s: f64,
+        max_attempts: f64,
+        timeout_s: Option<f64>,
+    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+        let opts = QueueOpts {
+            visibility_timeout: secs("visibilityTimeoutS", Some(visibility_timeout_s))?
+                .unwrap_or_default(),
+            max_attempts: attempts("maxAttempts", max_attempts)?,
+        };
+        let timeout = secs("timeoutS", timeout_s)?;
+        let (db, flag) = (self.db.clone(), stop.flag.clone());
+        wait_on_thread(env, move || {
+            Ok(wait::claim_next(
+                &db,
+                Caller::this_thread(),
+                &queue,
+                &worker,
+                &opts,
+                timeout,
+                &flag,
+            )?
+            .map(JobData::from))
+        })
+    }
+
+    #[napi]
+    pub fn stop_flag(&self) -> NativeStop {
+        NativeStop {
+            db: self.db.clone(),
+            flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
+    pub fn ack(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<Run<bool>> {
+        self.run(sync, tx, move |o| o.ack(Lease::new(id, &worker, attempt)))
+    }
+
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
+    pub fn ack_batch(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        leases: Vec<LeaseData>,
+        tx: Option<&NativeTx>,
+    ) -> napi::Result<Run<i64>> {
+        self.run(sync, tx, move |o| {
+            let leases: Vec<Lease<'_>> = leases
+                .iter()
+                .map(|l| Lease::new(l.id, &l.worker, l.attempt))
+                .collect();
+            Ok(o.ack_batch(&leases)? as i64)
+        })
+    }
+
+    /// Gives a claimed job back untouched (its attempt not counted).
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
+    pub fn release(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        id: i64,
+        worker: String,
+        attempt: u32,
+    ) -> napi::Result<Run<bool>> {
+        self.run(sync, None, move |o| {
+            o.release(Lease::new(id, &worker, attempt))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn retry(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        delay_s: Option<f64>,
+        error: Option<String>,
+    ) -> napi::Result<AsyncOp<bool>> {
+        let delay = secs("delayS", delay_s)?;
+        let error = error.unwrap_or_default();
+        Ok(self.later(None, move |o| {
+            o.retry(Lease::new(id, &worker, attempt), delay, &error)
+        }))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn fail(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        error: Option<String>,
+    ) -> AsyncOp<bool> {
+        let error = error.unwrap_or_default();
+        self.later(None, move |o| {
+            o.fail(Lease::new(id, &worker, attempt), &error)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn heartbeat(
+        &self,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        extend_s: f64,
+    ) -> napi::Result<AsyncOp<bool>> {
+        let extend = secs("extendS", Some(extend_s))?.unwrap_or_default();
+        Ok(self.later(None, move |o| {
+            o.heartbeat(Lease::new(id, &worker, attempt), extend)
+        }))
+    }
+
+    /// Deletes `queue`'s ready jobs; returns how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn purge(&self, queue: String) -> AsyncOp<i64> {
+        self.later(None, move |o| Ok(o.purge(&queue)? as i64))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn cancel(&self, id: f64) -> napi::Result<AsyncOp<bool>> {
+        let id = whole("id", id)?;
+        Ok(self.later(None, move |o| o.cancel(id)))
+    }
+
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? JobData | null : Promise<JobData | null>"
+    )]
+    pub fn get_job(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        id: f64,
+    ) -> napi::Result<Run<Option<JobData>>> {
+        let id = whole("id", id)?;
+        self.run(sync, None, move |o| Ok(o.get_job(id)?.map(JobData::from)))
+    }
+
+    #[napi(ts_return_type = "Promise<JobData[]>")]
+    pub fn dead_jobs(&self, queue: String, limit: f64) -> napi::Result<AsyncOp<Vec<JobData>>> {
+        let limit = count("limit", limit)?;
+        Ok(self.later(None, move |o| o.dead_jobs(&queue, limit).map(jobs)))
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn requeue_dead(&self, id: f64) -> napi::Result<AsyncOp<()>> {
+        let id = whole("id", id)?;
+        Ok(self.later(None, move |o| o.requeue_dead(id)))
+    }
+
+    /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn sweep_expired(&self, queue: String) -> AsyncOp<i64> {
+        self.later(None, move |o| Ok(o.sweep_expired(Some(&queue))? as i64))
+    }
+
+    /// `queue`'s job counts by state.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? QueueStatsData : Promise<QueueStatsData>"
+    )]
+    pub fn queue_stats(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+    ) -> napi::Result<Run<QueueStatsData>> {
+        self.run(sync, None, move |o| o.queue_stats(&queue).map(stats_out))
+    }
+
+    /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
+    /// epoch; null if nothing is pending.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number | null : Promise<number | null>"
+    )]
+    pub fn next_deadline_ms(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+    ) -> napi::Result<Run<Option<i64>>> {
+        self.run(sync, None, move |o| o.next_deadline(&queue))
+    }
+}
