@@ -119,9 +119,9 @@ def test_cancelled_waits_leave_no_thread_behind(db):
             await asyncio.sleep(0.005)
         for t in tasks:
             t.cancel()
-        for t in tasks:
+        for task in tasks:
             with pytest.raises(asyncio.CancelledError):
-                await t
+                await task
         # Cancelling woke each wait; ending the iterators (closed, or one
         # simply dropped) ends their threads. A thread still blocked in a
         # wait would never end.
@@ -129,7 +129,12 @@ def test_cancelled_waits_leave_no_thread_behind(db):
         iters[0].stop()
         iters[1].close()
         iters[2].close()
-        del tasks, iters
+        # A cancelled task's CancelledError has a traceback holding the
+        # frame of `__anext__` and so the iterator: drop every task (the
+        # loop variable too), and let the loop run the step it scheduled
+        # with that error, before the iterators can be collected.
+        del tasks, task, iters
+        await asyncio.sleep(0)
         gc.collect()
         for t in threads:
             t.join(timeout=10)

@@ -1,0 +1,239 @@
+//! Queue operations.
+
+use crate::data::*;
+use crate::database::*;
+use crate::error::*;
+use crate::task::*;
+use crate::waits::*;
+use honker_core::wake::wait;
+use honker_core::{Lease, QueueOpts};
+use pyo3::prelude::*;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[pymethods]
+impl NativeDatabase {
+    // -- queues --
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (queue, payload, *, tx = None, delay_s = None, run_at_s = None, priority = None, max_attempts = None, expires_s = None, key = None, default_max_attempts = None))]
+    fn enqueue(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        payload: String,
+        tx: Option<&NativeTx>,
+        delay_s: Option<f64>,
+        run_at_s: Option<f64>,
+        priority: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        expires_s: Option<f64>,
+        key: Option<String>,
+        default_max_attempts: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<i64> {
+        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, key)?;
+        let default_max_attempts = default_attempts(default_max_attempts)?;
+        self.op(py, tx, |o| {
+            o.enqueue(&queue, &payload, &opts, default_max_attempts)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (queue, payloads, *, tx = None, delay_s = None, run_at_s = None, priority = None, max_attempts = None, expires_s = None, default_max_attempts = None))]
+    fn enqueue_many(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        payloads: Vec<String>,
+        tx: Option<&NativeTx>,
+        delay_s: Option<f64>,
+        run_at_s: Option<f64>,
+        priority: Option<&Bound<'_, PyAny>>,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        expires_s: Option<f64>,
+        default_max_attempts: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<i64>> {
+        let opts = enqueue_opts(delay_s, run_at_s, priority, max_attempts, expires_s, None)?;
+        let default_max_attempts = default_attempts(default_max_attempts)?;
+        self.op(py, tx, |o| {
+            o.enqueue_many(&queue, &payloads, &opts, default_max_attempts)
+        })
+    }
+
+    #[pyo3(signature = (queue, worker, n, visibility_timeout_s = 300.0))]
+    fn claim_batch(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        worker: String,
+        n: &Bound<'_, PyAny>,
+        visibility_timeout_s: f64,
+    ) -> PyResult<Vec<JobData>> {
+        let n = count("n", int("n", n)?)?;
+        let vt = secs("visibility_timeout_s", Some(visibility_timeout_s))?.unwrap_or_default();
+        let jobs = self.op(py, None, |o| o.claim(&queue, &worker, n, vt))?;
+        Ok(jobs.into_iter().map(JobData::from).collect())
+    }
+
+    /// Blocks until a job is claimed (woken by commits, run_at, lease ends);
+    /// None on timeout or stop.
+    #[pyo3(signature = (queue, worker, stop, visibility_timeout_s = 300.0, max_attempts = None, timeout_s = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn claim_next(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        worker: String,
+        stop: &NativeStop,
+        visibility_timeout_s: f64,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        timeout_s: Option<f64>,
+    ) -> PyResult<Option<JobData>> {
+        let opts = QueueOpts {
+            visibility_timeout: secs("visibility_timeout_s", Some(visibility_timeout_s))?
+                .unwrap_or_default(),
+            max_attempts: default_attempts(max_attempts)?,
+        };
+        let timeout = secs("timeout_s", timeout_s)?;
+        let me = caller(py)?;
+        let stop = Interruptible::new(&stop.flag);
+        let got =
+            py.detach(|| wait::claim_next(&self.db, me, &queue, &worker, &opts, timeout, &stop));
+        Ok(stop.finish(got)?.map(JobData::from))
+    }
+
+    fn stop_flag(&self) -> NativeStop {
+        NativeStop {
+            db: self.db.clone(),
+            flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    #[pyo3(signature = (id, worker, attempt, tx = None))]
+    fn ack(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<bool> {
+        self.op(py, tx, |o| o.ack(Lease::new(id, &worker, attempt)))
+    }
+
+    /// Acks each job whose lease, given as (id, worker, attempt), is current.
+    #[pyo3(signature = (leases, tx = None))]
+    fn ack_batch(
+        &self,
+        py: Python<'_>,
+        leases: Vec<(i64, String, u32)>,
+        tx: Option<&NativeTx>,
+    ) -> PyResult<usize> {
+        self.op(py, tx, |o| {
+            let leases: Vec<Lease<'_>> = leases
+                .iter()
+                .map(|(id, worker, attempt)| Lease::new(*id, worker, *attempt))
+                .collect();
+            o.ack_batch(&leases)
+        })
+    }
+
+    #[pyo3(signature = (id, worker, attempt, delay_s = None, error = String::new()))]
+    fn retry(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        delay_s: Option<f64>,
+        error: String,
+    ) -> PyResult<bool> {
+        let delay = secs("delay_s", delay_s)?;
+        self.op(py, None, |o| {
+            o.retry(Lease::new(id, &worker, attempt), delay, &error)
+        })
+    }
+
+    fn release(&self, py: Python<'_>, id: i64, worker: String, attempt: u32) -> PyResult<bool> {
+        self.op(py, None, |o| o.release(Lease::new(id, &worker, attempt)))
+    }
+
+    #[pyo3(signature = (id, worker, attempt, error = String::new()))]
+    fn fail(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        error: String,
+    ) -> PyResult<bool> {
+        self.op(py, None, |o| {
+            o.fail(Lease::new(id, &worker, attempt), &error)
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        py: Python<'_>,
+        id: i64,
+        worker: String,
+        attempt: u32,
+        extend_s: f64,
+    ) -> PyResult<bool> {
+        let extend = secs("extend_s", Some(extend_s))?.unwrap_or_default();
+        self.op(py, None, |o| {
+            o.heartbeat(Lease::new(id, &worker, attempt), extend)
+        })
+    }
+
+    fn cancel(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let id = int("id", id)?;
+        self.op(py, None, |o| o.cancel(id))
+    }
+
+    /// Deletes `queue`'s ready jobs; returns how many.
+    fn purge(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
+        self.op(py, None, |o| o.purge(&queue))
+    }
+
+    fn get_job(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<Option<JobData>> {
+        let id = int("id", id)?;
+        Ok(self.op(py, None, |o| o.get_job(id))?.map(JobData::from))
+    }
+
+    fn dead_jobs(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        limit: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<JobData>> {
+        let limit = count("limit", int("limit", limit)?)?;
+        Ok(self
+            .op(py, None, |o| o.dead_jobs(&queue, limit))?
+            .into_iter()
+            .map(JobData::from)
+            .collect())
+    }
+
+    fn requeue_dead(&self, py: Python<'_>, id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = int("id", id)?;
+        self.op(py, None, |o| o.requeue_dead(id))
+    }
+
+    /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
+    fn sweep_expired(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
+        self.op(py, None, |o| o.sweep_expired(Some(&queue)))
+    }
+
+    /// `queue`'s job counts as (ready, scheduled, processing, dead).
+    fn queue_stats(&self, py: Python<'_>, queue: String) -> PyResult<(u64, u64, u64, u64)> {
+        let s = self.op(py, None, |o| o.queue_stats(&queue))?;
+        Ok((s.ready, s.scheduled, s.processing, s.dead))
+    }
+
+    /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
+    /// epoch; None if nothing is pending.
+    fn next_deadline_ms(&self, py: Python<'_>, queue: String) -> PyResult<Option<i64>> {
+        self.op(py, None, |o| o.next_deadline(&queue))
+    }
+}
