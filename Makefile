@@ -22,7 +22,7 @@ PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-test bench-node bench-wake-cross
+.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-ts node-test bench-node bench-wake-cross
 
 ## make test: everything CI checks (installs what it needs).
 test: lint rust-test ext-test python-test node-test vectors-test cross-test examples
@@ -99,10 +99,11 @@ vectors-test: deps ext python-test node-test
 
 ## The Node package (node/): npm installs the pinned tools from the
 ## committed lockfile; @napi-rs/cli builds the addon into the one target
-## tree; the generated native.d.ts must match the committed one; tsc checks
-## the JS layer against it and the public types; index.d.ts (written for
-## readers) is checked against declarations tsc derives from index.js's JSDoc
-## (members named _x are private and dropped); node --test runs the suite.
+## tree; the generated native.d.ts must match the committed one; tsc
+## compiles the TypeScript sources (lib/*.ts) into dist/ with the public
+## declarations (members marked @internal stripped), type-checks them
+## against native.d.ts, and checks test/types.test-d.ts against the
+## declarations; node --test runs the suite.
 # node-gyp builds better-sqlite3 (the benchmark's baseline and the
 # extension test's host) from source here: use the installed Node headers.
 ifneq ($(wildcard /usr/include/node/node_api.h),)
@@ -113,18 +114,20 @@ NAPI_BUILD := node_modules/.bin/napi build --platform --no-js --dts native.d.ts
 node-deps:
 	cd node && npm install --no-audit --no-fund
 
+# The JS layer, compiled from lib/*.ts (the addon is built by node-test or
+# the benchmarks, each in its profile).
+node-ts: node-deps
+	cd node && rm -rf dist && node_modules/.bin/tsc -p .
+
 node-test: ext node-deps
 	cp $(EXT) node/libhonker_ext.$(DYLIB)
 	cp node/native.d.ts $(CARGO_TARGET_DIR)/native.d.ts.committed
 	cd node && $(NAPI_BUILD)
 	@diff -u $(CARGO_TARGET_DIR)/native.d.ts.committed node/native.d.ts || \
 		{ echo "node/native.d.ts drifted from the addon: review and commit the regenerated file"; exit 1; }
-	cd node && for f in index.js native.js scripts/*.js test/*.js test/fixtures/*.js; do node --check $$f || exit 1; done
-	cd node && node_modules/.bin/tsc -p .
-	cd node && rm -rf .dtscheck && node_modules/.bin/tsc --allowJs --declaration --emitDeclarationOnly \
-		--target ES2022 --module node16 --moduleResolution node16 --types node --outDir .dtscheck index.js && \
-		cp native.d.ts .dtscheck/ && perl -i -ne 'print unless /^\s+_[A-Za-z]+\??[:(<]/' .dtscheck/index.d.ts && \
-		node_modules/.bin/tsc -p tsconfig.dtscheck.json
+	$(MAKE) --no-print-directory node-ts
+	cd node && node_modules/.bin/tsc -p tsconfig.test.json
+	cd node && for f in index.mjs scripts/*.js test/*.js test/fixtures/*.js; do node --check $$f || exit 1; done
 	cd node && node --test test/*.test.js
 	$(MAKE) --no-print-directory node-path-install
 
@@ -142,7 +145,7 @@ node-path-install:
 			if (!require('node:fs').existsSync(h.extensionPath())) throw new Error('no extension'); console.log('ok npm install from a path')"
 
 ## Node benchmark: a release build of the addon, beside better-sqlite3.
-bench-node: node-deps
+bench-node: node-deps node-ts
 	cd node && $(NAPI_BUILD) --release
 	node bench/node_bench.mjs
 
@@ -163,7 +166,7 @@ bench-wal:
 ## Cross-language wake: a Rust process notifies, a Python and a Node
 ## listener wait (release builds of both packages), beside a Rust listener
 ## and a 1 ms poller measured in the same run.
-bench-wake-cross: deps ext node-deps
+bench-wake-cross: deps ext node-deps node-ts
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0
 	cd python && HONKER_EXT_PREBUILT=$(EXT) VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q --release

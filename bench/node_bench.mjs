@@ -11,7 +11,7 @@ import path from 'node:path';
 
 const require = createRequire(new URL('../node/', import.meta.url));
 const Sqlite = require('better-sqlite3');
-const honker = require('./index.js');
+const honker = require('./dist/index.js');
 
 const QUICK = process.argv.includes('--quick');
 const ROUNDS = QUICK ? 3 : 7;

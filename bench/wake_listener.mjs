@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 
 const require = createRequire(new URL('../node/', import.meta.url));
-const honker = require('./index.js');
+const honker = require('./dist/index.js');
 
 const db = honker.open(process.argv[2]);
 const listener = db.listen('bench');

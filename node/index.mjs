@@ -1,5 +1,6 @@
-// ESM entry: the same module as index.js.
-import honker from './index.js';
+// ESM entry: the same module as the CommonJS one (dist/index.js, compiled
+// from lib/*.ts), its exports by name.
+import honker from './dist/index.js';
 
 export const {
   open,

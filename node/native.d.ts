@@ -146,7 +146,7 @@ export declare class NativeStop {
   isStopped(): boolean
 }
 
-/** An open write transaction; `db.transaction(cb)` in index.js owns it. */
+/** An open write transaction; `db.transaction(cb)` in the JS layer owns it. */
 export declare class NativeTx {}
 
 /**
@@ -163,7 +163,7 @@ export interface CronOptions {
 
 /**
  * Enqueue options as the JS layer passes them (seconds; `runAt` as Unix
- * seconds). index.js has rejected unknown fields; `tx` is ignored here.
+ * seconds). The JS layer has rejected unknown fields; `tx` is ignored here.
  */
 export interface EnqueueOptions {
   delayS?: number
@@ -233,7 +233,7 @@ export interface NotificationData {
   payload: string
 }
 
-/** Options of `open`. index.js has rejected unknown fields. */
+/** Options of `open`. The JS layer has rejected unknown fields. */
 export interface OpenOptionsData {
   busyTimeoutS?: number
   walAutocheckpoint?: number
@@ -262,6 +262,14 @@ export interface Rows {
   columns: Array<string>
   rows: unknown[][]
 }
+
+/**
+ * Calls `f` acting for the owner of `tx`: the JS layer wraps a call made
+ * from inside a transaction's callback (AsyncLocalStorage knows) in this,
+ * so the core applies its one rule: a call that would wait for the
+ * caller's own open transaction fails with `transaction_open`.
+ */
+export declare function runAs<T>(tx: NativeTx, f: () => T): T
 
 /** A schedule as stored. */
 export interface ScheduleData {

@@ -7,6 +7,10 @@
 // uses. Run inside node/ itself (the project's own `npm install`), it does
 // nothing either: `make node-test` builds there.
 //
+// The JavaScript is compiled from the TypeScript sources in lib/ into
+// dist/ (a published package carries dist/); from a source checkout without
+// dist/ this compiles it with the pinned TypeScript, fetched by npx.
+//
 // HONKER_NODE_FORCE_BUILD=1 builds even when an addon is present;
 // HONKER_BUILD_PROFILE picks the cargo profile (default: release).
 const { execFileSync } = require('node:child_process');
@@ -47,10 +51,23 @@ function build(manifest, profile) {
   return lib;
 }
 
+/** Compiles lib/*.ts into dist/ when dist/ is missing. */
+function compile() {
+  if (fs.existsSync(path.join(here, 'dist', 'index.js'))) return;
+  if (!fs.existsSync(path.join(here, 'lib', 'index.ts'))) {
+    throw new Error('honker: the package has neither dist/ nor the TypeScript sources to compile it from');
+  }
+  const version = require(path.join(here, 'package.json')).devDependencies.typescript;
+  console.error('honker: compiling the TypeScript sources (lib/ -> dist/)');
+  execFileSync('npx', ['--yes', '-p', `typescript@${version}`, 'tsc', '-p', here], { cwd: here, stdio: 'inherit' });
+}
+
 function main() {
   const force = process.env.HONKER_NODE_FORCE_BUILD === '1';
   const ownInstall = process.env.INIT_CWD && path.resolve(process.env.INIT_CWD) === here;
-  if (!force && (ownInstall || hasAddon())) return;
+  if (ownInstall) return;
+  compile();
+  if (!force && hasAddon()) return;
   const manifest = path.join(here, 'Cargo.toml');
   if (!fs.existsSync(manifest)) {
     throw new Error(`honker: no prebuilt addon for ${process.platform}-${process.arch}, and no Rust sources to build one from`);

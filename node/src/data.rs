@@ -55,7 +55,7 @@ pub(crate) fn jobs(v: Vec<JobRecord>) -> Vec<JobData> {
 }
 
 /// Enqueue options as the JS layer passes them (seconds; `runAt` as Unix
-/// seconds). index.js has rejected unknown fields; `tx` is ignored here.
+/// seconds). The JS layer has rejected unknown fields; `tx` is ignored here.
 #[napi(object)]
 pub struct EnqueueOptions {
     pub delay_s: Option<f64>,
@@ -66,7 +66,7 @@ pub struct EnqueueOptions {
     pub key: Option<String>,
 }
 
-pub(crate) fn enqueue_opts(o: Option<EnqueueOptions>) -> napi::Result<EnqueueOpts> {
+pub(crate) fn enqueue_opts(o: Option<EnqueueOptions>) -> Result<EnqueueOpts> {
     let Some(o) = o else {
         return Ok(EnqueueOpts::default());
     };
@@ -146,7 +146,7 @@ pub struct LeaseData {
     pub attempt: u32,
 }
 
-/// Options of `open`. index.js has rejected unknown fields.
+/// Options of `open`. The JS layer has rejected unknown fields.
 #[napi(object)]
 pub struct OpenOptionsData {
     pub busy_timeout_s: Option<f64>,
@@ -180,7 +180,7 @@ pub struct LockHolderData {
     pub expires_at_ms: i64,
 }
 
-pub(crate) fn retention_in(r: Option<RetentionData>) -> napi::Result<Retention> {
+pub(crate) fn retention_in(r: Option<RetentionData>) -> Result<Retention> {
     let Some(r) = r else {
         return Ok(Retention::default());
     };
@@ -301,7 +301,7 @@ pub(crate) type Param = napi::bindgen_prelude::Either<
     >,
 >;
 
-pub(crate) fn to_value(p: Param) -> napi::Result<Value> {
+pub(crate) fn to_value(p: Param) -> Result<Value> {
     use napi::bindgen_prelude::Either3;
     Ok(match p {
         Either::A(Either::A(None)) => Value::Null,
@@ -325,7 +325,7 @@ pub(crate) fn to_value(p: Param) -> napi::Result<Value> {
     })
 }
 
-pub(crate) fn values(params: Vec<Param>) -> napi::Result<Vec<Value>> {
+pub(crate) fn values(params: Vec<Param>) -> Result<Vec<Value>> {
     params.into_iter().map(to_value).collect()
 }
 

@@ -36,13 +36,13 @@ impl NativeDatabase {
         sync: bool,
         tx: Option<&NativeTx>,
         f: impl FnOnce(&Ops<'_>) -> CoreResult<R> + Send + 'static,
-    ) -> napi::Result<Run<R>>
+    ) -> Result<Run<R>>
     where
         Op<R>: Task,
     {
         if sync {
             // On the event loop's thread: never wait for a transaction.
-            let me = Caller::this_thread().without_waiting();
+            let me = acting().caller().without_waiting();
             exec(&self.db, me, tx.map(|t| &t.key), f)
                 .map(Either::A)
                 .map_err(to_js)
@@ -62,7 +62,8 @@ impl NativeDatabase {
     {
         let db = self.db.clone();
         let tx = tx.map(|t| t.key.clone());
-        spawn(move || exec(&db, Caller::this_thread(), tx.as_ref(), f))
+        let by = acting();
+        spawn(move || exec(&db, by.caller(), tx.as_ref(), f))
     }
 }
 
@@ -111,7 +112,7 @@ pub(crate) fn fires(list: Vec<Fired>) -> Vec<FireData> {
 impl NativeDatabase {
     /// Opens (creating if needed) the file: WAL, honker's tables.
     #[napi(constructor)]
-    pub fn new(path: String, opts: Option<OpenOptionsData>) -> napi::Result<Self> {
+    pub fn new(path: String, opts: Option<OpenOptionsData>) -> Result<Self> {
         let defaults = OpenOptions::default();
         let opts = match opts {
             None => defaults,
@@ -148,7 +149,7 @@ impl NativeDatabase {
     /// Starts renewing a held lock in the background (every third of
     /// `ttlS`) until stopped; the keeper records a loss.
     #[napi]
-    pub fn keep_lock(&self, name: String, token: i64, ttl_s: f64) -> napi::Result<NativeKeeper> {
+    pub fn keep_lock(&self, name: String, token: i64, ttl_s: f64) -> Result<NativeKeeper> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
         let keeper = Keeper::start(&self.db, &name, token, ttl).map_err(to_js)?;
         Ok(NativeKeeper {
@@ -157,7 +158,7 @@ impl NativeDatabase {
     }
 
     #[napi]
-    pub fn close(&self) -> napi::Result<()> {
+    pub fn close(&self) -> Result<()> {
         self.db.close().map_err(to_js)
     }
 
@@ -173,11 +174,14 @@ impl NativeDatabase {
     #[napi(ts_return_type = "Promise<NativeTx>")]
     pub fn begin(&self) -> AsyncOp<NativeTx> {
         let db = self.db.clone();
+        // Owned by a token of its own, not the pool thread that opens it:
+        // the JS layer keeps other calls back until it ends, and passes the
+        // token on calls from inside its callback (`runAs`).
+        let owner = acting().owner_or(next_tx_owner());
         spawn(move || {
             Ok(NativeTx {
-                // Owned by a token of its own, not this pool thread: the
-                // JS layer keeps other calls back until it ends.
-                key: Arc::new(Mutex::new(Some(db.begin(Caller::host(next_tx_owner()))?))),
+                key: Arc::new(Mutex::new(Some(db.begin(Caller::host(owner))?))),
+                owner,
             })
         })
     }
@@ -211,7 +215,7 @@ impl NativeDatabase {
         sql: String,
         #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<Run<i64>> {
+    ) -> Result<Run<i64>> {
         let values = values(params)?;
         self.run(sync, tx, move |o| Ok(o.execute(&sql, values)? as i64))
     }
@@ -227,7 +231,7 @@ impl NativeDatabase {
         sql: String,
         #[napi(ts_arg_type = "unknown[]")] params: Vec<Param>,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<Run<Rows>> {
+    ) -> Result<Run<Rows>> {
         let values = values(params)?;
         self.run(sync, tx, move |o| run_query(o, &sql, values))
     }

@@ -7,17 +7,20 @@ use honker_core::model::Notification;
 use honker_core::wake::keepalive::Keeper;
 use honker_core::wake::wait;
 use honker_core::wake::watcher::ListenerQueue;
-use honker_core::{Caller, Db, TxKey};
+use honker_core::{Db, TxKey};
 use napi::bindgen_prelude::Either;
 use napi::Env;
 use napi_derive::napi;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// An open write transaction; `db.transaction(cb)` in index.js owns it.
+/// An open write transaction; `db.transaction(cb)` in the JS layer owns it.
 #[napi]
 pub struct NativeTx {
     pub(crate) key: Arc<Mutex<Option<TxKey>>>,
+    /// The caller token that owns it (see [`run_as`](crate::task::run_as)).
+    #[cfg_attr(test, allow(dead_code))]
+    pub(crate) owner: u64,
 }
 
 /// A stop flag for waits: `stop()` wakes the waiter at once.
@@ -58,7 +61,7 @@ impl NativeListener {
         &self,
         env: &'env Env,
         timeout_s: Option<f64>,
-    ) -> napi::Result<Either<Option<NotificationData>, napi::bindgen_prelude::Object<'env>>> {
+    ) -> Result<Either<Option<NotificationData>, napi::bindgen_prelude::Object<'env>>> {
         let timeout = secs("timeoutS", timeout_s)?;
         let (db, queue) = (self.db.clone(), self.queue.clone());
         let data = |n: Notification| NotificationData {
@@ -106,9 +109,10 @@ impl NativeCursor {
         env: &'env Env,
         stop: &NativeStop,
         timeout_s: Option<f64>,
-    ) -> napi::Result<Either<Option<EventData>, napi::bindgen_prelude::Object<'env>>> {
+    ) -> Result<Either<Option<EventData>, napi::bindgen_prelude::Object<'env>>> {
         let timeout = secs("timeoutS", timeout_s)?;
         let (db, cursor, flag) = (self.db.clone(), self.cursor.clone(), stop.flag.clone());
+        let by = acting();
         // An event already fetched is handed over without a thread (unless
         // a commit or flush holds the cursor right now).
         let ready = self
@@ -119,7 +123,7 @@ impl NativeCursor {
             .map(|e| Some(EventData::from(e)));
         ready_or_wait(env, ready, move || {
             with_cursor(&cursor, |c| {
-                Ok(c.next(&db, Caller::this_thread(), timeout, &flag)?
+                Ok(c.next(&db, by.caller(), timeout, &flag)?
                     .map(EventData::from))
             })
         })
@@ -128,13 +132,15 @@ impl NativeCursor {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn commit(&self) -> AsyncOp<()> {
         let (db, cursor) = (self.db.clone(), self.cursor.clone());
-        spawn(move || with_cursor(&cursor, |c| c.commit(&db, Caller::this_thread())))
+        let by = acting();
+        spawn(move || with_cursor(&cursor, |c| c.commit(&db, by.caller())))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn flush(&self) -> AsyncOp<()> {
         let (db, cursor) = (self.db.clone(), self.cursor.clone());
-        spawn(move || with_cursor(&cursor, |c| c.flush(&db, Caller::this_thread())))
+        let by = acting();
+        spawn(move || with_cursor(&cursor, |c| c.flush(&db, by.caller())))
     }
 }
 
@@ -163,7 +169,7 @@ impl NativeKeeper {
     }
 
     #[napi]
-    pub fn set_ttl(&self, ttl_s: f64) -> napi::Result<()> {
+    pub fn set_ttl(&self, ttl_s: f64) -> Result<()> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
         self.keeper
             .lock()

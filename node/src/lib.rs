@@ -1,10 +1,16 @@
 //! The native half of the Node package `honker`. Thin: it converts values,
 //! runs every call into SQLite off the main thread (an `AsyncTask` on the
 //! libuv pool for short calls, a dedicated thread for waits that can last),
-//! and encodes `honker_core::Error` codes in the error message for the JS
-//! layer (`index.js`) to turn into `.code`. JSON, option objects,
-//! iterators and transactions live in `index.js`; every rule lives in
-//! honker-core.
+//! and makes each `honker_core::Error` a JS error whose `.code` is the
+//! core's code (`error.rs`). JSON, option objects, iterators and the
+//! transaction callback live in the TypeScript layer (`lib/`); every rule
+//! lives in honker-core, which sees the caller a call acts for (`task.rs`).
+//!
+//! One file per concern: `error` (errors, argument checks), `task` (where a
+//! call runs, who it acts for), `data` (plain values crossing over),
+//! `handles` (transaction, stop flag, listener, cursor, lock keeper),
+//! `database` (the handle, transactions, SQL) and the operations by
+//! concern: `queue`, `stream`, `lock`, `scheduler`.
 //!
 //! An operation that the JS API offers both ways (`enqueue` and
 //! `enqueueSync`) is one native method whose first argument, `sync`, picks:
@@ -38,7 +44,7 @@ pub struct CronOptions {
 /// strictly after `afterS` (epoch seconds, floored to the millisecond), in
 /// ms since the epoch. Pure: it touches no database.
 #[napi]
-pub fn cron_next(expr: String, after_s: f64, opts: Option<CronOptions>) -> napi::Result<i64> {
+pub fn cron_next(expr: String, after_s: f64, opts: Option<CronOptions>) -> Result<i64> {
     let after = secs("after", Some(after_s))?.unwrap_or_default();
     let after_ms = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
     let tz = opts.and_then(|o| o.tz);

@@ -20,13 +20,13 @@ impl NativeDatabase {
         name: String,
         owner: String,
         ttl_s: f64,
-    ) -> napi::Result<Run<Option<i64>>> {
+    ) -> Result<Run<Option<i64>>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
         self.run(sync, None, move |o| o.try_lock(&name, &owner, ttl))
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn renew_lock(&self, name: String, token: i64, ttl_s: f64) -> napi::Result<AsyncOp<bool>> {
+    pub fn renew_lock(&self, name: String, token: i64, ttl_s: f64) -> Result<AsyncOp<bool>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
         Ok(self.later(None, move |o| o.renew_lock(&name, token, ttl)))
     }
@@ -40,7 +40,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         name: String,
         token: i64,
-    ) -> napi::Result<Run<bool>> {
+    ) -> Result<Run<bool>> {
         self.run(sync, None, move |o| o.release_lock(&name, token))
     }
 
@@ -53,7 +53,7 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         name: String,
-    ) -> napi::Result<Run<Option<LockHolderData>>> {
+    ) -> Result<Run<Option<LockHolderData>>> {
         self.run(sync, None, move |o| {
             Ok(o.lock_holder(&name)?.map(holder_out))
         })
@@ -69,7 +69,7 @@ impl NativeDatabase {
         key: String,
         limit: f64,
         per_s: f64,
-    ) -> napi::Result<Run<bool>> {
+    ) -> Result<Run<bool>> {
         let per = ttl_ms("perS", per_s)?;
         let limit = whole("limit", limit)?;
         self.run(sync, None, move |o| o.try_rate_limit(&key, limit, per))
@@ -85,7 +85,7 @@ impl NativeDatabase {
         job_id: f64,
         value: String,
         ttl_s: f64,
-    ) -> napi::Result<Run<()>> {
+    ) -> Result<Run<()>> {
         let ttl = ttl_ms("ttlS", ttl_s)?;
         let job_id = whole("jobId", job_id)?;
         self.run(sync, None, move |o| o.save_result(job_id, &value, ttl))
@@ -99,7 +99,7 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         job_id: f64,
-    ) -> napi::Result<Run<Option<String>>> {
+    ) -> Result<Run<Option<String>>> {
         let job_id = whole("jobId", job_id)?;
         self.run(sync, None, move |o| o.get_result(job_id))
     }

@@ -6,7 +6,7 @@ use crate::error::*;
 use crate::handles::*;
 use crate::task::*;
 use honker_core::wake::wait;
-use honker_core::{Caller, Lease, QueueOpts};
+use honker_core::{Lease, QueueOpts};
 use napi::Env;
 use napi_derive::napi;
 use std::sync::atomic::AtomicBool;
@@ -28,7 +28,7 @@ impl NativeDatabase {
         opts: Option<EnqueueOptions>,
         tx: Option<&NativeTx>,
         default_max_attempts: f64,
-    ) -> napi::Result<Run<i64>> {
+    ) -> Result<Run<i64>> {
         let opts = enqueue_opts(opts)?;
         let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
         self.run(sync, tx, move |o| {
@@ -48,7 +48,7 @@ impl NativeDatabase {
         opts: Option<EnqueueOptions>,
         tx: Option<&NativeTx>,
         default_max_attempts: f64,
-    ) -> napi::Result<Run<Vec<i64>>> {
+    ) -> Result<Run<Vec<i64>>> {
         let opts = enqueue_opts(opts)?;
         let default_max_attempts = attempts("maxAttempts", default_max_attempts)?;
         self.run(sync, tx, move |o| {
@@ -67,7 +67,7 @@ impl NativeDatabase {
         worker: String,
         n: f64,
         visibility_timeout_s: f64,
-    ) -> napi::Result<Run<Vec<JobData>>> {
+    ) -> Result<Run<Vec<JobData>>> {
         let vt = secs("visibilityTimeoutS", Some(visibility_timeout_s))?.unwrap_or_default();
         let n = count("n", n)?;
         self.run(sync, None, move |o| {
@@ -87,25 +87,19 @@ impl NativeDatabase {
         visibility_timeout_s: f64,
         max_attempts: f64,
         timeout_s: Option<f64>,
-    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+    ) -> Result<napi::bindgen_prelude::Object<'env>> {
         let opts = QueueOpts {
             visibility_timeout: secs("visibilityTimeoutS", Some(visibility_timeout_s))?
                 .unwrap_or_default(),
             max_attempts: attempts("maxAttempts", max_attempts)?,
         };
         let timeout = secs("timeoutS", timeout_s)?;
-        let (db, flag) = (self.db.clone(), stop.flag.clone());
+        let (db, flag, by) = (self.db.clone(), stop.flag.clone(), acting());
         wait_on_thread(env, move || {
-            Ok(wait::claim_next(
-                &db,
-                Caller::this_thread(),
-                &queue,
-                &worker,
-                &opts,
-                timeout,
-                &flag,
-            )?
-            .map(JobData::from))
+            Ok(
+                wait::claim_next(&db, by.caller(), &queue, &worker, &opts, timeout, &flag)?
+                    .map(JobData::from),
+            )
         })
     }
 
@@ -128,7 +122,7 @@ impl NativeDatabase {
         worker: String,
         attempt: u32,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<Run<bool>> {
+    ) -> Result<Run<bool>> {
         self.run(sync, tx, move |o| o.ack(Lease::new(id, &worker, attempt)))
     }
 
@@ -141,7 +135,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         leases: Vec<LeaseData>,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<Run<i64>> {
+    ) -> Result<Run<i64>> {
         self.run(sync, tx, move |o| {
             let leases: Vec<Lease<'_>> = leases
                 .iter()
@@ -162,7 +156,7 @@ impl NativeDatabase {
         id: i64,
         worker: String,
         attempt: u32,
-    ) -> napi::Result<Run<bool>> {
+    ) -> Result<Run<bool>> {
         self.run(sync, None, move |o| {
             o.release(Lease::new(id, &worker, attempt))
         })
@@ -176,7 +170,7 @@ impl NativeDatabase {
         attempt: u32,
         delay_s: Option<f64>,
         error: Option<String>,
-    ) -> napi::Result<AsyncOp<bool>> {
+    ) -> Result<AsyncOp<bool>> {
         let delay = secs("delayS", delay_s)?;
         let error = error.unwrap_or_default();
         Ok(self.later(None, move |o| {
@@ -205,7 +199,7 @@ impl NativeDatabase {
         worker: String,
         attempt: u32,
         extend_s: f64,
-    ) -> napi::Result<AsyncOp<bool>> {
+    ) -> Result<AsyncOp<bool>> {
         let extend = secs("extendS", Some(extend_s))?.unwrap_or_default();
         Ok(self.later(None, move |o| {
             o.heartbeat(Lease::new(id, &worker, attempt), extend)
@@ -219,7 +213,7 @@ impl NativeDatabase {
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn cancel(&self, id: f64) -> napi::Result<AsyncOp<bool>> {
+    pub fn cancel(&self, id: f64) -> Result<AsyncOp<bool>> {
         let id = whole("id", id)?;
         Ok(self.later(None, move |o| o.cancel(id)))
     }
@@ -232,19 +226,19 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         id: f64,
-    ) -> napi::Result<Run<Option<JobData>>> {
+    ) -> Result<Run<Option<JobData>>> {
         let id = whole("id", id)?;
         self.run(sync, None, move |o| Ok(o.get_job(id)?.map(JobData::from)))
     }
 
     #[napi(ts_return_type = "Promise<JobData[]>")]
-    pub fn dead_jobs(&self, queue: String, limit: f64) -> napi::Result<AsyncOp<Vec<JobData>>> {
+    pub fn dead_jobs(&self, queue: String, limit: f64) -> Result<AsyncOp<Vec<JobData>>> {
         let limit = count("limit", limit)?;
         Ok(self.later(None, move |o| o.dead_jobs(&queue, limit).map(jobs)))
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn requeue_dead(&self, id: f64) -> napi::Result<AsyncOp<()>> {
+    pub fn requeue_dead(&self, id: f64) -> Result<AsyncOp<()>> {
         let id = whole("id", id)?;
         Ok(self.later(None, move |o| o.requeue_dead(id)))
     }
@@ -264,7 +258,7 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
-    ) -> napi::Result<Run<QueueStatsData>> {
+    ) -> Result<Run<QueueStatsData>> {
         self.run(sync, None, move |o| o.queue_stats(&queue).map(stats_out))
     }
 
@@ -278,7 +272,7 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         queue: String,
-    ) -> napi::Result<Run<Option<i64>>> {
+    ) -> Result<Run<Option<i64>>> {
         self.run(sync, None, move |o| o.next_deadline(&queue))
     }
 }

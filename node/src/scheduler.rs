@@ -7,7 +7,6 @@ use crate::handles::*;
 use crate::task::*;
 use honker_core::model::ScheduleSpec;
 use honker_core::wake::wait;
-use honker_core::Caller;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
@@ -17,7 +16,7 @@ impl NativeDatabase {
     // -- schedules --
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn schedule_add(&self, spec: ScheduleSpecData) -> napi::Result<AsyncOp<()>> {
+    pub fn schedule_add(&self, spec: ScheduleSpecData) -> Result<AsyncOp<()>> {
         let expires = secs("expiresS", spec.expires_s)?;
         let priority = spec
             .priority
@@ -88,14 +87,14 @@ impl NativeDatabase {
             false,
             true,
         >,
-    ) -> napi::Result<napi::bindgen_prelude::Object<'env>> {
+    ) -> Result<napi::bindgen_prelude::Object<'env>> {
         let opts = wait::SchedulerOpts {
             lock_ttl: secs("lockTtlS", Some(lock_ttl_s.unwrap_or(10.0)))?.unwrap_or_default(),
             ..wait::SchedulerOpts::default()
         };
-        let (db, flag) = (self.db.clone(), stop.flag.clone());
+        let (db, flag, by) = (self.db.clone(), stop.flag.clone(), acting());
         wait_on_thread(env, move || {
-            wait::run_scheduler(&db, Caller::this_thread(), &flag, &owner, &opts, &mut |p| {
+            wait::run_scheduler(&db, by.caller(), &flag, &owner, &opts, &mut |p| {
                 on_problem.call(p.to_string(), ThreadsafeFunctionCallMode::NonBlocking);
             })
         })

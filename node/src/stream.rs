@@ -6,7 +6,6 @@ use crate::error::*;
 use crate::handles::*;
 use crate::task::*;
 use honker_core::wake::wait;
-use honker_core::Caller;
 use napi_derive::napi;
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +24,7 @@ impl NativeDatabase {
         payload: String,
         key: Option<String>,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<Run<i64>> {
+    ) -> Result<Run<i64>> {
         self.run(sync, tx, move |o| {
             o.publish(&stream, key.as_deref(), &payload)
         })
@@ -41,7 +40,7 @@ impl NativeDatabase {
         stream: String,
         offset: f64,
         limit: f64,
-    ) -> napi::Result<Run<Vec<EventData>>> {
+    ) -> Result<Run<Vec<EventData>>> {
         let offset = whole("offset", offset)?;
         let limit = count("limit", limit)?;
         self.run(sync, None, move |o| {
@@ -63,7 +62,7 @@ impl NativeDatabase {
         consumer: String,
         offset: f64,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<Run<bool>> {
+    ) -> Result<Run<bool>> {
         let offset = whole("offset", offset)?;
         self.run(sync, tx, move |o| o.save_offset(&stream, &consumer, offset))
     }
@@ -77,7 +76,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
         consumer: String,
-    ) -> napi::Result<Run<i64>> {
+    ) -> Result<Run<i64>> {
         self.run(sync, None, move |o| o.get_offset(&stream, &consumer))
     }
 
@@ -90,7 +89,7 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
-    ) -> napi::Result<Run<i64>> {
+    ) -> Result<Run<i64>> {
         self.run(sync, None, move |o| o.last_offset(&stream))
     }
 
@@ -104,7 +103,7 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
         retention: Option<RetentionData>,
-    ) -> napi::Result<Run<()>> {
+    ) -> Result<Run<()>> {
         let r = retention_in(retention)?;
         self.run(sync, None, move |o| o.set_retention(&stream, r))
     }
@@ -118,7 +117,7 @@ impl NativeDatabase {
         &self,
         #[napi(ts_arg_type = "S")] sync: bool,
         stream: String,
-    ) -> napi::Result<Run<RetentionData>> {
+    ) -> Result<Run<RetentionData>> {
         self.run(sync, None, move |o| o.retention(&stream).map(retention_out))
     }
 
@@ -132,8 +131,9 @@ impl NativeDatabase {
     #[napi(ts_return_type = "Promise<NativeCursor>")]
     pub fn cursor(&self, stream: String, consumer: String) -> AsyncOp<NativeCursor> {
         let db = self.db.clone();
+        let by = acting();
         spawn(move || {
-            let cursor = wait::StreamCursor::open(&db, Caller::this_thread(), &stream, &consumer)?;
+            let cursor = wait::StreamCursor::open(&db, by.caller(), &stream, &consumer)?;
             Ok(NativeCursor {
                 db,
                 cursor: Arc::new(Mutex::new(cursor)),
@@ -151,13 +151,13 @@ impl NativeDatabase {
         channel: String,
         payload: String,
         tx: Option<&NativeTx>,
-    ) -> napi::Result<Run<i64>> {
+    ) -> Result<Run<i64>> {
         self.run(sync, tx, move |o| o.notify(&channel, &payload))
     }
 
     /// Starts listening: notifications committed from now on.
     #[napi]
-    pub fn listen(&self, channel: String) -> napi::Result<NativeListener> {
+    pub fn listen(&self, channel: String) -> Result<NativeListener> {
         let queue = honker_core::wake::listen(&self.db, &channel).map_err(to_js)?;
         Ok(NativeListener {
             db: self.db.clone(),

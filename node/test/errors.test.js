@@ -131,3 +131,23 @@ test('a corrupt payload read back: decode', async () => {
   await rejectsWith('decode', () => q.claimOne('w'));
   db.close();
 });
+
+test('ERROR_CODES is honker-core\'s list of codes (the addon\'s), in order', () => {
+  const { native } = require('../dist/native.js');
+  assert.deepEqual([...require('..').ERROR_CODES], native.errorCodes());
+});
+
+test('the addon sets .code itself, on thrown errors and on rejections alike', async () => {
+  const { native } = require('../dist/native.js');
+  const db = new native.NativeDatabase(tmpdb());
+  // Thrown on this thread: a plain Error whose code is the core's.
+  assert.throws(() => db.enqueue(true, 'q', '{}', { delayS: -1 }, null, 3), (e) => {
+    assert.equal(e.code, 'invalid_argument');
+    assert.match(e.message, /delayS/);
+    return true;
+  });
+  // Rejected from the libuv pool and from a wait thread.
+  db.close();
+  await assert.rejects(db.enqueue(false, 'q', '{}', null, null, 3), { code: 'closed' });
+  await assert.rejects(db.claimNext('q', 'w', db.stopFlag(), 30, 3, 0.01), { code: 'closed' });
+});

@@ -3,7 +3,7 @@
 import {
   open, cronNext, HonkerError, type Job, type ErrorCode, type Event, type Notification,
   type QueueStats, type Retention, type LockInfo,
-} from '../index.js';
+} from '../dist/index.js';
 
 async function main(signal: AbortSignal): Promise<void> {
   const db = open('app.db', { busyTimeoutS: 5 });

@@ -21,8 +21,8 @@ import { fileURLToPath } from 'node:url';
 const TESTS = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const VECTORS = path.join(TESTS, 'vectors');
 const require = createRequire(path.join(path.dirname(TESTS), 'node', 'package.json'));
-/** @type {typeof import('../../node/index.js')} */
-const honker = require('./index.js');
+/** @type {typeof import('../../node/dist/index.js')} */
+const honker = require('./dist/index.js');
 
 const OPS = new Set([
   'enqueue',
@@ -131,7 +131,7 @@ class Runner {
     this.labels = new Map();
     /** @type {Map<number, string>} job id -> its first label */
     this.jobLabels = new Map();
-    /** @type {Map<string, import('../../node/index.js').Job>} lease key -> the claim's handle */
+    /** @type {Map<string, import('../../node/dist/index.js').Job>} lease key -> the claim's handle */
     this.jobs = new Map();
     /** @type {Map<number, import('../../node/index.js').Lock>} */
     this.locks = new Map();
@@ -173,7 +173,7 @@ class Runner {
       throw new VectorError(`no claim returned lease ${key}; mark it "forged": true if that is the point`);
     }
     if (forged) throw new Skip(FORGED);
-    return /** @type {import('../../node/index.js').Job} */ (this.jobs.get(key));
+    return /** @type {import('../../node/dist/index.js').Job} */ (this.jobs.get(key));
   }
 
   /** @param {Record<string, any>} a */
