@@ -31,6 +31,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo fmt --manifest-path $(EXT_MANIFEST) -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy -p honker --features tokio --all-targets --locked -- -D warnings
 	cargo clippy --manifest-path $(EXT_MANIFEST) --all-targets --locked -- -D warnings
 
 fmt:
@@ -54,8 +55,9 @@ ext-test: deps ext
 	$(PYTHON) bindings/sqlite/tests/test_extension.py $(EXT)
 	HONKER_EXT=$(EXT) cargo test --locked -p honker --test extension_interop -- --ignored
 
+## The Rust crate's async API (feature tokio) is tested with the rest.
 rust-test:
-	cargo test --workspace --locked
+	cargo test --workspace --locked --features honker/tokio
 
 ## make demo: a producer and a worker on one file, printing what happened.
 demo:
@@ -152,6 +154,7 @@ bench-node: node-deps node-ts
 ## Every example runs in CI (docs are tests).
 examples:
 	cargo run --quiet --locked -p honker --example demo > /dev/null
+	cargo run --quiet --locked -p honker --features tokio --example async_worker > /dev/null
 
 ## make bench: release-build benchmarks with a raw-SQLite baseline (see bench/README.md).
 bench:

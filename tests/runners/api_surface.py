@@ -25,9 +25,11 @@ LANGS = ("rust", "python", "node", "sql")
 
 
 def rust_surface() -> set[str]:
-    """`Type::method` for every `pub fn` in an inherent impl of the honker crate."""
+    """`Type::method` for every `pub fn` and `pub async fn` in an inherent impl
+    of the honker crate (the async API's `_async` twins live in src/aio/)."""
     names = set()
-    for path in sorted(glob.glob(os.path.join(ROOT, "bindings", "rust", "src", "*.rs"))):
+    src = os.path.join(ROOT, "bindings", "rust", "src")
+    for path in sorted(glob.glob(os.path.join(src, "**", "*.rs"), recursive=True)):
         current = None
         with open(path) as f:
             for line in f:
@@ -36,7 +38,7 @@ def rust_surface() -> set[str]:
                     current = m.group(1)
                 elif line.startswith(("impl", "}")):
                     current = None  # a trait impl, or the end of the block
-                elif current and (m := re.match(r"^    pub fn (\w+)", line)):
+                elif current and (m := re.match(r"^    pub (?:async )?fn (\w+)", line)):
                     names.add(f"{current}::{m.group(1)}")
     return names
 

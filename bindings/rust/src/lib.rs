@@ -26,9 +26,18 @@
 //! [`Database`] is cheap to clone and shares one connection; operations
 //! serialize through it. Several processes (in any language honker
 //! supports) can share the same file.
+//!
+//! With the `tokio` feature, every operation that can wait has an `_async`
+//! twin (`enqueue_async`, `transaction_async`, `ack_async`, …), the waits
+//! are futures and streams (`ClaimWaker::next_async`, `Queue::claims`,
+//! [`Subscription`] and [`Listener`] as `futures_core::Stream`s,
+//! `Scheduler::run_async`), and a [`Transaction`] belongs to the tokio task
+//! that began it, so it is safe to hold across `.await`.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod aio;
 mod lock;
 mod queue;
 mod scheduler;
@@ -49,10 +58,26 @@ pub use stream::Stream;
 pub use transaction::Transaction;
 pub use wake::{ClaimWaker, Listener, ListenerCloser, StopHandle, Subscription};
 
+#[cfg(feature = "tokio")]
+pub use aio::Claims;
+
 use honker_core::{At, Caller, Db, Ops};
 use lock::secs;
 use serde::Serialize;
 use std::path::Path;
+
+/// Who a call here is made by, for the transaction rule: the tokio task it
+/// runs in (feature `tokio`; an `_async` method's work acts for the task
+/// that awaits it), else the calling thread. So a transaction belongs to
+/// the task that began it, whichever thread the task resumes on after an
+/// `.await`.
+pub(crate) fn caller() -> Caller {
+    #[cfg(feature = "tokio")]
+    if let Some(c) = aio::current_caller() {
+        return c;
+    }
+    Caller::this_thread()
+}
 
 /// Runs the caller's own closure inside an engine call. A panic in it is
 /// the caller's, not honker's: it becomes an error for the engine (which
@@ -106,7 +131,7 @@ impl Database {
 
     /// The operations, for the calling thread outside any transaction.
     pub(crate) fn ops(&self) -> Ops<'_> {
-        self.core.by(Caller::this_thread())
+        self.core.by(crate::caller())
     }
 
     pub(crate) fn same_file(&self, other: &Database) -> bool {
@@ -207,11 +232,9 @@ impl Database {
     /// (use [`Transaction::with_conn`]).
     pub fn with_conn<R>(&self, f: impl FnOnce(&rusqlite::Connection) -> R) -> Result<R> {
         let mut panicked = None;
-        let r = self
-            .core
-            .with_conn(At::Caller(Caller::this_thread()), |c, _| {
-                users_code(&mut panicked, || f(c))
-            });
+        let r = self.core.with_conn(At::Caller(crate::caller()), |c, _| {
+            users_code(&mut panicked, || f(c))
+        });
         resume_panic(panicked);
         r
     }

@@ -31,7 +31,7 @@ pub struct ScheduledTask {
 /// Registers schedules and fires them. Get one with [`Database::scheduler`].
 #[derive(Clone, Debug)]
 pub struct Scheduler {
-    db: Database,
+    pub(crate) db: Database,
 }
 
 impl Scheduler {
@@ -107,12 +107,22 @@ impl Scheduler {
         stop: Arc<AtomicBool>,
         owner: &str,
         opts: SchedulerOpts,
+        report: impl FnMut(&SchedulerProblem<'_>),
+    ) -> Result<()> {
+        self.run_until(&stop, owner, opts, report)
+    }
+
+    pub(crate) fn run_until(
+        &self,
+        stop: &impl honker_core::wake::stop::Stop,
+        owner: &str,
+        opts: SchedulerOpts,
         mut report: impl FnMut(&SchedulerProblem<'_>),
     ) -> Result<()> {
         honker_core::wake::wait::run_scheduler(
             &self.db.core,
-            honker_core::Caller::this_thread(),
-            &stop,
+            crate::caller(),
+            stop,
             owner,
             &opts,
             &mut report,

@@ -1,5 +1,5 @@
 use crate::{Database, Result};
-use honker_core::{At, Caller, Ops, TxKey};
+use honker_core::{At, Ops, TxKey};
 use rusqlite::{Connection, Params, Row};
 
 /// An open write transaction (`BEGIN IMMEDIATE`). Business writes through
@@ -26,7 +26,7 @@ impl std::fmt::Debug for Transaction {
 
 impl Transaction {
     pub(crate) fn begin(db: &Database) -> Result<Transaction> {
-        let key = db.core.begin(Caller::this_thread())?;
+        let key = db.core.begin(crate::caller())?;
         Ok(Transaction {
             db: db.clone(),
             key: Some(key),

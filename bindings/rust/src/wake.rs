@@ -2,16 +2,16 @@ use crate::{Database, Job, Queue, Result, Stream};
 use honker_core::model::Notification;
 use honker_core::wake::wait::{self, StreamCursor};
 use honker_core::wake::watcher::ListenerQueue;
-use honker_core::{Caller, Event};
+use honker_core::Event;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Stops a blocked [`ClaimWaker`] or [`Subscription`] from another thread:
 /// the blocked call returns `Ok(None)` (the iterator ends) promptly.
 #[derive(Clone, Debug)]
 pub struct StopHandle {
-    flag: Arc<AtomicBool>,
+    pub(crate) flag: Arc<AtomicBool>,
     db: Database,
 }
 
@@ -41,8 +41,8 @@ impl StopHandle {
 /// the stop flag.
 #[derive(Clone, Debug)]
 pub struct ClaimWaker {
-    queue: Queue,
-    stop: StopHandle,
+    pub(crate) queue: Queue,
+    pub(crate) stop: StopHandle,
 }
 
 impl ClaimWaker {
@@ -66,7 +66,7 @@ impl ClaimWaker {
         let db = self.queue.database();
         let record = wait::claim_next(
             &db.core,
-            Caller::this_thread(),
+            crate::caller(),
             self.queue.name(),
             worker,
             self.queue.opts(),
@@ -99,26 +99,44 @@ impl ClaimWaker {
 /// delivered again.
 #[derive(Debug)]
 pub struct Subscription {
-    db: Database,
-    cursor: StreamCursor,
-    stop: StopHandle,
+    pub(crate) db: Database,
+    /// Shared with an `_async` wait's worker thread (never contended).
+    pub(crate) cursor: Arc<Mutex<StreamCursor>>,
+    pub(crate) stop: StopHandle,
+    /// Counts the calls that move the cursor (see `aio`'s `Follow`).
+    pub(crate) epoch: Arc<std::sync::atomic::AtomicU64>,
+    #[cfg(feature = "tokio")]
+    pub(crate) pending: Option<crate::aio::Pending<Event>>,
+}
+
+/// The cursor, whose lock a panicked holder never leaves half-changed.
+pub(crate) fn cursor(c: &Mutex<StreamCursor>) -> MutexGuard<'_, StreamCursor> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Subscription {
     pub(crate) fn open(stream: &Stream, consumer: &str) -> Result<Subscription> {
         let db = stream.database().clone();
         honker_core::validate::name("consumer", consumer)?;
-        let cursor = StreamCursor::open(&db.core, Caller::this_thread(), stream.name(), consumer)?;
+        let cursor = StreamCursor::open(&db.core, crate::caller(), stream.name(), consumer)?;
         let stop = StopHandle::new(&db);
-        Ok(Subscription { db, cursor, stop })
+        Ok(Subscription {
+            db,
+            cursor: Arc::new(Mutex::new(cursor)),
+            stop,
+            epoch: Default::default(),
+            #[cfg(feature = "tokio")]
+            pending: None,
+        })
     }
 
     /// The next event, waiting at most `timeout`: `Ok(None)` if none came
     /// (or the subscription was stopped).
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Event>> {
-        self.cursor.next(
+        self.take_turn();
+        cursor(&self.cursor).next(
             &self.db.core,
-            Caller::this_thread(),
+            crate::caller(),
             Some(timeout),
             &self.stop.flag,
         )
@@ -126,7 +144,13 @@ impl Subscription {
 
     /// Marks the event last returned as handled and saves the offset now.
     pub fn commit(&mut self) -> Result<()> {
-        self.cursor.commit(&self.db.core, Caller::this_thread())
+        self.take_turn();
+        cursor(&self.cursor).commit(&self.db.core, crate::caller())
+    }
+
+    /// Starts a call that moves the cursor; returns its number.
+    pub(crate) fn take_turn(&self) -> u64 {
+        self.epoch.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// A handle that ends the iteration from another thread.
@@ -139,8 +163,9 @@ impl Iterator for Subscription {
     type Item = Result<Event>;
 
     fn next(&mut self) -> Option<Result<Event>> {
-        self.cursor
-            .next(&self.db.core, Caller::this_thread(), None, &self.stop.flag)
+        self.take_turn();
+        cursor(&self.cursor)
+            .next(&self.db.core, crate::caller(), None, &self.stop.flag)
             .transpose()
     }
 }
@@ -149,19 +174,30 @@ impl Iterator for Subscription {
 /// created, in order, each once. Get one with [`Database::listen`].
 #[derive(Debug)]
 pub struct Listener {
-    db: Database,
-    queue: Arc<ListenerQueue>,
+    pub(crate) db: Database,
+    pub(crate) queue: Arc<ListenerQueue>,
+    #[cfg(feature = "tokio")]
+    pub(crate) pending: Option<crate::aio::Pending<Notification>>,
 }
 
 /// Closes a [`Listener`] from another thread.
 #[derive(Clone, Debug)]
-pub struct ListenerCloser(Arc<ListenerQueue>);
+pub struct ListenerCloser {
+    db: Database,
+    queue: Arc<ListenerQueue>,
+}
 
 impl ListenerCloser {
     /// Blocked and later receives return `None`.
     pub fn close(&self) {
-        self.0.close()
+        close(&self.db, &self.queue)
     }
+}
+
+/// Closes `queue` and wakes its waiter (an async one waits on the watcher).
+fn close(db: &Database, queue: &ListenerQueue) {
+    queue.close();
+    honker_core::wake::watcher(&db.core).interrupt();
 }
 
 impl Listener {
@@ -169,6 +205,8 @@ impl Listener {
         Ok(Listener {
             db: db.clone(),
             queue: honker_core::wake::listen(&db.core, channel)?,
+            #[cfg(feature = "tokio")]
+            pending: None,
         })
     }
 
@@ -201,12 +239,15 @@ impl Listener {
 
     /// Stops listening: blocked and later receives return `None`.
     pub fn close(&self) {
-        self.queue.close()
+        close(&self.db, &self.queue)
     }
 
     /// A handle that closes this listener from another thread.
     pub fn closer(&self) -> ListenerCloser {
-        ListenerCloser(self.queue.clone())
+        ListenerCloser {
+            db: self.db.clone(),
+            queue: self.queue.clone(),
+        }
     }
 }
 

@@ -97,6 +97,52 @@ fn trusted_schema_example_lets_your_own_trigger_enqueue() -> honker::Result<()> 
     Ok(())
 }
 
+#[cfg(feature = "tokio")]
+#[test]
+fn async_example_enqueues_in_a_transaction_and_drains_one_job() -> honker::Result<()> {
+    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
+    let t = TempDb::new();
+    std::env::set_current_dir(t.dir.path()).unwrap();
+    honker::Database::open("app.db")?
+        .with_conn(|c| c.execute_batch("CREATE TABLE orders (user_id INTEGER)"))??;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            // ---- snippet: bindings/rust/README.md, Async (tokio)
+            use futures::StreamExt;
+            use honker::{Database, EnqueueOpts, QueueOpts};
+
+            let db = Database::open("app.db")?;
+            let emails = db.queue("emails", QueueOpts::default());
+
+            // The job commits with the business write; the transaction may be held
+            // across awaits.
+            let tx = db.transaction_async().await?;
+            tx.execute("INSERT INTO orders (user_id) VALUES (?1)", [42])?;
+            let email = serde_json::json!({"to": "alice@example.com"});
+            emails.enqueue_tx(&tx, &email, EnqueueOpts::default())?;
+            tx.commit_async().await?;
+
+            // A worker: the queue as a stream, waiting without a thread, woken by
+            // commits from any process.
+            let mut jobs = emails.claims("worker-1");
+            let stop = jobs.stop_handle(); // stop.stop() ends the stream (on SIGTERM, say)
+            while let Some(job) = jobs.next().await {
+                let job = job?;
+                // ... send the email ...
+                job.ack_async().await?;
+                stop.stop(); // (this example handles one job)
+            }
+            let n: i64 =
+                db.with_conn(|c| c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get(0)))??;
+            assert_eq!(n, 1);
+            assert_eq!(emails.stats()?.ready + emails.stats()?.processing, 0);
+            Ok(())
+        })
+}
+
 fn normalize(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)

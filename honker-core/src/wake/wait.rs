@@ -40,6 +40,68 @@ pub fn wait_or_stop(watcher: &Watcher, seen: u64, wait: Duration, stop: &impl St
     }
 }
 
+/// What one look at the database found: a result, or that there is none
+/// yet and what to wait for. The blocking loops here are built on the
+/// steps, and so is a host's asynchronous loop (which runs a step off its
+/// event loop, then awaits [`Watcher::changed`] raced against a timer).
+#[derive(Debug)]
+pub enum Step<T> {
+    /// Found.
+    Ready(T),
+    /// Nothing yet: wait for a commit after generation `seen`, at most
+    /// `at_most` (a delayed job's `run_at`, a lease's end), then step again.
+    Wait {
+        /// The watcher's generation read before the look.
+        seen: u64,
+        /// The longest wait before the next look.
+        at_most: Duration,
+    },
+}
+
+/// `at_most`, cut to what is left before `deadline`; `None` once it has
+/// passed (the wait ends empty-handed).
+pub fn bounded(at_most: Duration, deadline: Option<Instant>) -> Option<Duration> {
+    match deadline {
+        None => Some(at_most),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then(|| at_most.min(left))
+        }
+    }
+}
+
+/// One look for a job of `queue_name` to claim for `worker`: claims it if
+/// one is due, else says how long to wait at most (until a delayed job's
+/// `run_at` or a lease's end). A read comes first: most wake-ups are for
+/// someone else.
+pub fn claim_step(
+    db: &Db,
+    caller: Caller,
+    queue_name: &str,
+    worker: &str,
+    opts: &QueueOpts,
+) -> Result<Step<JobRecord>> {
+    validate::name("queue", queue_name)?;
+    validate::name("worker", worker)?;
+    let watcher = super::watcher(db);
+    watcher.ensure_started()?;
+    let ops = db.by(caller);
+    loop {
+        let seen = watcher.generation();
+        let due = ops.has_due(queue_name)?;
+        let next = ops.next_deadline(queue_name)?.map(|t| t - db.now_ms());
+        if due {
+            let mut jobs = ops.claim(queue_name, worker, 1, opts.visibility_timeout)?;
+            if let Some(job) = jobs.pop() {
+                return Ok(Step::Ready(job));
+            }
+            continue; // another worker was quicker
+        }
+        let at_most = next.map(ms).unwrap_or(MAX_WAIT).min(MAX_WAIT);
+        return Ok(Step::Wait { seen, at_most });
+    }
+}
+
 /// Claims the next job of `queue` for `worker`, blocking until one is
 /// enqueued, a delayed job's `run_at` arrives, or a lease expires. Returns
 /// `Ok(None)` when `timeout` passes or `stop` is set (call
@@ -53,35 +115,23 @@ pub fn claim_next(
     timeout: Option<Duration>,
     stop: &impl Stop,
 ) -> Result<Option<JobRecord>> {
-    validate::name("queue", queue_name)?;
-    validate::name("worker", worker)?;
     let watcher = super::watcher(db);
-    watcher.ensure_started()?;
-    let ops = db.by(caller);
     let deadline = timeout.and_then(validate::deadline);
     loop {
         if stop.is_set() {
             return Ok(None);
         }
-        let seen = watcher.generation();
-        // A read first: most wake-ups are for someone else.
-        let due = ops.has_due(queue_name)?;
-        let next = ops.next_deadline(queue_name)?.map(|t| t - db.now_ms());
-        if due {
-            let mut jobs = ops.claim(queue_name, worker, 1, opts.visibility_timeout)?;
-            if let Some(job) = jobs.pop() {
-                return Ok(Some(job));
-            }
-            continue; // another worker was quicker
+        let (seen, at_most) = match claim_step(db, caller, queue_name, worker, opts)? {
+            Step::Ready(job) => return Ok(Some(job)),
+            Step::Wait { seen, at_most } => (seen, at_most),
+        };
+        // Looked at after `seen` was read: a stop set later also moves it.
+        if stop.is_set() {
+            return Ok(None);
         }
-        let mut wait = next.map(ms).unwrap_or(MAX_WAIT).min(MAX_WAIT);
-        if let Some(d) = deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            wait = wait.min(left);
-        }
+        let Some(wait) = bounded(at_most, deadline) else {
+            return Ok(None);
+        };
         wait_or_stop(&watcher, seen, wait, stop)?;
     }
 }
@@ -225,27 +275,28 @@ impl StreamCursor {
         Some(ev)
     }
 
-    /// The next event, blocking until one is published; `Ok(None)` when
-    /// `timeout` passes or `stop` is set.
-    pub fn next(
-        &mut self,
-        db: &Db,
-        caller: Caller,
-        timeout: Option<Duration>,
-        stop: &impl Stop,
-    ) -> Result<Option<Event>> {
+    /// Starts a wait for the next event: the consumer has moved past the
+    /// event it had in hand (saved now if a periodic save is due). Then
+    /// [`StreamCursor::step`] until it is ready.
+    pub fn begin_next(&mut self, db: &Db, caller: Caller) -> Result<()> {
         self.move_on(None);
         if self.save_due() {
             self.flush(db, caller)?;
         }
-        let watcher = super::watcher(db);
-        let deadline = timeout.and_then(validate::deadline);
+        Ok(())
+    }
+
+    /// One look for the next event (after [`StreamCursor::begin_next`]):
+    /// hands it out if one is buffered or published, else says to wait for
+    /// a commit.
+    pub fn step(&mut self, db: &Db, caller: Caller) -> Result<Step<Event>> {
         loop {
             if let Some(ev) = self.buf.pop_front() {
                 self.handed = Some(ev.offset);
-                return Ok(Some(ev));
+                return Ok(Step::Ready(ev));
             }
             self.flush(db, caller)?;
+            let watcher = super::watcher(db);
             let seen = watcher.generation();
             let events =
                 db.by(caller)
@@ -255,18 +306,47 @@ impl StreamCursor {
                 self.buf.extend(events);
                 continue;
             }
+            watcher.ensure_started()?;
+            return Ok(Step::Wait {
+                seen,
+                at_most: MAX_WAIT,
+            });
+        }
+    }
+
+    /// Takes back `ev`, the event [`StreamCursor::step`] just handed out,
+    /// because it never reached the consumer (its wait was cancelled): it
+    /// is handed out again next, and not counted as moved past.
+    pub fn give_back(&mut self, ev: Event) {
+        if self.handed == Some(ev.offset) {
+            self.handed = None;
+        }
+        self.buf.push_front(ev);
+    }
+
+    /// The next event, blocking until one is published; `Ok(None)` when
+    /// `timeout` passes or `stop` is set.
+    pub fn next(
+        &mut self,
+        db: &Db,
+        caller: Caller,
+        timeout: Option<Duration>,
+        stop: &impl Stop,
+    ) -> Result<Option<Event>> {
+        self.begin_next(db, caller)?;
+        let watcher = super::watcher(db);
+        let deadline = timeout.and_then(validate::deadline);
+        loop {
+            let seen = match self.step(db, caller)? {
+                Step::Ready(ev) => return Ok(Some(ev)),
+                Step::Wait { seen, .. } => seen,
+            };
             if stop.is_set() {
                 return Ok(None);
             }
-            watcher.ensure_started()?;
-            let mut wait = MAX_WAIT;
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(None);
-                }
-                wait = left;
-            }
+            let Some(wait) = bounded(MAX_WAIT, deadline) else {
+                return Ok(None);
+            };
             wait_or_stop(&watcher, seen, wait, stop)?;
         }
     }

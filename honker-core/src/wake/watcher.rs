@@ -44,9 +44,12 @@ use crate::store::sqlite::notify;
 use ::notify as fs;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How often the watcher checks for commits when no event arrived.
@@ -202,9 +205,26 @@ struct Shared {
     db_path: PathBuf,
     generation: Mutex<(u64, Option<String>)>,
     changed: Condvar,
+    /// The tasks of [`Changed`] futures to wake with `changed`; registered
+    /// under the `generation` lock, taken after it.
+    wakers: Mutex<Wakers>,
     pokes: Mutex<Pokes>,
     poked: Condvar,
     reader: Mutex<Reader>,
+}
+
+/// Tasks waiting in [`Changed`] futures, by the future's id.
+#[derive(Default)]
+struct Wakers {
+    next_id: u64,
+    list: Vec<(u64, Waker)>,
+}
+
+fn wake_all(shared: &Shared) {
+    let woken = std::mem::take(&mut lock(&shared.wakers).list);
+    for (_, w) in woken {
+        w.wake();
+    }
 }
 
 struct Running {
@@ -261,6 +281,7 @@ impl Watcher {
                 db_path: key.clone(),
                 generation: Mutex::new((0, None)),
                 changed: Condvar::new(),
+                wakers: Mutex::new(Wakers::default()),
                 pokes: Mutex::new(Pokes::default()),
                 poked: Condvar::new(),
                 reader: Mutex::new(Reader {
@@ -380,6 +401,23 @@ impl Watcher {
         Ok(g.0)
     }
 
+    /// The asynchronous [`Watcher::wait`]: a future that resolves with the
+    /// current generation once it moves past `seen` (or with
+    /// `Error::Watcher` if the watcher dies). It takes no timeout: a host
+    /// races it against its own timer, and dropping it cancels it. While it
+    /// lives it counts as a waiter (see the module documentation), so read
+    /// `seen`, make the future, then look at the database and await it: a
+    /// commit in between is not missed. Runtime-agnostic (it only uses the
+    /// task's [`Waker`]).
+    pub fn changed(self: &Arc<Self>, seen: u64) -> Changed {
+        Changed {
+            shared: self.shared.clone(),
+            seen,
+            waiting: Some(OwnedWaiting::new(self.shared.clone())),
+            id: None,
+        }
+    }
+
     /// Wakes every waiter (so they can notice a stop request or a closed
     /// database). It moves the generation, so a waiter that read it just
     /// before the request still returns at once instead of missing it.
@@ -479,14 +517,7 @@ struct Waiting<'a>(&'a Shared);
 
 impl<'a> Waiting<'a> {
     fn new(shared: &'a Shared) -> Waiting<'a> {
-        shared.waiting.fetch_add(1, Ordering::SeqCst);
-        let mut p = lock(&shared.pokes);
-        if std::mem::take(&mut p.dirty) {
-            p.fs_event = true;
-            shared.poked.notify_one();
-        }
-        p.arrivals = p.arrivals.wrapping_add(1);
-        shared.gate.notify_all();
+        arrive(shared);
         Waiting(shared)
     }
 }
@@ -494,6 +525,90 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn arrive(shared: &Shared) {
+    shared.waiting.fetch_add(1, Ordering::SeqCst);
+    let mut p = lock(&shared.pokes);
+    if std::mem::take(&mut p.dirty) {
+        p.fs_event = true;
+        shared.poked.notify_one();
+    }
+    p.arrivals = p.arrivals.wrapping_add(1);
+    shared.gate.notify_all();
+}
+
+/// [`Waiting`] for a future, which owns what it holds.
+struct OwnedWaiting(Arc<Shared>);
+
+impl OwnedWaiting {
+    fn new(shared: Arc<Shared>) -> OwnedWaiting {
+        arrive(&shared);
+        OwnedWaiting(shared)
+    }
+}
+
+impl Drop for OwnedWaiting {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The future of [`Watcher::changed`].
+pub struct Changed {
+    shared: Arc<Shared>,
+    seen: u64,
+    waiting: Option<OwnedWaiting>,
+    /// Where this future's waker is registered, once it is.
+    id: Option<u64>,
+}
+
+impl std::fmt::Debug for Changed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changed").field("seen", &self.seen).finish()
+    }
+}
+
+impl Future for Changed {
+    type Output = Result<u64>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<u64>> {
+        let this = self.get_mut();
+        let g = lock(&this.shared.generation);
+        if let Some(reason) = &g.1 {
+            return Poll::Ready(Err(Error::Watcher {
+                reason: reason.clone(),
+            }));
+        }
+        if g.0 != this.seen {
+            this.waiting = None;
+            return Poll::Ready(Ok(g.0));
+        }
+        // Registered under the generation lock: a bump after this point
+        // wakes the task; one before it was seen above.
+        let mut w = lock(&this.shared.wakers);
+        let me = match this.id {
+            Some(id) => id,
+            None => {
+                w.next_id = w.next_id.wrapping_add(1);
+                this.id = Some(w.next_id);
+                w.next_id
+            }
+        };
+        match w.list.iter_mut().find(|(id, _)| *id == me) {
+            Some((_, waker)) => waker.clone_from(cx.waker()),
+            None => w.list.push((me, cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Changed {
+    fn drop(&mut self) {
+        if let Some(me) = self.id {
+            lock(&self.shared.wakers).list.retain(|(id, _)| *id != me);
+        }
     }
 }
 
@@ -522,6 +637,7 @@ fn bump(shared: &Shared) {
     if shared.waiting.load(Ordering::SeqCst) > 0 {
         drop(g);
         shared.changed.notify_all();
+        wake_all(shared);
     }
 }
 
@@ -533,6 +649,7 @@ fn die(shared: &Shared, reason: &str) {
         g.1 = Some(reason.to_string());
     }
     shared.changed.notify_all();
+    wake_all(shared);
     let r = lock(&shared.reader);
     for qs in r.listeners.values() {
         for q in qs.iter().filter_map(Weak::upgrade) {
@@ -794,6 +911,60 @@ mod tests {
         );
         assert!(!changed(&w.shared).unwrap());
         drop(w);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    struct Flag(AtomicBool);
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn changed_resolves_on_a_commit_and_a_dropped_one_leaves_no_waker_behind() {
+        let dir =
+            std::env::temp_dir().join(format!("honker-watcher-changed-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = Watcher::for_path(&dir.join("changed.db"));
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let seen = w.generation();
+        // Already moved: ready at once.
+        let mut moved = w.changed(seen.wrapping_sub(1));
+        assert!(matches!(
+            Pin::new(&mut moved).poll(&mut cx),
+            Poll::Ready(Ok(_))
+        ));
+        // Not moved: pending, counted as a waiter, its task registered.
+        let mut fut = w.changed(seen);
+        assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+        assert!(
+            Pin::new(&mut fut).poll(&mut cx).is_pending(),
+            "polled twice, registered once"
+        );
+        assert_eq!(lock(&w.shared.wakers).list.len(), 1);
+        assert_eq!(w.shared.waiting.load(Ordering::SeqCst), 1);
+        w.local_commit();
+        assert!(flag.0.load(Ordering::SeqCst), "the commit woke the task");
+        assert!(matches!(Pin::new(&mut fut).poll(&mut cx), Poll::Ready(Ok(g)) if g > seen));
+        drop(fut);
+        // A future dropped while pending takes its waker and its count along.
+        let mut gone = w.changed(w.generation());
+        assert!(Pin::new(&mut gone).poll(&mut cx).is_pending());
+        drop(gone);
+        assert!(lock(&w.shared.wakers).list.is_empty());
+        assert_eq!(w.shared.waiting.load(Ordering::SeqCst), 0);
+        // A dying watcher fails the waiter instead of leaving it asleep.
+        let mut dying = w.changed(w.generation());
+        assert!(Pin::new(&mut dying).poll(&mut cx).is_pending());
+        w.kill("test");
+        assert!(matches!(
+            Pin::new(&mut dying).poll(&mut cx),
+            Poll::Ready(Err(Error::Watcher { .. }))
+        ));
+        drop((dying, moved, w));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
