@@ -70,6 +70,37 @@ fn child(mode: &str, path: &str) {
                 }
             }
         }
+        // The async API (feature tokio) on a current-thread runtime: no
+        // thread parked per waiter, each look at the database on tokio's
+        // blocking pool.
+        "async-notify" | "async-queue" => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut listener = db.listen("bench").unwrap();
+                let waker = db.queue("bench", QueueOpts::default()).claim_waker();
+                println!("ready");
+                loop {
+                    let seq: i64 = if mode == "async-notify" {
+                        let n = listener.recv_async().await.unwrap().unwrap();
+                        n.payload.parse().unwrap()
+                    } else {
+                        let job = waker.next_async("b").await.unwrap().unwrap();
+                        let seq = job.payload.parse().unwrap();
+                        report(seq);
+                        job.ack_async().await.unwrap();
+                        if seq < 0 {
+                            return;
+                        }
+                        continue;
+                    };
+                    report(seq);
+                    if seq < 0 {
+                        return;
+                    }
+                }
+            }),
         "stream" => {
             let sub = db.stream("bench").subscribe("b").unwrap();
             println!("ready");
@@ -178,10 +209,10 @@ fn measure(mode: &str, samples: usize, langs: &Langs) -> Vec<f64> {
     let q = db.queue("bench", QueueOpts::default());
     let s = db.stream("bench");
     let send = |seq: i64| match mode {
-        "notify" | "poll-notify" | "python-notify" | "node-notify" => {
+        "notify" | "poll-notify" | "python-notify" | "node-notify" | "async-notify" => {
             db.notify("bench", &seq).unwrap();
         }
-        "queue" | "poll-queue" => {
+        "queue" | "poll-queue" | "async-queue" => {
             q.enqueue(&seq, EnqueueOpts::default()).unwrap();
         }
         "stream" => {
@@ -350,6 +381,8 @@ fn main() {
                 "baseline: poll data_version every 1 ms (enqueue)",
             ),
             ("stream", "honker subscribe (publish)"),
+            ("async-notify", "honker recv_async, tokio (notify)"),
+            ("async-queue", "honker next_async, tokio (enqueue)"),
         ]
     };
     let mut summary = Vec::new();

@@ -210,6 +210,13 @@ fn sleep(d: Duration) -> Result<tokio::time::Sleep> {
 /// A wait in progress behind a `Stream`'s `poll_next`.
 pub(crate) struct Pending<T>(Pin<Box<dyn Future<Output = Result<Option<T>>> + Send>>);
 
+// SAFETY: the future inside is only ever reached through `&mut Pending`
+// (`poll_slot`); nothing reads it through `&Pending` (Debug prints a fixed
+// word), so sharing `&Pending` between threads gives access to nothing.
+// This keeps `Subscription`, `Listener` and `Claims` `Sync`, as they are
+// without the feature (the argument of the `sync_wrapper` crate).
+unsafe impl<T> Sync for Pending<T> {}
+
 impl<T> std::fmt::Debug for Pending<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Pending")

@@ -2,7 +2,7 @@
 //! the engine operation behind it), run on tokio's blocking pool for the
 //! calling task. Payloads are serialized on the task, before the hop.
 
-use super::{give_back, offload, offload_with, Deliver, Undo};
+use super::{give_back, in_background, offload, offload_with, Deliver, Undo};
 use crate::{
     Database, Fired, Job, JobRecord, Lock, LockInfo, Queue, QueueStats, Result, Scheduler, Stream,
     Subscription, Transaction,
@@ -78,7 +78,9 @@ impl Database {
                 let db = self.clone();
                 move || db.try_lock(&name, &owner, ttl_s)
             },
-            drop,
+            // Dropping the guard releases the lock: a write, done off the
+            // runtime's threads.
+            |lock| in_background(move || drop(lock)),
         )
         .await
     }
@@ -108,7 +110,9 @@ impl Database {
 }
 
 impl Transaction {
-    /// [`Transaction::commit`], awaited (feature `tokio`).
+    /// [`Transaction::commit`], awaited (feature `tokio`). The commit goes
+    /// ahead even if the future is dropped before it resolves (it cannot be
+    /// taken back); await it to learn whether it succeeded.
     pub async fn commit_async(self) -> Result<()> {
         offload(move || self.commit()).await
     }
