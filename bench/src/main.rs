@@ -256,6 +256,61 @@ fn bench_claim_ack(rounds: usize, jobs: u64, batch: usize) -> Row {
     }
 }
 
+/// The worker runtime's per-job path: ack one job and claim the next in one
+/// commit (`Ops::ack_and_claim`), against raw single-row insert
+/// transactions (one commit each) in the same round.
+fn bench_ack_and_claim(rounds: usize, jobs: u64) -> Row {
+    let d = Dir::new("ackclaim");
+    let db = Database::open(d.db()).unwrap();
+    let q = db.queue("bench", QueueOpts::default());
+    let ops = db.core().by(honker_core::Caller::this_thread());
+    let d2 = Dir::new("ackclaimraw");
+    let c = raw(&d2.db());
+    let mut j = 0u64;
+    let mut rates = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let payloads: Vec<_> = (0..jobs).map(|i| json!({ "n": i })).collect();
+        for chunk in payloads.chunks(1000) {
+            q.enqueue_many(chunk, EnqueueOpts::default()).unwrap();
+        }
+        let t = Instant::now();
+        let mut job = q.claim_one("w").unwrap().map(|j| j.record().clone());
+        let mut done = 0u64;
+        while let Some(current) = job {
+            let (acked, mut next) = ops
+                .ack_and_claim(&honker_core::model::AckAndClaim {
+                    done: current.lease(),
+                    result: None,
+                    queue: "bench",
+                    worker: "w",
+                    n: 1,
+                    visibility_timeout: QueueOpts::default().visibility_timeout,
+                })
+                .unwrap();
+            assert!(acked);
+            done += 1;
+            job = next.pop();
+        }
+        assert_eq!(done, jobs);
+        let h = rate(done, t.elapsed());
+        let t = Instant::now();
+        for _ in 0..jobs {
+            raw_insert(&c, j);
+            j += 1;
+        }
+        let r = rate(jobs, t.elapsed());
+        rates.0.push(h);
+        rates.1.push(r);
+        rates.2.push(h / r);
+    }
+    Row {
+        name: "ack_and_claim, 1 job per commit (raw: single-row insert txn)".into(),
+        honker: median(rates.0),
+        raw: median(rates.1),
+        ratio: median(rates.2),
+    }
+}
+
 fn rate(ops: u64, d: Duration) -> f64 {
     ops as f64 / d.as_secs_f64()
 }
@@ -315,6 +370,7 @@ fn main() {
         bench_claim_ack(rounds, 2_000 / scale, 1),
         bench_claim_ack(rounds, 16_000 / scale, 32),
         bench_claim_ack(rounds, 32_000 / scale, 128),
+        bench_ack_and_claim(rounds, 2_000 / scale),
     ];
     println!("{rounds} alternating rounds each; medians. Ratio: median of per-round honker/raw.");
     println!();

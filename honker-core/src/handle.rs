@@ -16,8 +16,8 @@
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
-    EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueStats, Retention, Rows,
-    ScheduleInfo, ScheduleSpec, SqlValue,
+    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueStats,
+    Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use crate::store::sqlite::{conn, schema, SqliteStore};
 use crate::store::{Store, Tick};
@@ -649,6 +649,11 @@ impl Ops<'_> {
     /// Completes each job whose lease is current.
     pub fn ack_batch(&self, leases: &[Lease<'_>]) -> Result<usize> {
         self.exec(|s, now| s.ack_batch(leases, now))
+    }
+    /// Acks a job and claims the next ones, in one commit (see
+    /// [`Store::ack_and_claim`]).
+    pub fn ack_and_claim(&self, op: &AckAndClaim<'_>) -> Result<(bool, Vec<JobRecord>)> {
+        self.exec(|s, now| s.ack_and_claim(op, now))
     }
     /// Gives a job back for another attempt.
     pub fn retry(&self, lease: Lease<'_>, delay: Option<Duration>, error: &str) -> Result<bool> {

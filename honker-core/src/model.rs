@@ -141,6 +141,25 @@ pub struct Lease<'a> {
     pub attempt: u32,
 }
 
+/// [`crate::store::Store::ack_and_claim`]'s arguments: a worker's slot came
+/// free; complete its job and claim what it runs next, in one commit.
+#[derive(Debug, Clone, Copy)]
+pub struct AckAndClaim<'a> {
+    /// The job done: acked only while this lease is current.
+    pub done: Lease<'a>,
+    /// Its result, saved with the ack when the ack succeeds: JSON text,
+    /// kept for the given ms.
+    pub result: Option<(&'a str, i64)>,
+    /// The queue to claim from.
+    pub queue: &'a str,
+    /// Who the new jobs are leased to.
+    pub worker: &'a str,
+    /// How many to claim at most (0: only the ack).
+    pub n: usize,
+    /// The new jobs' lease.
+    pub visibility_timeout: Duration,
+}
+
 impl<'a> Lease<'a> {
     /// The lease of job `id` claimed by `worker` at attempt `attempt`.
     pub fn new(id: i64, worker: &'a str, attempt: u32) -> Self {

@@ -6,7 +6,9 @@
 //! The SQLite engine runs it in `store::sqlite`'s tests (`make test`); a
 //! second engine calls [`run`] from its own tests.
 
-use crate::model::{EnqueueOpts, JobState, Lease, QueueStats, Retention, ScheduleSpec, SqlValue};
+use crate::model::{
+    AckAndClaim, EnqueueOpts, JobState, Lease, QueueStats, Retention, ScheduleSpec, SqlValue,
+};
 use crate::store::Store;
 use std::time::{Duration, SystemTime};
 
@@ -22,6 +24,10 @@ pub const CHECKS: &[Check] = &[
         lease_fencing,
     ),
     ("batch ack fences each lease like ack", batch_ack_fencing),
+    (
+        "ack_and_claim: the ack, its result and the next claim as one",
+        ack_and_claim,
+    ),
     (
         "retries back off, then dead-letter with a reason",
         retries_then_dead,
@@ -189,6 +195,61 @@ fn batch_ack_fencing(s: &dyn Store) {
     assert_eq!(s.get_job(a).unwrap().unwrap().state, JobState::Processing);
     assert_eq!(s.ack_batch(&[current.lease()], T + 4).unwrap(), 1);
     assert_eq!(s.ack_batch(&[current.lease()], T + 5).unwrap(), 0);
+}
+
+fn ack_and_claim(s: &dyn Store) {
+    let a = put(s, "q", "1", EnqueueOpts::default(), T);
+    let b = put(s, "q", "2", EnqueueOpts::default(), T);
+    let c = put(s, "q", "3", EnqueueOpts::default(), T);
+    let first = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
+    let op = |done, result, n| AckAndClaim {
+        done,
+        result,
+        queue: "q",
+        worker: "w",
+        n,
+        visibility_timeout: VT,
+    };
+    // Acked, the result saved, the next job claimed.
+    let (acked, next) = s
+        .ack_and_claim(&op(first.lease(), Some((r#"{"r":1}"#, 60_000)), 1), T + 1)
+        .unwrap();
+    assert!(acked);
+    assert_eq!(ids(&next), vec![b]);
+    assert_eq!(next[0].attempts, 1);
+    assert!(s.get_job(a).unwrap().is_none());
+    assert_eq!(
+        s.get_result(a, T + 2).unwrap().as_deref(),
+        Some(r#"{"r":1}"#)
+    );
+    // A stale lease acks nothing and saves no result; the claim still runs.
+    let stale = Lease::new(a, "w", 1);
+    let (acked, next2) = s
+        .ack_and_claim(&op(stale, Some(("2", 60_000)), 5), T + 3)
+        .unwrap();
+    assert!(!acked);
+    assert_eq!(ids(&next2), vec![c]);
+    assert_eq!(
+        s.get_result(a, T + 4).unwrap().as_deref(),
+        Some(r#"{"r":1}"#)
+    );
+    // n = 0: only the ack.
+    let (acked, none) = s
+        .ack_and_claim(&op(next[0].lease(), None, 0), T + 5)
+        .unwrap();
+    assert!(acked && none.is_empty());
+    assert_eq!(s.get_result(b, T + 6).unwrap(), None);
+    // A bad result changes nothing: the job stays claimed.
+    assert!(s
+        .ack_and_claim(&op(next2[0].lease(), Some(("{not json", 60_000)), 1), T + 7)
+        .is_err());
+    assert_eq!(s.get_job(c).unwrap().unwrap().state, JobState::Processing);
+    assert!(
+        s.ack_and_claim(&op(next2[0].lease(), None, 1), T + 8)
+            .unwrap()
+            .0
+    );
+    assert!(s.get_job(c).unwrap().is_none());
 }
 
 fn retries_then_dead(s: &dyn Store) {

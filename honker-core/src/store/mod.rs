@@ -19,8 +19,8 @@ pub mod sqlite;
 
 use crate::error::Result;
 use crate::model::{
-    EnqueueOpts, Event, FireFailure, Fired, JobRecord, Lease, LockInfo, Notification, QueueStats,
-    Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    AckAndClaim, EnqueueOpts, Event, FireFailure, Fired, JobRecord, Lease, LockInfo, Notification,
+    QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use std::time::Duration;
 
@@ -64,6 +64,10 @@ pub trait Store {
     fn ack(&self, lease: Lease<'_>, now: i64) -> Result<bool>;
     /// Completes each job whose lease is current; how many.
     fn ack_batch(&self, leases: &[Lease<'_>], now: i64) -> Result<usize>;
+    /// In one transaction: acks `op.done` (saving its result) if its lease
+    /// is current, then claims up to `op.n` jobs, whether or not the ack
+    /// took. The worker's per-job path: one commit per job instead of two.
+    fn ack_and_claim(&self, op: &AckAndClaim<'_>, now: i64) -> Result<(bool, Vec<JobRecord>)>;
     /// Gives a job back for another attempt (or to the dead table).
     fn retry(
         &self,

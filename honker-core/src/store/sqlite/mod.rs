@@ -17,8 +17,8 @@ pub mod wal;
 
 use crate::error::Result;
 use crate::model::{
-    EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueStats, Retention, Rows,
-    ScheduleInfo, ScheduleSpec, SqlValue,
+    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueStats,
+    Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use crate::store::{Store, Tick};
 use rusqlite::Connection;
@@ -64,6 +64,9 @@ impl Store for SqliteStore<'_> {
     }
     fn ack_batch(&self, leases: &[Lease<'_>], now: i64) -> Result<usize> {
         queue::ack_batch(self.0, leases, now)
+    }
+    fn ack_and_claim(&self, op: &AckAndClaim<'_>, now: i64) -> Result<(bool, Vec<JobRecord>)> {
+        queue::ack_and_claim(self.0, op, now)
     }
     fn retry(
         &self,

@@ -360,6 +360,34 @@ pub fn ack_batch(conn: &Connection, leases: &[Lease<'_>], now: i64) -> Result<us
     })
 }
 
+/// [`ack`] (saving the job's result with it when the ack takes), then
+/// [`claim`] of up to `op.n` jobs, in one transaction: a worker's per-job
+/// path costs one commit. The claim happens whether or not the ack took
+/// (the worker's slot is free either way).
+pub fn ack_and_claim(
+    conn: &Connection,
+    op: &AckAndClaim<'_>,
+    now: i64,
+) -> Result<(bool, Vec<JobRecord>)> {
+    validate::name("queue", op.queue)?;
+    validate::name("worker", op.worker)?;
+    if let Some((value, ttl_ms)) = op.result {
+        validate::json("result", value)?;
+        validate::positive_ms("ttl", ttl_ms)?;
+    }
+    atomic(conn, |conn| {
+        let acked = ack(conn, op.done, now)?;
+        if let (true, Some((value, ttl_ms))) = (acked, op.result) {
+            super::result::save(conn, op.done.id, value, ttl_ms, now)?;
+        }
+        let jobs = match op.n {
+            0 => Vec::new(),
+            n => claim(conn, op.queue, op.worker, n, op.visibility_timeout, now)?,
+        };
+        Ok((acked, jobs))
+    })
+}
+
 fn holds(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<Option<(u32, u32)>> {
     Ok(conn
         .prepare_cached(
