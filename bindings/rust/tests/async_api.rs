@@ -266,19 +266,25 @@ async fn poll_once<F: Future>(f: F) -> Option<F::Output> {
     }
 }
 
-/// Polls `f` once, waits until `done()` says its work finished on the
-/// blocking pool, then drops it unread (if it is not done by then).
+/// Polls `f` until `done()` says its work finished on the blocking pool,
+/// then drops it unread (unless it was ready first). It keeps polling
+/// because a step of an earlier cancelled call may take the job first and
+/// give it back: `f` must go on waiting to see it again.
 async fn poll_then_drop_unread<F: Future>(f: F, done: impl Fn() -> bool) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);
-    if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await {
-        return Some(v);
-    }
     let deadline = Instant::now() + LONG;
-    while !done() {
+    loop {
+        // Looked at before polling: once the work is done, its answer is
+        // dropped unread.
+        if done() {
+            return None;
+        }
+        if let Poll::Ready(v) = poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await {
+            return Some(v);
+        }
         assert!(Instant::now() < deadline, "the work never finished");
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    None
 }
 
 #[test]
