@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Longest single wait; waits are re-armed after it.
-const MAX_WAIT: Duration = Duration::from_secs(3600);
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 fn ms(d: i64) -> Duration {
     Duration::from_millis(d.max(0) as u64)
@@ -290,13 +290,13 @@ impl StreamCursor {
     /// hands it out if one is buffered or published, else says to wait for
     /// a commit.
     pub fn step(&mut self, db: &Db, caller: Caller) -> Result<Step<Event>> {
+        let watcher = super::watcher(db);
         loop {
             if let Some(ev) = self.buf.pop_front() {
                 self.handed = Some(ev.offset);
                 return Ok(Step::Ready(ev));
             }
             self.flush(db, caller)?;
-            let watcher = super::watcher(db);
             let seen = watcher.generation();
             let events =
                 db.by(caller)

@@ -98,7 +98,27 @@ pub(crate) type Undo<R> = Arc<dyn Fn(R) + Send + Sync>;
 pub(crate) async fn offload<R: Send + 'static>(
     work: impl FnOnce() -> Result<R> + Send + 'static,
 ) -> Result<R> {
-    offload_with(move |out| drop(out.send(work())), Arc::new(drop)).await
+    undoable(work, drop).await
+}
+
+/// [`offload`] for work that hands out something to give back when the
+/// awaiting future is dropped (claimed jobs, a transaction, a lock): `undo`
+/// gets it, on the worker thread or where the future is dropped.
+pub(crate) async fn undoable<R: Send + 'static>(
+    work: impl FnOnce() -> Result<R> + Send + 'static,
+    undo: impl Fn(R) + Send + Sync + 'static,
+) -> Result<R> {
+    let undo: Undo<R> = Arc::new(undo);
+    let on_thread = undo.clone();
+    offload_with(
+        move |out: Deliver<R>| {
+            if let Some(r) = out.send(work()) {
+                on_thread(r)
+            }
+        },
+        undo,
+    )
+    .await
 }
 
 /// [`offload`] for work whose result must not be lost when the awaiting

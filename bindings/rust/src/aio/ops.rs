@@ -2,14 +2,13 @@
 //! the engine operation behind it), run on tokio's blocking pool for the
 //! calling task. Payloads are serialized on the task, before the hop.
 
-use super::{give_back, in_background, offload, offload_with, Deliver, Undo};
+use super::{give_back, in_background, offload, undoable};
 use crate::{
     Database, Fired, Job, JobRecord, Lock, LockInfo, Queue, QueueStats, Result, Scheduler, Stream,
     Subscription, Transaction,
 };
 use honker_core::EnqueueOpts;
 use serde::Serialize;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs `f` with a clone of `this` on the blocking pool.
@@ -20,25 +19,6 @@ where
 {
     let this = this.clone();
     offload(move || f(&this)).await
-}
-
-/// [`offload_with`] for work that hands out something to give back when
-/// the awaiting future is dropped (claimed jobs, a transaction).
-async fn undoable<R: Send + 'static>(
-    work: impl FnOnce() -> Result<R> + Send + 'static,
-    undo: impl Fn(R) + Send + Sync + 'static,
-) -> Result<R> {
-    let undo: Undo<R> = Arc::new(undo);
-    let on_thread = undo.clone();
-    offload_with(
-        move |out: Deliver<R>| {
-            if let Some(r) = out.send(work()) {
-                on_thread(r)
-            }
-        },
-        undo,
-    )
-    .await
 }
 
 impl Database {

@@ -1,7 +1,7 @@
 //! The waits as futures and streams: claim the next job, follow a stream,
 //! listen on a channel, run the scheduler.
 
-use super::{changed_within, give_back, offload, offload_with, poll_next, Deliver};
+use super::{changed_within, give_back, offload, offload_with, poll_next, undoable, Deliver};
 use crate::wake::cursor;
 use crate::{
     ClaimWaker, Database, Job, Listener, Queue, Result, Scheduler, SchedulerOpts, StopHandle,
@@ -44,21 +44,14 @@ async fn claim(
         if waker.stop.is_stopped() {
             return Ok(None);
         }
-        let (q, w) = (waker.queue.clone(), worker.clone());
-        let back = db.clone();
-        let step = offload_with(
-            move |out: Deliver<Step<honker_core::JobRecord>>| {
-                let d = q.database();
-                let step = wait::claim_step(&d.core, crate::caller(), q.name(), &w, q.opts());
-                if let Some(Step::Ready(record)) = out.send(step) {
-                    give_back(Job::new(record, d.clone()));
-                }
-            },
-            Arc::new(move |step| {
+        let (q, w, back) = (waker.queue.clone(), worker.clone(), db.clone());
+        let step = undoable(
+            move || wait::claim_step(&q.database().core, crate::caller(), q.name(), &w, q.opts()),
+            move |step| {
                 if let Step::Ready(record) = step {
                     give_back(Job::new(record, back.clone()));
                 }
-            }),
+            },
         )
         .await?;
         match step {
@@ -114,9 +107,12 @@ impl futures_core::Stream for Claims {
     type Item = Result<Job>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Job>>> {
-        let this = self.get_mut();
-        let (waker, worker) = (this.waker.clone(), this.worker.clone());
-        poll_next(&mut this.pending, cx, move || claim(waker, worker, None))
+        let Claims {
+            waker,
+            worker,
+            pending,
+        } = self.get_mut();
+        poll_next(pending, cx, || claim(waker.clone(), worker.clone(), None))
     }
 }
 
@@ -273,7 +269,7 @@ async fn recv(
         if queue.is_closed() {
             return Ok(None);
         }
-        let Some(wait) = wait::bounded(Duration::from_secs(3600), deadline) else {
+        let Some(wait) = wait::bounded(wait::MAX_WAIT, deadline) else {
             return Ok(None);
         };
         changed_within(&db, seen, wait).await?;
@@ -284,9 +280,10 @@ impl futures_core::Stream for Listener {
     type Item = Result<Notification>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Notification>>> {
-        let this = self.get_mut();
-        let (db, queue) = (this.db.clone(), this.queue.clone());
-        poll_next(&mut this.pending, cx, move || recv(db, queue, None))
+        let Listener {
+            db, queue, pending, ..
+        } = self.get_mut();
+        poll_next(pending, cx, || recv(db.clone(), queue.clone(), None))
     }
 }
 

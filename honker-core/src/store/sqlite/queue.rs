@@ -369,12 +369,7 @@ pub fn ack_and_claim(
     op: &AckAndClaim<'_>,
     now: i64,
 ) -> Result<(bool, Vec<JobRecord>)> {
-    validate::name("queue", op.queue)?;
-    validate::name("worker", op.worker)?;
-    if let Some((value, ttl_ms)) = op.result {
-        validate::json("result", value)?;
-        validate::positive_ms("ttl", ttl_ms)?;
-    }
+    // A bad result or claim argument fails inside: the ack is undone with it.
     atomic(conn, |conn| {
         let acked = ack(conn, op.done, now)?;
         if let (true, Some((value, ttl_ms))) = (acked, op.result) {
