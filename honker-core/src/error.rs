@@ -145,6 +145,18 @@ pub enum Error {
         token: i64,
     },
 
+    /// A job whose outcome was awaited (a task's result) went to the dead
+    /// table instead of completing.
+    #[error("job {id} failed ({reason}): {error}")]
+    JobFailed {
+        /// The job's id.
+        id: i64,
+        /// Why it died (`failed`, `max_attempts`, `lease_expired`, `expired`).
+        reason: String,
+        /// Its last error message.
+        error: String,
+    },
+
     /// A bug in honker: a panic inside the engine, caught before it could
     /// cross into the host (Python, Node, a SQL function). The operation
     /// did not happen (a transaction it had opened was rolled back).
@@ -179,6 +191,7 @@ impl Error {
             Error::CannotOpen { .. } => "cannot_open",
             Error::LockHeld { .. } => "lock_held",
             Error::LockLost { .. } => "lock_lost",
+            Error::JobFailed { .. } => "job_failed",
             Error::Internal { .. } => "internal",
             Error::Sqlite(_) => "sqlite",
         }
@@ -203,6 +216,7 @@ impl Error {
         "cannot_open",
         "lock_held",
         "lock_lost",
+        "job_failed",
         "internal",
         "sqlite",
     ];
@@ -227,6 +241,7 @@ impl Error {
         ErrorKind::new("cannot_open", "CannotOpen", "The database file could not be opened or created (the message names the path)."),
         ErrorKind::new("lock_held", "LockHeld", "A lock that had to be taken is held by someone else."),
         ErrorKind::new("lock_lost", "LockLost", "A held lock lapsed and may have been taken by another owner."),
+        ErrorKind::new("job_failed", "JobFailed", "An awaited job went to the dead table; the message has its reason and last error."),
         ErrorKind::new("internal", "InternalError", "A bug in honker, caught before it could crash the process."),
         ErrorKind::new("sqlite", "SqliteError", "Any other SQLite error."),
     ];
@@ -337,6 +352,11 @@ mod tests {
             Error::LockLost {
                 name: "m".into(),
                 token: 1,
+            },
+            Error::JobFailed {
+                id: 1,
+                reason: "failed".into(),
+                error: "boom".into(),
             },
             Error::Internal { reason: "x".into() },
             Error::Sqlite(rusqlite::Error::InvalidQuery),

@@ -663,6 +663,10 @@ impl Ops<'_> {
     pub fn release(&self, lease: Lease<'_>) -> Result<bool> {
         self.exec(|s, now| s.release(lease, now))
     }
+    /// Gives a job back untouched, due again after `delay`.
+    pub fn defer(&self, lease: Lease<'_>, delay: Duration) -> Result<bool> {
+        self.exec(|s, now| s.defer(lease, delay, now))
+    }
     /// Sends a job to the dead table.
     pub fn fail(&self, lease: Lease<'_>, error: &str) -> Result<bool> {
         self.exec(|s, now| s.fail(lease, error, now))

@@ -44,6 +44,7 @@ pub mod model;
 pub mod store;
 pub mod validate;
 pub mod wake;
+pub mod worker;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{guard, panic_message, Error, ErrorKind, Result};

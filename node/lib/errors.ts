@@ -21,6 +21,7 @@ export const ERROR_CODES = Object.freeze([
   'cannot_open',
   'lock_held',
   'lock_lost',
+  'job_failed',
   'internal',
   'sqlite',
 ] as const);

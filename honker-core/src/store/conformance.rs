@@ -20,7 +20,7 @@ pub const CHECKS: &[Check] = &[
     ("claim order: priority, then run_at, then id", claim_order),
     ("a delayed job is due at its run_at, to the ms", delayed_job),
     (
-        "leases fence ack, retry, fail, heartbeat, release",
+        "leases fence ack, retry, fail, heartbeat, release, defer",
         lease_fencing,
     ),
     ("batch ack fences each lease like ack", batch_ack_fencing),
@@ -171,8 +171,17 @@ fn lease_fencing(s: &dyn Store) {
         .pop()
         .unwrap();
     assert_eq!(third.attempts, 2, "a release does not count the attempt");
-    assert!(s.ack(third.lease(), T + 70_004).unwrap());
-    assert!(!s.ack(third.lease(), T + 70_005).unwrap(), "acked twice");
+    assert!(!s.defer(foreign, VT, T + 70_004).unwrap());
+    assert!(s.defer(third.lease(), VT, T + 70_004).unwrap());
+    assert!(s.claim("q", "w1", 1, VT, T + 70_005).unwrap().is_empty());
+    let fourth = s
+        .claim("q", "w1", 1, VT, T + 70_004 + 30_000)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(fourth.attempts, 2, "a deferral does not count the attempt");
+    assert!(s.ack(fourth.lease(), T + 100_005).unwrap());
+    assert!(!s.ack(fourth.lease(), T + 100_006).unwrap(), "acked twice");
     assert!(s.get_job(id).unwrap().is_none());
 }
 

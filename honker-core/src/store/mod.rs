@@ -78,6 +78,10 @@ pub trait Store {
     ) -> Result<bool>;
     /// Gives a claimed job back untouched, its attempt not counted.
     fn release(&self, lease: Lease<'_>, now: i64) -> Result<bool>;
+    /// Gives a claimed job back like [`Store::release`] (its attempt not
+    /// counted), due again only after `delay`: a worker that will not run
+    /// it (a task it has no handler for) leaves it for another.
+    fn defer(&self, lease: Lease<'_>, delay: Duration, now: i64) -> Result<bool>;
     /// Sends a job to the dead table.
     fn fail(&self, lease: Lease<'_>, error: &str, now: i64) -> Result<bool>;
     /// Extends a lease.

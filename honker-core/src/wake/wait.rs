@@ -136,6 +136,78 @@ pub fn claim_next(
     }
 }
 
+/// How a job ended, as its enqueuer sees it.
+#[allow(clippy::large_enum_variant)] // one per wait, moved straight out
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// It was acked: its saved result (JSON text), or `None` when it saved
+    /// none (or the result's TTL has passed).
+    Completed(Option<String>),
+    /// It is in the dead table.
+    Dead(JobRecord),
+}
+
+/// One look at job `id`: still live (wait for a commit), or how it ended.
+/// The job is read before its result: an ack and its result commit
+/// together, so a job found gone has its result visible.
+pub fn outcome_step(db: &Db, caller: Caller, id: i64) -> Result<Step<JobOutcome>> {
+    let watcher = super::watcher(db);
+    watcher.ensure_started()?;
+    let ops = db.by(caller);
+    let seen = watcher.generation();
+    match ops.get_job(id)? {
+        Some(job) if job.state == crate::model::JobState::Dead => {
+            Ok(Step::Ready(JobOutcome::Dead(job)))
+        }
+        Some(_) => Ok(Step::Wait {
+            seen,
+            at_most: MAX_WAIT,
+        }),
+        None => Ok(Step::Ready(JobOutcome::Completed(ops.get_result(id)?))),
+    }
+}
+
+/// Waits for job `id` to end (acked, or dead); `Ok(None)` when `timeout`
+/// passes or `stop` is set first.
+pub fn wait_outcome(
+    db: &Db,
+    caller: Caller,
+    id: i64,
+    timeout: Option<Duration>,
+    stop: &impl Stop,
+) -> Result<Option<JobOutcome>> {
+    let watcher = super::watcher(db);
+    let deadline = timeout.and_then(validate::deadline);
+    loop {
+        if stop.is_set() {
+            return Ok(None);
+        }
+        let (seen, at_most) = match outcome_step(db, caller, id)? {
+            Step::Ready(o) => return Ok(Some(o)),
+            Step::Wait { seen, at_most } => (seen, at_most),
+        };
+        let Some(wait) = bounded(at_most, deadline) else {
+            return Ok(None);
+        };
+        wait_or_stop(&watcher, seen, wait, stop)?;
+    }
+}
+
+impl JobOutcome {
+    /// The result of a completed job; a dead one is
+    /// [`Error::JobFailed`] with its reason and last error.
+    pub fn into_result(self) -> Result<Option<String>> {
+        match self {
+            JobOutcome::Completed(r) => Ok(r),
+            JobOutcome::Dead(job) => Err(Error::JobFailed {
+                id: job.id,
+                reason: job.dead_reason.unwrap_or_else(|| "failed".into()),
+                error: job.last_error.unwrap_or_default(),
+            }),
+        }
+    }
+}
+
 /// A consumer's position in a stream, with at-least-once delivery: an
 /// event's offset is saved only once the consumer has moved past it (asked
 /// for the next event, or called [`StreamCursor::commit`]). It is saved

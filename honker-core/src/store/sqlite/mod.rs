@@ -80,6 +80,9 @@ impl Store for SqliteStore<'_> {
     fn release(&self, lease: Lease<'_>, now: i64) -> Result<bool> {
         queue::release(self.0, lease, now)
     }
+    fn defer(&self, lease: Lease<'_>, delay: Duration, now: i64) -> Result<bool> {
+        queue::defer(self.0, lease, delay, now)
+    }
     fn fail(&self, lease: Lease<'_>, error: &str, now: i64) -> Result<bool> {
         queue::fail(self.0, lease, error, now)
     }

@@ -464,6 +464,22 @@ pub fn release(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// Gives a claimed job back like [`release`] (the attempt not counted),
+/// due again only `delay` from now. Returns false, changing nothing, if
+/// `lease` is not current.
+pub fn defer(conn: &Connection, lease: Lease<'_>, delay: Duration, now: i64) -> Result<bool> {
+    let run_at = validate::after("delay", now, validate::duration_ms("delay", delay)?)?;
+    let state = if run_at > now { "scheduled" } else { "ready" };
+    let n = conn
+        .prepare_cached(
+            "UPDATE _honker_live
+             SET state = ?5, run_at = ?6, worker_id = NULL, lease_until = NULL, attempts = attempts - 1
+             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
+        )?
+        .execute(params![lease.id, lease.worker, lease.attempt, now, state, run_at])?;
+    Ok(n == 1)
+}
+
 /// Sends a job straight to the dead table (reason `failed`) with `error`.
 /// Returns false, changing nothing, if `lease` is not current.
 pub fn fail(conn: &Connection, lease: Lease<'_>, error: &str, now: i64) -> Result<bool> {
