@@ -44,6 +44,7 @@ mod scheduler;
 mod stream;
 mod transaction;
 mod wake;
+mod worker;
 
 pub use honker_core::cron;
 pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
@@ -57,6 +58,10 @@ pub use scheduler::{ScheduledTask, Scheduler, SchedulerOpts, SchedulerProblem};
 pub use stream::Stream;
 pub use transaction::Transaction;
 pub use wake::{ClaimWaker, Listener, ListenerCloser, StopHandle, Subscription};
+pub use worker::{
+    CancelReason, Cancelled, JobOutcome, RetryPolicy, TaskCall, TaskOptions, UnknownTasks, Worker,
+    WorkerOptions,
+};
 
 #[cfg(feature = "tokio")]
 pub use aio::Claims;

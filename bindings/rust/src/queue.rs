@@ -59,6 +59,39 @@ impl Queue {
             .enqueue(&self.name, &payload, &opts, self.opts.max_attempts)
     }
 
+    /// Enqueues a run of task `task` with `payload` as its one argument
+    /// (the envelope `{"task": task, "args": [payload]}`). Returns the job
+    /// id; [`Database::wait_job`](crate::Database::wait_job) awaits its result.
+    pub fn enqueue_task<P: Serialize + ?Sized>(
+        &self,
+        task: &str,
+        payload: &P,
+        opts: EnqueueOpts,
+    ) -> Result<i64> {
+        let env = crate::worker::task_envelope(task, payload)?;
+        self.enqueue_raw(&env, opts)
+    }
+
+    pub(crate) fn enqueue_raw(&self, payload: &str, opts: EnqueueOpts) -> Result<i64> {
+        self.db
+            .ops()
+            .enqueue(&self.name, payload, &opts, self.opts.max_attempts)
+    }
+
+    /// [`Queue::enqueue_task`] inside `tx`: the job exists only if `tx`
+    /// commits.
+    pub fn enqueue_task_tx<P: Serialize + ?Sized>(
+        &self,
+        tx: &Transaction,
+        task: &str,
+        payload: &P,
+        opts: EnqueueOpts,
+    ) -> Result<i64> {
+        let env = crate::worker::task_envelope(task, payload)?;
+        tx.ops(&self.db)?
+            .enqueue(&self.name, &env, &opts, self.opts.max_attempts)
+    }
+
     /// Enqueues many jobs with the same options in one transaction; all or
     /// none. Returns their ids in order.
     pub fn enqueue_many<P: Serialize>(

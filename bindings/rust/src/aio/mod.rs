@@ -24,6 +24,7 @@
 
 mod ops;
 mod waits;
+mod worker;
 
 pub use waits::Claims;
 

@@ -120,6 +120,17 @@ impl Queue {
         .await
     }
 
+    /// [`Queue::enqueue_task`], awaited.
+    pub async fn enqueue_task_async<P: Serialize + ?Sized>(
+        &self,
+        task: &str,
+        payload: &P,
+        opts: EnqueueOpts,
+    ) -> Result<i64> {
+        let env = crate::worker::task_envelope(task, payload)?;
+        off(self, move |q| q.enqueue_raw(&env, opts)).await
+    }
+
     /// [`Queue::enqueue_many`], awaited.
     pub async fn enqueue_many_async<P: Serialize>(
         &self,

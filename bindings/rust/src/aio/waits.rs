@@ -328,3 +328,29 @@ impl Stop for Either {
         self.0.load(Ordering::SeqCst) || self.1.load(Ordering::SeqCst)
     }
 }
+
+impl Database {
+    /// [`Database::wait_job`], awaited: waits (without a thread, woken by
+    /// the commit that ends the job) up to `timeout` for job `id` to end.
+    /// Dropping the future stops the wait.
+    pub async fn wait_job_async(
+        &self,
+        id: i64,
+        timeout: Duration,
+    ) -> Result<Option<crate::JobOutcome>> {
+        let deadline = validate::deadline(timeout);
+        loop {
+            let db = self.clone();
+            let step = offload(move || wait::outcome_step(&db.core, crate::caller(), id)).await?;
+            match step {
+                Step::Ready(o) => return Ok(Some(o)),
+                Step::Wait { seen, at_most } => {
+                    let Some(wait) = wait::bounded(at_most, deadline) else {
+                        return Ok(None);
+                    };
+                    changed_within(self, seen, wait).await?;
+                }
+            }
+        }
+    }
+}
