@@ -311,6 +311,53 @@ fn bench_ack_and_claim(rounds: usize, jobs: u64) -> Row {
     }
 }
 
+/// The Rust worker (`honker::Worker`), concurrency 1, no-op handlers, run
+/// in drain mode over a full queue, against raw single-row insert
+/// transactions in the same round (issue #14's goal: 0.8).
+fn bench_worker(rounds: usize, jobs: u64) -> Row {
+    let d = Dir::new("worker");
+    let db = Database::open(d.db()).unwrap();
+    let q = db.queue("bench", QueueOpts::default());
+    let mut w = db.worker(honker::WorkerOptions {
+        queues: vec!["bench".into()],
+        ..honker::WorkerOptions::default()
+    });
+    w.task("noop", |_| Ok::<_, String>(()));
+    let d2 = Dir::new("workerraw");
+    let c = raw(&d2.db());
+    let mut j = 0u64;
+    let mut rates = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
+            let tx = db.transaction().unwrap();
+            for i in chunk {
+                q.enqueue_task_tx(&tx, "noop", i, EnqueueOpts::default())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let t = Instant::now();
+        let done = w.drain().unwrap() as u64;
+        assert_eq!(done, jobs);
+        let h = rate(done, t.elapsed());
+        let t = Instant::now();
+        for _ in 0..jobs {
+            raw_insert(&c, j);
+            j += 1;
+        }
+        let r = rate(jobs, t.elapsed());
+        rates.0.push(h);
+        rates.1.push(r);
+        rates.2.push(h / r);
+    }
+    Row {
+        name: "Rust worker, concurrency 1, no-op tasks (raw: single-row insert txn)".into(),
+        honker: median(rates.0),
+        raw: median(rates.1),
+        ratio: median(rates.2),
+    }
+}
+
 fn rate(ops: u64, d: Duration) -> f64 {
     ops as f64 / d.as_secs_f64()
 }
@@ -371,6 +418,7 @@ fn main() {
         bench_claim_ack(rounds, 16_000 / scale, 32),
         bench_claim_ack(rounds, 32_000 / scale, 128),
         bench_ack_and_claim(rounds, 2_000 / scale),
+        bench_worker(rounds, 2_000 / scale),
     ];
     println!("{rounds} alternating rounds each; medians. Ratio: median of per-round honker/raw.");
     println!();

@@ -25,6 +25,7 @@ from honker._honker import (
     InvalidCron,
     InvalidJson,
     InvalidTimezone,
+    JobFailed,
     LockHeld,
     LockLost,
     NotFound,
@@ -40,6 +41,7 @@ from honker._queue import Job, JobInfo, Queue, QueueStats
 from honker._scheduler import Schedule, Scheduler, cron_next
 from honker._stream import Event, Retention, Stream
 from honker._transaction import AsyncTransaction, Transaction
+from honker._worker import Retry, Task, TaskContext, TaskHandle, Worker, current_task
 
 __version__: str = _honker.VERSION
 
@@ -59,6 +61,7 @@ __all__ = [
     "InvalidJson",
     "InvalidTimezone",
     "Job",
+    "JobFailed",
     "JobInfo",
     "Listener",
     "Lock",
@@ -70,16 +73,22 @@ __all__ = [
     "Queue",
     "QueueStats",
     "Retention",
+    "Retry",
     "Schedule",
     "Scheduler",
     "SchemaTooNew",
     "SqliteError",
     "Stream",
+    "Task",
+    "TaskContext",
+    "TaskHandle",
     "Transaction",
     "TransactionInactive",
     "TransactionOpen",
     "WatcherError",
+    "Worker",
     "cron_next",
+    "current_task",
     "extension_path",
     "load_extension",
     "open",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from honker import _honker
@@ -21,6 +22,7 @@ from honker._queue import Queue
 from honker._scheduler import Scheduler
 from honker._stream import Stream
 from honker._transaction import AsyncTransaction, Transaction
+from honker._worker import Retry, Task, Worker
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -91,9 +93,59 @@ class Database:
     ) -> None:
         self.path = path
         self._native = _honker.NativeDatabase(path, busy_timeout_s, wal_autocheckpoint, trusted_schema)
+        self._tasks: dict[str, Task] = {}
 
     def queue(self, name: str, *, visibility_timeout_s: float = 300.0, max_attempts: int = 3) -> Queue:
         return Queue(self, name, visibility_timeout_s, max_attempts)
+
+    def _register_task(self, task: Task) -> None:
+        old = self._tasks.get(task.name)
+        if old is not None and old.fn is not task.fn:
+            raise InvalidArgument(
+                f"invalid argument `name`: task {task.name!r} is already registered (by {old.fn.__qualname__}); "
+                "give one of them another name="
+            )
+        self._tasks[task.name] = task
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """The tasks registered on this database (``@queue.task``), by name."""
+        return dict(self._tasks)
+
+    def worker(
+        self,
+        queues: Sequence[str] | None = None,
+        *,
+        concurrency: int = 1,
+        worker_id: str | None = None,
+        lease_s: float = 30.0,
+        grace_s: float = 10.0,
+        retry: Retry | None = None,
+        unknown_tasks: str = "dead_letter",
+        leave_unknown_s: float = 5.0,
+    ) -> Worker:
+        """A worker for the tasks registered on this database, over ``queues``
+        (default: every queue that has a task). ``concurrency`` jobs run at
+        once; leases last ``lease_s`` and are renewed while handlers run; a
+        stop gives running jobs ``grace_s``; ``retry`` is the policy of tasks
+        without their own; a job naming a task nobody here has is
+        dead-lettered (``unknown_tasks="dead_letter"``) or left for another
+        worker for ``leave_unknown_s`` (``"leave"``)."""
+        if queues is None:
+            queues = sorted({t.queue.name for t in self._tasks.values()})
+        elif isinstance(queues, str):
+            queues = [queues]
+        return Worker(
+            self,
+            queues,
+            concurrency=concurrency,
+            worker_id=worker_id,
+            lease_s=lease_s,
+            grace_s=grace_s,
+            retry=retry,
+            unknown_tasks=unknown_tasks,
+            leave_unknown_s=leave_unknown_s,
+        )
 
     def stream(self, name: str) -> Stream:
         return Stream(self, name)

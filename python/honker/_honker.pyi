@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from typing import Any, Callable, ClassVar, TypeVar, final
 
+from typing_extensions import TypeAlias
+
 _T = TypeVar("_T")
 
 __all__ = [
@@ -19,14 +21,17 @@ __all__ = [
     "InvalidJson",
     "InvalidTimezone",
     "JobData",
+    "JobFailed",
     "LockHeld",
     "LockLost",
+    "NativeCancel",
     "NativeCursor",
     "NativeDatabase",
     "NativeKeeper",
     "NativeListener",
     "NativeStop",
     "NativeTx",
+    "NativeWorker",
     "NotFound",
     "SchemaTooNew",
     "SqliteError",
@@ -87,6 +92,9 @@ class LockHeld(HonkerError):
     code: ClassVar[str]
 
 class LockLost(HonkerError):
+    code: ClassVar[str]
+
+class JobFailed(HonkerError):
     code: ClassVar[str]
 
 class InternalError(HonkerError):
@@ -215,6 +223,20 @@ class NativeDatabase:
         timeout_s: float | None = None,
     ) -> JobData | None: ...
     def stop_flag(self) -> NativeStop: ...
+    def worker(
+        self,
+        queues: Sequence[str],
+        tasks: Sequence[tuple[str, float | None, tuple[str, float, float, bool] | None, bool, float]],
+        *,
+        concurrency: int,
+        worker_id: str | None = None,
+        lease_s: float = 30.0,
+        grace_s: float = 10.0,
+        retry_policy: tuple[str, float, float, bool] | None = None,
+        leave_unknown_s: float | None = None,
+        cancel_events: bool = False,
+    ) -> NativeWorker: ...
+    def wait_result(self, id: int, stop: NativeStop, timeout_s: float | None = None) -> tuple[bool, str | None]: ...
     def ack(self, id: int, worker: str, attempt: int, tx: NativeTx | None = None) -> bool: ...
     def ack_batch(self, leases: Sequence[tuple[int, str, int]], tx: NativeTx | None = None) -> int: ...
     def retry(self, id: int, worker: str, attempt: int, delay_s: float | None = None, error: str = ...) -> bool: ...
@@ -267,3 +289,31 @@ class NativeDatabase:
     def run_scheduler(self, owner: str, stop: NativeStop, lock_ttl_s: float = 10.0) -> None: ...
     def listen(self, channel: str) -> NativeListener: ...
     def _panic_for_test(self) -> None: ...
+
+_Act: TypeAlias = tuple[int, str, str, int, NativeCancel]
+
+@final
+class NativeCancel:
+    def reason(self) -> str | None: ...
+    def wait(self, timeout_s: float) -> str | None: ...
+
+@final
+class NativeWorker:
+    def poll(self, stop: NativeStop) -> tuple[Any, ...]: ...
+    def drain_next(self) -> _Act | None: ...
+    def complete(
+        self,
+        id: int,
+        ok: bool,
+        value: str | None = None,
+        *,
+        retry_in_s: float | None = None,
+        retry: bool = True,
+        released: bool = False,
+    ) -> _Act | None: ...
+    def shutdown(self) -> None: ...
+    def in_flight(self) -> int: ...
+    def worker_id(self) -> str: ...
+    def queues(self) -> list[str]: ...
+    def concurrency(self) -> int: ...
+    def is_stopping(self) -> bool: ...

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from honker._aio import _awaitable, _off_loop, _WaitThread
 from honker._common import _dumps, _epoch_s, _loads, _tx, _unit, _until_closed
 from honker._honker import (
     InvalidArgument,
 )
+from honker._worker import RetryArg, Task
 
 if TYPE_CHECKING:
     from honker._database import Database
@@ -202,6 +203,47 @@ class Queue:
         )
 
     enqueue_many_async = _awaitable(enqueue_many)
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
+        retry: RetryArg = None,
+        store_result: bool = True,
+        result_ttl_s: float = 86400.0,
+    ) -> Any:
+        """Registers a function as a task of this queue, as ``@queue.task`` or
+        ``@queue.task(name=..., ...)``. The function stays callable;
+        ``fn.enqueue(*args, **kwargs)`` runs it on a worker and returns a
+        handle whose ``result(timeout=...)`` waits for its return value.
+
+        ``name`` defaults to the function's ``__name__`` (use the same name
+        in every language that handles or enqueues it); ``max_attempts``
+        overrides the queue's for its jobs; ``timeout_s`` tells a run to
+        stop (see ``honker.current_task()``) and retries it; ``retry`` is
+        ``honker.Retry.exponential(...)`` (the default), ``Retry.fixed(s)``
+        or a callable ``attempt -> seconds``; ``store_result=False`` saves
+        no result; results are kept ``result_ttl_s`` (one day)."""
+
+        def register(f: Callable[..., Any]) -> Task:
+            t = Task(
+                self,
+                f,
+                name=name or f.__name__,
+                max_attempts=max_attempts,
+                timeout_s=timeout_s,
+                retry=retry,
+                store_result=store_result,
+                result_ttl_s=result_ttl_s,
+            )
+            self._db._register_task(t)
+            return t
+
+        return register(fn) if fn is not None else register
 
     def claim_one(self, worker: str) -> Job | None:
         got = self._db._native.claim_batch(self.name, worker, 1, self.visibility_timeout_s)

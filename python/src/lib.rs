@@ -19,6 +19,7 @@ mod scheduler;
 mod stream;
 mod task;
 mod waits;
+mod worker;
 
 use data::JobData;
 use database::NativeDatabase;
@@ -44,6 +45,8 @@ pub(crate) fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeCursor>()?;
     m.add_class::<JobData>()?;
     m.add_class::<NativeKeeper>()?;
+    m.add_class::<worker::NativeWorker>()?;
+    m.add_class::<worker::NativeCancel>()?;
     m.add_function(wrap_pyfunction!(cron_next, m)?)?;
     m.add_function(wrap_pyfunction!(run_as, m)?)?;
     m.add("HonkerError", py.get_type::<HonkerError>())?;

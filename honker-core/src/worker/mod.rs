@@ -850,9 +850,11 @@ impl WorkerCore {
         self.inner.keeper.notify_all();
         drop(st);
         self.inner.watcher.interrupt();
-        if let Some(t) = lock(&self.keeper).take() {
-            let _ = t.join();
-        }
+        // Not joined: a renewal or release under way (which can wait for
+        // the database's busy timeout) finishes on its own, and the thread
+        // then sees `closed` and ends; a host dropping its worker must not
+        // wait for that.
+        drop(lock(&self.keeper).take());
     }
 }
 
@@ -986,6 +988,10 @@ fn keeper(inner: &Inner) {
         if let (Some(g), false) = (st.grace_until, st.released) {
             sooner(g);
         }
+        // Idle, it still looks in every third of a lease: a job admitted
+        // meanwhile is due its first renewal no sooner, so admitting one
+        // need not wake this thread (a context switch per job).
+        sooner(Instant::now() + inner.lease / 3);
         st.keeper_at = next;
         let wait = next.map_or(MAX_WAIT, |n| n.saturating_duration_since(Instant::now()));
         if !wait.is_zero() {

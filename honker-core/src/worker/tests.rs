@@ -490,3 +490,35 @@ fn wait_outcome_sees_results_and_deaths() {
     assert!(e.to_string().contains("nope"), "{e}");
     worker.join().unwrap();
 }
+
+#[test]
+fn dropping_a_worker_ends_its_keeper_at_once() {
+    let dir = Dir::new();
+    let db = open(&dir);
+    put(&db, "q", "t", "[]");
+    let o = WorkerOptions {
+        grace: Duration::from_millis(50),
+        ..opts(&["q"])
+    };
+    let w = WorkerCore::new(&db, o, vec![task("t", TaskOptions::default())]).unwrap();
+    let a = w.drain_next().unwrap().unwrap();
+    w.shutdown();
+    assert_eq!(a.cancel.wait(LONG), Some(CancelReason::Shutdown));
+    assert!(w
+        .complete(a.job.id, Outcome::Completed(None))
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        w.poll(&AtomicBool::new(false)).unwrap(),
+        Polled::Done
+    ));
+    let started = Instant::now();
+    drop(w);
+    // The keeper sleeps a third of the 30 s lease when idle: a drop that
+    // did not wake it would take that long.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

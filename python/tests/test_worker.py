@@ -1,0 +1,316 @@
+"""Tasks and workers: @queue.task, enqueue, results, run/run_async/drain,
+timeouts, retries, unknown tasks, and the worker process (SIGTERM drain,
+SIGKILL reclaim)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import honker
+
+LONG = 30.0
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> honker.Database:
+    return honker.open(str(tmp_path / "app.db"))
+
+
+def test_a_task_stays_callable_and_runs_on_a_worker(db: honker.Database) -> None:
+    q = db.queue("math")
+
+    @q.task
+    def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    assert add(2, 3) == 5
+    assert add.name == "add" and add.__name__ == "add"
+    handles = [add.enqueue(i, b=1) for i in range(5)]
+    w = db.worker()
+    assert w.queues == ["math"]
+    assert w.drain() == 5
+    assert [h.result(timeout=LONG) for h in handles] == [1, 2, 3, 4, 5]
+    assert w.drain() == 0
+
+
+def test_enqueue_options_do_not_collide_with_task_arguments(db: honker.Database) -> None:
+    q = db.queue("q")
+
+    @q.task(name="echo")
+    def echo(delay_s: int, tx: str) -> list[object]:
+        return [delay_s, tx]
+
+    now = echo.enqueue(5, tx="mine")
+    later = echo.options(delay_s=3600).enqueue(1, tx="x")
+    with db.transaction() as tx:
+        echo.options(tx=tx).enqueue(2, tx="kept")
+    tx2 = db.transaction()
+    tx2.__enter__()
+    echo.options(tx=tx2).enqueue(3, tx="gone")
+    tx2.rollback()
+    assert db.worker().drain() == 2
+    assert now.result(timeout=LONG) == [5, "mine"]
+    info = q.get_job(later.id)
+    assert info is not None and info.state == "scheduled"
+    with pytest.raises(TimeoutError):
+        later.result(timeout=0.05)
+
+
+def test_failures_follow_per_task_retry_policies_then_dead_letter(db: honker.Database) -> None:
+    q = db.queue("q")
+    calls: list[int] = []
+
+    @q.task(max_attempts=3, retry=honker.Retry.fixed(0))
+    def flaky() -> str:
+        attempt = honker.current_task().attempt
+        calls.append(attempt)
+        if attempt < 3:
+            raise ValueError(f"attempt {attempt}")
+        return "ok"
+
+    @q.task(max_attempts=2, retry=lambda attempt: 0.0)
+    def always_fails() -> None:
+        raise RuntimeError("nope")
+
+    @q.task
+    def backs_off() -> None:
+        raise RuntimeError("later")
+
+    h1, h2, h3 = flaky.enqueue(), always_fails.enqueue(), backs_off.enqueue()
+    db.worker(retry=honker.Retry.fixed(3600)).drain()
+    assert calls == [1, 2, 3]
+    assert h1.result(timeout=LONG) == "ok"
+    with pytest.raises(honker.JobFailed) as e:
+        h2.result(timeout=LONG)
+    assert "RuntimeError: nope" in str(e.value) and e.value.code == "job_failed"
+    info = q.get_job(h3.id)
+    assert info is not None and info.state == "scheduled" and info.attempts == 1
+
+
+def test_unknown_tasks_are_dead_lettered_with_a_reason(db: honker.Database) -> None:
+    q = db.queue("q")
+
+    @q.task
+    def known() -> int:
+        return 1
+
+    stranger = q.enqueue({"task": "stranger", "args": []})
+    db.worker().drain()
+    info = q.get_job(stranger)
+    assert info is not None and info.state == "dead"
+    assert info.last_error is not None and 'unknown task "stranger"' in info.last_error
+    left = q.enqueue({"task": "stranger"})
+    assert db.worker(unknown_tasks="leave", leave_unknown_s=60).drain() == 0
+    info = q.get_job(left)
+    assert info is not None and info.state == "scheduled" and info.attempts == 0
+
+
+def test_a_timeout_tells_the_handler_and_retries(db: honker.Database) -> None:
+    q = db.queue("q")
+    seen: list[str | None] = []
+
+    @q.task(timeout_s=0.1, retry=honker.Retry.fixed(0))
+    def slow() -> str:
+        ctx = honker.current_task()
+        if ctx.attempt == 1:
+            seen.append(ctx.wait_cancelled(LONG))
+            return "too late"
+        return "second"
+
+    h = slow.enqueue()
+    assert db.worker().drain() == 2
+    assert seen == ["timeout"]
+    assert h.result(timeout=LONG) == "second"
+
+
+def test_a_long_handler_keeps_its_lease(db: honker.Database) -> None:
+    q = db.queue("q")
+    stolen: list[object] = []
+
+    @q.task
+    def long() -> str:
+        # Works for several lease lengths; nobody can take the job meanwhile.
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            stolen.append(q.claim_one("thief"))
+            honker.current_task().wait_cancelled(0.1)
+        return "done"
+
+    h = long.enqueue()
+    assert db.worker(lease_s=0.3).drain() == 1
+    assert h.result(timeout=LONG) == "done"
+    assert stolen and all(s is None for s in stolen)
+
+
+def test_async_handlers_and_run_async(db: honker.Database) -> None:
+    q = db.queue("q")
+
+    @q.task
+    async def double(n: int) -> int:
+        await asyncio.sleep(0)
+        return n * 2
+
+    @q.task
+    def triple(n: int) -> int:
+        return n * 3
+
+    @q.task(timeout_s=0.1, retry=honker.Retry.fixed(3600))
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        handles = [await double.enqueue_async(i) for i in range(10)]
+        t = await triple.enqueue_async(5)
+        hung = await hang.enqueue_async()
+        stop = asyncio.Event()
+        w = db.worker(concurrency=4)
+        runner = asyncio.ensure_future(w.run_async(stop=stop))
+        assert [await h.result_async(timeout=LONG) for h in handles] == [2 * i for i in range(10)]
+        assert await t.result_async(timeout=LONG) == 15
+        deadline = time.monotonic() + LONG
+        while (info := q.get_job(hung.id)) is not None and info.state != "scheduled":
+            assert time.monotonic() < deadline, "the hung task was never timed out"
+            await asyncio.sleep(0.02)
+        assert info is not None and info.last_error is not None and "timed out" in info.last_error
+        stop.set()
+        await asyncio.wait_for(runner, LONG)
+
+    asyncio.run(main())
+
+
+def test_run_in_a_thread_until_stopped(db: honker.Database) -> None:
+    q = db.queue("q")
+
+    @q.task
+    def upper(s: str) -> str:
+        return s.upper()
+
+    stop = threading.Event()
+    w = db.worker(concurrency=3)
+    t = threading.Thread(target=w.run, kwargs={"stop": stop})
+    t.start()
+    try:
+        handles = [upper.enqueue(f"x{i}") for i in range(30)]
+        assert [h.result(timeout=LONG) for h in handles] == [f"X{i}" for i in range(30)]
+    finally:
+        stop.set()
+        t.join(LONG)
+    assert not t.is_alive()
+    assert q.stats().processing == 0
+
+
+def test_bad_task_options_are_named(db: honker.Database) -> None:
+    q = db.queue("q")
+
+    @q.task(name="dup")
+    def one() -> None: ...
+
+    with pytest.raises(honker.InvalidArgument, match="already registered"):
+
+        @q.task(name="dup")
+        def two() -> None: ...
+
+    with pytest.raises(TypeError):
+        q.task(retry=5)(lambda: None)  # type: ignore[arg-type]
+
+    with pytest.raises(honker.InvalidArgument, match="queues"):
+        db.worker(queues=[]).drain()
+
+    @q.task(timeout_s=-1)
+    def negative() -> None: ...
+
+    with pytest.raises(honker.InvalidArgument, match="timeout_s"):
+        db.worker().drain()
+
+
+APP = """
+import sys, honker
+db = honker.open(sys.argv[-1] if False else {path!r})
+q = db.queue("jobs")
+
+@q.task
+def finisher() -> str:
+    print("started finisher", flush=True)
+    honker.current_task().wait_cancelled(0.5)
+    return "finished"
+
+@q.task
+def stuck() -> None:
+    print("started stuck", flush=True)
+    while honker.current_task().wait_cancelled(60) is None:
+        pass
+
+@q.task
+def hang() -> None:
+    print("started hang", flush=True)
+    honker.current_task().wait_cancelled(600)
+"""
+
+
+def _worker_process(tmp_path: Path, db_path: str, *args: str) -> subprocess.Popen[str]:
+    (tmp_path / "workerapp.py").write_text(textwrap.dedent(APP.format(path=db_path)))
+    env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    return subprocess.Popen(
+        [sys.executable, "-m", "honker", "worker", "workerapp:db", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _wait_lines(p: subprocess.Popen[str], want: set[str]) -> None:
+    assert p.stdout is not None
+    seen: set[str] = set()
+    deadline = time.monotonic() + LONG
+    while not want <= seen:
+        assert time.monotonic() < deadline and p.poll() is None, f"worker never printed {want - seen}"
+        line = p.stdout.readline().strip()
+        seen.add(line)
+
+
+def test_sigterm_drains_finishing_jobs_and_releases_the_rest(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    q = db.queue("jobs")
+    fin = q.enqueue({"task": "finisher"})
+    stuck = q.enqueue({"task": "stuck"})
+    p = _worker_process(tmp_path, path, "--concurrency", "2", "--grace-s", "2")
+    try:
+        _wait_lines(p, {"started finisher", "started stuck"})
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=LONG)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert db.get_result(fin) == "finished"
+    info = q.get_job(stuck)
+    assert info is not None and (info.state, info.attempts) == ("ready", 0), "released, attempt not counted"
+
+
+def test_a_killed_workers_job_is_reclaimed_after_its_lease(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    q = db.queue("jobs")
+    id = q.enqueue({"task": "hang"})
+    p = _worker_process(tmp_path, path, "--lease-s", "1")
+    try:
+        _wait_lines(p, {"started hang"})
+        p.send_signal(signal.SIGKILL)
+        p.wait(LONG)
+    finally:
+        p.kill()
+    # Claimable again once the lease lapses: the wait is woken by it.
+    job = next(iter(q.claim("rescuer", timeout_s=LONG)))
+    assert (job.id, job.attempts) == (id, 2)
+    assert job.ack()
