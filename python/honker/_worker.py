@@ -259,6 +259,17 @@ class Task:
         return f"Task({self.name!r}, queue={self.queue.name!r})"
 
 
+def _returned(task: Task, out: Any, attempt: int) -> tuple[bool, str | None, float | None]:
+    """How a handler that returned ``out`` ended: (ok, result JSON, None), or
+    a failure when the result cannot be stored as JSON."""
+    if out is None or not task.store_result:
+        return (True, None, None)
+    try:
+        return (True, json.dumps(out, separators=(",", ":"), allow_nan=False), None)
+    except (TypeError, ValueError) as e:
+        return (False, f"the task's result is not JSON-encodable: {e}", task._retry_in(attempt))
+
+
 def _error_text(e: BaseException) -> str:
     text = str(e)
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
@@ -329,12 +340,7 @@ class Worker:
             return (False, _error_text(e), task._retry_in(attempt))
         finally:
             _current.reset(token)
-        if out is None or not task.store_result:
-            return (True, None, None)
-        try:
-            return (True, json.dumps(out, separators=(",", ":"), allow_nan=False), None)
-        except (TypeError, ValueError) as e:
-            return (False, f"the task's result is not JSON-encodable: {e}", task._retry_in(attempt))
+        return _returned(task, out, attempt)
 
     @staticmethod
     def _call_sync(task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -453,12 +459,7 @@ class Worker:
                 return (False, _error_text(e), task._retry_in(attempt))
             finally:
                 _current.reset(token)
-            if out is None or not task.store_result:
-                return (True, None, None)
-            try:
-                return (True, json.dumps(out, separators=(",", ":"), allow_nan=False), None)
-            except (TypeError, ValueError) as e:
-                return (False, f"the task's result is not JSON-encodable: {e}", task._retry_in(attempt))
+            return _returned(task, out, attempt)
 
         async def chain(act: Any) -> None:
             me = asyncio.current_task()
