@@ -264,11 +264,8 @@ fn bench_ack_and_claim(rounds: usize, jobs: u64) -> Row {
     let db = Database::open(d.db()).unwrap();
     let q = db.queue("bench", QueueOpts::default());
     let ops = db.core().by(honker_core::Caller::this_thread());
-    let d2 = Dir::new("ackclaimraw");
-    let c = raw(&d2.db());
-    let mut j = 0u64;
-    let mut rates = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
+    let name = "ack_and_claim, 1 job per commit (raw: single-row insert txn)";
+    against_raw_inserts(name, rounds, jobs, || {
         let payloads: Vec<_> = (0..jobs).map(|i| json!({ "n": i })).collect();
         for chunk in payloads.chunks(1000) {
             q.enqueue_many(chunk, EnqueueOpts::default()).unwrap();
@@ -292,23 +289,8 @@ fn bench_ack_and_claim(rounds: usize, jobs: u64) -> Row {
             job = next.pop();
         }
         assert_eq!(done, jobs);
-        let h = rate(done, t.elapsed());
-        let t = Instant::now();
-        for _ in 0..jobs {
-            raw_insert(&c, j);
-            j += 1;
-        }
-        let r = rate(jobs, t.elapsed());
-        rates.0.push(h);
-        rates.1.push(r);
-        rates.2.push(h / r);
-    }
-    Row {
-        name: "ack_and_claim, 1 job per commit (raw: single-row insert txn)".into(),
-        honker: median(rates.0),
-        raw: median(rates.1),
-        ratio: median(rates.2),
-    }
+        rate(done, t.elapsed())
+    })
 }
 
 /// The Rust worker (`honker::Worker`), concurrency 1, no-op handlers, run
@@ -323,11 +305,8 @@ fn bench_worker(rounds: usize, jobs: u64) -> Row {
         ..honker::WorkerOptions::default()
     });
     w.task("noop", |_| Ok::<_, String>(()));
-    let d2 = Dir::new("workerraw");
-    let c = raw(&d2.db());
-    let mut j = 0u64;
-    let mut rates = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
+    let name = "Rust worker, concurrency 1, no-op tasks (raw: single-row insert txn)";
+    against_raw_inserts(name, rounds, jobs, || {
         for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
             let tx = db.transaction().unwrap();
             for i in chunk {
@@ -339,7 +318,25 @@ fn bench_worker(rounds: usize, jobs: u64) -> Row {
         let t = Instant::now();
         let done = w.drain().unwrap() as u64;
         assert_eq!(done, jobs);
-        let h = rate(done, t.elapsed());
+        rate(done, t.elapsed())
+    })
+}
+
+/// Alternates `round` (which runs `jobs` jobs and returns its rate) with
+/// `jobs` raw single-row insert transactions, `rounds` times: the medians
+/// and the median per-round ratio.
+fn against_raw_inserts(
+    name: &str,
+    rounds: usize,
+    jobs: u64,
+    mut round: impl FnMut() -> f64,
+) -> Row {
+    let d = Dir::new("rawinserts");
+    let c = raw(&d.db());
+    let mut j = 0u64;
+    let mut rates = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let h = round();
         let t = Instant::now();
         for _ in 0..jobs {
             raw_insert(&c, j);
@@ -351,7 +348,7 @@ fn bench_worker(rounds: usize, jobs: u64) -> Row {
         rates.2.push(h / r);
     }
     Row {
-        name: "Rust worker, concurrency 1, no-op tasks (raw: single-row insert txn)".into(),
+        name: name.into(),
         honker: median(rates.0),
         raw: median(rates.1),
         ratio: median(rates.2),
