@@ -230,12 +230,13 @@ impl Cancel {
 
     /// Signals the handler (the first reason sticks); true if this call did.
     pub fn set(&self, why: CancelReason) -> bool {
-        let g = lock(&self.lock);
+        let mut g = lock(&self.lock);
         let first = self
             .reason
             .compare_exchange(0, why.to_u8(), Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
-        let wakers = std::mem::take(&mut *{ g });
+        let wakers = std::mem::take(&mut *g);
+        drop(g);
         self.cv.notify_all();
         for w in wakers {
             w.wake();
@@ -370,6 +371,20 @@ struct Inner {
     st: Mutex<State>,
     /// The keeper's sleep.
     keeper: Condvar,
+}
+
+impl Inner {
+    /// The wait before job `id`'s next attempt after attempt `attempt` of
+    /// `task` failed: the task's retry policy, else the worker's.
+    fn backoff(&self, task: &str, attempt: u32, id: i64) -> Duration {
+        let policy = self
+            .tasks
+            .get(task)
+            .and_then(|t| t.retry.as_ref())
+            .unwrap_or(&self.retry);
+        let seed = self.seed.fetch_add(0x9E37_79B9, Ordering::Relaxed) ^ id as u64;
+        policy.delay(attempt, seed)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -661,9 +676,8 @@ impl WorkerCore {
                 if entry.settled {
                     Ok(None)
                 } else if retry {
-                    let policy = task.and_then(|t| t.retry.as_ref()).unwrap_or(&inner.retry);
-                    let delay = retry_in
-                        .unwrap_or_else(|| policy.delay(entry.attempt, self.seed() ^ id as u64));
+                    let delay =
+                        retry_in.unwrap_or_else(|| inner.backoff(&entry.task, entry.attempt, id));
                     ops.retry(lease, Some(delay), error).map(|_| None)
                 } else {
                     ops.fail(lease, error).map(|_| None)
@@ -714,10 +728,6 @@ impl WorkerCore {
         }
         drop(st);
         inner.watcher.interrupt();
-    }
-
-    fn seed(&self) -> u64 {
-        self.inner.seed.fetch_add(0x9E37_79B9, Ordering::Relaxed)
     }
 
     /// Wakes the pollers waiting for a slot (or, while stopping, for the
@@ -925,16 +935,11 @@ fn keeper(inner: &Inner) {
                 Chore::TimedOut(id, attempt, task, t, cancel) => {
                     cancel.set(CancelReason::Timeout);
                     told.push((id, attempt, CancelReason::Timeout));
-                    let policy = inner
-                        .tasks
-                        .get(&task)
-                        .and_then(|t| t.retry.as_ref())
-                        .unwrap_or(&inner.retry);
-                    let seed = inner.seed.fetch_add(0x9E37_79B9, Ordering::Relaxed) ^ id as u64;
+                    let delay = inner.backoff(&task, attempt, id);
                     let why = format!("timed out after {:.3} s (task {task:?})", t.as_secs_f64());
                     let lease = Lease::new(id, &inner.id, attempt);
                     if let Err(Error::Closed | Error::Forked { .. }) =
-                        ops.retry(lease, Some(policy.delay(attempt, seed)), &why)
+                        ops.retry(lease, Some(delay), &why)
                     {
                         closed = true;
                     }
