@@ -115,6 +115,12 @@ export declare class NativeDatabase {
   notify<S extends boolean>(sync: S, channel: string, payload: string, tx?: NativeTx | undefined | null): S extends true ? number : Promise<number>
   /** Starts listening: notifications committed from now on. */
   listen(channel: string): NativeListener
+  worker(spec: WorkerSpec, tasks: Array<TaskSpec>): NativeWorker
+  /**
+   * Waits (on its own thread) up to `timeoutS` for job `id` to end.
+   * Rejects with `job_failed` if it went to the dead table.
+   */
+  waitResult(id: number, stop: NativeStop, timeoutS?: number | undefined | null): Promise<ResultData>
 }
 
 /** A held lock renewed in the background (see `honker_core::keepalive`). */
@@ -148,6 +154,47 @@ export declare class NativeStop {
 
 /** An open write transaction; `db.transaction(cb)` in the JS layer owns it. */
 export declare class NativeTx {}
+
+/** The worker runtime of one JS `Worker`. */
+export declare class NativeWorker {
+  /**
+   * Waits (on its own thread) for work. Stopping `stop` starts the
+   * shutdown; polls go on returning until "done".
+   */
+  poll(stop: NativeStop): Promise<PolledData>
+  /**
+   * Drain mode's cancel events: waits (on its own thread) for the next
+   * one, claiming nothing; null once `stop` is stopped.
+   */
+  nextEvent(stop: NativeStop): Promise<PolledData | null>
+  /** Drain mode: a due job, or null (on the libuv pool). */
+  drainNext(): Promise<ActivationData | null>
+  /**
+   * Reports a handler's end: `ok` with its result JSON (or null), or an
+   * error message (`retryInS` from a JS policy; `retry` false: no more
+   * attempts); `released` gives the job back. Resolves to the next job
+   * to run, claimed in the same commit.
+   */
+  complete(id: number, ok: boolean, value: string | undefined | null, retryInS: number | undefined | null, retry: boolean, released: boolean): Promise<ActivationData | null>
+  /** Stops claiming; the grace period starts. */
+  shutdown(): void
+  /** Ends the worker's keeper now (after its run or drain). */
+  close(): void
+  inFlight(): number
+  workerId(): string
+  isStopping(): boolean
+}
+
+/** A job to run. */
+export interface ActivationData {
+  id: number
+  task: string
+  /** The task envelope (JSON text). */
+  payload: string
+  attempt: number
+  maxAttempts: number
+  queue: string
+}
 
 /**
  * The first fire of cron expression `expr` (in zone `opts.tz`, else UTC)
@@ -240,6 +287,17 @@ export interface OpenOptionsData {
   trustedSchema?: boolean
 }
 
+/**
+ * What a poll found: `kind` "run" (with `job`), "cancel" (with `id` and
+ * `reason`: timeout, lease_lost, shutdown) or "done".
+ */
+export interface PolledData {
+  kind: string
+  job?: ActivationData
+  id?: number
+  reason?: string
+}
+
 /** A queue's job counts by state. */
 export interface QueueStatsData {
   ready: number
@@ -249,12 +307,33 @@ export interface QueueStatsData {
 }
 
 /**
+ * A job's end as awaited by its enqueuer: `done` false on timeout;
+ * `value` the saved result (JSON text), if any.
+ */
+export interface ResultData {
+  done: boolean
+  value?: string
+}
+
+/**
  * A stream's retention, in (possibly fractional) seconds and events; a
  * missing field is no such limit. Unknown fields are ignored.
  */
 export interface RetentionData {
   maxAgeS?: number
   maxCount?: number
+}
+
+/**
+ * A retry policy: `kind` "exponential" (`baseS`, `maxS`, `jitter`) or
+ * "fixed" (`baseS`). A function policy stays in JS, which passes its delay
+ * with the failure.
+ */
+export interface RetrySpec {
+  kind: string
+  baseS: number
+  maxS: number
+  jitter: boolean
 }
 
 /** A query's result: column names and rows of values. */
@@ -294,5 +373,35 @@ export interface ScheduleSpecData {
   tz?: string
 }
 
+/**
+ * The envelope of a run of task `task` with payload `payload` (JSON text):
+ * `{"task": task, "args": [payload]}`.
+ */
+export declare function taskEnvelope(task: string, payload: string): string
+
+/** A task's worker-side options. */
+export interface TaskSpec {
+  name: string
+  timeoutS?: number
+  retry?: RetrySpec
+  storeResult: boolean
+  resultTtlS: number
+}
+
 /** The honker-core version. */
 export declare function version(): string
+
+/** A worker's options (defaults applied by the JS layer). */
+export interface WorkerSpec {
+  queues: Array<string>
+  concurrency: number
+  workerId?: string
+  leaseS: number
+  graceS: number
+  retry?: RetrySpec
+  /**
+   * Leave jobs of unknown tasks for another worker, due again after this
+   * many seconds; null: dead-letter them.
+   */
+  leaveUnknownS?: number
+}

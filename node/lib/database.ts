@@ -11,6 +11,7 @@ import { Queue, type QueueOptions } from './queue.js';
 import { Scheduler } from './scheduler.js';
 import { Stream } from './stream.js';
 import { inTransaction, Transaction, txOf } from './transaction.js';
+import { Worker, type Task, type WorkerOptions } from './worker.js';
 
 export interface OpenOptions {
   /** How long a write waits for other processes' writers before failing with code `busy` (default 10 s). */
@@ -39,6 +40,11 @@ export class Database {
    * @internal
    */
   _gate: Promise<void> | null = null;
+  /**
+   * The tasks registered on this database, by name.
+   * @internal
+   */
+  readonly _tasks: Map<string, Task> = new Map();
 
   constructor(path: string, opts?: OpenOptions) {
     const o = options('open options', opts, ['busyTimeoutS', 'walAutocheckpoint', 'trustedSchema']);
@@ -256,6 +262,32 @@ export class Database {
    */
   async sweepResults(): Promise<number> {
     return this._async(() => this._n.sweepResults());
+  }
+
+  /** The tasks registered on this database (`queue.task(...)`), by name. */
+  get tasks(): ReadonlyMap<string, Task> {
+    return new Map(this._tasks);
+  }
+
+  /** @internal */
+  _registerTask(task: Task): void {
+    const old = this._tasks.get(task.name);
+    if (old !== undefined && old.handler !== task.handler) {
+      throw new HonkerError(
+        `invalid argument \`name\`: task ${JSON.stringify(task.name)} is already registered (on queue ${JSON.stringify(old.queue.name)}); give one of them another name`,
+        'invalid_argument',
+      );
+    }
+    this._tasks.set(task.name, task);
+  }
+
+  /**
+   * A worker for the tasks registered on this database, over
+   * `opts.queues` (default: every queue with a task): `await
+   * worker.run()` until `opts.signal` aborts, or `await worker.drain()`.
+   */
+  worker(opts?: WorkerOptions): Worker {
+    return new Worker(this, opts);
   }
 
   scheduler(): Scheduler {

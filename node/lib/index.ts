@@ -21,6 +21,18 @@ export { Claimer, Job, Queue, type EnqueueOptions, type JobInfo, type QueueOptio
 export { Scheduler, cronNext, type Schedule, type ScheduledTask } from './scheduler.js';
 export { Stream, Subscription, type Event, type Retention, type RetentionOptions } from './stream.js';
 export { Transaction } from './transaction.js';
+export {
+  Retry,
+  Task,
+  TaskContext,
+  TaskHandle,
+  Worker,
+  type CancelReason,
+  type RetryFunction,
+  type TaskHandler,
+  type TaskOptions,
+  type WorkerOptions,
+} from './worker.js';
 
 /** The honker-core version this package was built with. */
 export const VERSION: string = native.version();

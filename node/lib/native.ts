@@ -31,4 +31,4 @@ function load(): typeof Native {
 }
 
 export const native: typeof Native = load();
-export type { NativeDatabase, NativeTx, NativeStop, NativeCursor, NativeListener, JobData } from '../native.js';
+export type { NativeDatabase, NativeTx, NativeStop, NativeCursor, NativeListener, NativeWorker, JobData } from '../native.js';

@@ -6,6 +6,7 @@ import type * as N from '../native.js';
 import { arrayOf, options, renamed, seconds, type TxOption, type WaitOptions } from './options.js';
 import { txOf } from './transaction.js';
 import type { Database } from './database.js';
+import { Task, type TaskHandler, type TaskOptions } from './worker.js';
 
 export interface QueueOptions {
   /** How long a claim is leased before another worker may take the job (default 300 s). */
@@ -279,6 +280,23 @@ export class Queue {
     this.name = name;
     this.visibilityTimeoutS = o.visibilityTimeoutS ?? 300;
     this.maxAttempts = o.maxAttempts ?? 3;
+  }
+
+  /**
+   * Registers `handler` as task `name` of this queue and returns the task:
+   * `task.enqueue(payload)` runs it on a worker (`db.worker()`) of any
+   * process, in any language with a task of this name. A name is
+   * registered once per database.
+   */
+  task<P = any, R = any>(name: string, handler: TaskHandler<P, R>, opts?: TaskOptions): Task<P, R> {
+    const t = new Task<P, R>(this, name, handler, opts);
+    this.db._registerTask(t);
+    return t;
+  }
+
+  /** @internal */
+  _enqueueOpts(opts: EnqueueOptions | undefined): N.EnqueueOptions | null {
+    return enqueueOpts(opts);
   }
 
   /** Adds a job (inside `opts.tx` when given); resolves to its id. */

@@ -10,7 +10,7 @@
 //! call runs, who it acts for), `data` (plain values crossing over),
 //! `handles` (transaction, stop flag, listener, cursor, lock keeper),
 //! `database` (the handle, transactions, SQL) and the operations by
-//! concern: `queue`, `stream`, `lock`, `scheduler`.
+//! concern: `queue`, `stream`, `lock`, `scheduler`, `worker`.
 //!
 //! An operation that the JS API offers both ways (`enqueue` and
 //! `enqueueSync`) is one native method whose first argument, `sync`, picks:
@@ -29,6 +29,7 @@ pub(crate) mod queue;
 pub(crate) mod scheduler;
 pub(crate) mod stream;
 pub(crate) mod task;
+pub(crate) mod worker;
 
 use error::*;
 use honker_core::{cron, Error};

@@ -3,7 +3,37 @@
 import {
   open, cronNext, HonkerError, type Job, type ErrorCode, type Event, type Notification,
   type QueueStats, type Retention, type LockInfo,
+  Retry, type Task, type TaskContext, type TaskHandle, type CancelReason,
 } from '../dist/index.js';
+
+async function tasks(signal: AbortSignal): Promise<void> {
+  const db = open('app.db');
+  const emails = db.queue('emails');
+  const send: Task<{ to: string }, { sent: string }> = emails.task(
+    'send_email',
+    async (p: { to: string }, ctx: TaskContext) => {
+      ctx.signal.throwIfAborted();
+      const why: CancelReason | null = ctx.cancelReason;
+      void why;
+      return { sent: p.to };
+    },
+    { timeoutS: 30, retry: Retry.exponential({ baseS: 2, maxS: 600 }), maxAttempts: 5, storeResult: true },
+  );
+  emails.task('fixed', () => undefined, { retry: Retry.fixed(5) });
+  emails.task('fn', () => 1, { retry: (attempt: number) => attempt * 10 });
+  const h: TaskHandle<{ sent: string }> = await send.enqueue({ to: 'a@example.com' }, { delayS: 60 });
+  const r: { sent: string } | undefined = await h.result({ timeoutS: 10, signal });
+  void r;
+  const worker = db.worker({ queues: ['emails'], concurrency: 8, signal, graceS: 5 });
+  await worker.run();
+  const ran: number = await db.worker().drain();
+  void ran;
+  // @ts-expect-error the payload is typed
+  await send.enqueue({ too: 'x' });
+  // @ts-expect-error unknown tasks are dead-lettered or left
+  db.worker({ unknownTasks: 'drop' });
+}
+void tasks;
 
 async function main(signal: AbortSignal): Promise<void> {
   const db = open('app.db', { busyTimeoutS: 5 });

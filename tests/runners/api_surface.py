@@ -73,6 +73,9 @@ for (const [k, v] of Object.entries(h)) {
     if (m === 'constructor' || m.startsWith('_') || m === 'next' || m === 'return') continue;
     out.add(`${k}.${m.replace(/Sync$/, '')}`);
   }
+  for (const m of Object.getOwnPropertyNames(v)) {
+    if (typeof v[m] === 'function' && !m.startsWith('_')) out.add(`${k}.${m}`);
+  }
 }
 console.log(JSON.stringify([...out]));
 """

@@ -597,6 +597,30 @@ impl WorkerCore {
         }
     }
 
+    /// Waits for the next cancel event (with
+    /// [`WorkerOptions::cancel_events`]) and claims nothing: what a host in
+    /// drain mode, which claims with [`WorkerCore::drain_next`], listens on
+    /// to tell its handlers to stop. `None` once `stop` is set.
+    pub fn next_event(&self, stop: &impl Stop) -> Result<Option<(i64, CancelReason)>> {
+        let inner = &*self.inner;
+        loop {
+            let seen = inner.watcher.generation();
+            {
+                let mut st = lock(&inner.st);
+                if let Some(e) = st.events.pop_front() {
+                    return Ok(Some(e));
+                }
+                if st.closed {
+                    return Err(Error::Closed);
+                }
+            }
+            if stop.is_set() {
+                return Ok(None);
+            }
+            wait_or_stop(&inner.watcher, seen, MAX_WAIT, stop)?;
+        }
+    }
+
     /// Drain mode, one step: claims and returns a due job if there is one,
     /// `None` if nothing is due now (delayed jobs and retries waiting out
     /// their backoff are left). Does not wait and ignores the concurrency:
@@ -854,7 +878,12 @@ impl WorkerCore {
         }))
     }
 
-    fn close(&self) {
+    /// Ends the worker now, as dropping it does: the keeper stops, and
+    /// later polls fail with `closed`. Jobs still in flight keep their
+    /// leases until they lapse (shut down and poll to `Done` first to
+    /// release them). For a host whose handle outlives its use (a garbage
+    /// collected one).
+    pub fn close(&self) {
         let mut st = lock(&self.inner.st);
         st.closed = true;
         self.inner.keeper.notify_all();

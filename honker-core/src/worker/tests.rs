@@ -522,3 +522,31 @@ fn dropping_a_worker_ends_its_keeper_at_once() {
         started.elapsed()
     );
 }
+
+#[test]
+fn next_event_hands_out_cancel_events_without_claiming() {
+    let dir = Dir::new();
+    let db = open(&dir);
+    let slow = put(&db, "q", "slow", "[]");
+    let other = put(&db, "q", "slow", "[]");
+    let t = TaskOptions {
+        timeout: Some(Duration::from_millis(50)),
+        ..TaskOptions::default()
+    };
+    let o = WorkerOptions {
+        cancel_events: true,
+        ..opts(&["q"])
+    };
+    let w = WorkerCore::new(&db, o, vec![task("slow", t)]).unwrap();
+    let a = w.drain_next().unwrap().unwrap();
+    assert_eq!(a.job.id, slow);
+    let never = AtomicBool::new(false);
+    assert_eq!(
+        w.next_event(&never).unwrap(),
+        Some((slow, CancelReason::Timeout))
+    );
+    // Waiting for events claimed nothing: the other job is still ready.
+    assert_eq!(job(&db, other).unwrap().state, JobState::Ready);
+    // A set stop ends the wait.
+    assert_eq!(w.next_event(&AtomicBool::new(true)).unwrap(), None);
+}
