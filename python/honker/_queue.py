@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, overload
 
 from honker._aio import _awaitable, _off_loop, _WaitThread
 from honker._common import _dumps, _epoch_s, _loads, _tx, _unit, _until_closed
@@ -204,6 +204,23 @@ class Queue:
 
     enqueue_many_async = _awaitable(enqueue_many)
 
+    @overload
+    def task(self, fn: Callable[..., Any], /) -> Task: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
+        retry: RetryArg = None,
+        store_result: bool = True,
+        result_ttl_s: float = 86400.0,
+    ) -> Callable[[Callable[..., Any]], Task]: ...
+
     def task(
         self,
         fn: Callable[..., Any] | None = None,
@@ -215,7 +232,7 @@ class Queue:
         retry: RetryArg = None,
         store_result: bool = True,
         result_ttl_s: float = 86400.0,
-    ) -> Any:
+    ) -> Task | Callable[[Callable[..., Any]], Task]:
         """Registers a function as a task of this queue, as ``@queue.task`` or
         ``@queue.task(name=..., ...)``. The function stays callable;
         ``fn.enqueue(*args, **kwargs)`` runs it on a worker and returns a

@@ -30,6 +30,60 @@ async function producer(file, queue, n, workers, prefix) {
   db.close();
 }
 
+// n business transactions, each an order and its ship_order task (every
+// fifth rolls back); then reads every committed task's result back, as the
+// handler (in another language) returned it.
+async function taskProducer(file, queue, n, prefix) {
+  const db = open(file);
+  const shipOrder = db.queue(queue).task('ship_order', () => {
+    throw new Error('ship_order runs on a worker in another language');
+  });
+  const handles = [];
+  for (let i = 0; i < n; i++) {
+    const ref = `${prefix}-${i}`;
+    try {
+      const h = await db.transaction(async (tx) => {
+        tx.execute('INSERT INTO orders (ref) VALUES (?)', [ref]);
+        const handle = await shipOrder.enqueue(ref, { tx });
+        if (i % 5 === 4) throw new Rollback();
+        return handle;
+      });
+      handles.push([ref, h]);
+    } catch (e) {
+      if (!(e instanceof Rollback)) throw e;
+    }
+  }
+  const by = {};
+  for (const [ref, h] of handles) {
+    const r = await h.result({ timeoutS: 60 });
+    if (r?.order_ref !== ref) throw new Error(`job ${h.id} for ${ref}: result ${JSON.stringify(r)}`);
+    by[r.lang] = (by[r.lang] ?? 0) + 1;
+  }
+  console.log(`${handles.length} results read back, by ${JSON.stringify(by)}`);
+  db.close();
+}
+
+// Runs the ship_order task (recording each run in `processed`) until
+// stdin closes, then drains.
+async function taskWorker(file, queue, name) {
+  const db = open(file);
+  db.queue(queue).task('ship_order', async (orderRef, ctx) => {
+    await db.execute("INSERT INTO processed (job_id, order_ref, worker, lang) VALUES (?, ?, ?, 'node')", [
+      ctx.id,
+      orderRef,
+      name,
+    ]);
+    return { order_ref: orderRef, lang: 'node', worker: name };
+  });
+  const stop = new AbortController();
+  process.stdin.on('end', () => stop.abort());
+  process.stdin.resume();
+  const running = db.worker({ workerId: name, concurrency: 4, signal: stop.signal }).run();
+  console.log('ready');
+  await running;
+  db.close();
+}
+
 // Claims until a stop job; the effect and the ack commit together.
 async function worker(file, queue, name) {
   const db = open(file);
@@ -134,6 +188,8 @@ const roles = {
   scheduler: () => scheduler(args[0], args[1]),
   lock: () => lock(args[0], args[1], args[2]),
   rate: () => rate(args[0], args[1], Number(args[2]), Number(args[3])),
+  'task-producer': () => taskProducer(args[0], args[1], Number(args[2]), args[3]),
+  'task-worker': () => taskWorker(args[0], args[1], args[2]),
 };
 if (!roles[role]) {
   console.error(`unknown role ${role}`);

@@ -1,6 +1,6 @@
 """The Python roles of the cross-language suite, run as separate processes
 by run.py: ``producer``, ``worker``, ``listener``, ``publisher``,
-``consumer``, ``scheduler``."""
+``consumer``, ``scheduler``, ``task-producer``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,39 @@ def producer(path: str, queue: str, n: int, workers: int, prefix: str) -> None:
             pass
     for _ in range(workers):
         q.enqueue({"stop": True}, priority=-1)
+    db.close()
+
+
+def task_producer(path: str, queue: str, n: int, prefix: str) -> None:
+    """n business transactions, each an order and its ``ship_order`` task
+    (every fifth rolls back); then reads every committed task's result back,
+    as the handler (in another language) returned it."""
+    db = honker.open(path)
+    q = db.queue(queue)
+
+    @q.task(name="ship_order")
+    def ship_order(order_ref: str) -> dict[str, str]:
+        raise RuntimeError("ship_order runs on a worker in another language")
+
+    handles: list[tuple[str, honker.TaskHandle]] = []
+    for i in range(n):
+        ref = f"{prefix}-{i}"
+        try:
+            with db.transaction() as tx:
+                tx.execute("INSERT INTO orders (ref) VALUES (?)", [ref])
+                h = ship_order.options(tx=tx).enqueue(ref)
+                if i % 5 == 4:
+                    raise Rollback
+            handles.append((ref, h))
+        except Rollback:
+            pass
+    by: dict[str, int] = {}
+    for ref, h in handles:
+        r = h.result(timeout=60)
+        if not isinstance(r, dict) or r.get("order_ref") != ref:
+            raise SystemExit(f"job {h.id} for {ref}: result {r!r}")
+        by[r["lang"]] = by.get(r["lang"], 0) + 1
+    print(f"{len(handles)} results read back, by {by}", flush=True)
     db.close()
 
 
@@ -113,6 +146,8 @@ if __name__ == "__main__":
     role, *args = sys.argv[1:]
     if role == "producer":
         producer(args[0], args[1], int(args[2]), int(args[3]), args[4])
+    elif role == "task-producer":
+        task_producer(args[0], args[1], int(args[2]), args[3])
     elif role == "worker":
         worker(args[0], args[1], args[2])
     elif role == "listener":

@@ -134,6 +134,34 @@ def queue_scenario(tmp: str, producer: str, consumer: str, args: argparse.Namesp
     print(f"ok  {what} ({time.monotonic() - t:.1f} s): {summary}")
 
 
+def task_scenario(tmp: str, producer: str, consumer: str, args: argparse.Namespace) -> None:
+    """Tasks across languages: the producer enqueues the ``ship_order`` task
+    (the shared envelope) in business transactions, workers of another
+    language run its handler (the worker runtime), and the producer reads
+    every result back; rust verifies each committed order ran exactly once."""
+    what = f"{producer} enqueues tasks in business transactions, {consumer} task workers run them"
+    path = fresh_db(tmp, f"task-{producer}-{consumer}")
+    roles_mjs = os.path.join(HERE, "roles.mjs")
+    worker_cmds = {
+        "node": [["node", roles_mjs, "task-worker", path, "cross", f"node-{i}"] for i in range(2)],
+        "rust": [[args.rust, "task-worker", path, "cross", f"rust-{i}"] for i in range(2)],
+    }[consumer]
+    producer_cmd = {
+        "python": [*PY, "task-producer", path, "cross", str(ORDERS), "py"],
+        "node": ["node", roles_mjs, "task-producer", path, "cross", str(ORDERS), "node"],
+    }[producer]
+    workers = [start(c, stdin=subprocess.PIPE) for c in worker_cmds]
+    wait_ready(workers)
+    t = time.monotonic()
+    read_back = run(producer_cmd, what)
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.close()  # stop: each drains and exits
+    finish(workers, what)
+    summary = run([args.rust, "verify", path, "cross"], what)
+    print(f"ok  {what} ({time.monotonic() - t:.1f} s): {producer} read {read_back}; {summary}")
+
+
 def notify_scenario(tmp: str, listeners: list[str], args: argparse.Namespace, n: int = 20) -> None:
     what = f"rust notifies, {' and '.join(listeners)} listen"
     path = fresh_db(tmp, "notify")
@@ -348,6 +376,8 @@ def main() -> None:
             queue_scenario(tmp, "node", "python", args)
             queue_scenario(tmp, "sql", "node", args)
             queue_scenario(tmp, "rust", "node", args)
+            task_scenario(tmp, "python", "node", args)
+            task_scenario(tmp, "node", "rust", args)
         notify_scenario(tmp, ["python", "node"] if args.node else ["python"], args)
         stream_scenario(tmp, "node" if args.node else "python", ["python", "rust"], args)
         scheduler_scenario(tmp, ["python", "rust"], args)

@@ -9,12 +9,13 @@
 //! honker-cross scheduler <db> <owner>              lead or stand by until stdin closes
 //! honker-cross lock <db> <name> <owner>            try the lock: print its token (and release) or "none"
 //! honker-cross rate <db> <key> <limit> <per_s>     print 1 if allowed, else 0
+//! honker-cross task-worker <db> <queue> <name>     run the ship_order task until stdin closes
 //! ```
 //!
 //! Workers record what they did in the business table `processed`, in the
 //! same transaction as the ack, so a job's effect is applied exactly once.
 
-use honker::{Database, EnqueueOpts, QueueOpts, ScheduledTask, SchedulerOpts};
+use honker::{Database, EnqueueOpts, QueueOpts, ScheduledTask, SchedulerOpts, WorkerOptions};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         ["scheduler", db, owner] => scheduler(db, owner),
         ["lock", db, name, owner] => lock(db, name, owner),
         ["rate", db, key, limit, per] => rate(db, key, limit, per),
+        ["task-worker", db, queue, name] => task_worker(db, queue, name),
         _ => Err("usage: honker-cross worker|verify|notify ... (see src/main.rs)".into()),
     };
     match result {
@@ -98,6 +100,38 @@ fn worker(path: &str, queue: &str, name: &str) -> Res {
         }
         tx.commit()?;
     }
+}
+
+/// Runs the `ship_order` task (recording each run in `processed`) until
+/// stdin closes, then drains.
+fn task_worker(path: &str, queue: &str, name: &str) -> Res {
+    let db = Database::open(path)?;
+    let mut worker = db.worker(WorkerOptions {
+        queues: vec![queue.to_string()],
+        concurrency: 4,
+        worker_id: Some(name.to_string()),
+        ..WorkerOptions::default()
+    });
+    let (d, me) = (db.clone(), name.to_string());
+    worker.task("ship_order", move |call| -> honker::Result<Value> {
+        let order_ref: String = call.payload()?;
+        let tx = d.transaction()?;
+        tx.execute(
+            "INSERT INTO processed (job_id, order_ref, worker, lang) VALUES (?1, ?2, ?3, 'rust')",
+            (call.id(), &order_ref, &me),
+        )?;
+        tx.commit()?;
+        Ok(serde_json::json!({ "order_ref": order_ref, "lang": "rust", "worker": me }))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        flag.store(true, Ordering::SeqCst);
+    });
+    println!("ready");
+    worker.run(stop)?;
+    Ok(())
 }
 
 fn verify(path: &str, queue: &str) -> Res {
