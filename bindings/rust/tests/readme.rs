@@ -143,6 +143,146 @@ fn async_example_enqueues_in_a_transaction_and_drains_one_job() -> honker::Resul
         })
 }
 
+#[test]
+fn top_level_readme_tasks_example() -> honker::Result<()> {
+    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
+    let t = TempDb::new();
+    std::env::set_current_dir(t.dir.path()).unwrap();
+    honker::Database::open("app.db")?
+        .with_conn(|c| c.execute_batch("CREATE TABLE orders (user_id INTEGER)"))??;
+    // ---- snippet: README.md, Tasks and workers
+    use honker::{Database, EnqueueOpts, QueueOpts, TaskCall, WorkerOptions};
+    use serde_json::{json, Value};
+
+    let db = Database::open("app.db")?;
+    let receipts = db.queue("receipts", QueueOpts::default());
+
+    // The producer (a web handler, say): the task's job commits with the order.
+    let tx = db.transaction()?;
+    tx.execute("INSERT INTO orders (user_id) VALUES (?1)", [42])?;
+    receipts.enqueue_task_tx(
+        &tx,
+        "send_receipt",
+        &json!({"user": 42}),
+        EnqueueOpts::default(),
+    )?;
+    tx.commit()?;
+
+    // The worker process: handlers by task name, run until shutdown.
+    let mut worker = db.worker(WorkerOptions {
+        queues: vec!["receipts".into()],
+        concurrency: 4,
+        ..WorkerOptions::default()
+    });
+    worker.task("send_receipt", |call: &TaskCall| -> honker::Result<Value> {
+        let order: Value = call.payload()?;
+        Ok(json!({"sent_to_user": order["user"]})) // the job's result
+    });
+    let ran = worker.drain()?; // a test runs what is due; a service calls worker.run(stop)
+                               // ---- end of snippet
+    assert_eq!(ran, 1);
+    let job_id: i64 = 1;
+    assert_eq!(
+        db.get_result(job_id)?.as_deref(),
+        Some(r#"{"sent_to_user":42}"#)
+    );
+    Ok(())
+}
+
+type AnyResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// The worker process of "Tasks and workers", run on a thread; stopped by
+/// the SIGTERM its own handler registration catches.
+fn readme_worker_process() -> AnyResult {
+    // ---- snippet: bindings/rust/README.md, Tasks and workers (worker)
+    use honker::{Database, RetryPolicy, TaskCall, TaskOptions, WorkerOptions};
+    use serde_json::{json, Value};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let db = Database::open("app.db")?;
+    let mut worker = db.worker(WorkerOptions {
+        queues: vec!["emails".into()],
+        concurrency: 8,
+        ..WorkerOptions::default()
+    });
+    let opts = TaskOptions {
+        timeout: Some(Duration::from_secs(30)),
+        retry: Some(RetryPolicy::Exponential {
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(600),
+            jitter: true,
+        }),
+        ..TaskOptions::default()
+    };
+    worker.task_with(
+        "send_welcome",
+        opts,
+        |call: &TaskCall| -> honker::Result<Value> {
+            let p: Value = call.payload()?;
+            // ... send it; call.is_cancelled() turns true on a timeout, a lost
+            // lease, or the end of a shutdown's grace period.
+            Ok(json!({"sent_to": p["email"]})) // saved as the job's result
+        },
+    );
+
+    // Once `stop` is set, nothing more is claimed, running jobs get the grace
+    // period (WorkerOptions::grace, 10 s), the rest are released without using
+    // an attempt, and run returns.
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    worker.run(stop)?;
+    Ok(())
+}
+
+#[test]
+fn tasks_example_a_web_producer_and_a_worker_stopped_by_sigterm() -> AnyResult {
+    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
+    let t = TempDb::new();
+    std::env::set_current_dir(t.dir.path()).unwrap();
+    honker::Database::open("app.db")?
+        .with_conn(|c| c.execute_batch("CREATE TABLE users (email TEXT)"))??;
+    let worker = std::thread::spawn(readme_worker_process);
+    let seen = {
+        // ---- snippet: bindings/rust/README.md, Tasks and workers (producer)
+        use honker::{Database, EnqueueOpts, QueueOpts};
+        use serde_json::json;
+        use std::time::Duration;
+
+        let db = Database::open("app.db")?;
+        let emails = db.queue("emails", QueueOpts::default());
+
+        // The task's job commits with the signup, or neither does.
+        let tx = db.transaction()?;
+        tx.execute("INSERT INTO users (email) VALUES (?1)", ["ada@example.com"])?;
+        let email = json!({"email": "ada@example.com"});
+        let id = emails.enqueue_task_tx(&tx, "send_welcome", &email, EnqueueOpts::default())?;
+        tx.commit()?;
+
+        // Optionally wait for the result, woken by the commit that ends the job
+        // (None after the timeout; a dead job is Error::JobFailed).
+        if let Some(outcome) = db.wait_job(id, Duration::from_secs(10))? {
+            let result: Option<String> = outcome.into_result()?; // the handler's value as JSON
+            println!("{result:?}");
+        }
+        // ---- end of snippet
+        db.wait_job(id, Duration::from_secs(1))?
+            .map(|o| o.into_result())
+            .transpose()?
+    };
+    assert_eq!(
+        seen,
+        Some(Some(r#"{"sent_to":"ada@example.com"}"#.to_string()))
+    );
+    // The worker has run a job, so its handlers are registered: SIGTERM
+    // stops it, as it would stop the worker process.
+    signal_hook::low_level::raise(signal_hook::consts::SIGTERM)?;
+    worker.join().expect("the worker thread")?;
+    Ok(())
+}
+
 fn normalize(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)

@@ -18,7 +18,7 @@
 //!
 //! ```sql
 //! SELECT honker_enqueue('emails', json_object('task', 'send_email',
-//!        'args', json_array('a@example.com')), NULL, NULL, NULL, NULL, NULL);
+//!        'args', json_array('a@example.com')));
 //! ```
 
 use crate::error::{Error, Result};
