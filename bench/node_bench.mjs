@@ -66,9 +66,17 @@ async function main() {
   const db = honker.open(path.join(dir, 'honker.db'));
   const q = db.queue('bench');
   const rows = Object.fromEntries(
-    ['raw', 'rawClaimAck', 'enqueueSync', 'enqueue', 'enqueueMany', 'claimAckSync', 'claimAck', 'batch128', 'loop'].map((k) => [k, []]),
+    ['raw', 'rawClaimAck', 'enqueueSync', 'enqueue', 'enqueueMany', 'claimAckSync', 'claimAck', 'batch128', 'loop', 'worker'].map((k) => [k, []]),
   );
   let counter = 0;
+  // The worker runtime's round: no-op async tasks, concurrency 1, from the
+  // first claim to the last job run (its handler stops the worker).
+  const tq = db.queue('tasks');
+  let done = 0;
+  let stopWorker = () => {};
+  tq.task('noop', async () => {
+    if (++done === N) stopWorker();
+  });
 
   const rounds = {
     raw: () => { for (let i = 0; i < N; i++) raw.insert(counter++); },
@@ -98,6 +106,13 @@ async function main() {
         done += jobs.length;
       }
     },
+    worker: async () => {
+      done = 0;
+      const ac = new AbortController();
+      stopWorker = () => ac.abort();
+      await db.worker({ queues: ['tasks'], concurrency: 1, signal: ac.signal }).run();
+      if (done !== N) throw new Error(`the worker ran ${done} of ${N} jobs`);
+    },
     loop: async () => {
       let n = 0;
       for await (const job of q.claim('w', { timeoutS: 5 })) {
@@ -121,6 +136,8 @@ async function main() {
     rows.batch128.push(await rate(N * 10, rounds.batch128));
     q.enqueueManySync(Array.from({ length: N }, (_, i) => ({ n: i }))); // untimed: the loop's jobs
     rows.loop.push(await rate(N, rounds.loop));
+    tq.enqueueManySync(Array.from({ length: N }, (_, i) => ({ task: 'noop', args: [i] }))); // untimed
+    rows.worker.push(await rate(N, rounds.worker));
     // Drain what is left so every round starts from the same depth.
     while (q.claimBatchSync('w', 1000).length) { /* drain */ }
     while (raw.c.prepare("SELECT 1 FROM jobs WHERE worker IS NULL LIMIT 1").get()) raw.claimAck();
@@ -142,6 +159,7 @@ async function main() {
     claimAck: 'await claimOne + await ack',
     batch128: 'await claimBatch(128) + await ackBatch',
     loop: 'for await claim loop + await ack, end to end',
+    worker: 'worker runtime: no-op async tasks, concurrency 1',
   };
   for (const [k, label] of Object.entries(labels)) {
     const r = median(rows[k]);
@@ -151,6 +169,8 @@ async function main() {
   const es = median(rows.enqueueSync) / base;
   const ea = median(rows.enqueue) / base;
   console.log(`enqueueSync / better-sqlite3 insert: ${es.toFixed(2)} (goal: at least 0.8); async enqueue: ${ea.toFixed(2)} (goal: at least 0.5)`);
+  const w = median(rows.worker) / base;
+  console.log(`worker (no-op async tasks, concurrency 1) / better-sqlite3 insert: ${w.toFixed(2)} (goal: at least 0.5)`);
   db.close();
   raw.c.close();
   fs.rmSync(dir, { recursive: true, force: true });

@@ -12,6 +12,7 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 import honker
@@ -64,7 +65,37 @@ def main():
     raw = stdlib_db(os.path.join(d, "raw.db"))
     db = honker.open(os.path.join(d, "honker.db"))
     q = db.queue("bench")
-    rows = {k: [] for k in ("raw", "raw_claim_ack", "enqueue", "enqueue_many", "claim_ack", "batch128", "async", "async_ack", "enqueue_async")}
+    rows = {
+        k: []
+        for k in (
+            "raw",
+            "raw_claim_ack",
+            "enqueue",
+            "enqueue_many",
+            "claim_ack",
+            "batch128",
+            "async",
+            "async_ack",
+            "enqueue_async",
+            "worker",
+        )
+    }
+    tq = db.queue("tasks")
+    done = [0]
+    finished = threading.Event()
+
+    @tq.task(name="noop")
+    def noop(i):
+        done[0] += 1
+        if done[0] == N:
+            finished.set()
+
+    def worker_round():
+        """The worker runtime, concurrency 1, no-op sync tasks: from the first
+        claim to the last job acked (run() stops once the last one ran)."""
+        done[0] = 0
+        finished.clear()
+        db.worker(["tasks"], concurrency=1).run(stop=finished)
     counter = [0]
 
     def raw_round():
@@ -130,6 +161,8 @@ def main():
         rows["async"].append(rate(N, lambda: asyncio.run(async_round())))
         rows["enqueue_async"].append(rate(N, lambda: asyncio.run(enqueue_async_round())))
         rows["async_ack"].append(rate(N, lambda: asyncio.run(async_ack_round())))
+        tq.enqueue_many([{"task": "noop", "args": [i]} for i in range(N)])  # untimed
+        rows["worker"].append(rate(N, worker_round))
         # Drain what is left so every round starts from the same depth.
         while q.claim_batch("w", 1000):
             pass
@@ -148,6 +181,7 @@ def main():
         ("enqueue_async", "await enqueue_async, 1 per transaction"),
         ("async", "async for claim loop + ack, end to end"),
         ("async_ack", "async for claim loop + await ack_async, end to end"),
+        ("worker", "worker runtime: no-op sync tasks, concurrency 1"),
     ]:
         r = statistics.median(rows[key])
         print(f"| {label} | {r:.0f} | {r / raw_rate:.2f} |")
@@ -157,6 +191,8 @@ def main():
     floor = statistics.median(rows["raw_claim_ack"]) / raw_rate
     print(f"single enqueue / stdlib insert: {e:.2f} (goal: at least 0.8); claim+ack / stdlib insert: {c:.2f} (goal: at least 0.4)")
     print(f"claim+ack / the stdlib floor of claim+ack: {c / floor:.2f}")
+    w = statistics.median(rows["worker"]) / raw_rate
+    print(f"worker (no-op tasks, concurrency 1) / stdlib insert: {w:.2f} (goal: at least 0.6)")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ use crate::handles::NativeStop;
 use crate::task::*;
 use honker_core::wake::wait::{self, JobOutcome};
 use honker_core::worker::{
-    envelope, Activation, Outcome, Polled, RetryPolicy, TaskOptions, UnknownTasks, WorkerCore,
-    WorkerOptions,
+    envelope, Activation, CancelReason, Outcome, Polled, RetryPolicy, TaskOptions, UnknownTasks,
+    WorkerCore, WorkerOptions,
 };
 use honker_core::Db;
 use napi::Env;
@@ -87,6 +87,15 @@ pub struct PolledData {
     pub job: Option<ActivationData>,
     pub id: Option<i64>,
     pub reason: Option<String>,
+}
+
+fn cancel_data(id: i64, why: CancelReason) -> PolledData {
+    PolledData {
+        kind: "cancel".into(),
+        job: None,
+        id: Some(id),
+        reason: Some(why.as_str().into()),
+    }
 }
 
 /// A job's end as awaited by its enqueuer: `done` false on timeout;
@@ -221,12 +230,7 @@ impl NativeWorker {
                     id: None,
                     reason: None,
                 },
-                Polled::Cancel { id, why } => PolledData {
-                    kind: "cancel".into(),
-                    job: None,
-                    id: Some(id),
-                    reason: Some(why.as_str().into()),
-                },
+                Polled::Cancel { id, why } => cancel_data(id, why),
                 Polled::Done => PolledData {
                     kind: "done".into(),
                     job: None,
@@ -247,12 +251,9 @@ impl NativeWorker {
     ) -> Result<napi::bindgen_prelude::Object<'env>> {
         let (core, flag) = (self.core.clone(), stop.flag.clone());
         wait_on_thread(env, move || {
-            Ok(core.next_event(&flag)?.map(|(id, why)| PolledData {
-                kind: "cancel".into(),
-                job: None,
-                id: Some(id),
-                reason: Some(why.as_str().into()),
-            }))
+            Ok(core
+                .next_event(&flag)?
+                .map(|(id, why)| cancel_data(id, why)))
         })
     }
 
@@ -280,17 +281,7 @@ impl NativeWorker {
         let retry_in = secs("retryInS", retry_in_s)?;
         let core = self.core.clone();
         Ok(spawn(move || {
-            let outcome = if released {
-                Outcome::Released
-            } else if ok {
-                Outcome::Completed(value.as_deref())
-            } else {
-                Outcome::Failed {
-                    error: value.as_deref().unwrap_or(""),
-                    retry_in,
-                    retry,
-                }
-            };
+            let outcome = Outcome::reported(released, ok, value.as_deref(), retry_in, retry);
             Ok(core.complete(id, outcome)?.map(ActivationData::from))
         }))
     }

@@ -212,17 +212,7 @@ impl NativeWorker {
         let retry_in = secs("retry_in_s", retry_in_s)?;
         let got = py.detach(|| {
             honker_core::guard(|| {
-                let outcome = if released {
-                    Outcome::Released
-                } else if ok {
-                    Outcome::Completed(value.as_deref())
-                } else {
-                    Outcome::Failed {
-                        error: value.as_deref().unwrap_or(""),
-                        retry_in,
-                        retry,
-                    }
-                };
+                let outcome = Outcome::reported(released, ok, value.as_deref(), retry_in, retry);
                 self.core.complete(id, outcome)
             })
         });

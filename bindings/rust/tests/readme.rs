@@ -12,13 +12,26 @@ use common::TempDb;
 /// process's: one such test at a time.
 static CWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A fresh directory made the current one (for this test alone) with an
+/// app.db holding the snippet's business table, made by `schema`.
+struct AppDir {
+    _cwd: std::sync::MutexGuard<'static, ()>,
+    _dir: TempDb,
+}
+
+impl AppDir {
+    fn new(schema: &str) -> honker::Result<AppDir> {
+        let cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
+        let t = TempDb::new();
+        std::env::set_current_dir(t.dir.path()).unwrap();
+        honker::Database::open("app.db")?.with_conn(|c| c.execute_batch(schema))??;
+        Ok(AppDir { _cwd: cwd, _dir: t })
+    }
+}
+
 #[test]
 fn top_level_readme_example() -> honker::Result<()> {
-    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
-    let t = TempDb::new();
-    std::env::set_current_dir(t.dir.path()).unwrap();
-    honker::Database::open("app.db")?
-        .with_conn(|c| c.execute_batch("CREATE TABLE orders (user_id INTEGER)"))??;
+    let _app = AppDir::new("CREATE TABLE orders (user_id INTEGER)")?;
     // ---- snippet: README.md
     use honker::{Database, EnqueueOpts, QueueOpts};
     use serde_json::json;
@@ -100,11 +113,7 @@ fn trusted_schema_example_lets_your_own_trigger_enqueue() -> honker::Result<()> 
 #[cfg(feature = "tokio")]
 #[test]
 fn async_example_enqueues_in_a_transaction_and_drains_one_job() -> honker::Result<()> {
-    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
-    let t = TempDb::new();
-    std::env::set_current_dir(t.dir.path()).unwrap();
-    honker::Database::open("app.db")?
-        .with_conn(|c| c.execute_batch("CREATE TABLE orders (user_id INTEGER)"))??;
+    let _app = AppDir::new("CREATE TABLE orders (user_id INTEGER)")?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -145,11 +154,7 @@ fn async_example_enqueues_in_a_transaction_and_drains_one_job() -> honker::Resul
 
 #[test]
 fn top_level_readme_tasks_example() -> honker::Result<()> {
-    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
-    let t = TempDb::new();
-    std::env::set_current_dir(t.dir.path()).unwrap();
-    honker::Database::open("app.db")?
-        .with_conn(|c| c.execute_batch("CREATE TABLE orders (user_id INTEGER)"))??;
+    let _app = AppDir::new("CREATE TABLE orders (user_id INTEGER)")?;
     // ---- snippet: README.md, Tasks and workers
     use honker::{Database, EnqueueOpts, QueueOpts, TaskCall, WorkerOptions};
     use serde_json::{json, Value};
@@ -239,11 +244,7 @@ fn readme_worker_process() -> AnyResult {
 
 #[test]
 fn tasks_example_a_web_producer_and_a_worker_stopped_by_sigterm() -> AnyResult {
-    let _cwd = CWD.lock().unwrap_or_else(|p| p.into_inner());
-    let t = TempDb::new();
-    std::env::set_current_dir(t.dir.path()).unwrap();
-    honker::Database::open("app.db")?
-        .with_conn(|c| c.execute_batch("CREATE TABLE users (email TEXT)"))??;
+    let _app = AppDir::new("CREATE TABLE users (email TEXT)")?;
     let worker = std::thread::spawn(readme_worker_process);
     let seen = {
         // ---- snippet: bindings/rust/README.md, Tasks and workers (producer)

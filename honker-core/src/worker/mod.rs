@@ -304,6 +304,32 @@ pub enum Outcome<'a> {
     Released,
 }
 
+impl<'a> Outcome<'a> {
+    /// The outcome a host reports as plain values: `released`, else `ok`
+    /// with `value` as the result JSON, else a failure with `value` as the
+    /// error (`retry_in` from a host-side policy; `retry` false: no more
+    /// attempts).
+    pub fn reported(
+        released: bool,
+        ok: bool,
+        value: Option<&'a str>,
+        retry_in: Option<Duration>,
+        retry: bool,
+    ) -> Outcome<'a> {
+        if released {
+            Outcome::Released
+        } else if ok {
+            Outcome::Completed(value)
+        } else {
+            Outcome::Failed {
+                error: value.unwrap_or(""),
+                retry_in,
+                retry,
+            }
+        }
+    }
+}
+
 /// What [`WorkerCore::poll`] found.
 // Returned once per job and moved straight out: boxing would only add an
 // allocation.
