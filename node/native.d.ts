@@ -404,4 +404,9 @@ export interface WorkerSpec {
    * many seconds; null: dead-letter them.
    */
   leaveUnknownS?: number
+  /**
+   * Most jobs acked and claimed in one commit when handlers are quick
+   * (1: one commit per job).
+   */
+  batch: number
 }

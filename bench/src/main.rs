@@ -64,7 +64,7 @@ fn raw_claim(c: &Connection, n: usize) -> Vec<i64> {
     let t = now_ms();
     c.prepare_cached(
         "UPDATE jobs SET worker = 'w', lease_until = ?2
-         WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND worker IS NULL AND run_at <= ?3 ORDER BY run_at, id LIMIT ?4)
+         WHERE id IN (SELECT id FROM jobs WHERE queue = ?1 AND worker IS NULL AND run_at <= ?3 ORDER BY run_at, id LIMIT ?4 + 0)
          RETURNING id, payload",
     )
     .unwrap()
@@ -276,15 +276,17 @@ fn bench_ack_and_claim(rounds: usize, jobs: u64) -> Row {
         while let Some(current) = job {
             let (acked, mut next) = ops
                 .ack_and_claim(&honker_core::model::AckAndClaim {
-                    done: current.lease(),
-                    result: None,
+                    done: &[honker_core::model::Done {
+                        lease: current.lease(),
+                        result: None,
+                    }],
                     queue: "bench",
                     worker: "w",
                     n: 1,
                     visibility_timeout: QueueOpts::default().visibility_timeout,
                 })
                 .unwrap();
-            assert!(acked);
+            assert_eq!(acked, 1);
             done += 1;
             job = next.pop();
         }
@@ -320,6 +322,89 @@ fn bench_worker(rounds: usize, jobs: u64) -> Row {
         assert_eq!(done, jobs);
         rate(done, t.elapsed())
     })
+}
+
+/// The Rust worker at concurrency 32 (32 handler threads, no-op tasks,
+/// claims and acks batched by the worker core), run until `jobs` handlers
+/// have run, against the raw batch floor (claim 32 with one `UPDATE …
+/// RETURNING`, delete them in one transaction) in the same round (issue
+/// #14's goal: 0.7).
+fn bench_worker_concurrent(rounds: usize, jobs: u64) -> Row {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let d = Dir::new("worker32");
+    let db = Database::open(d.db()).unwrap();
+    let q = db.queue("bench", QueueOpts::default());
+    let d2 = Dir::new("worker32raw");
+    let c = raw(&d2.db());
+    let ran = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut w = db.worker(honker::WorkerOptions {
+        queues: vec!["bench".into()],
+        concurrency: 32,
+        ..honker::WorkerOptions::default()
+    });
+    let last = Arc::new(std::sync::Mutex::new(None));
+    let (ran2, stop2, last2) = (ran.clone(), stop.clone(), last.clone());
+    w.task("noop", move |_| {
+        if ran2.fetch_add(1, Ordering::SeqCst) + 1 == jobs {
+            *last2.lock().unwrap() = Some(Instant::now());
+            stop2.store(true, Ordering::SeqCst);
+        }
+        Ok::<_, String>(())
+    });
+    let mut rates = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
+            let tx = db.transaction().unwrap();
+            for i in chunk {
+                q.enqueue_task_tx(&tx, "noop", i, EnqueueOpts::default())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        c.execute_batch("BEGIN").unwrap();
+        for i in 0..jobs {
+            raw_insert(&c, i);
+        }
+        c.execute_batch("COMMIT").unwrap();
+        ran.store(0, Ordering::SeqCst);
+        stop.store(false, Ordering::SeqCst);
+        let t = Instant::now();
+        w.run(stop.clone()).unwrap();
+        // Timed to the last handler: `run` looks at its stop flag every
+        // 50 ms, a wait that is not throughput.
+        let end = last.lock().unwrap().take().unwrap();
+        let h = rate(jobs, end - t);
+        assert_eq!(ran.load(Ordering::SeqCst), jobs);
+        assert_eq!(q.stats().unwrap().ready + q.stats().unwrap().processing, 0);
+
+        let t = Instant::now();
+        let mut done = 0u64;
+        loop {
+            let ids = raw_claim(&c, 32);
+            if ids.is_empty() {
+                break;
+            }
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for id in &ids {
+                raw_ack(&c, *id);
+            }
+            c.execute_batch("COMMIT").unwrap();
+            done += ids.len() as u64;
+        }
+        assert_eq!(done, jobs);
+        let r = rate(done, t.elapsed());
+        rates.0.push(h);
+        rates.1.push(r);
+        rates.2.push(h / r);
+    }
+    Row {
+        name: "Rust worker, concurrency 32, no-op tasks (raw: claim 32 + ack 32 per txn)".into(),
+        honker: median(rates.0),
+        raw: median(rates.1),
+        ratio: median(rates.2),
+    }
 }
 
 /// Alternates `round` (which runs `jobs` jobs and returns its rate) with
@@ -416,6 +501,7 @@ fn main() {
         bench_claim_ack(rounds, 32_000 / scale, 128),
         bench_ack_and_claim(rounds, 2_000 / scale),
         bench_worker(rounds, 2_000 / scale),
+        bench_worker_concurrent(rounds, 32_000 / scale),
     ];
     println!("{rounds} alternating rounds each; medians. Ratio: median of per-round honker/raw.");
     println!();
@@ -456,5 +542,13 @@ fn main() {
     println!(
         "single enqueue / raw single-row insert transaction: {:.2} (goal: at least 0.85)",
         rows[0].ratio
+    );
+    println!(
+        "Rust worker, concurrency 1 / raw single-row insert transaction: {:.2} (goal: at least 0.8)",
+        rows[6].ratio
+    );
+    println!(
+        "Rust worker, concurrency 32 / raw batch floor: {:.2} (goal: at least 0.7)",
+        rows[7].ratio
     );
 }

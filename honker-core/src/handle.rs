@@ -652,7 +652,7 @@ impl Ops<'_> {
     }
     /// Acks a job and claims the next ones, in one commit (see
     /// [`Store::ack_and_claim`]).
-    pub fn ack_and_claim(&self, op: &AckAndClaim<'_>) -> Result<(bool, Vec<JobRecord>)> {
+    pub fn ack_and_claim(&self, op: &AckAndClaim<'_>) -> Result<(usize, Vec<JobRecord>)> {
         self.exec(|s, now| s.ack_and_claim(op, now))
     }
     /// Gives a job back for another attempt.

@@ -141,15 +141,22 @@ pub struct Lease<'a> {
     pub attempt: u32,
 }
 
-/// [`crate::store::Store::ack_and_claim`]'s arguments: a worker's slot came
-/// free; complete its job and claim what it runs next, in one commit.
+/// A finished job as [`AckAndClaim`] acks it.
 #[derive(Debug, Clone, Copy)]
-pub struct AckAndClaim<'a> {
-    /// The job done: acked only while this lease is current.
-    pub done: Lease<'a>,
+pub struct Done<'a> {
+    /// Acked only while this lease is current.
+    pub lease: Lease<'a>,
     /// Its result, saved with the ack when the ack succeeds: JSON text,
     /// kept for the given ms.
     pub result: Option<(&'a str, i64)>,
+}
+
+/// [`crate::store::Store::ack_and_claim`]'s arguments: a worker's slots came
+/// free; complete their jobs and claim what they run next, in one commit.
+#[derive(Debug, Clone, Copy)]
+pub struct AckAndClaim<'a> {
+    /// The jobs done (often one; a worker that claimed ahead acks several).
+    pub done: &'a [Done<'a>],
     /// The queue to claim from.
     pub queue: &'a str,
     /// Who the new jobs are leased to.

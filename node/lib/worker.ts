@@ -279,9 +279,15 @@ export interface WorkerOptions {
   unknownTasks?: 'deadLetter' | 'leave';
   /** With `unknownTasks: 'leave'`, when the job is due again (default 5 s). */
   leaveUnknownS?: number;
+  /**
+   * When handlers are quick the worker claims ahead and acks together, up
+   * to this many jobs per commit (default 32; a result is visible at most
+   * 5 ms after its handler returned). `1`: one commit per job.
+   */
+  batch?: number;
 }
 
-const WORKER_OPTIONS = ['queues', 'concurrency', 'signal', 'workerId', 'leaseS', 'graceS', 'retry', 'unknownTasks', 'leaveUnknownS'];
+const WORKER_OPTIONS = ['queues', 'concurrency', 'signal', 'workerId', 'leaseS', 'graceS', 'retry', 'unknownTasks', 'leaveUnknownS', 'batch'];
 
 /** How a handler ended: [ok, result JSON or error text, retry delay]. */
 type Ended = [boolean, string | undefined, number | undefined];
@@ -346,6 +352,7 @@ export class Worker {
       graceS: o.graceS ?? 10,
       retry: o.retry?._spec,
       leaveUnknownS: o.unknownTasks === 'leave' ? o.leaveUnknownS ?? 5 : undefined,
+      batch: o.batch ?? 32,
     };
     const tasks = [...this._tasks.values()].map((t) => t._spec());
     return this.db._sync(() => this.db._n.worker(spec, tasks));

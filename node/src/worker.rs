@@ -52,6 +52,9 @@ pub struct WorkerSpec {
     /// Leave jobs of unknown tasks for another worker, due again after this
     /// many seconds; null: dead-letter them.
     pub leave_unknown_s: Option<f64>,
+    /// Most jobs acked and claimed in one commit when handlers are quick
+    /// (1: one commit per job).
+    pub batch: f64,
 }
 
 /// A job to run.
@@ -175,6 +178,7 @@ impl NativeDatabase {
             },
             // Handlers are told to stop through their AbortSignal.
             cancel_events: true,
+            batch: count("batch", spec.batch)?,
         };
         let db = self.db.clone();
         let core = honker_core::guard(|| WorkerCore::new(&db, opts, specs)).map_err(to_js)?;

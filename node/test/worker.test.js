@@ -208,6 +208,8 @@ test('bad options and registrations are named', async () => {
   code(() => db.worker({ unknownTasks: 'drop' }), /unknownTasks/);
   code(() => db.worker({ queues: [] }), /queue/);
   code(() => db.worker({ leaseS: -1 }), /leaseS/);
+  code(() => db.worker({ batch: 0 }), /batch/);
+  code(() => db.worker({ batch: 1001 }), /batch/);
   code(() => q.task('', () => 1), /task/);
   const other = open(tmpdb());
   other.queue('q').task('neg', () => 1, { timeoutS: -1 });

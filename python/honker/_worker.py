@@ -297,6 +297,7 @@ class Worker:
         retry: Retry | None,
         unknown_tasks: str,
         leave_unknown_s: float,
+        batch: int = 32,
     ) -> None:
         if unknown_tasks not in ("dead_letter", "leave"):
             raise ValueError("unknown_tasks must be 'dead_letter' or 'leave'")
@@ -309,6 +310,7 @@ class Worker:
         self.retry = retry
         self.unknown_tasks = unknown_tasks
         self.leave_unknown_s = leave_unknown_s
+        self.batch = batch
         self._stop_requested = threading.Event()
         self._running: Any = None
 
@@ -324,6 +326,7 @@ class Worker:
             retry_policy=None if self.retry is None else self.retry._spec(),
             leave_unknown_s=self.leave_unknown_s if self.unknown_tasks == "leave" else None,
             cancel_events=cancel_events,
+            batch=self.batch,
         )
 
     def _outcome(

@@ -86,7 +86,7 @@ pub struct NativeWorker {
 #[pymethods]
 impl NativeDatabase {
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (queues, tasks, *, concurrency, worker_id = None, lease_s = 30.0, grace_s = 10.0, retry_policy = None, leave_unknown_s = None, cancel_events = false))]
+    #[pyo3(signature = (queues, tasks, *, concurrency, worker_id = None, lease_s = 30.0, grace_s = 10.0, retry_policy = None, leave_unknown_s = None, cancel_events = false, batch = 32))]
     fn worker(
         &self,
         py: Python<'_>,
@@ -99,6 +99,7 @@ impl NativeDatabase {
         retry_policy: Option<RetrySpec>,
         leave_unknown_s: Option<f64>,
         cancel_events: bool,
+        batch: i64,
     ) -> PyResult<NativeWorker> {
         let mut specs = Vec::with_capacity(tasks.len());
         for (name, timeout_s, r, store_result, ttl_s) in tasks {
@@ -133,6 +134,7 @@ impl NativeDatabase {
                 }
             },
             cancel_events,
+            batch: count("batch", batch)?,
         };
         let db = self.db.clone();
         let core = py

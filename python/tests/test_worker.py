@@ -226,6 +226,10 @@ def test_bad_task_options_are_named(db: honker.Database) -> None:
     with pytest.raises(honker.InvalidArgument, match="queues"):
         db.worker(queues=[]).drain()
 
+    for batch in (0, 1001):
+        with pytest.raises(honker.InvalidArgument, match="batch"):
+            db.worker(batch=batch).drain()
+
     @q.task(timeout_s=-1)
     def negative() -> None: ...
 

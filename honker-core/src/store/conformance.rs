@@ -7,7 +7,7 @@
 //! second engine calls [`run`] from its own tests.
 
 use crate::model::{
-    AckAndClaim, EnqueueOpts, JobState, Lease, QueueStats, Retention, ScheduleSpec, SqlValue,
+    AckAndClaim, Done, EnqueueOpts, JobState, Lease, QueueStats, Retention, ScheduleSpec, SqlValue,
 };
 use crate::store::Store;
 use std::time::{Duration, SystemTime};
@@ -207,23 +207,28 @@ fn batch_ack_fencing(s: &dyn Store) {
 }
 
 fn ack_and_claim(s: &dyn Store) {
+    fn op<'a>(done: &'a [Done<'a>], n: usize) -> AckAndClaim<'a> {
+        AckAndClaim {
+            done,
+            queue: "q",
+            worker: "w",
+            n,
+            visibility_timeout: VT,
+        }
+    }
     let a = put(s, "q", "1", EnqueueOpts::default(), T);
     let b = put(s, "q", "2", EnqueueOpts::default(), T);
     let c = put(s, "q", "3", EnqueueOpts::default(), T);
     let first = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
-    let op = |done, result, n| AckAndClaim {
-        done,
-        result,
-        queue: "q",
-        worker: "w",
-        n,
-        visibility_timeout: VT,
-    };
+    let one = |lease, result| [Done { lease, result }];
     // Acked, the result saved, the next job claimed.
     let (acked, next) = s
-        .ack_and_claim(&op(first.lease(), Some((r#"{"r":1}"#, 60_000)), 1), T + 1)
+        .ack_and_claim(
+            &op(&one(first.lease(), Some((r#"{"r":1}"#, 60_000))), 1),
+            T + 1,
+        )
         .unwrap();
-    assert!(acked);
+    assert_eq!(acked, 1);
     assert_eq!(ids(&next), vec![b]);
     assert_eq!(next[0].attempts, 1);
     assert!(s.get_job(a).unwrap().is_none());
@@ -234,9 +239,9 @@ fn ack_and_claim(s: &dyn Store) {
     // A stale lease acks nothing and saves no result; the claim still runs.
     let stale = Lease::new(a, "w", 1);
     let (acked, next2) = s
-        .ack_and_claim(&op(stale, Some(("2", 60_000)), 5), T + 3)
+        .ack_and_claim(&op(&one(stale, Some(("2", 60_000))), 5), T + 3)
         .unwrap();
-    assert!(!acked);
+    assert_eq!(acked, 0);
     assert_eq!(ids(&next2), vec![c]);
     assert_eq!(
         s.get_result(a, T + 4).unwrap().as_deref(),
@@ -244,21 +249,67 @@ fn ack_and_claim(s: &dyn Store) {
     );
     // n = 0: only the ack.
     let (acked, none) = s
-        .ack_and_claim(&op(next[0].lease(), None, 0), T + 5)
+        .ack_and_claim(&op(&one(next[0].lease(), None), 0), T + 5)
         .unwrap();
-    assert!(acked && none.is_empty());
+    assert!(acked == 1 && none.is_empty());
     assert_eq!(s.get_result(b, T + 6).unwrap(), None);
     // A bad result changes nothing: the job stays claimed.
     assert!(s
-        .ack_and_claim(&op(next2[0].lease(), Some(("{not json", 60_000)), 1), T + 7)
+        .ack_and_claim(
+            &op(&one(next2[0].lease(), Some(("{not json", 60_000))), 1),
+            T + 7
+        )
         .is_err());
     assert_eq!(s.get_job(c).unwrap().unwrap().state, JobState::Processing);
-    assert!(
-        s.ack_and_claim(&op(next2[0].lease(), None, 1), T + 8)
+    assert_eq!(
+        s.ack_and_claim(&op(&one(next2[0].lease(), None), 1), T + 8)
             .unwrap()
-            .0
+            .0,
+        1
     );
     assert!(s.get_job(c).unwrap().is_none());
+    // Several done at once (a worker that claimed ahead), each with its
+    // result, a stale one among them, and several claimed in the same
+    // commit.
+    let d = put(s, "q", "4", EnqueueOpts::default(), T + 9);
+    let e = put(s, "q", "5", EnqueueOpts::default(), T + 9);
+    let f = put(s, "q", "6", EnqueueOpts::default(), T + 9);
+    let g = put(s, "q", "7", EnqueueOpts::default(), T + 9);
+    let held = s.claim("q", "w", 2, VT, T + 10).unwrap();
+    assert_eq!(ids(&held), vec![d, e]);
+    let done = [
+        Done {
+            lease: held[0].lease(),
+            result: Some(("\"d\"", 60_000)),
+        },
+        Done {
+            lease: Lease::new(d, "other", 1),
+            result: Some(("\"x\"", 60_000)),
+        },
+        Done {
+            lease: held[1].lease(),
+            result: None,
+        },
+    ];
+    let (acked, got) = s.ack_and_claim(&op(&done, 3), T + 11).unwrap();
+    assert_eq!(acked, 2);
+    assert_eq!(ids(&got), vec![f, g]);
+    assert!(s.get_job(d).unwrap().is_none() && s.get_job(e).unwrap().is_none());
+    assert_eq!(s.get_result(d, T + 12).unwrap().as_deref(), Some("\"d\""));
+    assert_eq!(s.get_result(e, T + 12).unwrap(), None);
+    // A bad result among several undoes every ack of the commit.
+    let bad = [
+        Done {
+            lease: got[0].lease(),
+            result: None,
+        },
+        Done {
+            lease: got[1].lease(),
+            result: Some(("{", 60_000)),
+        },
+    ];
+    assert!(s.ack_and_claim(&op(&bad, 0), T + 13).is_err());
+    assert_eq!(s.get_job(f).unwrap().unwrap().state, JobState::Processing);
 }
 
 fn retries_then_dead(s: &dyn Store) {

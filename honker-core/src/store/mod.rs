@@ -64,10 +64,11 @@ pub trait Store {
     fn ack(&self, lease: Lease<'_>, now: i64) -> Result<bool>;
     /// Completes each job whose lease is current; how many.
     fn ack_batch(&self, leases: &[Lease<'_>], now: i64) -> Result<usize>;
-    /// In one transaction: acks `op.done` (saving its result) if its lease
-    /// is current, then claims up to `op.n` jobs, whether or not the ack
-    /// took. The worker's per-job path: one commit per job instead of two.
-    fn ack_and_claim(&self, op: &AckAndClaim<'_>, now: i64) -> Result<(bool, Vec<JobRecord>)>;
+    /// In one transaction: acks each of `op.done` (saving its result) whose
+    /// lease is current, then claims up to `op.n` jobs, whether or not the
+    /// acks took; returns how many were acked and the jobs claimed. The
+    /// worker's path: one commit per job (or per batch) instead of two.
+    fn ack_and_claim(&self, op: &AckAndClaim<'_>, now: i64) -> Result<(usize, Vec<JobRecord>)>;
     /// Gives a job back for another attempt (or to the dead table).
     fn retry(
         &self,

@@ -9,7 +9,20 @@
 //! ([`WorkerCore::complete`]). A success is acked, its result saved, and
 //! the job the freed slot runs next claimed, all in one commit, and that
 //! next job is handed straight back, so a busy worker makes one commit per
-//! job and no thread hand-off. Meanwhile a keeper thread:
+//! job and no thread hand-off.
+//!
+//! A worker whose handlers are quick claims ahead: once it has timed a few
+//! handlers it claims, with each ack, as many jobs as it expects to finish
+//! in about [`CLAIM_AHEAD_BUDGET`] (at most [`WorkerOptions::batch`]),
+//! keeps the extra ones leased to it in a buffer, and acks the jobs it
+//! finishes meanwhile together with the commit that empties the buffer.
+//! A busy worker of quick tasks thus makes one commit per batch, not per
+//! job. A result is visible to its enqueuer at that commit: never more than
+//! [`ACK_DELAY`] after its handler returned (the keeper acks what has waited
+//! that long). Slow handlers (one taking longer than the budget) get no
+//! claim ahead: one job per free slot, as without batching.
+//!
+//! Meanwhile a keeper thread:
 //!
 //! - renews the lease of every job in flight every third of the lease, so a
 //!   long handler keeps its job, and signals the handler
@@ -19,7 +32,10 @@
 //!   attempts) at once: a late result from that handler is ignored;
 //! - after [`WorkerCore::shutdown`], once the grace period is over, signals
 //!   what is still running ([`CancelReason::Shutdown`]) and releases it,
-//!   the attempt not counted.
+//!   the attempt not counted;
+//! - acks finished jobs whose ack has waited [`ACK_DELAY`], and releases
+//!   jobs claimed ahead that have waited a third of their lease without a
+//!   free slot (a shutdown releases them at once).
 //!
 //! Jobs are task envelopes ([`envelope`]). A job naming a task this worker
 //! has no handler for is dead-lettered with a reason naming it, or left for
@@ -35,7 +51,7 @@ mod tests;
 
 use crate::error::{Error, Result};
 use crate::handle::{Caller, Db};
-use crate::model::{AckAndClaim, JobRecord, Lease};
+use crate::model::{AckAndClaim, Done, JobRecord, Lease};
 use crate::wake::stop::Stop;
 use crate::wake::wait::{wait_or_stop, MAX_WAIT};
 use crate::wake::watcher::Watcher;
@@ -55,6 +71,15 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Most jobs one worker runs at once.
 pub const MAX_CONCURRENCY: usize = 10_000;
+/// Default [`WorkerOptions::batch`]: up to 32 jobs per commit.
+pub const DEFAULT_BATCH: usize = 32;
+/// Largest [`WorkerOptions::batch`].
+pub const MAX_BATCH: usize = 1_000;
+/// How much work a worker claims ahead: what its handlers, timed so far,
+/// finish in about this long.
+pub const CLAIM_AHEAD_BUDGET: Duration = Duration::from_millis(5);
+/// Longest a finished job's ack (and result) waits to share a commit.
+pub const ACK_DELAY: Duration = Duration::from_millis(5);
 
 /// A task's options on the worker side.
 #[derive(Debug, Clone)]
@@ -121,6 +146,10 @@ pub struct WorkerOptions {
     /// Node, asyncio). Default false: the handler looks at
     /// [`Activation::cancel`] itself.
     pub cancel_events: bool,
+    /// Most jobs acked and claimed in one commit when handlers are quick
+    /// (see the [module documentation](self)); 1 turns claiming ahead off
+    /// (one commit per job). Default 32.
+    pub batch: usize,
 }
 
 impl Default for WorkerOptions {
@@ -134,6 +163,7 @@ impl Default for WorkerOptions {
             retry: RetryPolicy::default(),
             unknown_tasks: UnknownTasks::DeadLetter,
             cancel_events: false,
+            batch: DEFAULT_BATCH,
         }
     }
 }
@@ -358,6 +388,7 @@ struct Entry {
     deadline: Option<Instant>,
     timeout: Option<Duration>,
     beat_at: Instant,
+    started: Instant,
     cancel: Arc<Cancel>,
     /// The keeper has given the job back (timeout, shutdown) or found its
     /// lease gone: the host's outcome changes nothing in the file.
@@ -378,6 +409,60 @@ struct State {
     released: bool,
     closed: bool,
     keeper_at: Option<Instant>,
+    /// Jobs claimed ahead of a free slot, and when.
+    ahead: VecDeque<(JobRecord, Instant)>,
+    /// Finished jobs whose ack waits for the next commit.
+    pending: Vec<PendingAck>,
+    /// When the oldest of `pending` finished.
+    pending_since: Option<Instant>,
+    /// Writes of `pending` or `ahead` under way outside the lock.
+    flushing: usize,
+    /// Handlers' running time, averaged (exponentially weighted).
+    run_time: Option<Duration>,
+    /// [`ACK_DELAY`] (tests lengthen it).
+    ack_delay: Duration,
+}
+
+/// A finished job's deferred ack: its lease and its result (JSON, ttl ms).
+#[derive(Debug)]
+struct PendingAck {
+    id: i64,
+    attempt: u32,
+    result: Option<(String, i64)>,
+}
+
+impl State {
+    /// Nothing claimed ahead or waiting to be acked, and no such write
+    /// under way.
+    fn settled_ahead(&self) -> bool {
+        self.ahead.is_empty() && self.pending.is_empty() && self.flushing == 0
+    }
+
+    /// Takes the deferred acks to write them (counted in `flushing` until
+    /// [`Inner::flush`] is done).
+    fn take_pending(&mut self) -> Vec<PendingAck> {
+        let acks = std::mem::take(&mut self.pending);
+        self.pending_since = None;
+        if !acks.is_empty() {
+            self.flushing += 1;
+        }
+        acks
+    }
+
+    /// Takes the jobs claimed ahead that came before `before` (all of them
+    /// with `None`) to release them (counted in `flushing` until
+    /// [`Inner::release_ahead`] is done).
+    fn take_ahead(&mut self, before: Option<Instant>) -> Vec<(JobRecord, Instant)> {
+        let n = match before {
+            None => self.ahead.len(),
+            Some(t) => self.ahead.iter().take_while(|(_, at)| *at < t).count(),
+        };
+        let jobs: Vec<_> = self.ahead.drain(..n).collect();
+        if !jobs.is_empty() {
+            self.flushing += 1;
+        }
+        jobs
+    }
 }
 
 struct Inner {
@@ -390,6 +475,7 @@ struct Inner {
     retry: RetryPolicy,
     unknown: UnknownTasks,
     cancel_events: bool,
+    batch: usize,
     tasks: HashMap<String, TaskOptions>,
     watcher: Arc<Watcher>,
     turn: AtomicUsize,
@@ -410,6 +496,82 @@ impl Inner {
             .unwrap_or(&self.retry);
         let seed = self.seed.fetch_add(0x9E37_79B9, Ordering::Relaxed) ^ id as u64;
         policy.delay(attempt, seed)
+    }
+
+    /// What a successful handler's `result` saves: nothing if the task
+    /// does not store results or returned `null`, else the JSON and its ttl.
+    fn result_of(&self, task: &str, result: Option<&str>) -> Option<(String, i64)> {
+        let opts = self.tasks.get(task);
+        let keep = opts.map_or(true, |t| t.store_result);
+        let ttl = opts.map_or(DEFAULT_RESULT_TTL, |t| t.result_ttl);
+        result
+            .filter(|r| keep && r.trim() != "null")
+            .map(|r| (r.to_string(), ttl.as_millis() as i64))
+    }
+
+    /// How many jobs the next claim takes: one, or (handlers timed and
+    /// quick) what they finish in [`CLAIM_AHEAD_BUDGET`], up to the batch.
+    fn claim_size(&self, st: &State) -> usize {
+        match st.run_time {
+            Some(t) if self.batch > 1 => {
+                let n = CLAIM_AHEAD_BUDGET.as_nanos() / t.as_nanos().max(1);
+                (n as usize).clamp(1, self.batch)
+            }
+            _ => 1,
+        }
+    }
+
+    /// Acks `acks` in one commit (saving their results), claiming nothing.
+    /// On an error they are put back for a later try.
+    fn flush(&self, acks: Vec<PendingAck>) -> Result<()> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let done: Vec<Done<'_>> = acks.iter().map(|p| p.done(&self.id)).collect();
+        let op = AckAndClaim {
+            done: &done,
+            queue: &self.queues[0],
+            worker: &self.id,
+            n: 0,
+            visibility_timeout: self.lease,
+        };
+        let r = self.db.by(Caller::this_thread()).ack_and_claim(&op);
+        drop(done);
+        let mut st = lock(&self.st);
+        st.flushing -= 1;
+        if r.is_err() {
+            st.pending_since.get_or_insert_with(Instant::now);
+            st.pending.extend(acks);
+        }
+        drop(st);
+        self.watcher.interrupt();
+        r.map(|_| ())
+    }
+
+    /// Gives back jobs claimed ahead, their attempts not counted.
+    fn release_ahead(&self, jobs: Vec<(JobRecord, Instant)>) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let ops = self.db.by(Caller::this_thread());
+        let mut first_err = None;
+        for (j, _) in &jobs {
+            if let Err(e) = ops.release(Lease::new(j.id, &self.id, j.attempts)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        lock(&self.st).flushing -= 1;
+        self.watcher.interrupt();
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl PendingAck {
+    fn done<'a>(&'a self, worker: &'a str) -> Done<'a> {
+        Done {
+            lease: Lease::new(self.id, worker, self.attempt),
+            result: self.result.as_ref().map(|(r, ttl)| (r.as_str(), *ttl)),
+        }
     }
 }
 
@@ -472,6 +634,12 @@ impl WorkerCore {
         }
         crate::validate::duration_ms("lease", opts.lease)?;
         crate::validate::duration_ms("grace", opts.grace)?;
+        if opts.batch == 0 || opts.batch > MAX_BATCH {
+            return Err(Error::invalid(
+                "batch",
+                format!("must be between 1 and {MAX_BATCH}, not {}", opts.batch),
+            ));
+        }
         if let UnknownTasks::Leave(d) = opts.unknown_tasks {
             crate::validate::duration_ms("unknown_tasks", d)?;
         }
@@ -525,6 +693,7 @@ impl WorkerCore {
             retry: opts.retry,
             unknown: opts.unknown_tasks,
             cancel_events: opts.cancel_events,
+            batch: opts.batch,
             tasks: map,
             watcher,
             turn: AtomicUsize::new(0),
@@ -533,7 +702,10 @@ impl WorkerCore {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(7, |d| d.as_nanos() as u64),
             ),
-            st: Mutex::new(State::default()),
+            st: Mutex::new(State {
+                ack_delay: ACK_DELAY,
+                ..State::default()
+            }),
             keeper: Condvar::new(),
         });
         let k = inner.clone();
@@ -598,7 +770,26 @@ impl WorkerCore {
             let stopping = st.grace_until.is_some();
             let finished = st.released || (st.in_flight.is_empty() && st.reserved == 0);
             if stopping && finished {
-                return Ok(Polled::Done);
+                if st.settled_ahead() {
+                    return Ok(Polled::Done);
+                }
+                // Acks still waiting and jobs claimed ahead: settle them
+                // here, or wait for whoever is already writing them.
+                let acks = st.take_pending();
+                let jobs = st.take_ahead(None);
+                if acks.is_empty() && jobs.is_empty() {
+                    st.slot_waiters += 1;
+                    drop(st);
+                    let waited = wait_or_stop(&inner.watcher, seen, MAX_WAIT, stop);
+                    lock(&inner.st).slot_waiters -= 1;
+                    waited?;
+                    continue;
+                }
+                drop(st);
+                let flushed = inner.flush(acks);
+                inner.release_ahead(jobs)?;
+                flushed?;
+                continue;
             }
             if stopping || st.in_flight.len() + st.reserved >= inner.concurrency {
                 st.slot_waiters += 1;
@@ -672,6 +863,10 @@ impl WorkerCore {
     /// that was not handed out by this worker is `not_found`.
     pub fn complete(&self, id: i64, outcome: Outcome<'_>) -> Result<Option<Activation>> {
         let inner = &*self.inner;
+        let now = Instant::now();
+        let mut ahead = None;
+        let mut acks = Vec::new();
+        let mut n = 0;
         let (entry, claim) = {
             let mut st = lock(&inner.st);
             let Some(e) = st.in_flight.remove(&id) else {
@@ -687,35 +882,87 @@ impl WorkerCore {
             } else {
                 self.slot_freed(&st);
             }
+            if !matches!(outcome, Outcome::Released) {
+                let took = now.saturating_duration_since(e.started);
+                st.run_time = Some(st.run_time.map_or(took, |avg| (avg * 4 + took) / 5));
+            }
+            if let (Outcome::Completed(result), false) = (outcome, e.settled) {
+                let this = PendingAck {
+                    id,
+                    attempt: e.attempt,
+                    result: inner.result_of(&e.task, result),
+                };
+                if claim && !st.ahead.is_empty() {
+                    // Jobs were claimed ahead: run the next one now, ack
+                    // this one with the commit that empties the buffer
+                    // (or the keeper's, after ACK_DELAY).
+                    ahead = st.ahead.pop_front();
+                    if st.pending.is_empty() {
+                        st.pending_since = Some(now);
+                        let due = now + st.ack_delay;
+                        if st.keeper_at.map_or(true, |k| due < k) {
+                            st.keeper_at = Some(due);
+                            inner.keeper.notify_all();
+                        }
+                    }
+                    st.pending.push(this);
+                } else {
+                    acks = std::mem::take(&mut st.pending);
+                    st.pending_since = None;
+                    acks.push(this);
+                    st.flushing += 1;
+                    n = if claim { inner.claim_size(&st) } else { 0 };
+                }
+            }
             (e, claim)
         };
+        if let Some(first) = ahead {
+            return match self.fill(Some(first))? {
+                Claimed::Got(a) => Ok(Some(a)),
+                Claimed::Nothing(_) => Ok(None),
+            };
+        }
+        let wrote_acks = !acks.is_empty();
         let ops = inner.db.by(Caller::this_thread());
         let lease = Lease::new(id, &inner.id, entry.attempt);
-        let task = inner.tasks.get(&entry.task);
         let done: Result<Option<JobRecord>> = match outcome {
-            Outcome::Completed(result) => {
-                let keep = task.map_or(true, |t| t.store_result);
-                let ttl = task.map_or(DEFAULT_RESULT_TTL, |t| t.result_ttl);
-                let result = result.filter(|r| keep && r.trim() != "null");
+            Outcome::Completed(_) => {
                 if entry.settled {
                     Ok(None)
                 } else {
                     // The next claim goes round the queues, like poll's.
-                    let n = inner.queues.len();
-                    let next = if n == 1 {
+                    let q = inner.queues.len();
+                    let next = if q == 1 {
                         0
                     } else {
-                        inner.turn.fetch_add(1, Ordering::Relaxed) % n
+                        inner.turn.fetch_add(1, Ordering::Relaxed) % q
                     };
+                    let done: Vec<Done<'_>> = acks.iter().map(|p| p.done(&inner.id)).collect();
                     let op = AckAndClaim {
-                        done: lease,
-                        result: result.map(|r| (r, ttl.as_millis() as i64)),
+                        done: &done,
                         queue: &inner.queues[next],
                         worker: &inner.id,
-                        n: usize::from(claim),
+                        n,
                         visibility_timeout: inner.lease,
                     };
-                    ops.ack_and_claim(&op).map(|(_, mut jobs)| jobs.pop())
+                    let r = ops.ack_and_claim(&op);
+                    drop(done);
+                    let mut st = lock(&inner.st);
+                    st.flushing -= 1;
+                    match r {
+                        Ok((_, jobs)) => {
+                            let mut jobs = jobs.into_iter();
+                            let first = jobs.next();
+                            st.ahead.extend(jobs.map(|j| (j, now)));
+                            Ok(first)
+                        }
+                        Err(e) => {
+                            // Nothing was acked: the keeper tries again.
+                            st.pending_since.get_or_insert(now);
+                            st.pending.extend(acks);
+                            Err(e)
+                        }
+                    }
                 }
             }
             Outcome::Failed {
@@ -741,6 +988,10 @@ impl WorkerCore {
             }
         };
         if !claim {
+            if wrote_acks {
+                // The last acks went out: a stopping poller may be done.
+                inner.watcher.interrupt();
+            }
             return done.map(|_| None);
         }
         let next = match done {
@@ -760,7 +1011,7 @@ impl WorkerCore {
             self.unreserve();
             return Ok(None);
         }
-        match self.fill(next)? {
+        match self.fill(next.map(|j| (j, now)))? {
             Claimed::Got(a) => Ok(Some(a)),
             Claimed::Nothing(_) => Ok(None),
         }
@@ -772,10 +1023,13 @@ impl WorkerCore {
     pub fn shutdown(&self) {
         let inner = &*self.inner;
         let mut st = lock(&inner.st);
-        if st.grace_until.is_none() {
-            st.grace_until = Some(Instant::now() + inner.grace);
-            inner.keeper.notify_all();
+        if st.grace_until.is_some() {
+            // Pollers already know: waking them all again on every poll
+            // that sees the stop flag would keep them spinning.
+            return;
         }
+        st.grace_until = Some(Instant::now() + inner.grace);
+        inner.keeper.notify_all();
         drop(st);
         inner.watcher.interrupt();
     }
@@ -798,16 +1052,16 @@ impl WorkerCore {
     /// With one slot reserved: turns `first` (or else a fresh claim) into
     /// an activation, disposing of jobs of unknown tasks on the way. The
     /// reservation becomes the job in flight, or is given back.
-    fn fill(&self, mut first: Option<JobRecord>) -> Result<Claimed> {
+    fn fill(&self, mut first: Option<(JobRecord, Instant)>) -> Result<Claimed> {
         let r = (|| loop {
-            let job = match first.take() {
+            let (job, claimed_at) = match first.take() {
                 Some(j) => j,
                 None => match self.claim_once()? {
                     Ok(j) => j,
                     Err(at_most) => return Ok(Claimed::Nothing(at_most)),
                 },
             };
-            if let Some(a) = self.admit(job)? {
+            if let Some(a) = self.admit(job, claimed_at)? {
                 return Ok(Claimed::Got(a));
             }
         })();
@@ -817,9 +1071,19 @@ impl WorkerCore {
         r
     }
 
-    /// One claim, the queues in turn: a job, or how long until one may be due.
-    fn claim_once(&self) -> Result<std::result::Result<JobRecord, Duration>> {
+    /// The next job claimed ahead, else one claim, the queues in turn (acks
+    /// still waiting are written first): a job and when it was claimed, or
+    /// how long until one may be due.
+    fn claim_once(&self) -> Result<std::result::Result<(JobRecord, Instant), Duration>> {
         let inner = &*self.inner;
+        let acks = {
+            let mut st = lock(&inner.st);
+            if let Some(j) = st.ahead.pop_front() {
+                return Ok(Ok(j));
+            }
+            st.take_pending()
+        };
+        inner.flush(acks)?;
         let ops = inner.db.by(Caller::this_thread());
         let n = inner.queues.len();
         let start = if n == 1 {
@@ -831,8 +1095,9 @@ impl WorkerCore {
         for i in 0..n {
             let q = &inner.queues[(start + i) % n];
             if ops.has_due(q)? {
+                let at = Instant::now();
                 if let Some(j) = ops.claim(q, &inner.id, 1, inner.lease)?.pop() {
-                    return Ok(Ok(j));
+                    return Ok(Ok((j, at)));
                 }
             }
             if let Some(t) = ops.next_deadline(q)? {
@@ -845,7 +1110,7 @@ impl WorkerCore {
 
     /// A claimed job in a reserved slot: in flight as an activation, or
     /// (an unknown task) disposed of and `None`.
-    fn admit(&self, job: JobRecord) -> Result<Option<Activation>> {
+    fn admit(&self, job: JobRecord, claimed_at: Instant) -> Result<Option<Activation>> {
         let inner = &*self.inner;
         let known = envelope::task_of(&job.payload).and_then(|t| match inner.tasks.get(&t) {
             Some(opts) => Ok((t, opts)),
@@ -883,7 +1148,9 @@ impl WorkerCore {
             task: task.clone(),
             deadline,
             timeout: opts.timeout,
-            beat_at: now + inner.lease / 3,
+            // Its lease runs from its claim (earlier, if claimed ahead).
+            beat_at: claimed_at + inner.lease / 3,
+            started: now,
             cancel: cancel.clone(),
             settled: false,
         };
@@ -970,13 +1237,31 @@ fn keeper(inner: &Inner) {
                 chores.push(Chore::Beat(id, e.attempt));
             }
         }
-        if grace_over {
-            st.released = true;
-        }
+        let stopping = st.grace_until.is_some();
+        let acks = if st
+            .pending_since
+            .is_some_and(|t| stopping || now >= t + st.ack_delay)
+        {
+            st.take_pending()
+        } else {
+            Vec::new()
+        };
+        let stale = if stopping {
+            st.take_ahead(None)
+        } else if let Some(t) = now.checked_sub(inner.lease / 3) {
+            st.take_ahead(Some(t))
+        } else {
+            Vec::new()
+        };
         drop(st);
         let mut told = Vec::new();
         let ops = inner.db.by(Caller::this_thread());
         let mut closed = false;
+        for r in [inner.flush(acks), inner.release_ahead(stale)] {
+            if let Err(Error::Closed | Error::Forked { .. }) = r {
+                closed = true;
+            }
+        }
         for chore in chores {
             match chore {
                 Chore::Beat(id, attempt) => {
@@ -1011,6 +1296,11 @@ fn keeper(inner: &Inner) {
             }
         }
         st = lock(&inner.st);
+        // Only now, the cancel events queued below with it: a poller that
+        // saw `released` before them would report the end first.
+        if grace_over {
+            st.released = true;
+        }
         let mut any = grace_over;
         for (id, attempt, why) in told {
             if let Some(e) = st.in_flight.get_mut(&id) {
@@ -1047,6 +1337,12 @@ fn keeper(inner: &Inner) {
         }
         if let (Some(g), false) = (st.grace_until, st.released) {
             sooner(g);
+        }
+        if let Some(t) = st.pending_since {
+            sooner(t + st.ack_delay);
+        }
+        if let Some((_, at)) = st.ahead.front() {
+            sooner(*at + inner.lease / 3);
         }
         // Idle, it still looks in every third of a lease: a job admitted
         // meanwhile is due its first renewal no sooner, so admitting one

@@ -429,6 +429,16 @@ fn bad_options_are_named() {
         t()
     )
     .contains("concurrency"));
+    for batch in [0, MAX_BATCH + 1] {
+        assert!(code(
+            WorkerOptions {
+                batch,
+                ..opts(&["q"])
+            },
+            t()
+        )
+        .contains("batch"));
+    }
     assert!(code(
         opts(&["q"]),
         vec![
@@ -549,4 +559,185 @@ fn next_event_hands_out_cancel_events_without_claiming() {
     assert_eq!(job(&db, other).unwrap().state, JobState::Ready);
     // A set stop ends the wait.
     assert_eq!(w.next_event(&AtomicBool::new(true)).unwrap(), None);
+}
+
+/// Makes the worker believe its handlers take `t` (what it has timed so
+/// far decides how far it claims ahead).
+fn timed(w: &WorkerCore, t: Duration) {
+    let mut st = lock(&w.inner.st);
+    st.run_time = Some(t);
+    // And that acks may wait long: the keeper leaves them to the test.
+    st.ack_delay = LONG;
+}
+
+fn processing(db: &Db, ids: &[i64]) -> usize {
+    ids.iter()
+        .filter(|&&id| job(db, id).is_some_and(|j| j.state == JobState::Processing))
+        .count()
+}
+
+#[test]
+fn quick_handlers_claim_ahead_and_ack_together() {
+    let dir = Dir::new();
+    let db = open(&dir);
+    let ids: Vec<i64> = (0..6)
+        .map(|i| put(&db, "q", "t", &format!("[{i}]")))
+        .collect();
+    let o = WorkerOptions {
+        batch: 4,
+        ..opts(&["q"])
+    };
+    let w = WorkerCore::new(&db, o, vec![task("t", TaskOptions::default())]).unwrap();
+    let a = w.drain_next().unwrap().unwrap();
+    assert_eq!(processing(&db, &ids), 1, "nothing timed yet: one job");
+    // 10 µs per handler: the next commit acks this job and claims four
+    // (the batch), one to run now and three ahead.
+    timed(&w, Duration::from_micros(10));
+    let b = w
+        .complete(a.job.id, Outcome::Completed(Some("0")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.job.id, ids[1]);
+    assert_eq!(job(&db, ids[0]), None);
+    assert_eq!(processing(&db, &ids), 4);
+    assert_eq!(w.in_flight(), 1, "jobs claimed ahead are not in flight");
+    // The next three come from the buffer; their acks wait.
+    let c = w
+        .complete(b.job.id, Outcome::Completed(Some("1")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.job.id, ids[2]);
+    assert_eq!(job(&db, ids[1]).unwrap().state, JobState::Processing);
+    let d = w
+        .complete(c.job.id, Outcome::Completed(Some("2")))
+        .unwrap()
+        .unwrap();
+    let e = w
+        .complete(d.job.id, Outcome::Completed(Some("3")))
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.job.id, e.job.id), (ids[3], ids[4]));
+    // The buffer is empty: the next completion acks the three waiting
+    // and its own job, and claims the last one, in one commit.
+    assert_eq!(processing(&db, &ids), 4);
+    let f = w
+        .complete(e.job.id, Outcome::Completed(Some("4")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.job.id, ids[5]);
+    let ops = db.by(Caller::this_thread());
+    for (i, id) in ids[1..5].iter().enumerate() {
+        assert_eq!(job(&db, *id), None);
+        assert_eq!(ops.get_result(*id).unwrap(), Some((i + 1).to_string()));
+    }
+    assert!(w
+        .complete(f.job.id, Outcome::Completed(Some("5")))
+        .unwrap()
+        .is_none());
+    assert!(w.drain_next().unwrap().is_none());
+    for id in &ids {
+        assert_eq!(job(&db, *id), None, "every job acked once drained");
+    }
+    assert_eq!(ops.get_result(ids[5]).unwrap().as_deref(), Some("5"));
+}
+
+#[test]
+fn slow_handlers_and_batch_one_never_claim_ahead() {
+    let dir = Dir::new();
+    let db = open(&dir);
+    let ids: Vec<i64> = (0..3).map(|_| put(&db, "q", "t", "[]")).collect();
+    for (batch, took) in [
+        (32, Duration::from_millis(6)),
+        (1, Duration::from_micros(1)),
+    ] {
+        let o = WorkerOptions {
+            batch,
+            ..opts(&["q"])
+        };
+        let w = WorkerCore::new(&db, o, vec![task("t", TaskOptions::default())]).unwrap();
+        let a = w.drain_next().unwrap().unwrap();
+        timed(&w, took);
+        let b = w
+            .complete(a.job.id, Outcome::Completed(None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(processing(&db, &ids), 1, "batch {batch}, handlers {took:?}");
+        w.complete(b.job.id, Outcome::Released).unwrap();
+    }
+}
+
+#[test]
+fn a_waiting_ack_lands_while_the_next_job_runs() {
+    use crate::wake::wait::{wait_outcome, JobOutcome};
+    let dir = Dir::new();
+    let db = open(&dir);
+    let ids: Vec<i64> = (0..3).map(|_| put(&db, "q", "t", "[]")).collect();
+    let w = WorkerCore::new(&db, opts(&["q"]), vec![task("t", TaskOptions::default())]).unwrap();
+    let a = match w.poll(&AtomicBool::new(false)).unwrap() {
+        Polled::Run(a) => a,
+        other => panic!("{other:?}"),
+    };
+    timed(&w, Duration::from_micros(10));
+    lock(&w.inner.st).ack_delay = ACK_DELAY;
+    let b = w
+        .complete(a.job.id, Outcome::Completed(None))
+        .unwrap()
+        .unwrap();
+    let c = w
+        .complete(b.job.id, Outcome::Completed(Some("7")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.job.id, ids[2]);
+    // c runs on and on: the keeper acks b on its own, within ACK_DELAY.
+    let got = wait_outcome(
+        &db,
+        Caller::this_thread(),
+        ids[1],
+        Some(LONG),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(got, Some(JobOutcome::Completed(Some("7".into()))));
+    assert_eq!(job(&db, ids[2]).unwrap().state, JobState::Processing);
+}
+
+#[test]
+fn shutdown_releases_jobs_claimed_ahead_and_acks_what_waits() {
+    let dir = Dir::new();
+    let db = open(&dir);
+    let ids: Vec<i64> = (0..5).map(|_| put(&db, "q", "t", "[]")).collect();
+    let o = WorkerOptions {
+        grace: LONG,
+        ..opts(&["q"])
+    };
+    let w = WorkerCore::new(&db, o, vec![task("t", TaskOptions::default())]).unwrap();
+    let a = w.drain_next().unwrap().unwrap();
+    timed(&w, Duration::from_micros(10));
+    let b = w
+        .complete(a.job.id, Outcome::Completed(None))
+        .unwrap()
+        .unwrap();
+    let c = w
+        .complete(b.job.id, Outcome::Completed(Some("1")))
+        .unwrap()
+        .unwrap();
+    assert_eq!(processing(&db, &ids), 4);
+    w.shutdown();
+    // The last job in hand finishes: its ack and the one waiting land; the
+    // jobs claimed ahead go back, their attempts not counted.
+    assert!(w
+        .complete(c.job.id, Outcome::Completed(None))
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        w.poll(&AtomicBool::new(false)).unwrap(),
+        Polled::Done
+    ));
+    for id in &ids[..3] {
+        assert_eq!(job(&db, *id), None);
+    }
+    for id in &ids[3..] {
+        let j = job(&db, *id).unwrap();
+        assert_eq!((j.state, j.attempts), (JobState::Ready, 0));
+    }
 }

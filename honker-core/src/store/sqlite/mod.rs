@@ -65,7 +65,7 @@ impl Store for SqliteStore<'_> {
     fn ack_batch(&self, leases: &[Lease<'_>], now: i64) -> Result<usize> {
         queue::ack_batch(self.0, leases, now)
     }
-    fn ack_and_claim(&self, op: &AckAndClaim<'_>, now: i64) -> Result<(bool, Vec<JobRecord>)> {
+    fn ack_and_claim(&self, op: &AckAndClaim<'_>, now: i64) -> Result<(usize, Vec<JobRecord>)> {
         queue::ack_and_claim(self.0, op, now)
     }
     fn retry(

@@ -41,7 +41,7 @@ pub fn notify(conn: &Connection, channel: &str, payload: &str, now: i64) -> Resu
 fn prune_below(conn: &Connection, id: i64) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
         "DELETE FROM _honker_notifications WHERE id IN
-         (SELECT id FROM _honker_notifications WHERE id <= ?1 ORDER BY id LIMIT ?2)",
+         (SELECT id FROM _honker_notifications WHERE id <= ?1 ORDER BY id LIMIT ?2 + 0)",
     )?;
     let mut removed = 0;
     loop {
@@ -80,14 +80,14 @@ pub fn read_after(
         Some(ch) => conn
             .prepare_cached(
                 "SELECT id, channel, payload, created_at FROM _honker_notifications
-                 WHERE id > ?1 AND channel = ?2 ORDER BY id LIMIT ?3",
+                 WHERE id > ?1 AND channel = ?2 ORDER BY id LIMIT ?3 + 0",
             )?
             .query_map(params![after, ch, limit as i64], map)?
             .collect::<rusqlite::Result<_>>()?,
         None => conn
             .prepare_cached(
                 "SELECT id, channel, payload, created_at FROM _honker_notifications
-                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+                 WHERE id > ?1 ORDER BY id LIMIT ?2 + 0",
             )?
             .query_map(params![after, limit as i64], map)?
             .collect::<rusqlite::Result<_>>()?,
@@ -100,7 +100,7 @@ pub fn read_after(
 pub fn prune(conn: &Connection, before_ms: i64) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
         "DELETE FROM _honker_notifications WHERE id IN
-         (SELECT id FROM _honker_notifications ORDER BY id LIMIT ?2) AND created_at < ?1",
+         (SELECT id FROM _honker_notifications ORDER BY id LIMIT ?2 + 0) AND created_at < ?1",
     )?;
     let mut removed = 0;
     loop {

@@ -48,7 +48,7 @@ pub fn read_since(conn: &Connection, stream: &str, after: i64, limit: usize) -> 
     Ok(conn
         .prepare_cached(
             "SELECT seq, stream, event_key, payload, created_at FROM _honker_stream
-             WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+             WHERE stream = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3 + 0",
         )?
         .query_map(params![stream, after, limit as i64], |r| {
             Ok(Event {
@@ -176,7 +176,7 @@ pub fn prune(conn: &Connection, stream: &str, now: i64) -> Result<usize> {
             // head: delete from the head in batches until one is young enough.
             let mut stmt = conn.prepare_cached(
                 "DELETE FROM _honker_stream WHERE seq IN
-                 (SELECT seq FROM _honker_stream WHERE stream = ?1 ORDER BY seq LIMIT ?3)
+                 (SELECT seq FROM _honker_stream WHERE stream = ?1 ORDER BY seq LIMIT ?3 + 0)
                  AND created_at < ?2",
             )?;
             loop {
