@@ -176,6 +176,12 @@ export declare class NativeWorker {
    * to run, claimed in the same commit.
    */
   complete(id: number, ok: boolean, value: string | undefined | null, retryInS: number | undefined | null, retry: boolean, released: boolean): Promise<ActivationData | null>
+  /**
+   * A success reported on the event loop when no I/O is needed: the next
+   * job (claimed ahead earlier) is handed out at once and the ack waits
+   * for a later commit. Null: nothing was done; call `complete`.
+   */
+  completeBuffered(id: number, value?: string | undefined | null): ActivationData | null
   /** Stops claiming; the grace period starts. */
   shutdown(): void
   /** Ends the worker's keeper now (after its run or drain). */

@@ -446,7 +446,10 @@ export class Worker {
     while (a !== null) {
       const [ok, value, retryIn] = await this._run(a, running);
       ran += 1;
-      a = await mapped(native.complete(a.id, ok, value, retryIn, true, false));
+      // A success whose next job was claimed ahead needs no I/O: no hop to
+      // the libuv pool.
+      const next: N.ActivationData | null = ok ? native.completeBuffered(a.id, value) : null;
+      a = next ?? (await mapped(native.complete(a.id, ok, value, retryIn, true, false)));
     }
     return ran;
   }

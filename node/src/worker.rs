@@ -290,6 +290,24 @@ impl NativeWorker {
         }))
     }
 
+    /// A success reported on the event loop when no I/O is needed: the next
+    /// job (claimed ahead earlier) is handed out at once and the ack waits
+    /// for a later commit. Null: nothing was done; call `complete`.
+    #[napi]
+    pub fn complete_buffered(
+        &self,
+        id: i64,
+        value: Option<String>,
+    ) -> Result<Option<ActivationData>> {
+        honker_core::guard(|| {
+            Ok(self
+                .core
+                .complete_buffered(id, value.as_deref())
+                .map(ActivationData::from))
+        })
+        .map_err(to_js)
+    }
+
     /// Stops claiming; the grace period starts.
     #[napi]
     pub fn shutdown(&self) {

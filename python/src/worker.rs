@@ -212,6 +212,14 @@ impl NativeWorker {
         released: bool,
     ) -> PyResult<Option<Act>> {
         let retry_in = secs("retry_in_s", retry_in_s)?;
+        if ok && !released {
+            // A job claimed ahead is handed out without I/O: no need to
+            // let go of the GIL for that.
+            let fast = honker_core::guard(|| Ok(self.core.complete_buffered(id, value.as_deref())));
+            if let Some(a) = fast.map_err(to_py)? {
+                return Ok(Some(act(a)));
+            }
+        }
         let got = py.detach(|| {
             honker_core::guard(|| {
                 let outcome = Outcome::reported(released, ok, value.as_deref(), retry_in, retry);

@@ -415,7 +415,8 @@ struct State {
     pending: Vec<PendingAck>,
     /// When the oldest of `pending` finished.
     pending_since: Option<Instant>,
-    /// Writes of `pending` or `ahead` under way outside the lock.
+    /// Writes under way outside the lock: of `pending`, of `ahead`, or the
+    /// keeper's releases and timeout retries.
     flushing: usize,
     /// Handlers' running time, averaged (exponentially weighted).
     run_time: Option<Duration>,
@@ -432,8 +433,8 @@ struct PendingAck {
 }
 
 impl State {
-    /// Nothing claimed ahead or waiting to be acked, and no such write
-    /// under way.
+    /// Nothing claimed ahead or waiting to be acked, and no such write (or
+    /// a keeper's release or timeout retry) under way.
     fn settled_ahead(&self) -> bool {
         self.ahead.is_empty() && self.pending.is_empty() && self.flushing == 0
     }
@@ -573,6 +574,13 @@ impl PendingAck {
             result: self.result.as_ref().map(|(r, ttl)| (r.as_str(), *ttl)),
         }
     }
+}
+
+/// Adds a handler's running time (from `started` to `now`) to the average
+/// that decides how far the worker claims ahead.
+fn record_run_time(st: &mut State, started: Instant, now: Instant) {
+    let took = now.saturating_duration_since(started);
+    st.run_time = Some(st.run_time.map_or(took, |avg| (avg * 4 + took) / 5));
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -883,8 +891,7 @@ impl WorkerCore {
                 self.slot_freed(&st);
             }
             if !matches!(outcome, Outcome::Released) {
-                let took = now.saturating_duration_since(e.started);
-                st.run_time = Some(st.run_time.map_or(took, |avg| (avg * 4 + took) / 5));
+                record_run_time(&mut st, e.started, now);
             }
             if let (Outcome::Completed(result), false) = (outcome, e.settled) {
                 let this = PendingAck {
@@ -897,15 +904,7 @@ impl WorkerCore {
                     // this one with the commit that empties the buffer
                     // (or the keeper's, after ACK_DELAY).
                     ahead = st.ahead.pop_front();
-                    if st.pending.is_empty() {
-                        st.pending_since = Some(now);
-                        let due = now + st.ack_delay;
-                        if st.keeper_at.map_or(true, |k| due < k) {
-                            st.keeper_at = Some(due);
-                            inner.keeper.notify_all();
-                        }
-                    }
-                    st.pending.push(this);
+                    self.defer_ack(&mut st, this, now);
                 } else {
                     acks = std::mem::take(&mut st.pending);
                     st.pending_since = None;
@@ -1112,7 +1111,28 @@ impl WorkerCore {
     /// (an unknown task) disposed of and `None`.
     fn admit(&self, job: JobRecord, claimed_at: Instant) -> Result<Option<Activation>> {
         let inner = &*self.inner;
-        let known = envelope::task_of(&job.payload).and_then(|t| match inner.tasks.get(&t) {
+        let (task, opts) = match self.known_task(&job.payload) {
+            Ok(k) => k,
+            Err(why) => {
+                let ops = inner.db.by(Caller::this_thread());
+                let lease = Lease::new(job.id, &inner.id, job.attempts);
+                match inner.unknown {
+                    UnknownTasks::DeadLetter => ops.fail(lease, &why)?,
+                    UnknownTasks::Leave(d) => ops.defer(lease, d)?,
+                };
+                return Ok(None);
+            }
+        };
+        let mut st = lock(&inner.st);
+        st.reserved -= 1;
+        Ok(Some(self.start(&mut st, job, claimed_at, task, opts)))
+    }
+
+    /// The task a job's envelope names and its options, or why this worker
+    /// cannot run it.
+    fn known_task(&self, payload: &str) -> std::result::Result<(String, &TaskOptions), String> {
+        let inner = &*self.inner;
+        envelope::task_of(payload).and_then(|t| match inner.tasks.get(&t) {
             Some(opts) => Ok((t, opts)),
             None => {
                 let mut names: Vec<&str> = inner.tasks.keys().map(String::as_str).collect();
@@ -1127,19 +1147,19 @@ impl WorkerCore {
                     }
                 ))
             }
-        });
-        let (task, opts) = match known {
-            Ok(k) => k,
-            Err(why) => {
-                let ops = inner.db.by(Caller::this_thread());
-                let lease = Lease::new(job.id, &inner.id, job.attempts);
-                match inner.unknown {
-                    UnknownTasks::DeadLetter => ops.fail(lease, &why)?,
-                    UnknownTasks::Leave(d) => ops.defer(lease, d)?,
-                };
-                return Ok(None);
-            }
-        };
+        })
+    }
+
+    /// Puts `job` in flight (the state locked) and returns its activation.
+    fn start(
+        &self,
+        st: &mut State,
+        job: JobRecord,
+        claimed_at: Instant,
+        task: String,
+        opts: &TaskOptions,
+    ) -> Activation {
+        let inner = &*self.inner;
         let now = Instant::now();
         let cancel = Arc::new(Cancel::default());
         let deadline = opts.timeout.and_then(|t| now.checked_add(t));
@@ -1154,21 +1174,60 @@ impl WorkerCore {
             cancel: cancel.clone(),
             settled: false,
         };
-        let mut st = lock(&inner.st);
-        st.reserved -= 1;
         let wake = deadline.unwrap_or(entry.beat_at).min(entry.beat_at);
         if st.keeper_at.map_or(true, |k| wake < k) {
             st.keeper_at = Some(wake);
             inner.keeper.notify_all();
         }
         st.in_flight.insert(job.id, entry);
-        drop(st);
-        Ok(Some(Activation {
+        Activation {
             job,
             task,
             timeout: opts.timeout,
             cancel,
-        }))
+        }
+    }
+
+    /// Adds a finished job's ack to those waiting for the next commit (the
+    /// state locked); the keeper writes it after [`ACK_DELAY`] if nothing
+    /// else has.
+    fn defer_ack(&self, st: &mut State, ack: PendingAck, now: Instant) {
+        if st.pending.is_empty() {
+            st.pending_since = Some(now);
+            let due = now + st.ack_delay;
+            if st.keeper_at.map_or(true, |k| due < k) {
+                st.keeper_at = Some(due);
+                self.inner.keeper.notify_all();
+            }
+        }
+        st.pending.push(ack);
+    }
+
+    /// [`WorkerCore::complete`] of a success when it needs no I/O: the
+    /// next job is one claimed ahead, of a task this worker has, so the ack
+    /// waits for a later commit and that job is handed out at once. `None`:
+    /// nothing was done (the worker is stopping, the job was settled by the
+    /// keeper, nothing is claimed ahead, or the next job needs a write);
+    /// call [`WorkerCore::complete`]. For hosts where a call that may write
+    /// costs a thread hop (Node's event loop).
+    pub fn complete_buffered(&self, id: i64, result: Option<&str>) -> Option<Activation> {
+        let inner = &*self.inner;
+        let mut st = lock(&inner.st);
+        if st.grace_until.is_some() || st.closed || st.in_flight.get(&id)?.settled {
+            return None;
+        }
+        let (task, opts) = self.known_task(&st.ahead.front()?.0.payload).ok()?;
+        let e = st.in_flight.remove(&id)?;
+        let now = Instant::now();
+        record_run_time(&mut st, e.started, now);
+        let ack = PendingAck {
+            id,
+            attempt: e.attempt,
+            result: inner.result_of(&e.task, result),
+        };
+        self.defer_ack(&mut st, ack, now);
+        let (job, claimed_at) = st.ahead.pop_front()?;
+        Some(self.start(&mut st, job, claimed_at, task, opts))
     }
 
     /// Ends the worker now, as dropping it does: the keeper stops, and
@@ -1237,6 +1296,13 @@ fn keeper(inner: &Inner) {
                 chores.push(Chore::Beat(id, e.attempt));
             }
         }
+        // Releases and timeouts are written outside the lock, after their
+        // handlers are signalled: a poller must not report the end (and
+        // let the process exit) before those writes land.
+        let writes = chores.iter().any(|c| !matches!(c, Chore::Beat(..)));
+        if writes {
+            st.flushing += 1;
+        }
         let stopping = st.grace_until.is_some();
         let acks = if st
             .pending_since
@@ -1301,7 +1367,10 @@ fn keeper(inner: &Inner) {
         if grace_over {
             st.released = true;
         }
-        let mut any = grace_over;
+        if writes {
+            st.flushing -= 1;
+        }
+        let mut any = grace_over || writes;
         for (id, attempt, why) in told {
             if let Some(e) = st.in_flight.get_mut(&id) {
                 if e.attempt != attempt {

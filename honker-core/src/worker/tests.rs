@@ -741,3 +741,42 @@ fn shutdown_releases_jobs_claimed_ahead_and_acks_what_waits() {
         assert_eq!((j.state, j.attempts), (JobState::Ready, 0));
     }
 }
+
+#[test]
+fn complete_buffered_hands_out_jobs_claimed_ahead_without_writing() {
+    let dir = Dir::new();
+    let db = open(&dir);
+    let ids: Vec<i64> = (0..3).map(|_| put(&db, "q", "t", "[]")).collect();
+    let w = WorkerCore::new(&db, opts(&["q"]), vec![task("t", TaskOptions::default())]).unwrap();
+    let a = w.drain_next().unwrap().unwrap();
+    // Nothing claimed ahead yet: it does nothing, the job stays in flight.
+    assert!(w.complete_buffered(a.job.id, None).is_none());
+    assert_eq!(w.in_flight(), 1);
+    timed(&w, Duration::from_micros(10));
+    let b = w
+        .complete(a.job.id, Outcome::Completed(None))
+        .unwrap()
+        .unwrap();
+    let c = w.complete_buffered(b.job.id, Some("\"b\"")).unwrap();
+    assert_eq!(c.job.id, ids[2]);
+    assert_eq!(
+        job(&db, ids[1]).unwrap().state,
+        JobState::Processing,
+        "the ack waits"
+    );
+    assert_eq!(w.in_flight(), 1);
+    // Not in flight: nothing to do.
+    assert!(w.complete_buffered(b.job.id, None).is_none());
+    // The buffer is empty: the caller completes the usual way, which
+    // writes the waiting ack with its own.
+    assert!(w.complete_buffered(c.job.id, None).is_none());
+    assert!(w
+        .complete(c.job.id, Outcome::Completed(None))
+        .unwrap()
+        .is_none());
+    let ops = db.by(Caller::this_thread());
+    assert_eq!(ops.get_result(ids[1]).unwrap().as_deref(), Some("\"b\""));
+    for id in &ids {
+        assert_eq!(job(&db, *id), None);
+    }
+}
