@@ -74,6 +74,37 @@ fn raw_claim(c: &Connection, n: usize) -> Vec<i64> {
     .collect()
 }
 
+/// Inserts `jobs` raw jobs in one transaction (untimed set-up).
+fn raw_fill(c: &Connection, jobs: u64) {
+    c.execute_batch("BEGIN").unwrap();
+    for i in 0..jobs {
+        raw_insert(c, i);
+    }
+    c.execute_batch("COMMIT").unwrap();
+}
+
+/// Claims and acks every raw job, `batch` at a time (a batch's acks in one
+/// transaction); how many.
+fn raw_drain(c: &Connection, batch: usize) -> u64 {
+    let mut done = 0u64;
+    loop {
+        let ids = raw_claim(c, batch);
+        if ids.is_empty() {
+            return done;
+        }
+        if batch == 1 {
+            raw_ack(c, ids[0]);
+        } else {
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            for id in &ids {
+                raw_ack(c, *id);
+            }
+            c.execute_batch("COMMIT").unwrap();
+        }
+        done += ids.len() as u64;
+    }
+}
+
 fn raw_ack(c: &Connection, id: i64) {
     c.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND worker = 'w' AND lease_until > ?2")
         .unwrap()
@@ -197,11 +228,7 @@ fn bench_claim_ack(rounds: usize, jobs: u64, batch: usize) -> Row {
         for chunk in payloads.chunks(1000) {
             q.enqueue_many(chunk, EnqueueOpts::default()).unwrap();
         }
-        c.execute_batch("BEGIN").unwrap();
-        for i in 0..jobs {
-            raw_insert(&c, i);
-        }
-        c.execute_batch("COMMIT").unwrap();
+        raw_fill(&c, jobs);
 
         let t = Instant::now();
         let mut done = 0u64;
@@ -225,23 +252,7 @@ fn bench_claim_ack(rounds: usize, jobs: u64, batch: usize) -> Row {
         let h = rate(done, t.elapsed());
 
         let t = Instant::now();
-        let mut done = 0u64;
-        loop {
-            let ids = raw_claim(&c, batch);
-            if ids.is_empty() {
-                break;
-            }
-            if batch == 1 {
-                raw_ack(&c, ids[0]);
-            } else {
-                c.execute_batch("BEGIN IMMEDIATE").unwrap();
-                for id in &ids {
-                    raw_ack(&c, *id);
-                }
-                c.execute_batch("COMMIT").unwrap();
-            }
-            done += ids.len() as u64;
-        }
+        let done = raw_drain(&c, batch);
         assert_eq!(done, jobs);
         let r = rate(done, t.elapsed());
         rates.0.push(h);
@@ -363,11 +374,7 @@ fn bench_worker_concurrent(rounds: usize, jobs: u64) -> Row {
             }
             tx.commit().unwrap();
         }
-        c.execute_batch("BEGIN").unwrap();
-        for i in 0..jobs {
-            raw_insert(&c, i);
-        }
-        c.execute_batch("COMMIT").unwrap();
+        raw_fill(&c, jobs);
         ran.store(0, Ordering::SeqCst);
         stop.store(false, Ordering::SeqCst);
         let t = Instant::now();
@@ -380,19 +387,7 @@ fn bench_worker_concurrent(rounds: usize, jobs: u64) -> Row {
         assert_eq!(q.stats().unwrap().ready + q.stats().unwrap().processing, 0);
 
         let t = Instant::now();
-        let mut done = 0u64;
-        loop {
-            let ids = raw_claim(&c, 32);
-            if ids.is_empty() {
-                break;
-            }
-            c.execute_batch("BEGIN IMMEDIATE").unwrap();
-            for id in &ids {
-                raw_ack(&c, *id);
-            }
-            c.execute_batch("COMMIT").unwrap();
-            done += ids.len() as u64;
-        }
+        let done = raw_drain(&c, 32);
         assert_eq!(done, jobs);
         let r = rate(done, t.elapsed());
         rates.0.push(h);

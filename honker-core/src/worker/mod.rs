@@ -782,22 +782,16 @@ impl WorkerCore {
                     return Ok(Polled::Done);
                 }
                 // Acks still waiting and jobs claimed ahead: settle them
-                // here, or wait for whoever is already writing them.
+                // here, or (someone is already writing them) wait below.
                 let acks = st.take_pending();
                 let jobs = st.take_ahead(None);
-                if acks.is_empty() && jobs.is_empty() {
-                    st.slot_waiters += 1;
+                if !acks.is_empty() || !jobs.is_empty() {
                     drop(st);
-                    let waited = wait_or_stop(&inner.watcher, seen, MAX_WAIT, stop);
-                    lock(&inner.st).slot_waiters -= 1;
-                    waited?;
+                    let flushed = inner.flush(acks);
+                    inner.release_ahead(jobs)?;
+                    flushed?;
                     continue;
                 }
-                drop(st);
-                let flushed = inner.flush(acks);
-                inner.release_ahead(jobs)?;
-                flushed?;
-                continue;
             }
             if stopping || st.in_flight.len() + st.reserved >= inner.concurrency {
                 st.slot_waiters += 1;
