@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -238,25 +239,25 @@ def test_bad_task_options_are_named(db: honker.Database) -> None:
 
 
 APP = """
-import sys, honker
-db = honker.open(sys.argv[-1] if False else {path!r})
+import os, honker
+db = honker.open({path!r})
 q = db.queue("jobs")
 
 @q.task
 def finisher() -> str:
-    print("started finisher", flush=True)
+    os.write(1, b"started finisher\\n")  # one write: handler threads cannot interleave it
     honker.current_task().wait_cancelled(0.5)
     return "finished"
 
 @q.task
 def stuck() -> None:
-    print("started stuck", flush=True)
+    os.write(1, b"started stuck\\n")  # one write: handler threads cannot interleave it
     while honker.current_task().wait_cancelled(60) is None:
         pass
 
 @q.task
 def hang() -> None:
-    print("started hang", flush=True)
+    os.write(1, b"started hang\\n")  # one write: handler threads cannot interleave it
     honker.current_task().wait_cancelled(600)
 """
 
@@ -274,13 +275,20 @@ def _worker_process(tmp_path: Path, db_path: str, *args: str) -> subprocess.Pope
 
 
 def _wait_lines(p: subprocess.Popen[str], want: set[str]) -> None:
+    """Waits until the worker has printed every line of `want`, reading
+    its stdout's pipe directly so that the deadline holds even while it
+    prints nothing."""
     assert p.stdout is not None
-    seen: set[str] = set()
+    fd = p.stdout.fileno()
+    out = b""
     deadline = time.monotonic() + LONG
-    while not want <= seen:
-        assert time.monotonic() < deadline and p.poll() is None, f"worker never printed {want - seen}"
-        line = p.stdout.readline().strip()
-        seen.add(line)
+    while not want <= set(out.decode().splitlines()):
+        left = deadline - time.monotonic()
+        assert left > 0, f"worker never printed {want - set(out.decode().splitlines())}; it printed {out!r}"
+        if select.select([fd], [], [], left)[0]:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"worker exited ({p.wait()}) after printing {out!r}"
+            out += chunk
 
 
 def test_sigterm_drains_finishing_jobs_and_releases_the_rest(tmp_path: Path) -> None:
