@@ -80,6 +80,9 @@ pub const MAX_BATCH: usize = 1_000;
 pub const CLAIM_AHEAD_BUDGET: Duration = Duration::from_millis(5);
 /// Longest a finished job's ack (and result) waits to share a commit.
 pub const ACK_DELAY: Duration = Duration::from_millis(5);
+/// While stopping, a poller waiting for the last job out looks again at
+/// least this often (every change wakes it; this is a safety net).
+const STOPPING_RECHECK: Duration = Duration::from_millis(100);
 
 /// A task's options on the worker side.
 #[derive(Debug, Clone)]
@@ -796,7 +799,16 @@ impl WorkerCore {
             if stopping || st.in_flight.len() + st.reserved >= inner.concurrency {
                 st.slot_waiters += 1;
                 drop(st);
-                let waited = wait_or_stop(&inner.watcher, seen, MAX_WAIT, stop);
+                let waited = if stopping {
+                    // The stop is acted on, and stays set: waiting on it
+                    // would end every wait at once and spin the pollers
+                    // through the grace period. Wait for the state to move
+                    // instead (a slot freed, the keeper's release, the last
+                    // ack all wake us), re-checking now and then.
+                    inner.watcher.wait(seen, STOPPING_RECHECK).map(drop)
+                } else {
+                    wait_or_stop(&inner.watcher, seen, MAX_WAIT, stop)
+                };
                 lock(&inner.st).slot_waiters -= 1;
                 waited?;
                 continue;

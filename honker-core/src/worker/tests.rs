@@ -413,6 +413,79 @@ fn shutdown_lets_running_jobs_finish_within_the_grace() {
     assert_eq!(job(&db, next).unwrap().state, JobState::Ready);
 }
 
+/// A stop flag asked every 50 ms, like the bindings' (which wake their
+/// waiters for signals they cannot deliver).
+struct AskedStop(AtomicBool);
+
+impl Stop for AskedStop {
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn poll_every(&self) -> Option<Duration> {
+        Some(Duration::from_millis(50))
+    }
+    fn check(&self) -> bool {
+        self.is_set()
+    }
+}
+
+/// CPU time this thread has used.
+#[cfg(unix)]
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a valid out pointer.
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) },
+        0
+    );
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// While a stopped worker waits for its last job, its idle pollers sleep:
+/// the stop flag stays set, and a wait that ended on it would spin them
+/// through the whole grace period.
+#[cfg(unix)]
+#[test]
+fn idle_pollers_sleep_while_a_stopped_worker_waits_for_its_last_job() {
+    let dir = Dir::new();
+    let db = open(&dir);
+    let id = put(&db, "q", "t", "[]");
+    let o = WorkerOptions {
+        concurrency: 2,
+        grace: LONG,
+        ..opts(&["q"])
+    };
+    let w = Arc::new(WorkerCore::new(&db, o, vec![task("t", TaskOptions::default())]).unwrap());
+    let stop = Arc::new(AskedStop(AtomicBool::new(false)));
+    let a = match w.poll(&*stop).unwrap() {
+        Polled::Run(a) => a,
+        other => panic!("{other:?}"),
+    };
+    stop.0.store(true, Ordering::SeqCst);
+    let (w2, s2) = (w.clone(), stop.clone());
+    let poller = std::thread::spawn(move || {
+        let before = thread_cpu();
+        let r = w2.poll(&*s2).unwrap();
+        (r, thread_cpu() - before)
+    });
+    // The job runs on for a while: the poller waits all that time.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(w
+        .complete(a.job.id, Outcome::Completed(None))
+        .unwrap()
+        .is_none());
+    let (r, cpu) = poller.join().unwrap();
+    assert!(matches!(r, Polled::Done), "{r:?}");
+    assert_eq!(job(&db, id), None, "acked");
+    assert!(
+        cpu < Duration::from_millis(50),
+        "the idle poller used {cpu:?} of CPU in 300 ms of waiting"
+    );
+}
+
 #[test]
 fn bad_options_are_named() {
     let dir = Dir::new();
