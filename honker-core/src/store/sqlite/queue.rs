@@ -215,7 +215,28 @@ fn bury(conn: &Connection, id: i64, reason: &str, error: Option<&str>, now: i64)
         .execute(params![id, reason, error, now])?;
     conn.prepare_cached("DELETE FROM _honker_live WHERE id = ?1")?
         .execute([id])?;
+    keep_high_water(conn, id)?;
     Ok(moved == 1)
+}
+
+/// Job ids are never reused: a new row gets the largest id plus one, so
+/// the row with the largest id must never really go. Every deletion from
+/// `_honker_live` ends here, in its transaction, with the largest id it
+/// deleted: if no row at or above it is left, a tombstone (state 'done', in
+/// no index) takes that id back. The next insert gets a higher id and its
+/// trigger removes the tombstone. One seek when nothing is needed.
+///
+/// This is engine code, not an `AFTER DELETE` trigger: a trigger made each
+/// ack keep a statement journal (a copy of every page it touched) and ran
+/// once per row, where a batch needs one check.
+fn keep_high_water(conn: &Connection, deleted: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO _honker_live (id, queue, payload, state, run_at, max_attempts, created_at)
+         SELECT ?1, '', 'null', 'done', 0, 0, 0
+         WHERE NOT EXISTS (SELECT 1 FROM _honker_live WHERE id >= ?1)",
+    )?
+    .execute([deleted])?;
+    Ok(())
 }
 
 /// Is anything due in queue ?1 at ?2: a delayed job, an expired lease, or
@@ -342,12 +363,24 @@ pub fn claim(
 const ACK: &str = "DELETE FROM _honker_live
      WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4";
 
-/// Completes a job: deletes it if `lease` is still current. One indexed write.
-pub fn ack(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
+/// Deletes the job of `lease` if that lease is still current; the caller
+/// keeps the high-water mark.
+fn delete_leased(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
     let n =
         conn.prepare_cached(ACK)?
             .execute(params![lease.id, lease.worker, lease.attempt, now])?;
     Ok(n == 1)
+}
+
+/// Completes a job: deletes it if `lease` is still current. One indexed write.
+pub fn ack(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
+    atomic(conn, |conn| {
+        let acked = delete_leased(conn, lease, now)?;
+        if acked {
+            keep_high_water(conn, lease.id)?;
+        }
+        Ok(acked)
+    })
 }
 
 /// Completes every job whose lease in `leases` is still current, each
@@ -356,10 +389,16 @@ pub fn ack(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
 /// the same name, acks nothing. Returns how many were acked. Atomic.
 pub fn ack_batch(conn: &Connection, leases: &[Lease<'_>], now: i64) -> Result<usize> {
     atomic(conn, |conn| {
-        let mut stmt = conn.prepare_cached(ACK)?;
         let mut n = 0;
+        let mut highest = None;
         for l in leases {
-            n += stmt.execute(params![l.id, l.worker, l.attempt, now])?;
+            if delete_leased(conn, *l, now)? {
+                n += 1;
+                highest = highest.max(Some(l.id));
+            }
+        }
+        if let Some(id) = highest {
+            keep_high_water(conn, id)?;
         }
         Ok(n)
     })
@@ -377,13 +416,18 @@ pub fn ack_and_claim(
     // A bad result or claim argument fails inside: the acks are undone with it.
     atomic(conn, |conn| {
         let mut acked = 0;
+        let mut highest = None;
         for d in op.done {
-            if ack(conn, d.lease, now)? {
+            if delete_leased(conn, d.lease, now)? {
                 acked += 1;
+                highest = highest.max(Some(d.lease.id));
                 if let Some((value, ttl_ms)) = d.result {
                     super::result::save(conn, d.lease.id, value, ttl_ms, now)?;
                 }
             }
+        }
+        if let Some(id) = highest {
+            keep_high_water(conn, id)?;
         }
         let jobs = match op.n {
             0 => Vec::new(),
@@ -517,10 +561,16 @@ pub fn heartbeat(conn: &Connection, lease: Lease<'_>, extend: Duration, now: i64
 /// its ack, retry, fail and heartbeat refused. Returns false if there was no
 /// such live job.
 pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("DELETE FROM _honker_live WHERE id = ?1 AND state <> 'done'")?
-        .execute([id])?
-        == 1)
+    atomic(conn, |conn| {
+        let gone = conn
+            .prepare_cached("DELETE FROM _honker_live WHERE id = ?1 AND state <> 'done'")?
+            .execute([id])?
+            == 1;
+        if gone {
+            keep_high_water(conn, id)?;
+        }
+        Ok(gone)
+    })
 }
 
 /// Deletes every ready job of `queue` (claimable at `now`, delayed ones
@@ -529,12 +579,19 @@ pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
 /// backlog: the jobs are gone, not dead-lettered.
 pub fn purge(conn: &Connection, queue: &str, now: i64) -> Result<usize> {
     validate::name("queue", queue)?;
-    Ok(conn
-        .prepare_cached(
-            "DELETE FROM _honker_live WHERE queue = ?1 \
-             AND (state = 'ready' OR (state = 'scheduled' AND run_at <= ?2))",
-        )?
-        .execute(params![queue, now])?)
+    atomic(conn, |conn| {
+        let ids: Vec<i64> = conn
+            .prepare_cached(
+                "DELETE FROM _honker_live WHERE queue = ?1 \
+                 AND (state = 'ready' OR (state = 'scheduled' AND run_at <= ?2)) RETURNING id",
+            )?
+            .query_map(params![queue, now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if let Some(&id) = ids.iter().max() {
+            keep_high_water(conn, id)?;
+        }
+        Ok(ids.len())
+    })
 }
 
 /// Looks a job up by id in the live table, then the dead table.
@@ -1203,45 +1260,92 @@ mod id_tests {
     fn ids_are_never_reused_and_tombstones_stay_invisible() {
         let c = crate::store::sqlite::schema::test_db();
         let opts = EnqueueOpts::default();
+        let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
         let mut last = 0;
-        for round in 0..5 {
-            // Drain the queue completely each round: the newest row goes.
-            let id = enqueue(&c, "q", "1", &opts, 3, 0).unwrap();
-            assert!(id > last, "round {round}: {id} after {last}");
-            last = id;
-            let j = claim(&c, "q", "w", 1, Duration::from_secs(1), 0)
-                .unwrap()
-                .pop()
-                .unwrap();
-            match round % 3 {
-                0 => assert!(ack(&c, j.lease(), 1).unwrap()),
-                1 => assert!(fail(&c, j.lease(), "x", 1).unwrap()),
-                _ => assert!(cancel(&c, j.id).unwrap()),
+        let mut now = 0;
+        // Every way a live row goes, each removing the newest rows (the
+        // queue is drained every round), two at a time where it can.
+        for round in 0..9 {
+            now += 10_000;
+            let attempts = if round >= 6 { 1 } else { 3 };
+            let ids = [0, 1].map(|_| enqueue(&c, "q", "1", &opts, attempts, now).unwrap());
+            assert!(ids[0] > last, "round {round}: {ids:?} after {last}");
+            last = ids[1];
+            if round == 5 {
+                assert_eq!(purge(&c, "q", now).unwrap(), 2);
+            } else {
+                let jobs = claim(&c, "q", "w", 2, Duration::from_secs(1), now).unwrap();
+                let leases: Vec<Lease<'_>> = jobs.iter().map(|j| j.lease()).collect();
+                match round {
+                    0 => leases
+                        .iter()
+                        .for_each(|l| assert!(ack(&c, *l, now).unwrap())),
+                    1 => leases
+                        .iter()
+                        .for_each(|l| assert!(fail(&c, *l, "x", now).unwrap())),
+                    2 => ids.iter().for_each(|id| assert!(cancel(&c, *id).unwrap())),
+                    3 => assert_eq!(ack_batch(&c, &leases, now).unwrap(), 2),
+                    4 => {
+                        let done: Vec<Done<'_>> = leases
+                            .iter()
+                            .map(|l| Done {
+                                lease: *l,
+                                result: Some(("1", 60_000)),
+                            })
+                            .collect();
+                        let op = AckAndClaim {
+                            done: &done,
+                            queue: "q",
+                            worker: "w",
+                            n: 1,
+                            visibility_timeout: Duration::from_secs(1),
+                        };
+                        assert_eq!(ack_and_claim(&c, &op, now).unwrap(), (2, vec![]));
+                    }
+                    6 => {
+                        // Out of attempts when the lease lapses: buried by the next claim.
+                        now += 2_000;
+                        assert!(claim(&c, "q", "w", 1, Duration::from_secs(1), now)
+                            .unwrap()
+                            .is_empty());
+                    }
+                    7 => leases
+                        .iter()
+                        .for_each(|l| assert!(retry(&c, *l, None, "x", now).unwrap())),
+                    _ => {
+                        // Cancelled the newest first, then the one below it.
+                        assert!(cancel(&c, ids[1]).unwrap());
+                        assert!(cancel(&c, ids[0]).unwrap());
+                    }
+                }
             }
-            assert!(get_job(&c, id)
-                .unwrap()
-                .is_none_or(|r| r.state == JobState::Dead));
-            assert!(
-                !cancel(&c, id).unwrap(),
-                "the tombstone cannot be cancelled"
+            for id in ids {
+                assert!(get_job(&c, id)
+                    .unwrap()
+                    .is_none_or(|r| r.state == JobState::Dead));
+                assert!(
+                    !cancel(&c, id).unwrap(),
+                    "round {round}: the tombstone cannot be cancelled"
+                );
+            }
+            assert_eq!(
+                count("SELECT COUNT(*) FROM _honker_live WHERE queue = 'q'"),
+                0
             );
-            let live: i64 = c
-                .query_row(
-                    "SELECT COUNT(*) FROM _honker_live WHERE queue = 'q'",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(live, 0);
-            let rows: i64 = c
-                .query_row("SELECT COUNT(*) FROM _honker_live", [], |r| r.get(0))
-                .unwrap();
-            assert_eq!(rows, 1, "exactly one tombstone keeps the high-water mark");
+            assert_eq!(
+                count("SELECT COUNT(*) FROM _honker_live"),
+                1,
+                "round {round}: exactly one tombstone keeps the high-water mark"
+            );
+            assert_eq!(
+                count("SELECT max(id) FROM _honker_live WHERE state = 'done'"),
+                last
+            );
         }
         // A requeued dead job keeps its (lower) id and does not disturb the mark.
         let dead = dead_jobs(&c, "q", 1).unwrap().pop().unwrap();
-        requeue_dead(&c, dead.id, 2).unwrap();
-        assert!(enqueue(&c, "q", "1", &opts, 3, 2).unwrap() > last);
+        requeue_dead(&c, dead.id, now).unwrap();
+        assert!(enqueue(&c, "q", "1", &opts, 3, now).unwrap() > last);
         let tombstones: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM _honker_live WHERE state = 'done'",

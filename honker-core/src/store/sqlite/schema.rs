@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 
 /// The version of honker's tables this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -18,10 +18,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     -- Job ids are never reused, without AUTOINCREMENT (whose sqlite_sequence
     -- write would add a page to every enqueue): the row with the highest id
-    -- is never really removed. When it is deleted, a trigger puts back a
-    -- tombstone (state 'done', in no index) with its id; the next insert
-    -- gets a higher id and removes the tombstone. Both touch only the last
-    -- leaf page, which the insert writes anyway.
+    -- is never really removed. When it is deleted, a tombstone (state
+    -- 'done', in no index) takes back its id (a trigger until version 3,
+    -- then the engine); the next insert gets a higher id and removes the
+    -- tombstone. Both touch only the last leaf page, which the insert
+    -- writes anyway.
     CREATE TABLE _honker_live (
         id           INTEGER PRIMARY KEY,
         queue        TEXT    NOT NULL,
@@ -163,6 +164,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE _honker_schedules ADD COLUMN last_error TEXT;
     "#,
+    // 2 -> 3: the engine keeps the high-water tombstone itself, once per
+    // transaction that deletes (queue.rs, keep_high_water): the AFTER
+    // DELETE trigger ran per row and made every ack keep a statement
+    // journal.
+    r#"
+    DROP TRIGGER _honker_live_keep_high_water;
+    "#,
 ];
 
 /// The schema version recorded in the file (0 for a file honker never touched).
@@ -274,7 +282,19 @@ mod tests {
              VALUES ('s', 'q', '@daily', '1', 0, 5, 0, 0)",
         )
         .unwrap();
-        assert_eq!(migrate(&c).unwrap(), 2);
+        assert_eq!(migrate(&c).unwrap(), SCHEMA_VERSION);
+        let triggers: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            triggers,
+            ["_honker_live_drop_tombstone"],
+            "3: the engine keeps the high water"
+        );
         let (name, err): (String, Option<String>) = c
             .query_row("SELECT name, last_error FROM _honker_schedules", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
