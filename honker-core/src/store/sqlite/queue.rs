@@ -332,32 +332,68 @@ pub fn claim(
     }
     let lease_until = lease_end("visibility_timeout", visibility_timeout, now)?;
     atomic(conn, |conn| {
-        make_due(conn, queue, now)?;
-        // `id = (…)` for one job avoids the ephemeral table `IN (…)` builds.
-        // `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite's planner reads the value
-        // bound to a bare LIMIT parameter, which marks the statement to be
-        // prepared again each time that parameter is bound: a parse and a
-        // plan per claim (a third of a batched worker's time, measured).
-        // Every `LIMIT ?` of the engine is written so, for the same reason.
-        let pick = if n == 1 { "=" } else { "IN" };
-        let mut jobs: Vec<JobRecord> = conn
-            .prepare_cached(&format!(
-                "UPDATE _honker_live
+        claim_in(conn, queue, worker, n, lease_until, now)
+    })
+}
+
+/// [`claim`]'s work, its arguments checked, inside the caller's atomic
+/// section (a nested one would be a savepoint, whose sub-journal copies
+/// every page the claim touches).
+fn claim_in(
+    conn: &Connection,
+    queue: &str,
+    worker: &str,
+    n: usize,
+    lease_until: i64,
+    now: i64,
+) -> Result<Vec<JobRecord>> {
+    make_due(conn, queue, now)?;
+    // `id = (…)` for one job avoids the ephemeral table `IN (…)` builds.
+    // `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite's planner reads the value
+    // bound to a bare LIMIT parameter, which marks the statement to be
+    // prepared again each time that parameter is bound: a parse and a
+    // plan per claim (a third of a batched worker's time, measured).
+    // Every `LIMIT ?` of the engine is written so, for the same reason.
+    // The row's queue, state, worker and lease are what this statement
+    // sets: they are filled in here, not read back.
+    let pick = if n == 1 { "=" } else { "IN" };
+    let mut jobs: Vec<JobRecord> = conn
+        .prepare_cached(&format!(
+            "UPDATE _honker_live
                  SET state = 'processing', worker_id = ?2, lease_until = ?3, attempts = attempts + 1
                  WHERE id {pick} (SELECT id FROM _honker_live WHERE queue = ?1 AND state = 'ready'
                                   ORDER BY priority DESC, run_at, id LIMIT ?4 + 0)
-                 RETURNING {LIVE_COLS}"
-            ))?
-            .query_map(params![queue, worker, lease_until, n as i64], live_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        jobs.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.run_at_ms.cmp(&b.run_at_ms))
-                .then(a.id.cmp(&b.id))
-        });
-        Ok(jobs)
-    })
+                 RETURNING id, payload, priority, run_at, attempts, max_attempts,
+                           expires_at, idem_key, last_error, created_at"
+        ))?
+        .query_map(params![queue, worker, lease_until, n as i64], |r| {
+            Ok(JobRecord {
+                id: r.get(0)?,
+                queue: queue.to_string(),
+                payload: r.get(1)?,
+                state: JobState::Processing,
+                priority: r.get(2)?,
+                run_at_ms: r.get(3)?,
+                attempts: r.get(4)?,
+                max_attempts: r.get(5)?,
+                worker_id: Some(worker.to_string()),
+                lease_until_ms: Some(lease_until),
+                expires_at_ms: r.get(6)?,
+                key: r.get(7)?,
+                last_error: r.get(8)?,
+                created_at_ms: r.get(9)?,
+                dead_reason: None,
+                died_at_ms: None,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    jobs.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.run_at_ms.cmp(&b.run_at_ms))
+            .then(a.id.cmp(&b.id))
+    });
+    Ok(jobs)
 }
 
 const ACK: &str = "DELETE FROM _honker_live
@@ -413,7 +449,11 @@ pub fn ack_and_claim(
     op: &AckAndClaim<'_>,
     now: i64,
 ) -> Result<(usize, Vec<JobRecord>)> {
-    // A bad result or claim argument fails inside: the acks are undone with it.
+    // A bad claim argument fails before anything is written, a bad result
+    // inside: the acks are undone with it.
+    validate::name("queue", op.queue)?;
+    validate::name("worker", op.worker)?;
+    let lease_until = lease_end("visibility_timeout", op.visibility_timeout, now)?;
     atomic(conn, |conn| {
         let mut acked = 0;
         let mut highest = None;
@@ -431,7 +471,7 @@ pub fn ack_and_claim(
         }
         let jobs = match op.n {
             0 => Vec::new(),
-            n => claim(conn, op.queue, op.worker, n, op.visibility_timeout, now)?,
+            n => claim_in(conn, op.queue, op.worker, n, lease_until, now)?,
         };
         Ok((acked, jobs))
     })
@@ -764,6 +804,35 @@ mod tests {
 
     fn claim1(c: &Connection, worker: &str, now: i64) -> Option<JobRecord> {
         claim(c, "q", worker, 1, VT, now).unwrap().pop()
+    }
+
+    #[test]
+    fn a_claimed_record_is_the_row_as_stored() {
+        let c = db();
+        let opts = EnqueueOpts {
+            priority: 3,
+            key: Some("k".into()),
+            expires: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        put(&c, "{\"a\":1}", opts.clone(), 100);
+        put(&c, "2", EnqueueOpts::default(), 100);
+        for batch in [1, 2] {
+            let jobs = claim(&c, "q", "w", batch, VT, 200).unwrap();
+            assert!(!jobs.is_empty());
+            for j in jobs {
+                assert_eq!(
+                    Some(&j),
+                    get_job(&c, j.id).unwrap().as_ref(),
+                    "batch {batch}"
+                );
+                assert_eq!(
+                    (j.state, j.worker_id.as_deref()),
+                    (JobState::Processing, Some("w"))
+                );
+                assert!(release(&c, j.lease(), 200).unwrap());
+            }
+        }
     }
 
     #[test]
