@@ -76,6 +76,14 @@ export declare class NativeDatabase {
   sweepExpired(queue: string): Promise<number>
   /** `queue`'s job counts by state. */
   queueStats<S extends boolean>(sync: S, queue: string): S extends true ? QueueStatsData : Promise<QueueStatsData>
+  /** Pauses `queue` in every process; whether it was running. */
+  pause<S extends boolean>(sync: S, queue: string): S extends true ? boolean : Promise<boolean>
+  /** Resumes `queue`; whether it was paused. */
+  resume<S extends boolean>(sync: S, queue: string): S extends true ? boolean : Promise<boolean>
+  /** Limits `queue`'s jobs in flight (null: no limit). */
+  setMaxInFlight<S extends boolean>(sync: S, queue: string, max?: number | undefined | null): S extends true ? void : Promise<void>
+  /** `queue`'s controls. */
+  queueControls<S extends boolean>(sync: S, queue: string): S extends true ? QueueControlsData : Promise<QueueControlsData>
   /**
    * The earliest scheduled `run_at` or lease end in `queue`, ms since the
    * epoch; null if nothing is pending.
@@ -302,6 +310,15 @@ export interface PolledData {
   job?: ActivationData
   id?: number
   reason?: string
+}
+
+/**
+ * A queue's controls: paused, and the most of its jobs leased at once
+ * (null: no limit).
+ */
+export interface QueueControlsData {
+  paused: boolean
+  maxInFlight?: number
 }
 
 /** A queue's job counts by state. */

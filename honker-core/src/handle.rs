@@ -16,8 +16,8 @@
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
-    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueStats,
-    Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueControls,
+    QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use crate::store::sqlite::{conn, schema, SqliteStore};
 use crate::store::{Store, Tick};
@@ -710,6 +710,24 @@ impl Ops<'_> {
     /// A queue's job counts.
     pub fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
         self.exec(|s, _| s.queue_stats(queue))
+    }
+    /// A queue's controls.
+    pub fn queue_controls(&self, queue: &str) -> Result<QueueControls> {
+        self.exec(|s, _| s.queue_controls(queue))
+    }
+    /// Pauses a queue in every process (claims take nothing); whether it
+    /// was running.
+    pub fn pause(&self, queue: &str) -> Result<bool> {
+        self.exec(|s, now| s.set_paused(queue, true, now))
+    }
+    /// Resumes a paused queue; whether it was paused.
+    pub fn resume(&self, queue: &str) -> Result<bool> {
+        self.exec(|s, now| s.set_paused(queue, false, now))
+    }
+    /// Limits how many of a queue's jobs are leased at once across every
+    /// process (`None`: no limit).
+    pub fn set_max_in_flight(&self, queue: &str, max: Option<u32>) -> Result<()> {
+        self.exec(|s, now| s.set_max_in_flight(queue, max, now))
     }
 
     // -- streams --

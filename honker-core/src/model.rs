@@ -202,6 +202,19 @@ pub struct QueueStats {
     pub dead: u64,
 }
 
+/// A queue's controls, stored in the file, so every process claiming from
+/// the queue obeys them inside its claim transaction. The default: running,
+/// no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueControls {
+    /// No job of the queue is claimed while it is paused (enqueues, acks
+    /// and jobs already running go on).
+    pub paused: bool,
+    /// At most this many of the queue's jobs are leased at once, across
+    /// every process; `None`: no limit.
+    pub max_in_flight: Option<u32>,
+}
+
 /// One event of a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {

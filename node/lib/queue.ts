@@ -34,6 +34,18 @@ export interface EnqueueOptions extends TxOption {
   expires?: number;
 }
 
+/** A queue's controls, stored in the file. */
+export interface QueueControls {
+  /** Claims take nothing while paused. */
+  paused: boolean;
+  /** The most of its jobs leased at once across every process; null: no limit. */
+  maxInFlight: number | null;
+}
+
+function controls(c: { paused: boolean; maxInFlight?: number | null }): QueueControls {
+  return { paused: c.paused, maxInFlight: c.maxInFlight ?? null };
+}
+
 /** A queue's job counts by state. */
 export interface QueueStats {
   /** Claimable (as of the last claim's promotion of due jobs). */
@@ -417,6 +429,53 @@ export class Queue {
    */
   async sweepExpired(): Promise<number> {
     return this.db._async(() => this.db._n.sweepExpired(this.name));
+  }
+
+  /**
+   * Pauses this queue in every process sharing the file: claims take
+   * nothing until {@link Queue.resume} (enqueues, acks and the jobs already
+   * running go on). Resolves to whether it was running.
+   */
+  async pause(): Promise<boolean> {
+    return this.db._async(() => this.db._n.pause(false, this.name));
+  }
+
+  pauseSync(): boolean {
+    return this.db._sync(() => this.db._n.pause(true, this.name));
+  }
+
+  /**
+   * Resumes a paused queue; waiting workers in every process wake at once.
+   * Resolves to whether it was paused.
+   */
+  async resume(): Promise<boolean> {
+    return this.db._async(() => this.db._n.resume(false, this.name));
+  }
+
+  resumeSync(): boolean {
+    return this.db._sync(() => this.db._n.resume(true, this.name));
+  }
+
+  /**
+   * Limits how many of this queue's jobs are leased at once, across every
+   * process (null: no limit, the default). Claims take at most the room
+   * left; at least 1 (pause the queue to claim nothing).
+   */
+  async setMaxInFlight(maxInFlight: number | null): Promise<void> {
+    return this.db._async(() => this.db._n.setMaxInFlight(false, this.name, maxInFlight ?? undefined));
+  }
+
+  setMaxInFlightSync(maxInFlight: number | null): void {
+    this.db._sync(() => this.db._n.setMaxInFlight(true, this.name, maxInFlight ?? undefined));
+  }
+
+  /** This queue's controls, as stored in the file. */
+  async controls(): Promise<QueueControls> {
+    return this.db._async(() => this.db._n.queueControls(false, this.name)).then(controls);
+  }
+
+  controlsSync(): QueueControls {
+    return controls(this.db._sync(() => this.db._n.queueControls(true, this.name)));
   }
 
   /** This queue's job counts by state. */

@@ -163,6 +163,14 @@ pub struct QueueStatsData {
     pub dead: i64,
 }
 
+/// A queue's controls: paused, and the most of its jobs leased at once
+/// (null: no limit).
+#[napi(object)]
+pub struct QueueControlsData {
+    pub paused: bool,
+    pub max_in_flight: Option<u32>,
+}
+
 /// A stream's retention, in (possibly fractional) seconds and events; a
 /// missing field is no such limit. Unknown fields are ignored.
 #[napi(object)]

@@ -262,6 +262,67 @@ impl NativeDatabase {
         self.run(sync, None, move |o| o.queue_stats(&queue).map(stats_out))
     }
 
+    /// Pauses `queue` in every process; whether it was running.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
+    pub fn pause(&self, #[napi(ts_arg_type = "S")] sync: bool, queue: String) -> Result<Run<bool>> {
+        self.run(sync, None, move |o| o.pause(&queue))
+    }
+
+    /// Resumes `queue`; whether it was paused.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? boolean : Promise<boolean>"
+    )]
+    pub fn resume(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+    ) -> Result<Run<bool>> {
+        self.run(sync, None, move |o| o.resume(&queue))
+    }
+
+    /// Limits `queue`'s jobs in flight (null: no limit).
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? void : Promise<void>"
+    )]
+    pub fn set_max_in_flight(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+        max: Option<f64>,
+    ) -> Result<Run<()>> {
+        let max = match max {
+            None => None,
+            Some(v) => Some(
+                honker_core::validate::attempts("max_in_flight", whole("max_in_flight", v)?)
+                    .map_err(to_js)?,
+            ),
+        };
+        self.run(sync, None, move |o| o.set_max_in_flight(&queue, max))
+    }
+
+    /// `queue`'s controls.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? QueueControlsData : Promise<QueueControlsData>"
+    )]
+    pub fn queue_controls(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+    ) -> Result<Run<QueueControlsData>> {
+        self.run(sync, None, move |o| {
+            o.queue_controls(&queue).map(|c| QueueControlsData {
+                paused: c.paused,
+                max_in_flight: c.max_in_flight,
+            })
+        })
+    }
+
     /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
     /// epoch; null if nothing is pending.
     #[napi(

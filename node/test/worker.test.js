@@ -82,6 +82,46 @@ test('a worker run is woken by an enqueue and the handle awaits the result', asy
   db.close();
 });
 
+test('a pause from another handle stops a running worker and a resume wakes it', async () => {
+  const file = tmpdb();
+  const db = open(file);
+  const operator = open(file).queue('q'); // another connection, like another process
+  const q = db.queue('q');
+  const echo = q.task('echo', (s) => s);
+  const otherEcho = db.queue('other').task('echo2', (s) => s);
+  await runUntil(db, { queues: ['q', 'other'], concurrency: 2 }, async () => {
+    assert.equal(await (await echo.enqueue('a')).result({ timeoutS: 10 }), 'a');
+    assert.equal(await operator.pause(), true);
+    assert.equal(operator.pauseSync(), false, 'already paused');
+    assert.deepEqual(await q.controls(), { paused: true, maxInFlight: null });
+    const b = await echo.enqueue('b');
+    // Enqueued after b on the other queue: once it has run, the worker has
+    // looked at both queues since b was enqueued.
+    assert.equal(await (await otherEcho.enqueue('c')).result({ timeoutS: 10 }), 'c');
+    assert.equal((await q.getJob(b.id)).state, 'ready');
+    assert.equal(await operator.resume(), true);
+    assert.equal(await b.result({ timeoutS: 10 }), 'b', 'woken by the resume');
+  }, 'the pause and the resume');
+  db.close();
+});
+
+test('maxInFlight is stored and checked; bad values are named', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('q');
+  for (let i = 0; i < 3; i++) q.enqueueSync({ i });
+  await q.setMaxInFlight(2);
+  assert.deepEqual(q.controlsSync(), { paused: false, maxInFlight: 2 });
+  assert.equal(q.claimBatchSync('w', 10).length, 2);
+  assert.equal(q.claimBatchSync('w2', 10).length, 0);
+  q.setMaxInFlightSync(null);
+  assert.equal(q.claimBatchSync('w2', 10).length, 1);
+  for (const bad of [0, -1, 2 ** 32, 1.5]) {
+    await assert.rejects(q.setMaxInFlight(bad), (e) => e instanceof HonkerError && /maxInFlight|max_in_flight/.test(e.message), String(bad));
+  }
+  await assert.rejects(db.queue('').pause(), /queue/);
+  db.close();
+});
+
 test('an enqueue inside a rolled-back transaction leaves no job', async () => {
   const db = open(tmpdb());
   const q = db.queue('q');

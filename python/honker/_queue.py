@@ -329,6 +329,31 @@ class Queue:
         """This queue's job counts by state."""
         return QueueStats(*self._db._native.queue_stats(self.name))
 
+    def pause(self) -> bool:
+        """Pauses this queue in every process sharing the file: claims take
+        nothing until :meth:`resume` (enqueues, acks and the jobs already
+        running go on). Returns whether it was running."""
+        return self._db._native.pause(self.name)
+
+    pause_async = _awaitable(pause)
+
+    def resume(self) -> bool:
+        """Resumes a paused queue; waiting workers in every process wake at
+        once. Returns whether it was paused."""
+        return self._db._native.resume(self.name)
+
+    resume_async = _awaitable(resume)
+
+    def set_max_in_flight(self, max_in_flight: int | None) -> None:
+        """Limits how many of this queue's jobs are leased at once, across
+        every process (None: no limit, the default). Claims take at most the
+        room left; at least 1 (pause the queue to claim nothing)."""
+        self._db._native.set_max_in_flight(self.name, max_in_flight)
+
+    def controls(self) -> QueueControls:
+        """This queue's controls, as stored in the file."""
+        return QueueControls(*self._db._native.queue_controls(self.name))
+
     def next_deadline(self) -> float | None:
         """The earliest ``run_at`` of a scheduled job or lease end of a claimed
         one, in epoch seconds (like ``run_at``); None if neither exists. It may
@@ -379,6 +404,16 @@ class JobInfo:
             d.dead_reason,
             d.died_at_ms,
         )
+
+
+@dataclass(frozen=True)
+class QueueControls:
+    """A queue's controls, stored in the file: ``paused`` (claims take
+    nothing) and ``max_in_flight`` (the most of its jobs leased at once
+    across every process; None for no limit)."""
+
+    paused: bool
+    max_in_flight: int | None
 
 
 @dataclass(frozen=True)

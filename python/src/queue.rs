@@ -236,4 +236,37 @@ impl NativeDatabase {
     fn next_deadline_ms(&self, py: Python<'_>, queue: String) -> PyResult<Option<i64>> {
         self.op(py, None, |o| o.next_deadline(&queue))
     }
+
+    /// Pauses `queue` in every process; whether it was running.
+    fn pause(&self, py: Python<'_>, queue: String) -> PyResult<bool> {
+        self.op(py, None, |o| o.pause(&queue))
+    }
+
+    /// Resumes `queue`; whether it was paused.
+    fn resume(&self, py: Python<'_>, queue: String) -> PyResult<bool> {
+        self.op(py, None, |o| o.resume(&queue))
+    }
+
+    /// Limits `queue`'s jobs in flight (None: no limit).
+    fn set_max_in_flight(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        max: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let max = match max {
+            None => None,
+            Some(v) => Some(
+                honker_core::validate::attempts("max_in_flight", int("max_in_flight", v)?)
+                    .map_err(to_py)?,
+            ),
+        };
+        self.op(py, None, |o| o.set_max_in_flight(&queue, max))
+    }
+
+    /// `queue`'s controls as (paused, max_in_flight).
+    fn queue_controls(&self, py: Python<'_>, queue: String) -> PyResult<(bool, Option<u32>)> {
+        let c = self.op(py, None, |o| o.queue_controls(&queue))?;
+        Ok((c.paused, c.max_in_flight))
+    }
 }

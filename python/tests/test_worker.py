@@ -210,6 +210,61 @@ def test_run_in_a_thread_until_stopped(db: honker.Database) -> None:
     assert q.stats().processing == 0
 
 
+def test_a_pause_from_another_handle_stops_the_worker_and_a_resume_wakes_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    operator = honker.open(path).queue("q")  # another connection, like another process
+    q = db.queue("q")
+    other = db.queue("other")
+
+    @q.task
+    def echo(s: str) -> str:
+        return s
+
+    @other.task
+    def other_echo(s: str) -> str:
+        return s
+
+    stop = threading.Event()
+    w = db.worker(queues=["q", "other"], concurrency=2)
+    t = threading.Thread(target=w.run, kwargs={"stop": stop})
+    t.start()
+    try:
+        assert echo.enqueue("a").result(timeout=LONG) == "a"
+        assert operator.pause() is True
+        assert operator.pause() is False, "already paused"
+        assert q.controls() == honker.QueueControls(paused=True, max_in_flight=None)
+        b = echo.enqueue("b")
+        # Enqueued after b on the other queue: once it has run, the worker
+        # has looked at both queues since b was enqueued.
+        assert other_echo.enqueue("c").result(timeout=LONG) == "c"
+        info = q.get_job(b.id)
+        assert info is not None and info.state == "ready"
+        assert operator.resume() is True
+        assert b.result(timeout=LONG) == "b"
+    finally:
+        stop.set()
+        t.join(LONG)
+    assert not t.is_alive()
+
+
+def test_max_in_flight_is_stored_and_checked(db: honker.Database) -> None:
+    q = db.queue("q")
+    for i in range(3):
+        q.enqueue({"i": i})
+    q.set_max_in_flight(2)
+    assert q.controls() == honker.QueueControls(paused=False, max_in_flight=2)
+    assert len(q.claim_batch("w", 10)) == 2
+    assert q.claim_batch("w2", 10) == []
+    q.set_max_in_flight(None)
+    assert len(q.claim_batch("w2", 10)) == 1
+    for bad in (0, -1, 2**32):
+        with pytest.raises(honker.InvalidArgument, match="max_in_flight"):
+            q.set_max_in_flight(bad)
+    with pytest.raises(honker.InvalidArgument, match="queue"):
+        db.queue("").pause()
+
+
 def test_bad_task_options_are_named(db: honker.Database) -> None:
     q = db.queue("q")
 

@@ -28,6 +28,10 @@ OPS = {
     "get_job_state",
     "cancel",
     "purge",
+    "pause",
+    "resume",
+    "set_max_in_flight",
+    "queue_controls",
     "rate_limit",
     "cron_next",
     "publish",
@@ -223,12 +227,16 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != expect:
             raise Mismatch(f"expected {show(expect)}, got {show(got)}")
         return
+    if op == "queue_controls":
+        if has_expect and got != expect:
+            raise Mismatch(f"expected {show(expect)}, got {show(got)}")
+        return
     if op in ("get_offset", "cron_next"):
         if has_expect and got != ctx.ref(expect):
             raise Mismatch(f"expected {show(expect)} ({ctx.ref(expect)}), got {got}")
         return
-    # ack, release, retry, fail, requeue_dead, cancel, rate_limit, save_offset, lock_release,
-    # schedule_add, schedule_error: booleans.
+    # ack, release, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight,
+    # rate_limit, save_offset, lock_release, schedule_add, schedule_error: booleans.
     if not isinstance(got, bool):
         raise Mismatch(f"expected a boolean result, got {show(got)}")
     if has_expect and got != expect:

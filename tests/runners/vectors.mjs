@@ -36,6 +36,10 @@ const OPS = new Set([
   'get_job_state',
   'cancel',
   'purge',
+  'pause',
+  'resume',
+  'set_max_in_flight',
+  'queue_controls',
   'rate_limit',
   'cron_next',
   'publish',
@@ -251,6 +255,17 @@ class Runner {
         return this.queue(a).cancel(this.ref(arg(a, 'job')));
       case 'purge':
         return this.queue(a).purge();
+      case 'pause':
+        return this.queue(a).pause();
+      case 'resume':
+        return this.queue(a).resume();
+      case 'set_max_in_flight':
+        await this.queue(a).setMaxInFlight(a.max);
+        return true;
+      case 'queue_controls': {
+        const c = await this.queue(a).controls();
+        return { paused: c.paused, max_in_flight: c.maxInFlight };
+      }
       case 'rate_limit':
         return this.db.tryRateLimit(arg(a, 'key'), arg(a, 'limit'), arg(a, 'per_s'));
       case 'cron_next': {
@@ -408,6 +423,10 @@ class Runner {
         if (hasExpect && !same(got, expect)) throw new Mismatch(`expected the fires ${show(expect)}, got ${show(got)}`);
         return;
       }
+      case 'queue_controls': {
+        if (hasExpect && !same(got, expect)) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);
+        return;
+      }
       case 'ack_batch':
       case 'purge':
       case 'execute': {
@@ -424,7 +443,8 @@ class Runner {
         return;
       }
       default: {
-        // ack, retry, fail, requeue_dead, cancel, rate_limit, save_offset, lock_release: booleans.
+        // ack, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, rate_limit,
+        // save_offset, lock_release: booleans.
         if (typeof got !== 'boolean') throw new Mismatch(`expected a boolean result, got ${show(got)}`);
         if (hasExpect && got !== expect) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);
       }

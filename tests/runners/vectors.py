@@ -101,6 +101,20 @@ class PyBackend:
     def purge(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.call(self.q(a).purge)
 
+    def pause(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.q(a).pause)
+
+    def resume(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.call(self.q(a).resume)
+
+    def set_max_in_flight(self, ctx: Context, a: dict[str, Any]) -> bool:
+        self.call(self.q(a).set_max_in_flight, a["max"])
+        return True
+
+    def queue_controls(self, ctx: Context, a: dict[str, Any]) -> dict[str, Any]:
+        c = self.call(self.q(a).controls)
+        return {"paused": c.paused, "max_in_flight": c.max_in_flight}
+
     def rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.db.try_rate_limit, a["key"], a["limit"], a["per_s"])
 

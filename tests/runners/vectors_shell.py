@@ -115,6 +115,14 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_cancel({ref(a['job'])})"
     elif op == "purge":
         call = f"honker_purge({lit(a['queue'])})"
+    elif op == "pause":
+        call = f"honker_pause({lit(a['queue'])})"
+    elif op == "resume":
+        call = f"honker_resume({lit(a['queue'])})"
+    elif op == "set_max_in_flight":
+        call = f"honker_set_max_in_flight({lit(a['queue'])}, {lit(a['max'])})"
+    elif op == "queue_controls":
+        call = f"honker_queue_controls({lit(a['queue'])})"
     elif op == "rate_limit":
         call = f"honker_rate_limit({lit(a['key'])}, {lit(a['limit'])}, {lit(a['per_s'])})"
     elif op == "cron_next":
@@ -205,6 +213,11 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
     elif op == "schedule_tick":
         if has_expect:
             check(f"{v} = {js(expect)}")
+    elif op == "queue_controls":
+        if has_expect:
+            check(f"(SELECT count(*) FROM json_each({v})) = {len(expect)}")
+            for k, want in expect.items():
+                check(f"{v} -> {lit('$.' + k)} = json({js(want)})")
     else:
         check(f"{v} IN (0, 1)")
         if has_expect:

@@ -102,6 +102,19 @@ class SqlBackend:
     def purge(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.one("SELECT honker_purge(?)", a["queue"])
 
+    def pause(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.flag(self.one("SELECT honker_pause(?)", a["queue"]))
+
+    def resume(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.flag(self.one("SELECT honker_resume(?)", a["queue"]))
+
+    def set_max_in_flight(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.flag(self.one("SELECT honker_set_max_in_flight(?, ?)", a["queue"], a["max"]))
+
+    def queue_controls(self, ctx: Context, a: dict[str, Any]) -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(self.one("SELECT honker_queue_controls(?)", a["queue"]))
+        return got
+
     def rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.flag(self.one("SELECT honker_rate_limit(?, ?, ?)", a["key"], a["limit"], a["per_s"]))
 

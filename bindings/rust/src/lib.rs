@@ -49,8 +49,8 @@ mod worker;
 pub use honker_core::cron;
 pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
 pub use honker_core::{
-    Clock, EnqueueOpts, Error, Event, JobRecord, JobState, ManualClock, OpenOptions, QueueOpts,
-    QueueStats, Result, Retention, SystemClock,
+    Clock, EnqueueOpts, Error, Event, JobRecord, JobState, ManualClock, OpenOptions, QueueControls,
+    QueueOpts, QueueStats, Result, Retention, SystemClock,
 };
 pub use lock::Lock;
 pub use queue::{Job, Queue};

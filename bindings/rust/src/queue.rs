@@ -1,5 +1,5 @@
 use crate::{Database, Result, Transaction};
-use honker_core::{EnqueueOpts, JobRecord, QueueOpts, QueueStats};
+use honker_core::{EnqueueOpts, JobRecord, QueueControls, QueueOpts, QueueStats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -189,6 +189,31 @@ impl Queue {
     /// Counts of this queue's jobs by state.
     pub fn stats(&self) -> Result<QueueStats> {
         self.db.ops().queue_stats(&self.name)
+    }
+
+    /// Pauses this queue in every process sharing the file: claims take
+    /// nothing until [`Queue::resume`] (enqueues, acks and the jobs already
+    /// running go on). Returns whether it was running.
+    pub fn pause(&self) -> Result<bool> {
+        self.db.ops().pause(&self.name)
+    }
+
+    /// Resumes a paused queue; waiting workers in every process wake at
+    /// once. Returns whether it was paused.
+    pub fn resume(&self) -> Result<bool> {
+        self.db.ops().resume(&self.name)
+    }
+
+    /// Limits how many of this queue's jobs are leased at once, across
+    /// every process (`None`: no limit, the default). Claims take at most
+    /// the room left. At least 1.
+    pub fn set_max_in_flight(&self, max: Option<u32>) -> Result<()> {
+        self.db.ops().set_max_in_flight(&self.name, max)
+    }
+
+    /// This queue's controls, as stored in the file.
+    pub fn controls(&self) -> Result<QueueControls> {
+        self.db.ops().queue_controls(&self.name)
     }
 
     /// A waker that blocks until the next job can be claimed (no polling).

@@ -237,3 +237,47 @@ async fn run_async_runs_async_handlers_and_drops_timed_out_ones() {
     tx.send(()).unwrap();
     runner.await.unwrap().unwrap();
 }
+
+#[test]
+fn a_pause_from_another_handle_stops_a_running_worker_and_a_resume_wakes_it() {
+    let t = TempDb::new();
+    let db = t.open();
+    let operator = t.open(); // another connection, as another process would have
+    let q = db.queue("q", QueueOpts::default());
+    let other = db.queue("other", QueueOpts::default());
+    let mut w = db.worker(WorkerOptions {
+        concurrency: 2,
+        queues: vec!["q".into(), "other".into()],
+        ..WorkerOptions::default()
+    });
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx = std::sync::Mutex::new(tx);
+    w.task("t", move |call| {
+        let name: String = call.payload()?;
+        tx.lock().unwrap().send(name).unwrap();
+        Ok::<_, honker::Error>(())
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let runner = s.spawn(|| w.run(stop.clone()));
+        q.enqueue_task("t", "a", EnqueueOpts::default()).unwrap();
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), "a");
+
+        let oq = operator.queue("q", QueueOpts::default());
+        assert!(oq.pause().unwrap());
+        assert!(q.controls().unwrap().paused, "stored in the file");
+        let b = q.enqueue_task("t", "b", EnqueueOpts::default()).unwrap();
+        // A job of the other queue, enqueued after b: once it has run, the
+        // worker has looked at both queues since b was enqueued.
+        other
+            .enqueue_task("t", "c", EnqueueOpts::default())
+            .unwrap();
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), "c");
+        assert_eq!(q.get_job(b).unwrap().unwrap().state, JobState::Ready);
+
+        assert!(oq.resume().unwrap());
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), "b", "woken by the resume");
+        stop.store(true, Ordering::SeqCst);
+        runner.join().unwrap().unwrap();
+    });
+}

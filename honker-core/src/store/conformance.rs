@@ -7,7 +7,8 @@
 //! second engine calls [`run`] from its own tests.
 
 use crate::model::{
-    AckAndClaim, Done, EnqueueOpts, JobState, Lease, QueueStats, Retention, ScheduleSpec, SqlValue,
+    AckAndClaim, Done, EnqueueOpts, JobState, Lease, QueueControls, QueueStats, Retention,
+    ScheduleSpec, SqlValue,
 };
 use crate::store::Store;
 use std::time::{Duration, SystemTime};
@@ -40,6 +41,10 @@ pub const CHECKS: &[Check] = &[
     ("idempotency keys name one live job", idempotency_keys),
     ("enqueue_many is all or none", enqueue_many_atomic),
     ("cancel, purge, stats, next_deadline", cancel_purge_stats),
+    (
+        "queue controls: pause, resume, jobs in flight",
+        queue_controls,
+    ),
     ("streams: offsets, forward-only saves, retention", streams),
     ("notifications: ids, channels, pruning", notifications),
     ("locks: one holder, increasing fencing tokens", locks),
@@ -480,6 +485,103 @@ fn cancel_purge_stats(s: &dyn Store) {
     assert_eq!(s.queue_stats("q").unwrap().processing, 1);
     assert!(s.ack(held.lease(), T + 1).unwrap());
     assert_eq!(s.queue_stats("q").unwrap(), QueueStats::default());
+}
+
+fn queue_controls(s: &dyn Store) {
+    assert_eq!(s.queue_controls("q").unwrap(), QueueControls::default());
+    let jobs: Vec<i64> = (0..5)
+        .map(|i| put(s, "q", &i.to_string(), EnqueueOpts::default(), T))
+        .collect();
+    let later = put(
+        s,
+        "q",
+        "5",
+        EnqueueOpts {
+            delay: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+        T,
+    );
+    // Paused: nothing is claimed, nothing is due, nothing to wait for but
+    // the resume; enqueues go on; other queues are not touched.
+    assert!(s.set_paused("q", true, T).unwrap());
+    assert!(!s.set_paused("q", true, T).unwrap(), "already paused");
+    assert!(s.queue_controls("q").unwrap().paused);
+    assert!(s.claim("q", "w", 10, VT, T).unwrap().is_empty());
+    assert!(!s.has_due("q", T).unwrap());
+    assert_eq!(s.next_deadline("q").unwrap(), None);
+    let added = put(s, "q", "6", EnqueueOpts::default(), T);
+    let op = AckAndClaim {
+        done: &[],
+        queue: "q",
+        worker: "w",
+        n: 3,
+        visibility_timeout: VT,
+    };
+    assert_eq!(s.ack_and_claim(&op, T).unwrap(), (0, vec![]));
+    put(s, "other", "7", EnqueueOpts::default(), T);
+    assert_eq!(s.claim("other", "w", 1, VT, T).unwrap().len(), 1);
+    assert!(s.set_paused("q", false, T).unwrap());
+    assert!(!s.set_paused("q", false, T).unwrap(), "already running");
+    assert!(s.has_due("q", T).unwrap());
+    assert_eq!(s.next_deadline("q").unwrap(), Some(T + 60_000));
+
+    // At most two leased at once, across workers.
+    s.set_max_in_flight("q", Some(2), T).unwrap();
+    assert_eq!(
+        s.queue_controls("q").unwrap(),
+        QueueControls {
+            paused: false,
+            max_in_flight: Some(2)
+        }
+    );
+    let first = s.claim("q", "w1", 10, VT, T).unwrap();
+    assert_eq!(ids(&first), jobs[..2].to_vec());
+    assert!(s.claim("q", "w2", 1, VT, T).unwrap().is_empty());
+    assert!(!s.has_due("q", T).unwrap(), "at the limit");
+    assert!(s.ack(first[0].lease(), T).unwrap());
+    assert!(s.has_due("q", T).unwrap());
+    let done = [Done {
+        lease: first[1].lease(),
+        result: None,
+    }];
+    let op = AckAndClaim {
+        done: &done,
+        queue: "q",
+        worker: "w2",
+        n: 5,
+        visibility_timeout: VT,
+    };
+    let (acked, next) = s.ack_and_claim(&op, T).unwrap();
+    assert_eq!(
+        (acked, ids(&next)),
+        (1, jobs[2..4].to_vec()),
+        "the ack made room first"
+    );
+    // Expired leases do not count: their jobs are claimable again.
+    let after = T + VT.as_millis() as i64;
+    let again = s.claim("q", "w3", 5, VT, after).unwrap();
+    assert_eq!(ids(&again), jobs[2..4].to_vec());
+    assert!(again.iter().all(|j| j.attempts == 2));
+    // Lifted: the rest at once.
+    s.set_max_in_flight("q", None, after).unwrap();
+    let rest = s.claim("q", "w3", 10, VT, after).unwrap();
+    assert_eq!(
+        rest.len(),
+        2,
+        "{:?} and the job added while paused",
+        jobs[4]
+    );
+    assert!(rest.iter().any(|j| j.id == added));
+    assert!(s.get_job(later).unwrap().is_some());
+
+    assert!(
+        s.set_max_in_flight("q", Some(0), T).is_err(),
+        "0: pause instead"
+    );
+    assert!(s.set_paused("", true, T).is_err(), "empty queue name");
+    assert!(s.set_max_in_flight("", Some(1), T).is_err());
+    assert!(s.queue_controls("").is_err());
 }
 
 fn streams(s: &dyn Store) {

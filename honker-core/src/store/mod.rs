@@ -20,7 +20,7 @@ pub mod sqlite;
 use crate::error::Result;
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, FireFailure, Fired, JobRecord, Lease, LockInfo, Notification,
-    QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    QueueControls, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use std::time::Duration;
 
@@ -105,6 +105,15 @@ pub trait Store {
     fn next_deadline(&self, queue: &str) -> Result<Option<i64>>;
     /// `queue`'s job counts by state.
     fn queue_stats(&self, queue: &str) -> Result<QueueStats>;
+    /// `queue`'s controls (the default if none were set).
+    fn queue_controls(&self, queue: &str) -> Result<QueueControls>;
+    /// Pauses or resumes `queue`: claims of it take nothing while paused.
+    /// Whether it changed.
+    fn set_paused(&self, queue: &str, paused: bool, now: i64) -> Result<bool>;
+    /// Limits (or, `None`, stops limiting) how many of `queue`'s jobs are
+    /// leased at once across every process; claims take at most the room
+    /// left. At least 1.
+    fn set_max_in_flight(&self, queue: &str, max: Option<u32>, now: i64) -> Result<()>;
 
     // -- streams --
 

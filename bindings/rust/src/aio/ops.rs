@@ -203,6 +203,16 @@ impl Queue {
     pub async fn stats_async(&self) -> Result<QueueStats> {
         off(self, |q| q.stats()).await
     }
+
+    /// [`Queue::pause`], awaited.
+    pub async fn pause_async(&self) -> Result<bool> {
+        off(self, |q| q.pause()).await
+    }
+
+    /// [`Queue::resume`], awaited.
+    pub async fn resume_async(&self) -> Result<bool> {
+        off(self, |q| q.resume()).await
+    }
 }
 
 impl Job {

@@ -172,6 +172,25 @@ impl Runner {
                 self.queue(a).cancel(id).map(Value::from)
             }
             "purge" => self.queue(a).purge().map(|n| Value::from(n as i64)),
+            "pause" => self.queue(a).pause().map(Value::from),
+            "resume" => self.queue(a).resume().map(Value::from),
+            "set_max_in_flight" => {
+                let max = match a.get("max") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_u64()
+                            .and_then(|n| u32::try_from(n).ok())
+                            .ok_or_else(|| vector(format!("max must be a u32 or null, got {v}")))?,
+                    ),
+                };
+                self.queue(a)
+                    .set_max_in_flight(max)
+                    .map(|_| Value::from(true))
+            }
+            "queue_controls" => self
+                .queue(a)
+                .controls()
+                .map(|c| json!({"paused": c.paused, "max_in_flight": c.max_in_flight})),
             "rate_limit" => self
                 .db
                 .try_rate_limit(
@@ -483,6 +502,13 @@ impl Runner {
                 if let Some(e) = expect {
                     if *e != got {
                         return Err(mismatch(format!("expected the fires {e}, got {got}")));
+                    }
+                }
+            }
+            "queue_controls" => {
+                if let Some(e) = expect {
+                    if *e != got {
+                        return Err(mismatch(format!("expected {e}, got {got}")));
                     }
                 }
             }

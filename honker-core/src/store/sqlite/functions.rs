@@ -5,7 +5,7 @@
 //! `functions` feature. The functions are documented in
 //! bindings/sqlite/README.md.
 
-use super::{lock, notify, queue, rate_limit, result, scheduler, schema, stream};
+use super::{controls, lock, notify, queue, rate_limit, result, scheduler, schema, stream};
 use crate::clock::system_now_ms;
 use crate::model::*;
 use crate::{cron, validate, Error as HErr};
@@ -238,6 +238,27 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             let s = queue::stats(c, &text(ctx, 0, "queue")?)?;
             Ok(text_value(
                 json!({"ready": s.ready, "scheduled": s.scheduled, "processing": s.processing, "dead": s.dead}),
+            ))
+        }),
+        ("honker_pause", 1, write, |ctx, c, now| {
+            controls::set_paused(c, &text(ctx, 0, "queue")?, true, now).map(bool_value)
+        }),
+        ("honker_resume", 1, write, |ctx, c, now| {
+            controls::set_paused(c, &text(ctx, 0, "queue")?, false, now).map(bool_value)
+        }),
+        ("honker_set_max_in_flight", 2, write, |ctx, c, now| {
+            let max = opt_int(ctx, 1, "max_in_flight")?
+                .map(|n| validate::attempts("max_in_flight", n))
+                .transpose()?;
+            controls::set_max_in_flight(c, &text(ctx, 0, "queue")?, max, now)
+                .map(|_| Value::Integer(1))
+        }),
+        ("honker_queue_controls", 1, read, |ctx, c, _| {
+            let q = text(ctx, 0, "queue")?;
+            validate::name("queue", &q)?;
+            let k = controls::get(c, &q)?;
+            Ok(text_value(
+                json!({"paused": k.paused, "max_in_flight": k.max_in_flight}),
             ))
         }),
         // streams

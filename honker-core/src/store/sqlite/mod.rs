@@ -2,6 +2,7 @@
 //! function over a `rusqlite::Connection` and the current time in ms.
 
 pub mod conn;
+pub mod controls;
 #[cfg(feature = "functions")]
 pub mod functions;
 pub mod lock;
@@ -17,8 +18,8 @@ pub mod wal;
 
 use crate::error::Result;
 use crate::model::{
-    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueStats,
-    Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueControls,
+    QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use crate::store::{Store, Tick};
 use rusqlite::Connection;
@@ -115,6 +116,16 @@ impl Store for SqliteStore<'_> {
     }
     fn queue_stats(&self, q: &str) -> Result<QueueStats> {
         queue::stats(self.0, q)
+    }
+    fn queue_controls(&self, q: &str) -> Result<QueueControls> {
+        crate::validate::name("queue", q)?;
+        controls::get(self.0, q)
+    }
+    fn set_paused(&self, q: &str, paused: bool, now: i64) -> Result<bool> {
+        controls::set_paused(self.0, q, paused, now)
+    }
+    fn set_max_in_flight(&self, q: &str, max: Option<u32>, now: i64) -> Result<()> {
+        controls::set_max_in_flight(self.0, q, max, now)
     }
 
     fn publish(&self, s: &str, key: Option<&str>, payload: &str, now: i64) -> Result<i64> {

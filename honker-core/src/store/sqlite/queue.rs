@@ -15,6 +15,7 @@
 //! differs they change nothing and return `false`.
 
 use super::conn::atomic;
+use super::controls;
 use crate::clock::duration_ms;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -347,6 +348,11 @@ fn claim_in(
     lease_until: i64,
     now: i64,
 ) -> Result<Vec<JobRecord>> {
+    // The queue's controls first: paused or at its limit, nothing to do.
+    let n = controls::claimable(conn, queue, n, now)?;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
     make_due(conn, queue, now)?;
     // `id = (…)` for one job avoids the ephemeral table `IN (…)` builds.
     // `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite's planner reads the value
@@ -741,8 +747,12 @@ pub fn sweep_expired(conn: &Connection, queue: Option<&str>, now: i64) -> Result
 }
 
 /// A cheap read: is anything claimable in `queue` at `now`? Lets a woken
-/// worker skip the write lock when a commit was not for it.
+/// worker skip the write lock when a commit was not for it. Never while
+/// the queue is paused or at its limit of jobs in flight.
 pub fn has_due(conn: &Connection, queue: &str, now: i64) -> Result<bool> {
+    if controls::claimable(conn, queue, 1, now)? == 0 {
+        return Ok(false);
+    }
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM _honker_live WHERE queue = ?1 AND state = 'ready')
@@ -753,8 +763,13 @@ pub fn has_due(conn: &Connection, queue: &str, now: i64) -> Result<bool> {
 }
 
 /// The earliest future moment something in `queue` becomes claimable: a
-/// scheduled job's `run_at` or a lease's end. `None` if nothing is pending.
+/// scheduled job's `run_at` or a lease's end. `None` if nothing is pending
+/// or the queue is paused (only a resume, a commit, makes anything so).
 pub fn next_deadline(conn: &Connection, queue: &str) -> Result<Option<i64>> {
+    if controls::get(conn, queue)?.paused {
+        // Nothing becomes claimable until it is resumed: a commit.
+        return Ok(None);
+    }
     Ok(conn
         .prepare_cached(
             "SELECT min(t) FROM (

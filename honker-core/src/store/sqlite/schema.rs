@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 
 /// The version of honker's tables this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -170,6 +170,16 @@ const MIGRATIONS: &[&str] = &[
     // journal.
     r#"
     DROP TRIGGER _honker_live_keep_high_water;
+    "#,
+    // 3 -> 4: queue controls (pause, a limit on jobs in flight), read by
+    // every claim. A queue without a row has none.
+    r#"
+    CREATE TABLE _honker_queues (
+        queue         TEXT PRIMARY KEY,
+        paused        INTEGER NOT NULL DEFAULT 0,
+        max_in_flight INTEGER,
+        updated_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 
