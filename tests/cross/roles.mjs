@@ -65,8 +65,11 @@ async function taskProducer(file, queue, n, prefix) {
 
 // Runs the ship_order task (recording each run in `processed`) until
 // stdin closes, then drains.
-async function taskWorker(file, queue, name) {
+async function taskWorker(file, queue, name, probe) {
   const db = open(file);
+  // With a probe queue: its `probe` task prints "probed", so the caller
+  // knows this worker has looked at its queues since the probe was enqueued.
+  if (probe) db.queue(probe).task('probe', () => console.log('probed'));
   db.queue(queue).task('ship_order', async (orderRef, ctx) => {
     await db.execute("INSERT INTO processed (job_id, order_ref, worker, lang) VALUES (?, ?, ?, 'node')", [
       ctx.id,
@@ -189,7 +192,7 @@ const roles = {
   lock: () => lock(args[0], args[1], args[2]),
   rate: () => rate(args[0], args[1], Number(args[2]), Number(args[3])),
   'task-producer': () => taskProducer(args[0], args[1], Number(args[2]), args[3]),
-  'task-worker': () => taskWorker(args[0], args[1], args[2]),
+  'task-worker': () => taskWorker(args[0], args[1], args[2], args[3]),
 };
 if (!roles[role]) {
   console.error(`unknown role ${role}`);

@@ -1,6 +1,6 @@
 """The Python roles of the cross-language suite, run as separate processes
 by run.py: ``producer``, ``worker``, ``listener``, ``publisher``,
-``consumer``, ``scheduler``, ``task-producer``."""
+``consumer``, ``scheduler``, ``task-producer``, ``task-worker``."""
 
 from __future__ import annotations
 
@@ -31,6 +31,39 @@ def producer(path: str, queue: str, n: int, workers: int, prefix: str) -> None:
             pass
     for _ in range(workers):
         q.enqueue({"stop": True}, priority=-1)
+    db.close()
+
+
+def task_worker(path: str, queue: str, name: str, probe: str) -> None:
+    """Runs ``ship_order`` tasks of ``queue`` (recording each order in
+    ``processed``) and ``probe`` tasks of the queue ``probe`` (printing
+    "probed": the worker has looked at its queues since the probe was
+    enqueued) until stdin closes, then drains."""
+    db = honker.open(path)
+
+    @db.queue(queue).task(name="ship_order")
+    def ship_order(order_ref: str) -> dict[str, str]:
+        with db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO processed (job_id, order_ref, worker, lang) VALUES (?, ?, ?, 'python')",
+                [honker.current_task().id, order_ref, name],
+            )
+        return {"order_ref": order_ref, "lang": "python", "worker": name}
+
+    @db.queue(probe).task(name="probe")
+    def probe_task() -> None:
+        sys.stdout.write("probed\n")
+        sys.stdout.flush()
+
+    stop = threading.Event()
+
+    def stop_at_eof() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=stop_at_eof, daemon=True).start()
+    print("ready", flush=True)
+    db.worker(queues=[queue, probe], worker_id=name, concurrency=4).run(stop=stop)
     db.close()
 
 
@@ -148,6 +181,8 @@ if __name__ == "__main__":
         producer(args[0], args[1], int(args[2]), int(args[3]), args[4])
     elif role == "task-producer":
         task_producer(args[0], args[1], int(args[2]), args[3])
+    elif role == "task-worker":
+        task_worker(args[0], args[1], args[2], args[3])
     elif role == "worker":
         worker(args[0], args[1], args[2])
     elif role == "listener":

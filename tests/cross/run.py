@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable
 
@@ -160,6 +162,67 @@ def task_scenario(tmp: str, producer: str, consumer: str, args: argparse.Namespa
     finish(workers, what)
     summary = run([args.rust, "verify", path, "cross"], what)
     print(f"ok  {what} ({time.monotonic() - t:.1f} s): {producer} read {read_back}; {summary}")
+
+
+def read_line(p: subprocess.Popen[str], want: str, what: str) -> None:
+    """Reads `p`'s next line, which must be `want`; a process that says
+    nothing for DEADLINE_S is killed (its pipe then ends the read)."""
+    assert p.stdout is not None
+    timer = threading.Timer(DEADLINE_S, p.kill)
+    timer.start()
+    try:
+        line = p.stdout.readline().strip()
+    finally:
+        timer.cancel()
+    if line != want:
+        raise SystemExit(f"{what}: {p.args!r}: expected {want!r}, got {line!r} (exit {p.poll()})")
+
+
+def pause_scenario(tmp: str, args: argparse.Namespace, n: int = 40) -> None:
+    """SQL pauses a queue: Python and Node task workers claim none of it
+    (each proves it looked, by running a probe task of its own queue
+    enqueued after the jobs) until SQL resumes it; then every job runs
+    exactly once."""
+    what = "sql pauses a queue: python and node task workers stop claiming it until sql resumes it"
+    path = fresh_db(tmp, "pause")
+    roles_mjs = os.path.join(HERE, "roles.mjs")
+    workers = [
+        start([*PY, "task-worker", path, "cross", "py-0", "probe-py"], stdin=subprocess.PIPE),
+        start(["node", roles_mjs, "task-worker", path, "cross", "node-0", "probe-node"], stdin=subprocess.PIPE),
+    ]
+    wait_ready(workers)
+
+    def sql(statement: str) -> str:
+        return run(["sqlite3", path], what, f".load {args.ext}\n.timeout 10000\n{statement}\n")
+
+    t = time.monotonic()
+    if sql("SELECT honker_pause('cross');") != "1":
+        raise SystemExit(f"{what}: the pause did not take")
+    orders = "".join(
+        f"INSERT INTO orders (ref) VALUES ('p-{i}');"
+        f"SELECT honker_enqueue('cross', json_object('task', 'ship_order', 'args', json_array('p-{i}')));"
+        for i in range(n)
+    )
+    ids = [int(line) for line in sql(f"BEGIN; {orders} COMMIT;").split()]
+    sql(
+        "SELECT honker_enqueue('probe-py', json_object('task', 'probe'))"
+        " + honker_enqueue('probe-node', json_object('task', 'probe')) > 0;"
+    )
+    for w in workers:
+        read_line(w, "probed", what)
+    stats = json.loads(sql("SELECT honker_queue_stats('cross');"))
+    if (stats["ready"], stats["processing"]) != (n, 0):
+        raise SystemExit(f"{what}: while paused the queue was {stats}")
+    if sql("SELECT honker_resume('cross');") != "1":
+        raise SystemExit(f"{what}: the resume did not take")
+    with honker.open(path) as db:  # each job's result, woken by its commit
+        langs = {honker.TaskHandle(db, id).result(timeout=DEADLINE_S)["lang"] for id in ids}
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.close()
+    finish(workers, what)
+    summary = run([args.rust, "verify", path, "cross"], what)
+    print(f"ok  {what} ({time.monotonic() - t:.1f} s): {n} jobs run by {sorted(langs)} after the resume; {summary}")
 
 
 def notify_scenario(tmp: str, listeners: list[str], args: argparse.Namespace, n: int = 20) -> None:
@@ -378,6 +441,7 @@ def main() -> None:
             queue_scenario(tmp, "rust", "node", args)
             task_scenario(tmp, "python", "node", args)
             task_scenario(tmp, "node", "rust", args)
+            pause_scenario(tmp, args)
         notify_scenario(tmp, ["python", "node"] if args.node else ["python"], args)
         stream_scenario(tmp, "node" if args.node else "python", ["python", "rust"], args)
         scheduler_scenario(tmp, ["python", "rust"], args)
