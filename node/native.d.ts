@@ -82,6 +82,8 @@ export declare class NativeDatabase {
   resume<S extends boolean>(sync: S, queue: string): S extends true ? boolean : Promise<boolean>
   /** Limits `queue`'s jobs in flight (null: no limit). */
   setMaxInFlight<S extends boolean>(sync: S, queue: string, max?: number | undefined | null): S extends true ? void : Promise<void>
+  /** Limits `queue`'s claims per window (limit null: no limit). */
+  setRateLimit<S extends boolean>(sync: S, queue: string, limit?: number | undefined | null, perS?: number | undefined | null): S extends true ? void : Promise<void>
   /** `queue`'s controls. */
   queueControls<S extends boolean>(sync: S, queue: string): S extends true ? QueueControlsData : Promise<QueueControlsData>
   /**
@@ -319,6 +321,16 @@ export interface PolledData {
 export interface QueueControlsData {
   paused: boolean
   maxInFlight?: number
+  rateLimit?: QueueRateLimitData
+}
+
+/**
+ * A queue's claim rate limit: `limit` claims per fixed window of `per_s`
+ * seconds.
+ */
+export interface QueueRateLimitData {
+  limit: number
+  perS: number
 }
 
 /** A queue's job counts by state. */

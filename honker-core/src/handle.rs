@@ -17,7 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueControls,
-    QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    QueueRateLimit, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use crate::store::sqlite::{conn, schema, SqliteStore};
 use crate::store::{Store, Tick};
@@ -728,6 +728,11 @@ impl Ops<'_> {
     /// process (`None`: no limit).
     pub fn set_max_in_flight(&self, queue: &str, max: Option<u32>) -> Result<()> {
         self.exec(|s, now| s.set_max_in_flight(queue, max, now))
+    }
+    /// Limits how many of a queue's jobs are claimed per fixed window,
+    /// across every process (`None`: no limit).
+    pub fn set_rate_limit(&self, queue: &str, rate: Option<QueueRateLimit>) -> Result<()> {
+        self.exec(|s, now| s.set_rate_limit(queue, rate, now))
     }
 
     // -- streams --

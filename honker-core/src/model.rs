@@ -213,6 +213,19 @@ pub struct QueueControls {
     /// At most this many of the queue's jobs are leased at once, across
     /// every process; `None`: no limit.
     pub max_in_flight: Option<u32>,
+    /// At most this many of the queue's jobs are claimed per window,
+    /// across every process; `None`: no limit.
+    pub rate_limit: Option<QueueRateLimit>,
+}
+
+/// A queue's claim rate limit: at most `limit` claims in each fixed window
+/// of `per` (windows start at every multiple of `per` since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueRateLimit {
+    /// Claims allowed per window, at least 1.
+    pub limit: u32,
+    /// The window, at least 1 ms.
+    pub per: Duration,
 }
 
 /// One event of a stream.

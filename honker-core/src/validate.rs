@@ -136,6 +136,25 @@ pub fn secs_f64(what: &'static str, secs: f64) -> Result<Duration> {
     })
 }
 
+/// A queue's claim rate limit given by a binding: `limit` claims (at
+/// least 1) per window of `per_s` seconds (positive); no limit when
+/// `limit` is missing.
+pub fn queue_rate(
+    limit: Option<i64>,
+    per_s: Option<f64>,
+) -> Result<Option<crate::model::QueueRateLimit>> {
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    let per_s = per_s.ok_or_else(|| {
+        Error::invalid("per_s", "must be a number of seconds when a limit is given")
+    })?;
+    Ok(Some(crate::model::QueueRateLimit {
+        limit: attempts("limit", limit)?,
+        per: Duration::from_millis(ttl_secs_f64("per_s", per_s)?.unsigned_abs()),
+    }))
+}
+
 /// A TTL or window given by a binding in (possibly fractional) seconds:
 /// positive and finite; returned in ms, at least 1.
 pub fn ttl_secs_f64(what: &'static str, secs: f64) -> Result<i64> {

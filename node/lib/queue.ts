@@ -40,10 +40,20 @@ export interface QueueControls {
   paused: boolean;
   /** The most of its jobs leased at once across every process; null: no limit. */
   maxInFlight: number | null;
+  /** At most `limit` claims per fixed window of `perS` seconds; null: no limit. */
+  rateLimit: { limit: number; perS: number } | null;
 }
 
-function controls(c: { paused: boolean; maxInFlight?: number | null }): QueueControls {
-  return { paused: c.paused, maxInFlight: c.maxInFlight ?? null };
+function controls(c: {
+  paused: boolean;
+  maxInFlight?: number | null;
+  rateLimit?: { limit: number; perS: number } | null;
+}): QueueControls {
+  return {
+    paused: c.paused,
+    maxInFlight: c.maxInFlight ?? null,
+    rateLimit: c.rateLimit ? { limit: c.rateLimit.limit, perS: c.rateLimit.perS } : null,
+  };
 }
 
 /** A queue's job counts by state. */
@@ -467,6 +477,20 @@ export class Queue {
 
   setMaxInFlightSync(maxInFlight: number | null): void {
     this.db._sync(() => this.db._n.setMaxInFlight(true, this.name, maxInFlight ?? undefined));
+  }
+
+  /**
+   * Limits how many of this queue's jobs are claimed per fixed window of
+   * `perS` seconds (windows start at every multiple of it since the epoch),
+   * across every process; null lifts it (the default). Claims take at most
+   * what is left of the current window.
+   */
+  async setRateLimit(limit: number | null, perS?: number): Promise<void> {
+    return this.db._async(() => this.db._n.setRateLimit(false, this.name, limit ?? undefined, perS));
+  }
+
+  setRateLimitSync(limit: number | null, perS?: number): void {
+    this.db._sync(() => this.db._n.setRateLimit(true, this.name, limit ?? undefined, perS));
   }
 
   /** This queue's controls, as stored in the file. */

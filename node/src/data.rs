@@ -169,6 +169,15 @@ pub struct QueueStatsData {
 pub struct QueueControlsData {
     pub paused: bool,
     pub max_in_flight: Option<u32>,
+    pub rate_limit: Option<QueueRateLimitData>,
+}
+
+/// A queue's claim rate limit: `limit` claims per fixed window of `per_s`
+/// seconds.
+#[napi(object)]
+pub struct QueueRateLimitData {
+    pub limit: u32,
+    pub per_s: f64,
 }
 
 /// A stream's retention, in (possibly fractional) seconds and events; a

@@ -305,6 +305,23 @@ impl NativeDatabase {
         self.run(sync, None, move |o| o.set_max_in_flight(&queue, max))
     }
 
+    /// Limits `queue`'s claims per window (limit null: no limit).
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? void : Promise<void>"
+    )]
+    pub fn set_rate_limit(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+        limit: Option<f64>,
+        per_s: Option<f64>,
+    ) -> Result<Run<()>> {
+        let limit = limit.map(|v| whole("limit", v)).transpose()?;
+        let rate = honker_core::validate::queue_rate(limit, per_s).map_err(to_js)?;
+        self.run(sync, None, move |o| o.set_rate_limit(&queue, rate))
+    }
+
     /// `queue`'s controls.
     #[napi(
         ts_generic_types = "S extends boolean",
@@ -319,6 +336,10 @@ impl NativeDatabase {
             o.queue_controls(&queue).map(|c| QueueControlsData {
                 paused: c.paused,
                 max_in_flight: c.max_in_flight,
+                rate_limit: c.rate_limit.map(|r| QueueRateLimitData {
+                    limit: r.limit,
+                    per_s: r.per.as_secs_f64(),
+                }),
             })
         })
     }

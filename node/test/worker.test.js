@@ -93,7 +93,7 @@ test('a pause from another handle stops a running worker and a resume wakes it',
     assert.equal(await (await echo.enqueue('a')).result({ timeoutS: 10 }), 'a');
     assert.equal(await operator.pause(), true);
     assert.equal(operator.pauseSync(), false, 'already paused');
-    assert.deepEqual(await q.controls(), { paused: true, maxInFlight: null });
+    assert.deepEqual(await q.controls(), { paused: true, maxInFlight: null, rateLimit: null });
     const b = await echo.enqueue('b');
     // Enqueued after b on the other queue: once it has run, the worker has
     // looked at both queues since b was enqueued.
@@ -105,12 +105,16 @@ test('a pause from another handle stops a running worker and a resume wakes it',
   db.close();
 });
 
-test('maxInFlight is stored and checked; bad values are named', async () => {
+test('maxInFlight and the rate limit are stored and checked; bad values are named', async () => {
   const db = open(tmpdb());
   const q = db.queue('q');
   for (let i = 0; i < 3; i++) q.enqueueSync({ i });
   await q.setMaxInFlight(2);
-  assert.deepEqual(q.controlsSync(), { paused: false, maxInFlight: 2 });
+  assert.deepEqual(q.controlsSync(), { paused: false, maxInFlight: 2, rateLimit: null });
+  q.setRateLimitSync(5, 60);
+  assert.deepEqual((await q.controls()).rateLimit, { limit: 5, perS: 60 });
+  await assert.rejects(q.setRateLimit(5), /per_s/);
+  await q.setRateLimit(null);
   assert.equal(q.claimBatchSync('w', 10).length, 2);
   assert.equal(q.claimBatchSync('w2', 10).length, 0);
   q.setMaxInFlightSync(null);

@@ -37,7 +37,7 @@ from honker._honker import (
 )
 from honker._listener import Listener, Notification
 from honker._lock import Lock, LockInfo
-from honker._queue import Job, JobInfo, Queue, QueueControls, QueueStats
+from honker._queue import Job, JobInfo, Queue, QueueControls, QueueRateLimit, QueueStats
 from honker._scheduler import Schedule, Scheduler, cron_next
 from honker._stream import Event, Retention, Stream
 from honker._transaction import AsyncTransaction, Transaction
@@ -72,6 +72,7 @@ __all__ = [
     "Notification",
     "Queue",
     "QueueControls",
+    "QueueRateLimit",
     "QueueStats",
     "Retention",
     "Retry",

@@ -350,9 +350,17 @@ class Queue:
         room left; at least 1 (pause the queue to claim nothing)."""
         self._db._native.set_max_in_flight(self.name, max_in_flight)
 
+    def set_rate_limit(self, limit: int | None, per_s: float | None = None) -> None:
+        """Limits how many of this queue's jobs are claimed per fixed window of
+        ``per_s`` seconds (windows start at every multiple of it since the
+        epoch), across every process; ``None`` lifts it (the default). Claims
+        take at most what is left of the current window."""
+        self._db._native.set_rate_limit(self.name, limit, per_s)
+
     def controls(self) -> QueueControls:
         """This queue's controls, as stored in the file."""
-        return QueueControls(*self._db._native.queue_controls(self.name))
+        paused, max_in_flight, rate = self._db._native.queue_controls(self.name)
+        return QueueControls(paused, max_in_flight, None if rate is None else QueueRateLimit(*rate))
 
     def next_deadline(self) -> float | None:
         """The earliest ``run_at`` of a scheduled job or lease end of a claimed
@@ -407,13 +415,23 @@ class JobInfo:
 
 
 @dataclass(frozen=True)
+class QueueRateLimit:
+    """At most ``limit`` claims of a queue per fixed window of ``per_s`` seconds."""
+
+    limit: int
+    per_s: float
+
+
+@dataclass(frozen=True)
 class QueueControls:
     """A queue's controls, stored in the file: ``paused`` (claims take
-    nothing) and ``max_in_flight`` (the most of its jobs leased at once
-    across every process; None for no limit)."""
+    nothing), ``max_in_flight`` (the most of its jobs leased at once across
+    every process; None for no limit) and ``rate_limit`` (a
+    :class:`QueueRateLimit`, or None)."""
 
     paused: bool
     max_in_flight: int | None
+    rate_limit: QueueRateLimit | None
 
 
 @dataclass(frozen=True)

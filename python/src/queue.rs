@@ -264,9 +264,32 @@ impl NativeDatabase {
         self.op(py, None, |o| o.set_max_in_flight(&queue, max))
     }
 
-    /// `queue`'s controls as (paused, max_in_flight).
-    fn queue_controls(&self, py: Python<'_>, queue: String) -> PyResult<(bool, Option<u32>)> {
+    /// Limits `queue`'s claims per window (limit None: no limit).
+    #[pyo3(signature = (queue, limit, per_s))]
+    fn set_rate_limit(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        limit: Option<&Bound<'_, PyAny>>,
+        per_s: Option<f64>,
+    ) -> PyResult<()> {
+        let limit = limit.map(|v| int("limit", v)).transpose()?;
+        let rate = honker_core::validate::queue_rate(limit, per_s).map_err(to_py)?;
+        self.op(py, None, |o| o.set_rate_limit(&queue, rate))
+    }
+
+    /// `queue`'s controls as (paused, max_in_flight, (limit, per_s) or None).
+    #[allow(clippy::type_complexity)]
+    fn queue_controls(
+        &self,
+        py: Python<'_>,
+        queue: String,
+    ) -> PyResult<(bool, Option<u32>, Option<(u32, f64)>)> {
         let c = self.op(py, None, |o| o.queue_controls(&queue))?;
-        Ok((c.paused, c.max_in_flight))
+        Ok((
+            c.paused,
+            c.max_in_flight,
+            c.rate_limit.map(|r| (r.limit, r.per.as_secs_f64())),
+        ))
     }
 }

@@ -233,7 +233,7 @@ def test_a_pause_from_another_handle_stops_the_worker_and_a_resume_wakes_it(tmp_
         assert echo.enqueue("a").result(timeout=LONG) == "a"
         assert operator.pause() is True
         assert operator.pause() is False, "already paused"
-        assert q.controls() == honker.QueueControls(paused=True, max_in_flight=None)
+        assert q.controls() == honker.QueueControls(paused=True, max_in_flight=None, rate_limit=None)
         b = echo.enqueue("b")
         # Enqueued after b on the other queue: once it has run, the worker
         # has looked at both queues since b was enqueued.
@@ -248,15 +248,20 @@ def test_a_pause_from_another_handle_stops_the_worker_and_a_resume_wakes_it(tmp_
     assert not t.is_alive()
 
 
-def test_max_in_flight_is_stored_and_checked(db: honker.Database) -> None:
+def test_max_in_flight_and_rate_limit_are_stored_and_checked(db: honker.Database) -> None:
     q = db.queue("q")
     for i in range(3):
         q.enqueue({"i": i})
     q.set_max_in_flight(2)
-    assert q.controls() == honker.QueueControls(paused=False, max_in_flight=2)
+    assert q.controls() == honker.QueueControls(paused=False, max_in_flight=2, rate_limit=None)
     assert len(q.claim_batch("w", 10)) == 2
     assert q.claim_batch("w2", 10) == []
     q.set_max_in_flight(None)
+    q.set_rate_limit(5, 60)
+    assert q.controls().rate_limit == honker.QueueRateLimit(limit=5, per_s=60.0)
+    with pytest.raises(honker.InvalidArgument, match="per_s"):
+        q.set_rate_limit(5)
+    q.set_rate_limit(None)
     assert len(q.claim_batch("w2", 10)) == 1
     for bad in (0, -1, 2**32):
         with pytest.raises(honker.InvalidArgument, match="max_in_flight"):

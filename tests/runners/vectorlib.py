@@ -31,6 +31,7 @@ OPS = {
     "pause",
     "resume",
     "set_max_in_flight",
+    "set_rate_limit",
     "queue_controls",
     "rate_limit",
     "cron_next",
@@ -235,7 +236,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != ctx.ref(expect):
             raise Mismatch(f"expected {show(expect)} ({ctx.ref(expect)}), got {got}")
         return
-    # ack, release, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight,
+    # ack, release, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, set_rate_limit,
     # rate_limit, save_offset, lock_release, schedule_add, schedule_error: booleans.
     if not isinstance(got, bool):
         raise Mismatch(f"expected a boolean result, got {show(got)}")

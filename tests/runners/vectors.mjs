@@ -39,6 +39,7 @@ const OPS = new Set([
   'pause',
   'resume',
   'set_max_in_flight',
+  'set_rate_limit',
   'queue_controls',
   'rate_limit',
   'cron_next',
@@ -262,9 +263,13 @@ class Runner {
       case 'set_max_in_flight':
         await this.queue(a).setMaxInFlight(a.max);
         return true;
+      case 'set_rate_limit':
+        await this.queue(a).setRateLimit(a.limit, a.per_s);
+        return true;
       case 'queue_controls': {
         const c = await this.queue(a).controls();
-        return { paused: c.paused, max_in_flight: c.maxInFlight };
+        const rate = c.rateLimit && { limit: c.rateLimit.limit, per_s: c.rateLimit.perS };
+        return { paused: c.paused, max_in_flight: c.maxInFlight, rate_limit: rate };
       }
       case 'rate_limit':
         return this.db.tryRateLimit(arg(a, 'key'), arg(a, 'limit'), arg(a, 'per_s'));
@@ -443,7 +448,7 @@ class Runner {
         return;
       }
       default: {
-        // ack, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, rate_limit,
+        // ack, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, set_rate_limit, rate_limit,
         // save_offset, lock_release: booleans.
         if (typeof got !== 'boolean') throw new Mismatch(`expected a boolean result, got ${show(got)}`);
         if (hasExpect && got !== expect) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);

@@ -111,9 +111,14 @@ class PyBackend:
         self.call(self.q(a).set_max_in_flight, a["max"])
         return True
 
+    def set_rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
+        self.call(self.q(a).set_rate_limit, a["limit"], a.get("per_s"))
+        return True
+
     def queue_controls(self, ctx: Context, a: dict[str, Any]) -> dict[str, Any]:
         c = self.call(self.q(a).controls)
-        return {"paused": c.paused, "max_in_flight": c.max_in_flight}
+        rate = None if c.rate_limit is None else {"limit": c.rate_limit.limit, "per_s": c.rate_limit.per_s}
+        return {"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate}
 
     def rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.db.try_rate_limit, a["key"], a["limit"], a["per_s"])

@@ -121,6 +121,8 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_resume({lit(a['queue'])})"
     elif op == "set_max_in_flight":
         call = f"honker_set_max_in_flight({lit(a['queue'])}, {lit(a['max'])})"
+    elif op == "set_rate_limit":
+        call = f"honker_set_rate_limit({lit(a['queue'])}, {lit(a['limit'])}, {lit(a.get('per_s'))})"
     elif op == "queue_controls":
         call = f"honker_queue_controls({lit(a['queue'])})"
     elif op == "rate_limit":

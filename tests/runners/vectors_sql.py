@@ -111,6 +111,9 @@ class SqlBackend:
     def set_max_in_flight(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.flag(self.one("SELECT honker_set_max_in_flight(?, ?)", a["queue"], a["max"]))
 
+    def set_rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.flag(self.one("SELECT honker_set_rate_limit(?, ?, ?)", a["queue"], a["limit"], a.get("per_s")))
+
     def queue_controls(self, ctx: Context, a: dict[str, Any]) -> dict[str, Any]:
         got: dict[str, Any] = json.loads(self.one("SELECT honker_queue_controls(?)", a["queue"]))
         return got

@@ -50,7 +50,7 @@ pub use honker_core::cron;
 pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
 pub use honker_core::{
     Clock, EnqueueOpts, Error, Event, JobRecord, JobState, ManualClock, OpenOptions, QueueControls,
-    QueueOpts, QueueStats, Result, Retention, SystemClock,
+    QueueOpts, QueueRateLimit, QueueStats, Result, Retention, SystemClock,
 };
 pub use lock::Lock;
 pub use queue::{Job, Queue};

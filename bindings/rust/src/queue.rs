@@ -1,5 +1,5 @@
 use crate::{Database, Result, Transaction};
-use honker_core::{EnqueueOpts, JobRecord, QueueControls, QueueOpts, QueueStats};
+use honker_core::{EnqueueOpts, JobRecord, QueueControls, QueueOpts, QueueRateLimit, QueueStats};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -209,6 +209,14 @@ impl Queue {
     /// the room left. At least 1.
     pub fn set_max_in_flight(&self, max: Option<u32>) -> Result<()> {
         self.db.ops().set_max_in_flight(&self.name, max)
+    }
+
+    /// Limits how many of this queue's jobs are claimed per fixed window
+    /// (windows start at every multiple of `per` since the epoch), across
+    /// every process (`None`: no limit, the default). Claims take at most
+    /// what is left of the current window.
+    pub fn set_rate_limit(&self, rate: Option<QueueRateLimit>) -> Result<()> {
+        self.db.ops().set_rate_limit(&self.name, rate)
     }
 
     /// This queue's controls, as stored in the file.

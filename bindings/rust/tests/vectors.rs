@@ -31,6 +31,7 @@ const OPS: &[&str] = &[
     "pause",
     "resume",
     "set_max_in_flight",
+    "set_rate_limit",
     "queue_controls",
     "rate_limit",
     "cron_next",

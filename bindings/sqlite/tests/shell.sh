@@ -12,7 +12,7 @@ trap 'rm -rf "$dir"' EXIT
 out="$dir/out.txt"
 sqlite3 -bail "$dir/app.db" > "$out" 2>&1 <<SQL || { cat "$out"; echo "sqlite3 failed"; exit 1; }
 .load $ext
-SELECT CASE WHEN honker_bootstrap() >= 4 THEN 'ok bootstrap' ELSE 'FAIL bootstrap' END;
+SELECT CASE WHEN honker_bootstrap() >= 5 THEN 'ok bootstrap' ELSE 'FAIL bootstrap' END;
 SELECT CASE WHEN honker_version() <> '' THEN 'ok version' ELSE 'FAIL version' END;
 PRAGMA journal_mode = WAL;
 CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INT);

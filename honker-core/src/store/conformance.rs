@@ -7,8 +7,8 @@
 //! second engine calls [`run`] from its own tests.
 
 use crate::model::{
-    AckAndClaim, Done, EnqueueOpts, JobState, Lease, QueueControls, QueueStats, Retention,
-    ScheduleSpec, SqlValue,
+    AckAndClaim, Done, EnqueueOpts, JobState, Lease, QueueControls, QueueRateLimit, QueueStats,
+    Retention, ScheduleSpec, SqlValue,
 };
 use crate::store::Store;
 use std::time::{Duration, SystemTime};
@@ -42,7 +42,7 @@ pub const CHECKS: &[Check] = &[
     ("enqueue_many is all or none", enqueue_many_atomic),
     ("cancel, purge, stats, next_deadline", cancel_purge_stats),
     (
-        "queue controls: pause, resume, jobs in flight",
+        "queue controls: pause, resume, jobs in flight, claim rate",
         queue_controls,
     ),
     ("streams: offsets, forward-only saves, retention", streams),
@@ -532,7 +532,8 @@ fn queue_controls(s: &dyn Store) {
         s.queue_controls("q").unwrap(),
         QueueControls {
             paused: false,
-            max_in_flight: Some(2)
+            max_in_flight: Some(2),
+            rate_limit: None,
         }
     );
     let first = s.claim("q", "w1", 10, VT, T).unwrap();
@@ -574,6 +575,55 @@ fn queue_controls(s: &dyn Store) {
     );
     assert!(rest.iter().any(|j| j.id == added));
     assert!(s.get_job(later).unwrap().is_some());
+
+    // At most three claims per fixed second, across workers.
+    let r: Vec<i64> = (0..8)
+        .map(|i| put(s, "r", &i.to_string(), EnqueueOpts::default(), T))
+        .collect();
+    let rate = QueueRateLimit {
+        limit: 3,
+        per: Duration::from_secs(1),
+    };
+    s.set_rate_limit("r", Some(rate), T).unwrap();
+    assert_eq!(s.queue_controls("r").unwrap().rate_limit, Some(rate));
+    let window = T - T.rem_euclid(1000);
+    assert_eq!(ids(&s.claim("r", "w1", 2, VT, window).unwrap()), r[..2]);
+    assert_eq!(
+        ids(&s.claim("r", "w2", 5, VT, window + 1).unwrap()),
+        r[2..3]
+    );
+    assert!(s.claim("r", "w2", 5, VT, window + 999).unwrap().is_empty());
+    assert!(!s.has_due("r", window + 999).unwrap(), "out of its rate");
+    assert_eq!(
+        s.next_deadline("r").unwrap(),
+        Some(window + 1000),
+        "the next window"
+    );
+    let op = AckAndClaim {
+        done: &[],
+        queue: "r",
+        worker: "w3",
+        n: 5,
+        visibility_timeout: VT,
+    };
+    let (_, next) = s.ack_and_claim(&op, window + 1000).unwrap();
+    assert_eq!(
+        ids(&next),
+        r[3..6],
+        "a new window, ack_and_claim counted too"
+    );
+    assert!(s.claim("r", "w3", 1, VT, window + 1500).unwrap().is_empty());
+    s.set_rate_limit("r", None, window + 1500).unwrap();
+    assert_eq!(s.claim("r", "w3", 5, VT, window + 1500).unwrap().len(), 2);
+    let refused = |limit, per| {
+        s.set_rate_limit("r", Some(QueueRateLimit { limit, per }), T)
+            .is_err()
+    };
+    assert!(
+        refused(0, Duration::from_secs(1)),
+        "a limit of 0: pause instead"
+    );
+    assert!(refused(1, Duration::ZERO), "an empty window");
 
     assert!(
         s.set_max_in_flight("q", Some(0), T).is_err(),

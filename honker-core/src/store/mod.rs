@@ -20,7 +20,8 @@ pub mod sqlite;
 use crate::error::Result;
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, FireFailure, Fired, JobRecord, Lease, LockInfo, Notification,
-    QueueControls, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    QueueControls, QueueRateLimit, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec,
+    SqlValue,
 };
 use std::time::Duration;
 
@@ -114,6 +115,9 @@ pub trait Store {
     /// leased at once across every process; claims take at most the room
     /// left. At least 1.
     fn set_max_in_flight(&self, queue: &str, max: Option<u32>, now: i64) -> Result<()>;
+    /// Limits (or, `None`, stops limiting) how many of `queue`'s jobs are
+    /// claimed per fixed window, across every process.
+    fn set_rate_limit(&self, queue: &str, rate: Option<QueueRateLimit>, now: i64) -> Result<()>;
 
     // -- streams --
 

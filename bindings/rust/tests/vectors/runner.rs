@@ -187,10 +187,40 @@ impl Runner {
                     .set_max_in_flight(max)
                     .map(|_| Value::from(true))
             }
-            "queue_controls" => self
-                .queue(a)
-                .controls()
-                .map(|c| json!({"paused": c.paused, "max_in_flight": c.max_in_flight})),
+            "set_rate_limit" => {
+                let rate =
+                    match a.get("limit") {
+                        None | Some(Value::Null) => None,
+                        Some(v) => {
+                            let limit = v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                                || vector(format!("limit must be a u32 or null, got {v}")),
+                            )?;
+                            let per_s = a
+                                .get("per_s")
+                                .and_then(Value::as_f64)
+                                .ok_or_else(|| vector("per_s must be a number"))?;
+                            Some(honker::QueueRateLimit {
+                                limit,
+                                per: Duration::from_secs_f64(per_s),
+                            })
+                        }
+                    };
+                self.queue(a)
+                    .set_rate_limit(rate)
+                    .map(|_| Value::from(true))
+            }
+            "queue_controls" => self.queue(a).controls().map(|c| {
+                let rate = c.rate_limit.map(|r| {
+                    let ms = r.per.as_millis() as u64;
+                    let per_s = if ms % 1000 == 0 {
+                        Value::from(ms / 1000)
+                    } else {
+                        Value::from(r.per.as_secs_f64())
+                    };
+                    json!({"limit": r.limit, "per_s": per_s})
+                });
+                json!({"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate})
+            }),
             "rate_limit" => self
                 .db
                 .try_rate_limit(

@@ -127,6 +127,24 @@ fn job_json(j: &JobRecord) -> Json {
     })
 }
 
+fn controls_json(k: &QueueControls) -> Json {
+    json!({
+        "paused": k.paused,
+        "max_in_flight": k.max_in_flight,
+        "rate_limit": k.rate_limit.map(|r| json!({"limit": r.limit, "per_s": secs_json(r.per)})),
+    })
+}
+
+/// Seconds as JSON: an integer when whole (`86400`, not `86400.0`).
+fn secs_json(d: Duration) -> Json {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 {
+        json!((ms / 1000) as u64)
+    } else {
+        json!(d.as_secs_f64())
+    }
+}
+
 fn text_value(j: Json) -> Value {
     Value::Text(j.to_string())
 }
@@ -253,13 +271,15 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             controls::set_max_in_flight(c, &text(ctx, 0, "queue")?, max, now)
                 .map(|_| Value::Integer(1))
         }),
+        ("honker_set_rate_limit", 3, write, |ctx, c, now| {
+            let rate = validate::queue_rate(opt_int(ctx, 1, "limit")?, opt_secs(ctx, 2, "per_s")?)?;
+            controls::set_rate_limit(c, &text(ctx, 0, "queue")?, rate, now)
+                .map(|_| Value::Integer(1))
+        }),
         ("honker_queue_controls", 1, read, |ctx, c, _| {
             let q = text(ctx, 0, "queue")?;
             validate::name("queue", &q)?;
-            let k = controls::get(c, &q)?;
-            Ok(text_value(
-                json!({"paused": k.paused, "max_in_flight": k.max_in_flight}),
-            ))
+            Ok(text_value(controls_json(&controls::get(c, &q)?)))
         }),
         // streams
         ("honker_publish", -1, write, |ctx, c, now| {

@@ -19,7 +19,7 @@ pub mod wal;
 use crate::error::Result;
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueControls,
-    QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    QueueRateLimit, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use crate::store::{Store, Tick};
 use rusqlite::Connection;
@@ -126,6 +126,9 @@ impl Store for SqliteStore<'_> {
     }
     fn set_max_in_flight(&self, q: &str, max: Option<u32>, now: i64) -> Result<()> {
         controls::set_max_in_flight(self.0, q, max, now)
+    }
+    fn set_rate_limit(&self, q: &str, rate: Option<QueueRateLimit>, now: i64) -> Result<()> {
+        controls::set_rate_limit(self.0, q, rate, now)
     }
 
     fn publish(&self, s: &str, key: Option<&str>, payload: &str, now: i64) -> Result<i64> {

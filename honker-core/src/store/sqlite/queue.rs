@@ -348,8 +348,10 @@ fn claim_in(
     lease_until: i64,
     now: i64,
 ) -> Result<Vec<JobRecord>> {
-    // The queue's controls first: paused or at its limit, nothing to do.
-    let n = controls::claimable(conn, queue, n, now)?;
+    // The queue's controls first: paused, at its limit or out of its rate,
+    // nothing to do.
+    let gate = controls::gate(conn, queue, n, now)?;
+    let n = gate.take;
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -399,6 +401,7 @@ fn claim_in(
             .then(a.run_at_ms.cmp(&b.run_at_ms))
             .then(a.id.cmp(&b.id))
     });
+    controls::record(conn, queue, gate, jobs.len())?;
     Ok(jobs)
 }
 
@@ -750,7 +753,7 @@ pub fn sweep_expired(conn: &Connection, queue: Option<&str>, now: i64) -> Result
 /// worker skip the write lock when a commit was not for it. Never while
 /// the queue is paused or at its limit of jobs in flight.
 pub fn has_due(conn: &Connection, queue: &str, now: i64) -> Result<bool> {
-    if controls::claimable(conn, queue, 1, now)? == 0 {
+    if controls::gate(conn, queue, 1, now)?.take == 0 {
         return Ok(false);
     }
     Ok(conn
@@ -769,6 +772,10 @@ pub fn next_deadline(conn: &Connection, queue: &str) -> Result<Option<i64>> {
     if controls::get(conn, queue)?.paused {
         // Nothing becomes claimable until it is resumed: a commit.
         return Ok(None);
+    }
+    if let Some(t) = controls::rate_reopens(conn, queue)? {
+        // Out of its rate: nothing is claimable before the next window.
+        return Ok(Some(t));
     }
     Ok(conn
         .prepare_cached(

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 
 /// The version of honker's tables this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -180,6 +180,14 @@ const MIGRATIONS: &[&str] = &[
         max_in_flight INTEGER,
         updated_at    INTEGER NOT NULL
     ) WITHOUT ROWID;
+    "#,
+    // 4 -> 5: a queue's claim rate limit (limit per fixed window) and the
+    // count of the current window.
+    r#"
+    ALTER TABLE _honker_queues ADD COLUMN rate_limit INTEGER;
+    ALTER TABLE _honker_queues ADD COLUMN rate_per_ms INTEGER;
+    ALTER TABLE _honker_queues ADD COLUMN rate_window_start INTEGER;
+    ALTER TABLE _honker_queues ADD COLUMN rate_count INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
