@@ -72,6 +72,10 @@ export declare class NativeDatabase {
   getJob<S extends boolean>(sync: S, id: number): S extends true ? JobData | null : Promise<JobData | null>
   deadJobs(queue: string, limit: number): Promise<JobData[]>
   requeueDead(id: number): Promise<void>
+  /** Requeues `queue`'s dead jobs (dead for `reason`, if given); how many. */
+  requeueDeadAll(queue: string, reason?: string | undefined | null): Promise<number>
+  /** Removes each live job of `ids`; how many. */
+  cancelMany(ids: Array<number>): Promise<number>
   /** Dead-letters `queue`'s jobs past their start deadline; returns how many. */
   sweepExpired(queue: string): Promise<number>
   /** `queue`'s job counts by state. */

@@ -711,6 +711,15 @@ impl Ops<'_> {
     pub fn queue_stats(&self, queue: &str) -> Result<QueueStats> {
         self.exec(|s, _| s.queue_stats(queue))
     }
+    /// Puts back every dead job of a queue (dead for `reason`, if given)
+    /// whose idempotency key no live job holds; how many.
+    pub fn requeue_dead_all(&self, queue: &str, reason: Option<&str>) -> Result<usize> {
+        self.exec(|s, now| s.requeue_dead_all(queue, reason, now))
+    }
+    /// Removes each live job of `ids`, whatever its state; how many.
+    pub fn cancel_many(&self, ids: &[i64]) -> Result<usize> {
+        self.exec(|s, _| s.cancel_many(ids))
+    }
     /// A queue's controls.
     pub fn queue_controls(&self, queue: &str) -> Result<QueueControls> {
         self.exec(|s, _| s.queue_controls(queue))

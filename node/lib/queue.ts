@@ -433,6 +433,25 @@ export class Queue {
   }
 
   /**
+   * Moves every dead job of this queue back, ready now with a fresh attempt
+   * budget (only those dead for `reason`, such as `'failed'` or
+   * `'lease_expired'`, if given), in one transaction. A job whose
+   * idempotency key a live job holds stays dead. Resolves to how many moved.
+   */
+  async requeueDeadAll(reason?: string): Promise<number> {
+    return this.db._async(() => this.db._n.requeueDeadAll(this.name, reason));
+  }
+
+  /**
+   * Removes each live job of `ids` whatever its state (as `cancel` removes
+   * one), in one transaction; resolves to how many.
+   */
+  async cancelMany(ids: Iterable<number>): Promise<number> {
+    const list = [...ids];
+    return this.db._async(() => this.db._n.cancelMany(list));
+  }
+
+  /**
    * Dead-letters this queue's jobs whose `expires` passed before a worker
    * started them; resolves to how many. (Claims do this on their way; this
    * is for queues nobody claims from.)

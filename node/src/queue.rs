@@ -243,6 +243,24 @@ impl NativeDatabase {
         Ok(self.later(None, move |o| o.requeue_dead(id)))
     }
 
+    /// Requeues `queue`'s dead jobs (dead for `reason`, if given); how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn requeue_dead_all(&self, queue: String, reason: Option<String>) -> AsyncOp<i64> {
+        self.later(None, move |o| {
+            Ok(o.requeue_dead_all(&queue, reason.as_deref())? as i64)
+        })
+    }
+
+    /// Removes each live job of `ids`; how many.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn cancel_many(&self, ids: Vec<f64>) -> Result<AsyncOp<i64>> {
+        let ids = ids
+            .into_iter()
+            .map(|id| whole("ids", id))
+            .collect::<Result<Vec<i64>>>()?;
+        Ok(self.later(None, move |o| Ok(o.cancel_many(&ids)? as i64)))
+    }
+
     /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn sweep_expired(&self, queue: String) -> AsyncOp<i64> {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, overload
 
@@ -318,6 +318,18 @@ class Queue:
 
     def requeue_dead(self, id: int) -> None:
         self._db._native.requeue_dead(id)
+
+    def requeue_dead_all(self, reason: str | None = None) -> int:
+        """Moves every dead job of this queue back, ready now with a fresh
+        attempt budget (only those dead for ``reason``, such as ``"failed"`` or
+        ``"lease_expired"``, if given), in one transaction. A job whose
+        idempotency key a live job holds stays dead. Returns how many moved."""
+        return self._db._native.requeue_dead_all(self.name, reason)
+
+    def cancel_many(self, ids: Iterable[int]) -> int:
+        """Removes each live job of ``ids`` whatever its state (as :meth:`cancel`
+        removes one), in one transaction; returns how many."""
+        return self._db._native.cancel_many(list(ids))
 
     def sweep_expired(self) -> int:
         """Dead-letters this queue's jobs whose ``expires`` passed before a worker

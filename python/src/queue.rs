@@ -220,6 +220,26 @@ impl NativeDatabase {
         self.op(py, None, |o| o.requeue_dead(id))
     }
 
+    /// Requeues `queue`'s dead jobs (dead for `reason`, if given); how many.
+    #[pyo3(signature = (queue, reason=None))]
+    fn requeue_dead_all(
+        &self,
+        py: Python<'_>,
+        queue: String,
+        reason: Option<String>,
+    ) -> PyResult<usize> {
+        self.op(py, None, |o| o.requeue_dead_all(&queue, reason.as_deref()))
+    }
+
+    /// Removes each live job of `ids`; how many.
+    fn cancel_many(&self, py: Python<'_>, ids: Vec<Bound<'_, PyAny>>) -> PyResult<usize> {
+        let ids = ids
+            .iter()
+            .map(|id| int("ids", id))
+            .collect::<PyResult<Vec<i64>>>()?;
+        self.op(py, None, |o| o.cancel_many(&ids))
+    }
+
     /// Dead-letters `queue`'s jobs past their start deadline; returns how many.
     fn sweep_expired(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
         self.op(py, None, |o| o.sweep_expired(Some(&queue)))

@@ -32,6 +32,8 @@ OPS = {
     "resume",
     "set_max_in_flight",
     "set_rate_limit",
+    "requeue_dead_all",
+    "cancel_many",
     "queue_controls",
     "rate_limit",
     "cron_next",
@@ -222,7 +224,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != expect:
             raise Mismatch(f"expected the fires {show(expect)}, got {show(got)}")
         return
-    if op in ("ack_batch", "execute", "purge"):
+    if op in ("ack_batch", "execute", "purge", "requeue_dead_all", "cancel_many"):
         if not isinstance(got, int) or isinstance(got, bool):
             raise Mismatch(f"expected a count, got {show(got)}")
         if has_expect and got != expect:

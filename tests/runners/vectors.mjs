@@ -40,6 +40,8 @@ const OPS = new Set([
   'resume',
   'set_max_in_flight',
   'set_rate_limit',
+  'requeue_dead_all',
+  'cancel_many',
   'queue_controls',
   'rate_limit',
   'cron_next',
@@ -256,6 +258,10 @@ class Runner {
         return this.queue(a).cancel(this.ref(arg(a, 'job')));
       case 'purge':
         return this.queue(a).purge();
+      case 'requeue_dead_all':
+        return this.queue(a).requeueDeadAll(a.reason ?? undefined);
+      case 'cancel_many':
+        return this.queue(a).cancelMany(arg(a, 'jobs').map((j) => this.ref(j)));
       case 'pause':
         return this.queue(a).pause();
       case 'resume':
@@ -433,6 +439,8 @@ class Runner {
         return;
       }
       case 'ack_batch':
+      case 'requeue_dead_all':
+      case 'cancel_many':
       case 'purge':
       case 'execute': {
         if (typeof got !== 'number') throw new Mismatch(`expected a count, got ${show(got)}`);

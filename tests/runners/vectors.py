@@ -101,6 +101,12 @@ class PyBackend:
     def purge(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.call(self.q(a).purge)
 
+    def requeue_dead_all(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.call(self.q(a).requeue_dead_all, a.get("reason"))
+
+    def cancel_many(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.call(self.q(a).cancel_many, [ctx.ref(j) for j in a["jobs"]])
+
     def pause(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.q(a).pause)
 

@@ -115,6 +115,10 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_cancel({ref(a['job'])})"
     elif op == "purge":
         call = f"honker_purge({lit(a['queue'])})"
+    elif op == "requeue_dead_all":
+        call = f"honker_requeue_dead_all({lit(a['queue'])}, {lit(a.get('reason'))})"
+    elif op == "cancel_many":
+        call = f"honker_cancel_many(json_array({', '.join(ref(j) for j in a['jobs'])}))"
     elif op == "pause":
         call = f"honker_pause({lit(a['queue'])})"
     elif op == "resume":
@@ -209,7 +213,7 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
                         check(f"{v} ->> {path} = {ref(want)}")
                     else:
                         check(f"{v} -> {path} = json({js(want)})")
-    elif op in ("get_offset", "cron_next", "ack_batch", "execute", "purge"):
+    elif op in ("get_offset", "cron_next", "ack_batch", "execute", "purge", "requeue_dead_all", "cancel_many"):
         if has_expect:
             check(f"{v} = {ref(expect)}")
     elif op == "schedule_tick":

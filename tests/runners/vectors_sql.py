@@ -102,6 +102,12 @@ class SqlBackend:
     def purge(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.one("SELECT honker_purge(?)", a["queue"])
 
+    def requeue_dead_all(self, ctx: Context, a: dict[str, Any]) -> int:
+        return int(self.one("SELECT honker_requeue_dead_all(?, ?)", a["queue"], a.get("reason")))
+
+    def cancel_many(self, ctx: Context, a: dict[str, Any]) -> int:
+        return int(self.one("SELECT honker_cancel_many(?)", json.dumps([ctx.ref(j) for j in a["jobs"]])))
+
     def pause(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.flag(self.one("SELECT honker_pause(?)", a["queue"]))
 

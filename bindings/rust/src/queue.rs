@@ -172,6 +172,20 @@ impl Queue {
         self.db.ops().requeue_dead(id)
     }
 
+    /// Moves every dead job of this queue back (only those dead for
+    /// `reason`, such as `"failed"` or `"lease_expired"`, if given), each as
+    /// [`Queue::requeue_dead`] moves one, in one transaction. A job whose
+    /// idempotency key a live job holds stays dead. Returns how many moved.
+    pub fn requeue_dead_all(&self, reason: Option<&str>) -> Result<usize> {
+        self.db.ops().requeue_dead_all(&self.name, reason)
+    }
+
+    /// Removes each live job of `ids` whatever its state (as
+    /// [`Queue::cancel`] removes one), in one transaction; how many.
+    pub fn cancel_many(&self, ids: &[i64]) -> Result<usize> {
+        self.db.ops().cancel_many(ids)
+    }
+
     /// Dead-letters every job of this queue past its start deadline; returns
     /// how many. (Claims do this on their way; this is for idle queues.)
     pub fn sweep_expired(&self) -> Result<usize> {

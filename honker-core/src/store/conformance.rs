@@ -42,6 +42,10 @@ pub const CHECKS: &[Check] = &[
     ("enqueue_many is all or none", enqueue_many_atomic),
     ("cancel, purge, stats, next_deadline", cancel_purge_stats),
     (
+        "bulk: requeue every dead job, cancel by ids",
+        bulk_operations,
+    ),
+    (
         "queue controls: pause, resume, jobs in flight, claim rate",
         queue_controls,
     ),
@@ -485,6 +489,60 @@ fn cancel_purge_stats(s: &dyn Store) {
     assert_eq!(s.queue_stats("q").unwrap().processing, 1);
     assert!(s.ack(held.lease(), T + 1).unwrap());
     assert_eq!(s.queue_stats("q").unwrap(), QueueStats::default());
+}
+
+fn bulk_operations(s: &dyn Store) {
+    let once = EnqueueOpts {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
+    let keyed = |k: &str| EnqueueOpts {
+        key: Some(k.into()),
+        ..once.clone()
+    };
+    let failed = put(s, "q", "1", once.clone(), T);
+    let expired = put(s, "q", "2", once.clone(), T);
+    let taken = put(s, "q", "3", keyed("k"), T);
+    let elsewhere = put(s, "other", "4", once.clone(), T);
+    for j in s.claim("q", "w", 3, VT, T).unwrap() {
+        if j.id != expired {
+            assert!(s.fail(j.lease(), "boom", T).unwrap());
+        }
+    }
+    let j = s.claim("other", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert!(s.fail(j.lease(), "boom", T).unwrap());
+    // The lease lapses: out of attempts, dead for another reason.
+    assert!(s.claim("q", "w", 1, VT, T + 31_000).unwrap().is_empty());
+    let holder = put(s, "q", "5", keyed("k"), T + 31_000);
+    assert_eq!(s.queue_stats("q").unwrap().dead, 3);
+
+    assert_eq!(
+        s.requeue_dead_all("q", Some("lease_expired"), T + 32_000)
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.get_job(expired).unwrap().unwrap().state, JobState::Ready);
+    assert_eq!(
+        s.requeue_dead_all("q", None, T + 32_000).unwrap(),
+        1,
+        "the keyed one stays dead: a live job holds its key"
+    );
+    assert_eq!(s.get_job(failed).unwrap().unwrap().state, JobState::Ready);
+    assert_eq!(s.get_job(taken).unwrap().unwrap().state, JobState::Dead);
+    assert_eq!(s.get_job(elsewhere).unwrap().unwrap().state, JobState::Dead);
+    assert_eq!(s.requeue_dead_all("q", Some("failed"), T).unwrap(), 0);
+
+    let held = s.claim("q", "w", 1, VT, T + 32_000).unwrap().pop().unwrap();
+    assert_eq!(
+        s.cancel_many(&[failed, expired, holder, taken, 999_999])
+            .unwrap(),
+        3,
+        "live ones only, held or not"
+    );
+    assert!(!s.ack(held.lease(), T + 32_000).unwrap(), "cancelled");
+    assert_eq!(s.queue_stats("q").unwrap().ready, 0);
+    assert_eq!(s.cancel_many(&[]).unwrap(), 0);
+    assert!(s.requeue_dead_all("", None, T).is_err());
 }
 
 fn queue_controls(s: &dyn Store) {

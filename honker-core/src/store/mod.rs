@@ -106,6 +106,11 @@ pub trait Store {
     fn next_deadline(&self, queue: &str) -> Result<Option<i64>>;
     /// `queue`'s job counts by state.
     fn queue_stats(&self, queue: &str) -> Result<QueueStats>;
+    /// Puts back every dead job of `queue` (dead for `reason`, if given)
+    /// whose key no live job holds; how many.
+    fn requeue_dead_all(&self, queue: &str, reason: Option<&str>, now: i64) -> Result<usize>;
+    /// Removes each live job of `ids`; how many.
+    fn cancel_many(&self, ids: &[i64]) -> Result<usize>;
     /// `queue`'s controls (the default if none were set).
     fn queue_controls(&self, queue: &str) -> Result<QueueControls>;
     /// Pauses or resumes `queue`: claims of it take nothing while paused.

@@ -172,6 +172,24 @@ impl Runner {
                 self.queue(a).cancel(id).map(Value::from)
             }
             "purge" => self.queue(a).purge().map(|n| Value::from(n as i64)),
+            "requeue_dead_all" => {
+                let reason = a.get("reason").and_then(Value::as_str);
+                self.queue(a)
+                    .requeue_dead_all(reason)
+                    .map(|n| Value::from(n as i64))
+            }
+            "cancel_many" => {
+                let jobs = arg(a, "jobs")?
+                    .as_array()
+                    .ok_or_else(|| vector("jobs must be a list"))?;
+                let ids = jobs
+                    .iter()
+                    .map(|j| self.refer(j))
+                    .collect::<Result<Vec<i64>, Outcome>>()?;
+                self.queue(a)
+                    .cancel_many(&ids)
+                    .map(|n| Value::from(n as i64))
+            }
             "pause" => self.queue(a).pause().map(Value::from),
             "resume" => self.queue(a).resume().map(Value::from),
             "set_max_in_flight" => {
@@ -542,7 +560,7 @@ impl Runner {
                     }
                 }
             }
-            "ack_batch" | "execute" | "purge" => {
+            "ack_batch" | "execute" | "purge" | "requeue_dead_all" | "cancel_many" => {
                 if !got.is_u64() {
                     return Err(mismatch(format!("expected a count, got {got}")));
                 }

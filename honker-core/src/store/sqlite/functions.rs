@@ -245,6 +245,19 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
         ("honker_requeue_dead", 1, write, |ctx, c, now| {
             queue::requeue_dead(c, int(ctx, 0, "id")?, now).map(|_| Value::Integer(1))
         }),
+        ("honker_requeue_dead_all", -1, write, |ctx, c, now| {
+            let reason = opt_text(ctx, 1, "reason")?;
+            queue::requeue_dead_all(c, &text(ctx, 0, "queue")?, reason.as_deref(), now)
+                .map(|n| Value::Integer(n as i64))
+        }),
+        ("honker_cancel_many", 1, write, |ctx, c, _| {
+            let ids: Vec<i64> =
+                serde_json::from_str(&text(ctx, 0, "ids")?).map_err(|e| HErr::InvalidJson {
+                    name: "ids",
+                    reason: format!("expected a JSON array of job ids: {e}"),
+                })?;
+            queue::cancel_many(c, &ids).map(|n| Value::Integer(n as i64))
+        }),
         ("honker_sweep_expired", -1, write, |ctx, c, now| {
             let q = opt_text(ctx, 0, "queue")?;
             queue::sweep_expired(c, q.as_deref(), now).map(|n| Value::Integer(n as i64))

@@ -117,6 +117,12 @@ impl Store for SqliteStore<'_> {
     fn queue_stats(&self, q: &str) -> Result<QueueStats> {
         queue::stats(self.0, q)
     }
+    fn requeue_dead_all(&self, q: &str, reason: Option<&str>, now: i64) -> Result<usize> {
+        queue::requeue_dead_all(self.0, q, reason, now)
+    }
+    fn cancel_many(&self, ids: &[i64]) -> Result<usize> {
+        queue::cancel_many(self.0, ids)
+    }
     fn queue_controls(&self, q: &str) -> Result<QueueControls> {
         crate::validate::name("queue", q)?;
         controls::get(self.0, q)

@@ -673,6 +673,58 @@ pub fn dead_jobs(conn: &Connection, queue: &str, limit: usize) -> Result<Vec<Job
         .collect::<rusqlite::Result<_>>()?)
 }
 
+/// Puts back every dead job of `queue` (only those dead for `reason`, if
+/// given), each as [`requeue_dead`] puts back one. A job whose idempotency
+/// key a live job holds stays dead. Returns how many. Atomic.
+pub fn requeue_dead_all(
+    conn: &Connection,
+    queue: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<usize> {
+    validate::name("queue", queue)?;
+    atomic(conn, |conn| {
+        let ids: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM _honker_dead WHERE queue = ?1 AND (?2 IS NULL OR reason = ?2)
+                 ORDER BY id",
+            )?
+            .query_map(params![queue, reason], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut n = 0;
+        for id in ids {
+            match requeue_dead(conn, id, now) {
+                Ok(()) => n += 1,
+                Err(Error::InvalidArgument { .. }) => {} // its key is taken
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    })
+}
+
+/// Removes each live job of `ids`, whatever its state (as [`cancel`]
+/// removes one); returns how many were removed. Atomic.
+pub fn cancel_many(conn: &Connection, ids: &[i64]) -> Result<usize> {
+    atomic(conn, |conn| {
+        let mut stmt =
+            conn.prepare_cached("DELETE FROM _honker_live WHERE id = ?1 AND state <> 'done'")?;
+        let mut n = 0;
+        let mut highest = None;
+        for &id in ids {
+            if stmt.execute([id])? == 1 {
+                n += 1;
+                highest = highest.max(Some(id));
+            }
+        }
+        drop(stmt);
+        if let Some(id) = highest {
+            keep_high_water(conn, id)?;
+        }
+        Ok(n)
+    })
+}
+
 /// Puts a dead job back in its queue, ready now, with a fresh attempt budget
 /// and the same id. Atomic.
 pub fn requeue_dead(conn: &Connection, id: i64, now: i64) -> Result<()> {
