@@ -90,6 +90,10 @@ export declare class NativeDatabase {
   setRateLimit<S extends boolean>(sync: S, queue: string, limit?: number | undefined | null, perS?: number | undefined | null): S extends true ? void : Promise<void>
   /** `queue`'s controls. */
   queueControls<S extends boolean>(sync: S, queue: string): S extends true ? QueueControlsData : Promise<QueueControlsData>
+  /** Every queue the file knows, with its counts and controls. */
+  queues<S extends boolean>(sync: S): S extends true ? QueueSummaryData[] : Promise<QueueSummaryData[]>
+  /** The jobs a filter names, newest first. */
+  listJobs<S extends boolean>(sync: S, filter: JobFilterData): S extends true ? JobData[] : Promise<JobData[]>
   /**
    * The earliest scheduled `run_at` or lease end in `queue`, ms since the
    * epoch; null if nothing is pending.
@@ -278,6 +282,21 @@ export interface JobData {
   diedAtMs?: number
 }
 
+/**
+ * Which jobs `listJobs` lists; a missing field matches everything. Times
+ * in ms since the epoch.
+ */
+export interface JobFilterData {
+  queue?: string
+  state?: string
+  task?: string
+  key?: string
+  createdFromMs?: number
+  createdToMs?: number
+  beforeId?: number
+  limit?: number
+}
+
 /** A claim's lease: job id, worker, attempt. */
 export interface LeaseData {
   id: number
@@ -343,6 +362,13 @@ export interface QueueStatsData {
   scheduled: number
   processing: number
   dead: number
+}
+
+/** A queue as an operator sees it. */
+export interface QueueSummaryData {
+  name: string
+  stats: QueueStatsData
+  controls: QueueControlsData
 }
 
 /**

@@ -16,8 +16,9 @@
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
-    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueControls,
-    QueueRateLimit, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    AckAndClaim, EnqueueOpts, Event, JobFilter, JobRecord, Lease, LockInfo, Notification,
+    QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows, ScheduleInfo,
+    ScheduleSpec, SqlValue,
 };
 use crate::store::sqlite::{conn, schema, SqliteStore};
 use crate::store::{Store, Tick};
@@ -719,6 +720,15 @@ impl Ops<'_> {
     /// Removes each live job of `ids`, whatever its state; how many.
     pub fn cancel_many(&self, ids: &[i64]) -> Result<usize> {
         self.exec(|s, _| s.cancel_many(ids))
+    }
+    /// Every queue with jobs (live or dead) or controls, by name, with its
+    /// counts and controls.
+    pub fn queues(&self) -> Result<Vec<QueueSummary>> {
+        self.exec(|s, _| s.queues())
+    }
+    /// The jobs `filter` names, live and dead, newest first.
+    pub fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+        self.exec(|s, _| s.list_jobs(filter))
     }
     /// A queue's controls.
     pub fn queue_controls(&self, queue: &str) -> Result<QueueControls> {

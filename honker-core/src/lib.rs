@@ -50,8 +50,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{guard, panic_message, Error, ErrorKind, Result};
 pub use handle::{At, Caller, Db, OpenOptions, Ops, TxKey};
 pub use model::{
-    EnqueueOpts, Event, JobRecord, JobState, Lease, QueueControls, QueueOpts, QueueRateLimit,
-    QueueStats, Retention, SqlValue,
+    EnqueueOpts, Event, JobFilter, JobRecord, JobState, Lease, QueueControls, QueueOpts,
+    QueueRateLimit, QueueStats, QueueSummary, Retention, SqlValue,
 };
 
 /// Opens (creating if needed) the database at `path` with the wake path

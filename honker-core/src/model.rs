@@ -75,6 +75,21 @@ impl JobState {
         }
     }
 
+    /// The state named `s` (as [`JobState::as_str`] names it), or an
+    /// invalid-argument error naming the states.
+    pub fn from_name(s: &str) -> crate::Result<JobState> {
+        match s {
+            "ready" => Ok(JobState::Ready),
+            "scheduled" => Ok(JobState::Scheduled),
+            "processing" => Ok(JobState::Processing),
+            "dead" => Ok(JobState::Dead),
+            _ => Err(crate::Error::invalid(
+                "state",
+                format!("must be ready, scheduled, processing or dead, got {s:?}"),
+            )),
+        }
+    }
+
     pub(crate) fn parse(s: &str) -> JobState {
         match s {
             "ready" => JobState::Ready,
@@ -201,6 +216,43 @@ pub struct QueueStats {
     /// In the dead table.
     pub dead: u64,
 }
+
+/// A queue as an operator sees it: its name, job counts and controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// The queue's name.
+    pub name: String,
+    /// Its jobs by state.
+    pub stats: QueueStats,
+    /// Its controls.
+    pub controls: QueueControls,
+}
+
+/// Which jobs [`crate::store::Store::list_jobs`] lists: every field that is
+/// set must match. Newest first (highest id first); page with `before_id`
+/// (the last id of the previous page).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Only this queue's jobs.
+    pub queue: Option<String>,
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs whose payload is a task envelope naming this task.
+    pub task: Option<String>,
+    /// Only the job with this idempotency key.
+    pub key: Option<String>,
+    /// Only jobs created at or after this time (ms since the epoch).
+    pub created_from_ms: Option<i64>,
+    /// Only jobs created before this time (ms since the epoch).
+    pub created_to_ms: Option<i64>,
+    /// Only jobs with a lower id: the next page after this id.
+    pub before_id: Option<i64>,
+    /// At most this many (0: the default, 100).
+    pub limit: usize,
+}
+
+/// The page size of [`JobFilter`] when it names none.
+pub const DEFAULT_PAGE: usize = 100;
 
 /// A queue's controls, stored in the file, so every process claiming from
 /// the queue obeys them inside its claim transaction. The default: running,

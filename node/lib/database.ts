@@ -7,7 +7,7 @@ import { Listener } from './listener.js';
 import { Lock, lockInfo, type LockInfo } from './lock.js';
 import { native, type NativeDatabase, type NativeTx } from './native.js';
 import { objects, options, sqlParams, type Row, type TxOption } from './options.js';
-import { Queue, type QueueOptions } from './queue.js';
+import { jobInfo, Queue, queueSummary, type JobFilter, type JobInfo, type QueueOptions, type QueueSummary } from './queue.js';
 import { Scheduler } from './scheduler.js';
 import { Stream } from './stream.js';
 import { inTransaction, Transaction, txOf } from './transaction.js';
@@ -223,6 +223,33 @@ export class Database {
 
   lockHolderSync(name: string): LockInfo | null {
     return lockInfo(this._sync(() => this._n.lockHolder(true, name)));
+  }
+
+  /**
+   * Every queue the file knows (with jobs, live or dead, or controls), by
+   * name, with its job counts and controls: what an operator looks at.
+   */
+  async queues(): Promise<QueueSummary[]> {
+    return (await this._async(() => this._n.queues(false))).map(queueSummary);
+  }
+
+  queuesSync(): QueueSummary[] {
+    return this._sync(() => this._n.queues(true)).map(queueSummary);
+  }
+
+  /**
+   * The jobs matching every filter given (`state` one of 'ready',
+   * 'scheduled', 'processing', 'dead'; `task` the task name of an envelope;
+   * creation time from inclusive, to exclusive, in ms since the epoch),
+   * live and dead, newest first. Page with `beforeId` set to the last id of
+   * the previous page.
+   */
+  async jobs(filter: JobFilter = {}): Promise<JobInfo[]> {
+    return (await this._async(() => this._n.listJobs(false, filter))).map(jobInfo);
+  }
+
+  jobsSync(filter: JobFilter = {}): JobInfo[] {
+    return this._sync(() => this._n.listJobs(true, filter)).map(jobInfo);
   }
 
   /** True for the first `limit` calls in each fixed window of `perS` seconds. */

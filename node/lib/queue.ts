@@ -56,6 +56,36 @@ function controls(c: {
   };
 }
 
+/** A queue as an operator sees it (`db.queues()`). */
+export interface QueueSummary {
+  name: string;
+  stats: QueueStats;
+  controls: QueueControls;
+}
+
+/** @internal */
+export function queueSummary(q: { name: string; stats: QueueStats; controls: Parameters<typeof controls>[0] }): QueueSummary {
+  return { name: q.name, stats: { ...q.stats }, controls: controls(q.controls) };
+}
+
+/** Which jobs `db.jobs()` lists: every field given must match. */
+export interface JobFilter {
+  queue?: string;
+  state?: 'ready' | 'scheduled' | 'processing' | 'dead';
+  /** The task name of a task envelope. */
+  task?: string;
+  /** An idempotency key. */
+  key?: string;
+  /** Created at or after, ms since the epoch. */
+  createdFromMs?: number;
+  /** Created before, ms since the epoch. */
+  createdToMs?: number;
+  /** Only jobs with a lower id: the page after the one that ended with it. */
+  beforeId?: number;
+  /** At most this many (default 100). */
+  limit?: number;
+}
+
 /** A queue's job counts by state. */
 export interface QueueStats {
   /** Claimable (as of the last claim's promotion of due jobs). */
@@ -125,7 +155,8 @@ function leasesOf(jobs: Job[]): N.LeaseData[] {
   });
 }
 
-function jobInfo(d: N.JobData): JobInfo {
+/** @internal */
+export function jobInfo(d: N.JobData): JobInfo {
   return {
     id: d.id,
     queue: d.queue,

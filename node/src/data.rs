@@ -180,6 +180,39 @@ pub struct QueueRateLimitData {
     pub per_s: f64,
 }
 
+/// A queue as an operator sees it.
+#[napi(object)]
+pub struct QueueSummaryData {
+    pub name: String,
+    pub stats: QueueStatsData,
+    pub controls: QueueControlsData,
+}
+
+/// Which jobs `listJobs` lists; a missing field matches everything. Times
+/// in ms since the epoch.
+#[napi(object)]
+pub struct JobFilterData {
+    pub queue: Option<String>,
+    pub state: Option<String>,
+    pub task: Option<String>,
+    pub key: Option<String>,
+    pub created_from_ms: Option<f64>,
+    pub created_to_ms: Option<f64>,
+    pub before_id: Option<f64>,
+    pub limit: Option<f64>,
+}
+
+pub(crate) fn controls_out(c: honker_core::QueueControls) -> QueueControlsData {
+    QueueControlsData {
+        paused: c.paused,
+        max_in_flight: c.max_in_flight,
+        rate_limit: c.rate_limit.map(|r| QueueRateLimitData {
+            limit: r.limit,
+            per_s: r.per.as_secs_f64(),
+        }),
+    }
+}
+
 /// A stream's retention, in (possibly fractional) seconds and events; a
 /// missing field is no such limit. Unknown fields are ignored.
 #[napi(object)]

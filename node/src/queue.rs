@@ -351,15 +351,62 @@ impl NativeDatabase {
         queue: String,
     ) -> Result<Run<QueueControlsData>> {
         self.run(sync, None, move |o| {
-            o.queue_controls(&queue).map(|c| QueueControlsData {
-                paused: c.paused,
-                max_in_flight: c.max_in_flight,
-                rate_limit: c.rate_limit.map(|r| QueueRateLimitData {
-                    limit: r.limit,
-                    per_s: r.per.as_secs_f64(),
-                }),
-            })
+            o.queue_controls(&queue).map(controls_out)
         })
+    }
+
+    /// Every queue the file knows, with its counts and controls.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? QueueSummaryData[] : Promise<QueueSummaryData[]>"
+    )]
+    pub fn queues(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+    ) -> Result<Run<Vec<QueueSummaryData>>> {
+        self.run(sync, None, move |o| {
+            Ok(o.queues()?
+                .into_iter()
+                .map(|q| QueueSummaryData {
+                    name: q.name,
+                    stats: stats_out(q.stats),
+                    controls: controls_out(q.controls),
+                })
+                .collect())
+        })
+    }
+
+    /// The jobs a filter names, newest first.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? JobData[] : Promise<JobData[]>"
+    )]
+    pub fn list_jobs(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        filter: JobFilterData,
+    ) -> Result<Run<Vec<JobData>>> {
+        let opt = |what, v: Option<f64>| v.map(|v| whole(what, v)).transpose();
+        let filter = honker_core::JobFilter {
+            queue: filter.queue,
+            state: filter
+                .state
+                .as_deref()
+                .map(honker_core::JobState::from_name)
+                .transpose()
+                .map_err(to_js)?,
+            task: filter.task,
+            key: filter.key,
+            created_from_ms: opt("createdFromMs", filter.created_from_ms)?,
+            created_to_ms: opt("createdToMs", filter.created_to_ms)?,
+            before_id: opt("beforeId", filter.before_id)?,
+            limit: filter
+                .limit
+                .map(|n| count("limit", n))
+                .transpose()?
+                .unwrap_or(0),
+        };
+        self.run(sync, None, move |o| o.list_jobs(&filter).map(jobs))
     }
 
     /// The earliest scheduled `run_at` or lease end in `queue`, ms since the

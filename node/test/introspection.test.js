@@ -237,3 +237,34 @@ test('the new calls fail with closed once the database is closed', async () => {
     await rejectsWith(call, 'closed');
   }
 });
+
+test('queues() and jobs() list what an operator looks at', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('emails');
+  const send = q.task('send', () => undefined);
+  const first = (await send.enqueue('a@example.com')).id;
+  const second = q.enqueueSync({ raw: true }, { key: 'k' });
+  const other = db.queue('other');
+  other.enqueueSync(1, { maxAttempts: 1 });
+  const job = other.claimOneSync('w');
+  assert.equal(await job.fail('boom'), true);
+  await db.queue('idle').pause();
+
+  const summary = await db.queues();
+  assert.deepEqual(summary.map((s) => s.name), ['emails', 'idle', 'other']);
+  assert.deepEqual(summary[0].stats, { ready: 2, scheduled: 0, processing: 0, dead: 0 });
+  assert.equal(summary[1].controls.paused, true);
+  assert.deepEqual(db.queuesSync()[2].stats.dead, 1);
+
+  assert.deepEqual((await db.jobs({ queue: 'emails' })).map((j) => j.id), [second, first]);
+  assert.deepEqual((await db.jobs({ task: 'send' })).map((j) => j.id), [first]);
+  assert.deepEqual(db.jobsSync({ key: 'k' }).map((j) => j.id), [second]);
+  assert.deepEqual((await db.jobs({ state: 'dead' })).map((j) => j.state), ['dead']);
+  const page = await db.jobs({ limit: 2 });
+  const rest = await db.jobs({ beforeId: page[1].id });
+  assert.equal(page.length + rest.length, 3);
+  assert.ok(rest.every((j) => j.id < page[1].id));
+  await assert.rejects(db.jobs({ state: 'finished' }), /state/);
+  await assert.rejects(db.jobs({ limit: -1 }), /limit/);
+  db.close();
+});

@@ -37,7 +37,7 @@ from honker._honker import (
 )
 from honker._listener import Listener, Notification
 from honker._lock import Lock, LockInfo
-from honker._queue import Job, JobInfo, Queue, QueueControls, QueueRateLimit, QueueStats
+from honker._queue import Job, JobInfo, Queue, QueueControls, QueueRateLimit, QueueStats, QueueSummary
 from honker._scheduler import Schedule, Scheduler, cron_next
 from honker._stream import Event, Retention, Stream
 from honker._transaction import AsyncTransaction, Transaction
@@ -74,6 +74,7 @@ __all__ = [
     "QueueControls",
     "QueueRateLimit",
     "QueueStats",
+    "QueueSummary",
     "Retention",
     "Retry",
     "Schedule",

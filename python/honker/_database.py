@@ -18,7 +18,7 @@ from honker._honker import (
 )
 from honker._listener import Listener
 from honker._lock import Lock, LockInfo
-from honker._queue import Queue
+from honker._queue import JobInfo, Queue, QueueSummary
 from honker._scheduler import Scheduler
 from honker._stream import Stream
 from honker._transaction import AsyncTransaction, Transaction
@@ -193,6 +193,31 @@ class Database:
         """Who holds lock ``name`` now, or None if nobody does (an expired lock is free)."""
         held = self._native.lock_holder(name)
         return None if held is None else LockInfo(held[0], held[1], held[2], held[3] / 1000)
+
+    def queues(self) -> list[QueueSummary]:
+        """Every queue the file knows (with jobs, live or dead, or controls), by
+        name, with its job counts and controls: what an operator looks at."""
+        return [QueueSummary._of(t) for t in self._native.queues()]
+
+    def jobs(
+        self,
+        *,
+        queue: str | None = None,
+        state: str | None = None,
+        task: str | None = None,
+        key: str | None = None,
+        created_from_ms: int | None = None,
+        created_to_ms: int | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[JobInfo]:
+        """The jobs matching every filter given (``state`` one of ``"ready"``,
+        ``"scheduled"``, ``"processing"``, ``"dead"``; ``task`` the task name of
+        an envelope; creation time from inclusive, to exclusive, in ms since the
+        epoch), live and dead, newest first. Page with ``before_id`` set to the
+        last id of the previous page."""
+        found = self._native.list_jobs(queue, state, task, key, created_from_ms, created_to_ms, before_id, limit)
+        return [JobInfo._of(d) for d in found]
 
     def try_rate_limit(self, key: str, limit: int, per_s: float | None = None, *, per: float | None = None) -> bool:
         """True for the first ``limit`` calls in each fixed window of ``per_s`` seconds."""

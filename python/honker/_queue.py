@@ -447,6 +447,23 @@ class QueueControls:
 
 
 @dataclass(frozen=True)
+class QueueSummary:
+    """A queue as an operator sees it (:meth:`Database.queues`): its
+    ``name``, ``stats`` (a :class:`QueueStats`) and ``controls`` (a
+    :class:`QueueControls`)."""
+
+    name: str
+    stats: QueueStats
+    controls: QueueControls
+
+    @classmethod
+    def _of(cls, t: Any) -> QueueSummary:
+        name, stats, (paused, max_in_flight, rate) = t
+        rate_limit = None if rate is None else QueueRateLimit(*rate)
+        return cls(name, QueueStats(*stats), QueueControls(paused, max_in_flight, rate_limit))
+
+
+@dataclass(frozen=True)
 class QueueStats:
     """A queue's job counts: ``ready`` (claimable, as of the last claim's
     promotion of due jobs), ``scheduled`` (waiting for ``run_at``),

@@ -284,6 +284,74 @@ impl NativeDatabase {
         self.op(py, None, |o| o.set_max_in_flight(&queue, max))
     }
 
+    /// Every queue the file knows, as (name, (ready, scheduled, processing,
+    /// dead), (paused, max_in_flight, (limit, per_s) or None)).
+    #[allow(clippy::type_complexity)]
+    fn queues(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<
+        Vec<(
+            String,
+            (u64, u64, u64, u64),
+            (bool, Option<u32>, Option<(u32, f64)>),
+        )>,
+    > {
+        Ok(self
+            .op(py, None, |o| o.queues())?
+            .into_iter()
+            .map(|q| {
+                let s = q.stats;
+                let c = q.controls;
+                (
+                    q.name,
+                    (s.ready, s.scheduled, s.processing, s.dead),
+                    (
+                        c.paused,
+                        c.max_in_flight,
+                        c.rate_limit.map(|r| (r.limit, r.per.as_secs_f64())),
+                    ),
+                )
+            })
+            .collect())
+    }
+
+    /// The jobs a filter names, newest first.
+    #[pyo3(signature = (queue, state, task, key, created_from_ms, created_to_ms, before_id, limit))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_jobs(
+        &self,
+        py: Python<'_>,
+        queue: Option<String>,
+        state: Option<String>,
+        task: Option<String>,
+        key: Option<String>,
+        created_from_ms: Option<i64>,
+        created_to_ms: Option<i64>,
+        before_id: Option<i64>,
+        limit: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<JobData>> {
+        let filter = honker_core::JobFilter {
+            queue,
+            state: state
+                .as_deref()
+                .map(honker_core::JobState::from_name)
+                .transpose()
+                .map_err(to_py)?,
+            task,
+            key,
+            created_from_ms,
+            created_to_ms,
+            before_id,
+            limit: count("limit", int("limit", limit)?)?,
+        };
+        Ok(self
+            .op(py, None, |o| o.list_jobs(&filter))?
+            .into_iter()
+            .map(JobData::from)
+            .collect())
+    }
+
     /// Limits `queue`'s claims per window (limit None: no limit).
     #[pyo3(signature = (queue, limit, per_s))]
     fn set_rate_limit(

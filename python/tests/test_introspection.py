@@ -165,3 +165,38 @@ def test_cron_next_defaults_and_errors():
         honker.cron_next("0 3 * * *", float("nan"))
     with pytest.raises(TypeError):
         honker.cron_next("0 3 * * *", 0, "UTC")
+
+
+def test_queues_and_jobs_list_what_an_operator_looks_at(db):
+    q = db.queue("emails")
+
+    @q.task
+    def send(to: str) -> None: ...
+
+    first = send.enqueue("a@example.com").id
+    second = q.enqueue({"raw": True}, key="k")
+    other = db.queue("other")
+    other.enqueue(1, max_attempts=1)
+    job = other.claim_one("w")
+    assert job is not None and job.fail("boom")
+    db.queue("idle").pause()
+
+    summary = {s.name: s for s in db.queues()}
+    assert list(summary) == ["emails", "idle", "other"]
+    assert summary["emails"].stats == honker.QueueStats(ready=2, scheduled=0, processing=0, dead=0)
+    assert summary["other"].stats.dead == 1
+    assert summary["idle"].controls.paused
+
+    assert [j.id for j in db.jobs(queue="emails")] == [second, first]
+    assert [j.id for j in db.jobs(task="send")] == [first]
+    assert [j.id for j in db.jobs(key="k")] == [second]
+    assert [j.state for j in db.jobs(state="dead")] == ["dead"]
+    page = db.jobs(limit=2)
+    assert len(page) == 2
+    rest = db.jobs(before_id=page[-1].id)
+    assert [j.id for j in page + rest] == sorted((j.id for j in page + rest), reverse=True)
+    assert len(page + rest) == 3
+    with pytest.raises(honker.InvalidArgument, match="state"):
+        db.jobs(state="finished")
+    with pytest.raises(honker.InvalidArgument, match="limit"):
+        db.jobs(limit=-1)

@@ -32,6 +32,8 @@ OPS = {
     "resume",
     "set_max_in_flight",
     "set_rate_limit",
+    "queues",
+    "list_jobs",
     "requeue_dead_all",
     "cancel_many",
     "queue_controls",
@@ -185,7 +187,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         # Backends return the leases they were handed: (job id, worker, attempt).
         ctx.leases.update(got)
         got = [lease[0] for lease in got]
-    if op in ("claim", "dead_jobs"):
+    if op in ("claim", "dead_jobs", "list_jobs"):
         names = [ctx.job_name(i) for i in got]
         if has_expect and names != expect:
             raise Mismatch(f"expected {show(expect)}, got {show(names)}")
@@ -230,7 +232,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != expect:
             raise Mismatch(f"expected {show(expect)}, got {show(got)}")
         return
-    if op == "queue_controls":
+    if op in ("queue_controls", "queues"):
         if has_expect and got != expect:
             raise Mismatch(f"expected {show(expect)}, got {show(got)}")
         return

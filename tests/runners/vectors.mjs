@@ -40,6 +40,8 @@ const OPS = new Set([
   'resume',
   'set_max_in_flight',
   'set_rate_limit',
+  'queues',
+  'list_jobs',
   'requeue_dead_all',
   'cancel_many',
   'queue_controls',
@@ -258,6 +260,13 @@ class Runner {
         return this.queue(a).cancel(this.ref(arg(a, 'job')));
       case 'purge':
         return this.queue(a).purge();
+      case 'queues':
+        return (await this.db.queues()).map((q) => ({ name: q.name, ...q.stats, paused: q.controls.paused }));
+      case 'list_jobs': {
+        const filter = { queue: a.queue, state: a.state, task: a.task, key: a.key, limit: a.limit };
+        if ('before' in a) filter.beforeId = this.ref(a.before);
+        return (await this.db.jobs(filter)).map((j) => j.id);
+      }
       case 'requeue_dead_all':
         return this.queue(a).requeueDeadAll(a.reason ?? undefined);
       case 'cancel_many':
@@ -389,6 +398,7 @@ class Runner {
         return;
       }
       case 'claim':
+      case 'list_jobs':
       case 'dead_jobs': {
         const ids = op === 'claim' ? got.map((/** @type {any[]} */ lease) => lease[0]) : got;
         const names = ids.map((/** @type {number} */ i) => this.jobName(i));
@@ -434,6 +444,7 @@ class Runner {
         if (hasExpect && !same(got, expect)) throw new Mismatch(`expected the fires ${show(expect)}, got ${show(got)}`);
         return;
       }
+      case 'queues':
       case 'queue_controls': {
         if (hasExpect && !same(got, expect)) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);
         return;

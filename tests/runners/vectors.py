@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any
 
@@ -100,6 +101,25 @@ class PyBackend:
 
     def purge(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.call(self.q(a).purge)
+
+    def queues(self, ctx: Context, a: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"name": q.name, **dataclasses.asdict(q.stats), "paused": q.controls.paused}
+            for q in self.call(self.db.queues)
+        ]
+
+    def list_jobs(self, ctx: Context, a: dict[str, Any]) -> list[int]:
+        before = ctx.ref(a["before"]) if "before" in a else None
+        found = self.call(
+            self.db.jobs,
+            queue=a.get("queue"),
+            state=a.get("state"),
+            task=a.get("task"),
+            key=a.get("key"),
+            before_id=before,
+            limit=a.get("limit", 100),
+        )
+        return [j.id for j in found]
 
     def requeue_dead_all(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.call(self.q(a).requeue_dead_all, a.get("reason"))

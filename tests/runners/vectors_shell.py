@@ -115,6 +115,13 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_cancel({ref(a['job'])})"
     elif op == "purge":
         call = f"honker_purge({lit(a['queue'])})"
+    elif op == "queues":
+        call = "honker_queues()"
+    elif op == "list_jobs":
+        f = ", ".join(f"{lit(k)}, {lit(a[k])}" for k in ("queue", "state", "task", "key", "limit") if k in a)
+        before = f", 'before_id', {ref(a['before'])}" if "before" in a else ""
+        sep = ", " if f and before else ""
+        call = f"honker_jobs(json_object({f}{sep}{before.lstrip(', ')}))"
     elif op == "requeue_dead_all":
         call = f"honker_requeue_dead_all({lit(a['queue'])}, {lit(a.get('reason'))})"
     elif op == "cancel_many":
@@ -181,7 +188,7 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         if label:
             out.append(f"INSERT OR REPLACE INTO label VALUES ({lit(label)}, {v});")
             out.append(f"INSERT OR IGNORE INTO joblabel VALUES ({v}, {lit(label)});")
-    elif op in ("claim", "dead_jobs"):
+    elif op in ("claim", "dead_jobs", "list_jobs"):
         ids = f"(SELECT json_group_array(j.value ->> 'id') FROM json_each({v}) AS j)"
         if has_expect:
             check(f"{job_names(ids)} = {js(expect)}")
@@ -219,6 +226,12 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
     elif op == "schedule_tick":
         if has_expect:
             check(f"{v} = {js(expect)}")
+    elif op == "queues":
+        if has_expect:
+            check(f"json_array_length({v}) = {len(expect)}")
+            for n, q in enumerate(expect):
+                for k, want in q.items():
+                    check(f"{v} -> {lit(f'$[{n}].{k}')} = json({js(want)})")
     elif op == "queue_controls":
         if has_expect:
             check(f"(SELECT count(*) FROM json_each({v})) = {len(expect)}")

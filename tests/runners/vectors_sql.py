@@ -102,6 +102,16 @@ class SqlBackend:
     def purge(self, ctx: Context, a: dict[str, Any]) -> int:
         return self.one("SELECT honker_purge(?)", a["queue"])
 
+    def queues(self, ctx: Context, a: dict[str, Any]) -> list[dict[str, Any]]:
+        keys = ("name", "ready", "scheduled", "processing", "dead", "paused")
+        return [{k: q[k] for k in keys} for q in json.loads(self.one("SELECT honker_queues()"))]
+
+    def list_jobs(self, ctx: Context, a: dict[str, Any]) -> list[int]:
+        f = {k: a[k] for k in ("queue", "state", "task", "key", "limit") if k in a}
+        if "before" in a:
+            f["before_id"] = ctx.ref(a["before"])
+        return [j["id"] for j in json.loads(self.one("SELECT honker_jobs(?)", json.dumps(f)))]
+
     def requeue_dead_all(self, ctx: Context, a: dict[str, Any]) -> int:
         return int(self.one("SELECT honker_requeue_dead_all(?, ?)", a["queue"], a.get("reason")))
 

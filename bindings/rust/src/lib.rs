@@ -49,8 +49,9 @@ mod worker;
 pub use honker_core::cron;
 pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
 pub use honker_core::{
-    Clock, EnqueueOpts, Error, Event, JobRecord, JobState, ManualClock, OpenOptions, QueueControls,
-    QueueOpts, QueueRateLimit, QueueStats, Result, Retention, SystemClock,
+    Clock, EnqueueOpts, Error, Event, JobFilter, JobRecord, JobState, ManualClock, OpenOptions,
+    QueueControls, QueueOpts, QueueRateLimit, QueueStats, QueueSummary, Result, Retention,
+    SystemClock,
 };
 pub use lock::Lock;
 pub use queue::{Job, Queue};
@@ -147,6 +148,19 @@ impl Database {
     /// (an empty name fails with `Error::InvalidArgument`).
     pub fn queue(&self, name: &str, opts: QueueOpts) -> Queue {
         Queue::new(self.clone(), name, opts)
+    }
+
+    /// Every queue the file knows (with jobs, live or dead, or controls),
+    /// by name, with its job counts and controls: what an operator looks at.
+    pub fn queues(&self) -> Result<Vec<QueueSummary>> {
+        self.ops().queues()
+    }
+
+    /// The jobs `filter` names (queue, state, task, idempotency key,
+    /// creation time), live and dead, newest first; page with
+    /// `before_id` set to the last id of the previous page.
+    pub fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+        self.ops().list_jobs(filter)
     }
 
     /// A handle on stream `name`.

@@ -32,6 +32,8 @@ const OPS: &[&str] = &[
     "resume",
     "set_max_in_flight",
     "set_rate_limit",
+    "queues",
+    "list_jobs",
     "requeue_dead_all",
     "cancel_many",
     "queue_controls",

@@ -7,8 +7,8 @@
 //! second engine calls [`run`] from its own tests.
 
 use crate::model::{
-    AckAndClaim, Done, EnqueueOpts, JobState, Lease, QueueControls, QueueRateLimit, QueueStats,
-    Retention, ScheduleSpec, SqlValue,
+    AckAndClaim, Done, EnqueueOpts, JobFilter, JobState, Lease, QueueControls, QueueRateLimit,
+    QueueStats, Retention, ScheduleSpec, SqlValue,
 };
 use crate::store::Store;
 use std::time::{Duration, SystemTime};
@@ -41,6 +41,10 @@ pub const CHECKS: &[Check] = &[
     ("idempotency keys name one live job", idempotency_keys),
     ("enqueue_many is all or none", enqueue_many_atomic),
     ("cancel, purge, stats, next_deadline", cancel_purge_stats),
+    (
+        "listing: queues with counts, jobs by filter, paged",
+        listing,
+    ),
     (
         "bulk: requeue every dead job, cancel by ids",
         bulk_operations,
@@ -489,6 +493,115 @@ fn cancel_purge_stats(s: &dyn Store) {
     assert_eq!(s.queue_stats("q").unwrap().processing, 1);
     assert!(s.ack(held.lease(), T + 1).unwrap());
     assert_eq!(s.queue_stats("q").unwrap(), QueueStats::default());
+}
+
+fn listing(s: &dyn Store) {
+    assert!(s.queues().unwrap().is_empty(), "a fresh file has no queues");
+    let task = |t: &str, n: i64| format!(r#"{{"task":"{t}","args":[{n}]}}"#);
+    let keyed = EnqueueOpts {
+        key: Some("k1".into()),
+        ..Default::default()
+    };
+    let a1 = put(s, "a", &task("mail", 1), EnqueueOpts::default(), T);
+    let a2 = put(s, "a", &task("sms", 2), keyed, T + 10);
+    let a3 = put(
+        s,
+        "a",
+        &task("mail", 3),
+        EnqueueOpts {
+            delay: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+        T + 20,
+    );
+    let b1 = put(
+        s,
+        "b",
+        "7",
+        EnqueueOpts {
+            max_attempts: Some(1),
+            ..Default::default()
+        },
+        T + 30,
+    );
+    let j = s.claim("b", "w", 1, VT, T + 30).unwrap().pop().unwrap();
+    assert!(s.fail(j.lease(), "boom", T + 30).unwrap());
+    let a4 = put(s, "a", &task("mail", 4), EnqueueOpts::default(), T + 40);
+    let held = s.claim("a", "w", 1, VT, T + 40).unwrap().pop().unwrap();
+    assert_eq!(held.id, a1);
+    s.set_paused("c", true, T).unwrap();
+
+    let q = s.queues().unwrap();
+    let names: Vec<&str> = q.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "jobs, the dead, or controls");
+    assert_eq!(
+        q[0].stats,
+        QueueStats {
+            ready: 2,
+            scheduled: 1,
+            processing: 1,
+            dead: 0
+        }
+    );
+    assert_eq!(q[1].stats.dead, 1);
+    assert!(q[2].controls.paused && q[2].stats == QueueStats::default());
+
+    let list = |f: JobFilter| ids(&s.list_jobs(&f).unwrap());
+    assert_eq!(
+        list(JobFilter::default()),
+        [a4, b1, a3, a2, a1],
+        "newest first, the dead too"
+    );
+    let in_a = |f: JobFilter| JobFilter {
+        queue: Some("a".into()),
+        ..f
+    };
+    assert_eq!(list(in_a(JobFilter::default())), [a4, a3, a2, a1]);
+    let state = |st| JobFilter {
+        state: Some(st),
+        ..Default::default()
+    };
+    assert_eq!(list(state(JobState::Ready)), [a4, a2]);
+    assert_eq!(list(state(JobState::Scheduled)), [a3]);
+    assert_eq!(list(state(JobState::Processing)), [a1]);
+    assert_eq!(list(state(JobState::Dead)), [b1]);
+    let mail = JobFilter {
+        task: Some("mail".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(mail.clone()), [a4, a3, a1]);
+    assert_eq!(
+        list(JobFilter {
+            key: Some("k1".into()),
+            ..Default::default()
+        }),
+        [a2]
+    );
+    assert_eq!(
+        list(JobFilter {
+            created_from_ms: Some(T + 10),
+            created_to_ms: Some(T + 30),
+            ..Default::default()
+        }),
+        [a3, a2],
+        "from inclusive, to exclusive"
+    );
+    // Pages of two, each after the last id of the one before.
+    let page = |before| JobFilter {
+        limit: 2,
+        before_id: before,
+        ..Default::default()
+    };
+    assert_eq!(list(page(None)), [a4, b1]);
+    assert_eq!(list(page(Some(b1))), [a3, a2]);
+    assert_eq!(list(page(Some(a2))), [a1]);
+    assert!(list(page(Some(a1))).is_empty());
+    assert!(s
+        .list_jobs(&JobFilter {
+            queue: Some(String::new()),
+            ..Default::default()
+        })
+        .is_err());
 }
 
 fn bulk_operations(s: &dyn Store) {

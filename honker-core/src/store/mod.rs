@@ -19,9 +19,9 @@ pub mod sqlite;
 
 use crate::error::Result;
 use crate::model::{
-    AckAndClaim, EnqueueOpts, Event, FireFailure, Fired, JobRecord, Lease, LockInfo, Notification,
-    QueueControls, QueueRateLimit, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec,
-    SqlValue,
+    AckAndClaim, EnqueueOpts, Event, FireFailure, Fired, JobFilter, JobRecord, Lease, LockInfo,
+    Notification, QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows,
+    ScheduleInfo, ScheduleSpec, SqlValue,
 };
 use std::time::Duration;
 
@@ -111,6 +111,10 @@ pub trait Store {
     fn requeue_dead_all(&self, queue: &str, reason: Option<&str>, now: i64) -> Result<usize>;
     /// Removes each live job of `ids`; how many.
     fn cancel_many(&self, ids: &[i64]) -> Result<usize>;
+    /// Every queue with jobs (live or dead) or controls, by name.
+    fn queues(&self) -> Result<Vec<QueueSummary>>;
+    /// The jobs `filter` names, live and dead, newest first.
+    fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>>;
     /// `queue`'s controls (the default if none were set).
     fn queue_controls(&self, queue: &str) -> Result<QueueControls>;
     /// Pauses or resumes `queue`: claims of it take nothing while paused.

@@ -172,6 +172,36 @@ impl Runner {
                 self.queue(a).cancel(id).map(Value::from)
             }
             "purge" => self.queue(a).purge().map(|n| Value::from(n as i64)),
+            "queues" => self.db.queues().map(|qs| {
+                Value::Array(
+                    qs.iter()
+                        .map(|q| {
+                            json!({"name": q.name, "ready": q.stats.ready, "scheduled": q.stats.scheduled,
+                                   "processing": q.stats.processing, "dead": q.stats.dead,
+                                   "paused": q.controls.paused})
+                        })
+                        .collect(),
+                )
+            }),
+            "list_jobs" => (|before: Option<i64>| {
+                let state = a
+                    .get("state")
+                    .and_then(Value::as_str)
+                    .map(honker::JobState::from_name)
+                    .transpose()?;
+                let filter = honker::JobFilter {
+                    queue: a.get("queue").and_then(Value::as_str).map(String::from),
+                    state,
+                    task: a.get("task").and_then(Value::as_str).map(String::from),
+                    key: a.get("key").and_then(Value::as_str).map(String::from),
+                    before_id: before,
+                    limit: a.get("limit").and_then(Value::as_u64).unwrap_or(0) as usize,
+                    ..Default::default()
+                };
+                self.db
+                    .jobs(&filter)
+                    .map(|jobs| Value::Array(jobs.iter().map(|j| Value::from(j.id)).collect()))
+            })(a.get("before").map(|b| self.refer(b)).transpose()?),
             "requeue_dead_all" => {
                 let reason = a.get("reason").and_then(Value::as_str);
                 self.queue(a)
@@ -474,7 +504,7 @@ impl Runner {
                     self.job_labels.entry(id).or_insert_with(|| l.to_string());
                 }
             }
-            "claim" | "dead_jobs" => {
+            "claim" | "dead_jobs" | "list_jobs" => {
                 let ids: Vec<i64> = got
                     .as_array()
                     .unwrap()
@@ -553,7 +583,7 @@ impl Runner {
                     }
                 }
             }
-            "queue_controls" => {
+            "queue_controls" | "queues" => {
                 if let Some(e) = expect {
                     if *e != got {
                         return Err(mismatch(format!("expected {e}, got {got}")));

@@ -5,7 +5,9 @@
 //! `functions` feature. The functions are documented in
 //! bindings/sqlite/README.md.
 
-use super::{controls, lock, notify, queue, rate_limit, result, scheduler, schema, stream};
+use super::{
+    controls, listing, lock, notify, queue, rate_limit, result, scheduler, schema, stream,
+};
 use crate::clock::system_now_ms;
 use crate::model::*;
 use crate::{cron, validate, Error as HErr};
@@ -143,6 +145,44 @@ fn secs_json(d: Duration) -> Json {
     } else {
         json!(d.as_secs_f64())
     }
+}
+
+/// `honker_jobs`' filter: a JSON object with any of `queue`, `state`,
+/// `task`, `key`, `created_from_ms`, `created_to_ms`, `before_id`, `limit`.
+fn job_filter(text: &str) -> HResult<JobFilter> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct F {
+        queue: Option<String>,
+        state: Option<String>,
+        task: Option<String>,
+        key: Option<String>,
+        created_from_ms: Option<i64>,
+        created_to_ms: Option<i64>,
+        before_id: Option<i64>,
+        limit: Option<i64>,
+    }
+    let f: F = serde_json::from_str(text).map_err(|e| HErr::InvalidJson {
+        name: "filter",
+        reason: format!(
+            "expected an object with any of queue, state, task, key, created_from_ms, \
+             created_to_ms, before_id, limit: {e}"
+        ),
+    })?;
+    Ok(JobFilter {
+        queue: f.queue,
+        state: f.state.as_deref().map(JobState::from_name).transpose()?,
+        task: f.task,
+        key: f.key,
+        created_from_ms: f.created_from_ms,
+        created_to_ms: f.created_to_ms,
+        before_id: f.before_id,
+        limit: f
+            .limit
+            .map(|n| validate::count("limit", n))
+            .transpose()?
+            .unwrap_or(0),
+    })
 }
 
 fn text_value(j: Json) -> Value {
@@ -288,6 +328,31 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             let rate = validate::queue_rate(opt_int(ctx, 1, "limit")?, opt_secs(ctx, 2, "per_s")?)?;
             controls::set_rate_limit(c, &text(ctx, 0, "queue")?, rate, now)
                 .map(|_| Value::Integer(1))
+        }),
+        ("honker_queues", 0, read, |_, c, _| {
+            let queues = listing::queues(c)?;
+            Ok(text_value(Json::Array(
+                queues
+                    .iter()
+                    .map(|q| {
+                        let mut j = controls_json(&q.controls);
+                        j["name"] = json!(q.name);
+                        j["ready"] = json!(q.stats.ready);
+                        j["scheduled"] = json!(q.stats.scheduled);
+                        j["processing"] = json!(q.stats.processing);
+                        j["dead"] = json!(q.stats.dead);
+                        j
+                    })
+                    .collect(),
+            )))
+        }),
+        ("honker_jobs", -1, read, |ctx, c, _| {
+            let filter = match opt_text(ctx, 0, "filter")? {
+                None => JobFilter::default(),
+                Some(text) => job_filter(&text)?,
+            };
+            let jobs = listing::jobs(c, &filter)?;
+            Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
         }),
         ("honker_queue_controls", 1, read, |ctx, c, _| {
             let q = text(ctx, 0, "queue")?;

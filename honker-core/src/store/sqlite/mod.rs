@@ -5,6 +5,7 @@ pub mod conn;
 pub mod controls;
 #[cfg(feature = "functions")]
 pub mod functions;
+pub mod listing;
 pub mod lock;
 pub mod notify;
 pub mod queue;
@@ -18,8 +19,9 @@ pub mod wal;
 
 use crate::error::Result;
 use crate::model::{
-    AckAndClaim, EnqueueOpts, Event, JobRecord, Lease, LockInfo, Notification, QueueControls,
-    QueueRateLimit, QueueStats, Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue,
+    AckAndClaim, EnqueueOpts, Event, JobFilter, JobRecord, Lease, LockInfo, Notification,
+    QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows, ScheduleInfo,
+    ScheduleSpec, SqlValue,
 };
 use crate::store::{Store, Tick};
 use rusqlite::Connection;
@@ -122,6 +124,12 @@ impl Store for SqliteStore<'_> {
     }
     fn cancel_many(&self, ids: &[i64]) -> Result<usize> {
         queue::cancel_many(self.0, ids)
+    }
+    fn queues(&self) -> Result<Vec<QueueSummary>> {
+        listing::queues(self.0)
+    }
+    fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+        listing::jobs(self.0, filter)
     }
     fn queue_controls(&self, q: &str) -> Result<QueueControls> {
         crate::validate::name("queue", q)?;

@@ -23,10 +23,11 @@ use crate::validate;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::time::Duration;
 
-const LIVE_COLS: &str = "id, queue, payload, state, priority, run_at, attempts, max_attempts, \
+pub(super) const LIVE_COLS: &str =
+    "id, queue, payload, state, priority, run_at, attempts, max_attempts, \
      worker_id, lease_until, expires_at, idem_key, last_error, created_at";
 
-fn live_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+pub(super) fn live_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
         id: r.get(0)?,
         queue: r.get(1)?,
@@ -47,10 +48,11 @@ fn live_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     })
 }
 
-const DEAD_COLS: &str = "id, queue, payload, priority, attempts, max_attempts, idem_key, \
+pub(super) const DEAD_COLS: &str =
+    "id, queue, payload, priority, attempts, max_attempts, idem_key, \
      last_error, reason, created_at, died_at";
 
-fn dead_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+pub(super) fn dead_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let died_at: i64 = r.get(10)?;
     Ok(JobRecord {
         id: r.get(0)?,

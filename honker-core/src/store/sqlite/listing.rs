@@ -1,0 +1,113 @@
+//! What an operator looks at: every queue the file knows, with its counts
+//! and controls, and jobs by queue, state, task, key and creation time,
+//! newest first, a page at a time.
+
+use super::{controls, queue};
+use crate::error::Result;
+use crate::model::{JobFilter, JobRecord, JobState, QueueSummary, DEFAULT_PAGE};
+use crate::validate;
+use rusqlite::{params, Connection};
+
+/// The distinct queue names of one partial index or table, each found by
+/// an index seek from the one before (a loose index scan), never a scan
+/// of the jobs.
+fn names_in(conn: &Connection, table: &str, condition: &str) -> Result<Vec<String>> {
+    let sql = format!(
+        "WITH RECURSIVE n(q) AS (
+             SELECT (SELECT min(queue) FROM {table} WHERE {condition})
+             UNION ALL
+             SELECT (SELECT min(queue) FROM {table} WHERE {condition} AND queue > n.q)
+             FROM n WHERE n.q IS NOT NULL
+         )
+         SELECT q FROM n WHERE q IS NOT NULL"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every queue with jobs (live or dead) or controls, by name, with its
+/// counts and controls.
+pub fn queues(conn: &Connection) -> Result<Vec<QueueSummary>> {
+    let mut names = Vec::new();
+    for (table, condition) in [
+        ("_honker_live", "state = 'ready'"),
+        ("_honker_live", "state = 'scheduled'"),
+        ("_honker_live", "state = 'processing'"),
+        ("_honker_dead", "1"),
+        ("_honker_queues", "1"),
+    ] {
+        names.extend(names_in(conn, table, condition)?);
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            Ok(QueueSummary {
+                stats: queue::stats(conn, &name)?,
+                controls: controls::get(conn, &name)?,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// The jobs `filter` names, live and dead, newest first.
+pub fn jobs(conn: &Connection, filter: &JobFilter) -> Result<Vec<JobRecord>> {
+    if let Some(q) = &filter.queue {
+        validate::name("queue", q)?;
+    }
+    let limit = if filter.limit == 0 {
+        DEFAULT_PAGE
+    } else {
+        filter.limit
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let state = filter.state;
+    let conditions = "(?1 IS NULL OR queue = ?1)
+         AND (?2 IS NULL OR json_extract(payload, '$.task') = ?2)
+         AND (?3 IS NULL OR idem_key = ?3)
+         AND (?4 IS NULL OR created_at >= ?4)
+         AND (?5 IS NULL OR created_at < ?5)
+         AND (?6 IS NULL OR id < ?6)";
+    let args = params![
+        filter.queue,
+        filter.task,
+        filter.key,
+        filter.created_from_ms,
+        filter.created_to_ms,
+        filter.before_id,
+        limit,
+        state.map(JobState::as_str),
+    ];
+    let mut found: Vec<JobRecord> = Vec::new();
+    if state != Some(JobState::Dead) {
+        found.extend(
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM _honker_live
+                 WHERE state <> 'done' AND (?8 IS NULL OR state = ?8) AND {conditions}
+                 ORDER BY id DESC LIMIT ?7 + 0",
+                queue::LIVE_COLS
+            ))?
+            .query_map(args, queue::live_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
+    }
+    if state.is_none() || state == Some(JobState::Dead) {
+        found.extend(
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM _honker_dead
+                 WHERE (?8 IS NULL OR ?8 = 'dead') AND {conditions}
+                 ORDER BY id DESC LIMIT ?7 + 0",
+                queue::DEAD_COLS
+            ))?
+            .query_map(args, queue::dead_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
+    }
+    found.sort_by_key(|j| std::cmp::Reverse(j.id));
+    found.truncate(limit as usize);
+    Ok(found)
+}
