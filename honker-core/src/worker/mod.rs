@@ -858,10 +858,27 @@ impl WorkerCore {
     /// a test calls it in a loop, runs each job and completes it, in the
     /// calling thread.
     pub fn drain_next(&self) -> Result<Option<Activation>> {
-        lock(&self.inner.st).reserved += 1;
-        match self.fill(None)? {
-            Claimed::Got(a) => Ok(Some(a)),
-            Claimed::Nothing(_) => Ok(None),
+        let inner = &*self.inner;
+        loop {
+            // Writes under way (the keeper retrying a timed-out job, which
+            // it signals before it writes) may make a job due: counted
+            // before the look, waited for after it, then looked again.
+            let seen = inner.watcher.generation();
+            let writing = {
+                let mut st = lock(&inner.st);
+                st.reserved += 1;
+                st.flushing > 0
+            };
+            match self.fill(None)? {
+                Claimed::Got(a) => return Ok(Some(a)),
+                Claimed::Nothing(_) if !writing => return Ok(None),
+                Claimed::Nothing(_) => {
+                    let mut seen = seen;
+                    while lock(&inner.st).flushing > 0 {
+                        seen = inner.watcher.wait(seen, STOPPING_RECHECK)?;
+                    }
+                }
+            }
         }
     }
 
@@ -1302,9 +1319,10 @@ fn keeper(inner: &Inner) {
                 chores.push(Chore::Beat(id, e.attempt));
             }
         }
-        // Releases and timeouts are written outside the lock, after their
-        // handlers are signalled: a poller must not report the end (and
-        // let the process exit) before those writes land.
+        // Releases and timeouts are written outside the lock, counted as
+        // writes under way: a poller must not report the end (and let the
+        // process exit), nor drain mode report nothing due, before those
+        // writes land.
         let writes = chores.iter().any(|c| !matches!(c, Chore::Beat(..)));
         if writes {
             st.flushing += 1;
@@ -1344,9 +1362,9 @@ fn keeper(inner: &Inner) {
                         Err(_) => {} // busy: the next third tries again
                     }
                 }
+                // The job is given back first, then its handler told: a
+                // handler that sees the signal finds its job already back.
                 Chore::TimedOut(id, attempt, task, t, cancel) => {
-                    cancel.set(CancelReason::Timeout);
-                    told.push((id, attempt, CancelReason::Timeout));
                     let delay = inner.backoff(&task, attempt, id);
                     let why = format!("timed out after {:.3} s (task {task:?})", t.as_secs_f64());
                     let lease = Lease::new(id, &inner.id, attempt);
@@ -1355,15 +1373,17 @@ fn keeper(inner: &Inner) {
                     {
                         closed = true;
                     }
+                    cancel.set(CancelReason::Timeout);
+                    told.push((id, attempt, CancelReason::Timeout));
                 }
                 Chore::Release(id, attempt, cancel) => {
-                    cancel.set(CancelReason::Shutdown);
-                    told.push((id, attempt, CancelReason::Shutdown));
                     if let Err(Error::Closed | Error::Forked { .. }) =
                         ops.release(Lease::new(id, &inner.id, attempt))
                     {
                         closed = true;
                     }
+                    cancel.set(CancelReason::Shutdown);
+                    told.push((id, attempt, CancelReason::Shutdown));
                 }
             }
         }
