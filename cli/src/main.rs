@@ -1,0 +1,455 @@
+//! `honker`: look at and act on the queues of a honker database file.
+//!
+//! Human tables by default, `--json` for scripts. Exit codes: 0 done, 1 an
+//! error from the database (its code is printed), 2 a usage error, 3 no
+//! such job (or no such database file).
+
+use clap::{Parser, Subcommand};
+use honker::{Database, JobFilter, JobRecord, JobState, QueueOpts, QueueSummary};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "honker",
+    version,
+    about = "Look at and act on the queues of a honker database file.",
+    after_help = "Exit codes: 0 done, 1 a database error, 2 a usage error, 3 no such job or file."
+)]
+struct Cli {
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every queue with its job counts and controls.
+    Queues { db: PathBuf },
+    /// Jobs, newest first, live and dead.
+    Jobs {
+        db: PathBuf,
+        /// Only this queue's jobs.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only jobs in this state: ready, scheduled, processing or dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Only the job with this idempotency key.
+        #[arg(long)]
+        key: Option<String>,
+        /// The next page: jobs with an id below this one.
+        #[arg(long)]
+        before: Option<i64>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One job, whole.
+    Job { db: PathBuf, id: i64 },
+    /// A queue's dead jobs, newest first.
+    Dead {
+        db: PathBuf,
+        queue: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Puts dead jobs back: the ids given, or with --all every dead job of a
+    /// queue (only those dead for --reason, if given).
+    Requeue {
+        db: PathBuf,
+        ids: Vec<i64>,
+        /// Every dead job of this queue.
+        #[arg(long, requires = "all_queue", conflicts_with = "ids")]
+        all: bool,
+        /// The queue for --all.
+        #[arg(long = "queue", id = "all_queue")]
+        queue: Option<String>,
+        /// With --all: only jobs dead for this reason (failed, max_attempts,
+        /// lease_expired, expired, unknown_task).
+        #[arg(long, requires = "all")]
+        reason: Option<String>,
+    },
+    /// Deletes a queue's ready jobs.
+    Purge { db: PathBuf, queue: String },
+    /// Removes live jobs, whatever their state.
+    Cancel {
+        db: PathBuf,
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+    /// Pauses a queue: no process claims from it until it is resumed.
+    Pause { db: PathBuf, queue: String },
+    /// Resumes a paused queue; waiting workers wake at once.
+    Resume { db: PathBuf, queue: String },
+}
+
+/// How a command ended, beyond success.
+enum Failure {
+    /// A database error: exit 1 (exit 3 for `not_found`).
+    Honker(honker::Error),
+    /// Something else the user should fix: exit 3.
+    Missing(String),
+}
+
+impl From<honker::Error> for Failure {
+    fn from(e: honker::Error) -> Self {
+        Failure::Honker(e)
+    }
+}
+
+fn main() -> ExitCode {
+    // Output piped into `head` and the like: end quietly when the reader
+    // goes, as other command-line tools do, instead of failing on write.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of a signal, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Honker(e)) => {
+            eprintln!("honker: {e} [{}]", e.code());
+            ExitCode::from(if e.code() == "not_found" { 3 } else { 1 })
+        }
+        Err(Failure::Missing(why)) => {
+            eprintln!("honker: {why}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+/// Opens an existing database file (an operator's typo must not create a
+/// new, empty one).
+fn open(path: &Path) -> Result<Database, Failure> {
+    if !path.is_file() {
+        return Err(Failure::Missing(format!(
+            "no database file at {}",
+            path.display()
+        )));
+    }
+    Ok(Database::open(path)?)
+}
+
+/// A handle for the operations that name a job, not a queue.
+fn any_queue(db: &Database) -> honker::Queue {
+    db.queue("honker-cli", QueueOpts::default())
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
+    let json = cli.json;
+    match &cli.command {
+        Command::Queues { db } => {
+            let queues = open(db)?.queues()?;
+            if json {
+                print_json(&Value::Array(queues.iter().map(queue_json).collect()));
+            } else {
+                print_queues(&queues);
+            }
+        }
+        Command::Jobs {
+            db,
+            queue,
+            state,
+            task,
+            key,
+            before,
+            limit,
+        } => {
+            let filter = JobFilter {
+                queue: queue.clone(),
+                state: state.as_deref().map(JobState::from_name).transpose()?,
+                task: task.clone(),
+                key: key.clone(),
+                before_id: *before,
+                limit: *limit,
+                ..JobFilter::default()
+            };
+            let jobs = open(db)?.jobs(&filter)?;
+            print_jobs(&jobs, json);
+        }
+        Command::Job { db, id } => {
+            let db = open(db)?;
+            let Some(job) = any_queue(&db).get_job(*id)? else {
+                return Err(Failure::Missing(format!("no job {id}")));
+            };
+            if json {
+                print_json(&job_json(&job));
+            } else {
+                print_job(&job);
+            }
+        }
+        Command::Dead { db, queue, limit } => {
+            let db = open(db)?;
+            let jobs = db.queue(queue, QueueOpts::default()).dead_jobs(*limit)?;
+            print_jobs(&jobs, json);
+        }
+        Command::Requeue {
+            db,
+            ids,
+            all,
+            queue,
+            reason,
+        } => {
+            let db = open(db)?;
+            let moved = if *all {
+                let q = queue.as_deref().unwrap_or_default();
+                db.queue(q, QueueOpts::default())
+                    .requeue_dead_all(reason.as_deref())?
+            } else {
+                if ids.is_empty() {
+                    return Err(Failure::Honker(honker::Error::InvalidArgument {
+                        name: "ids",
+                        reason: "give the ids of dead jobs, or --all --queue NAME".into(),
+                    }));
+                }
+                let q = any_queue(&db);
+                for id in ids {
+                    q.requeue_dead(*id)?;
+                }
+                ids.len()
+            };
+            report(
+                json,
+                json!({ "requeued": moved }),
+                format!("requeued {moved} dead jobs"),
+            );
+        }
+        Command::Purge { db, queue } => {
+            let n = open(db)?.queue(queue, QueueOpts::default()).purge()?;
+            report(
+                json,
+                json!({ "purged": n }),
+                format!("purged {n} ready jobs of {queue}"),
+            );
+        }
+        Command::Cancel { db, ids } => {
+            let n = any_queue(&open(db)?).cancel_many(ids)?;
+            report(
+                json,
+                json!({ "cancelled": n }),
+                format!("cancelled {n} of {} jobs", ids.len()),
+            );
+        }
+        Command::Pause { db, queue } => {
+            let changed = open(db)?.queue(queue, QueueOpts::default()).pause()?;
+            let text = if changed { "paused" } else { "already paused" };
+            report(
+                json,
+                json!({ "paused": true, "changed": changed }),
+                format!("{queue}: {text}"),
+            );
+        }
+        Command::Resume { db, queue } => {
+            let changed = open(db)?.queue(queue, QueueOpts::default()).resume()?;
+            let text = if changed {
+                "resumed"
+            } else {
+                "already running"
+            };
+            report(
+                json,
+                json!({ "paused": false, "changed": changed }),
+                format!("{queue}: {text}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn report(json: bool, value: Value, text: String) {
+    if json {
+        print_json(&value);
+    } else {
+        println!("{text}");
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn queue_json(q: &QueueSummary) -> Value {
+    json!({
+        "name": q.name,
+        "ready": q.stats.ready,
+        "scheduled": q.stats.scheduled,
+        "processing": q.stats.processing,
+        "dead": q.stats.dead,
+        "paused": q.controls.paused,
+        "max_in_flight": q.controls.max_in_flight,
+        "rate_limit": q.controls.rate_limit.map(|r| json!({"limit": r.limit, "per_s": r.per.as_secs_f64()})),
+    })
+}
+
+fn job_json(j: &JobRecord) -> Value {
+    json!({
+        "id": j.id,
+        "queue": j.queue,
+        "state": j.state.as_str(),
+        "task": task_of(&j.payload),
+        "payload": serde_json::from_str::<Value>(&j.payload).unwrap_or(Value::Null),
+        "priority": j.priority,
+        "attempts": j.attempts,
+        "max_attempts": j.max_attempts,
+        "worker_id": j.worker_id,
+        "key": j.key,
+        "last_error": j.last_error,
+        "dead_reason": j.dead_reason,
+        "run_at_ms": j.run_at_ms,
+        "lease_until_ms": j.lease_until_ms,
+        "created_at_ms": j.created_at_ms,
+        "died_at_ms": j.died_at_ms,
+    })
+}
+
+/// The task an envelope names, if the payload is one.
+fn task_of(payload: &str) -> Option<String> {
+    serde_json::from_str::<Value>(payload)
+        .ok()?
+        .get("task")?
+        .as_str()
+        .map(String::from)
+}
+
+/// Prints `rows` under `header`, each column as wide as its widest cell.
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+/// A time in ms since the epoch, as RFC 3339 in UTC.
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    )
+}
+
+fn dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn print_queues(queues: &[QueueSummary]) {
+    if queues.is_empty() {
+        println!("no queues");
+        return;
+    }
+    table(
+        &[
+            "QUEUE",
+            "READY",
+            "SCHEDULED",
+            "PROCESSING",
+            "DEAD",
+            "PAUSED",
+            "MAX_IN_FLIGHT",
+            "RATE_LIMIT",
+        ],
+        queues
+            .iter()
+            .map(|q| {
+                vec![
+                    q.name.clone(),
+                    q.stats.ready.to_string(),
+                    q.stats.scheduled.to_string(),
+                    q.stats.processing.to_string(),
+                    q.stats.dead.to_string(),
+                    if q.controls.paused { "yes" } else { "no" }.into(),
+                    dash(q.controls.max_in_flight),
+                    dash(
+                        q.controls
+                            .rate_limit
+                            .map(|r| format!("{}/{}s", r.limit, r.per.as_secs_f64())),
+                    ),
+                ]
+            })
+            .collect(),
+    );
+}
+
+fn print_jobs(jobs: &[JobRecord], json: bool) {
+    if json {
+        print_json(&Value::Array(jobs.iter().map(job_json).collect()));
+        return;
+    }
+    if jobs.is_empty() {
+        println!("no jobs");
+        return;
+    }
+    table(
+        &["ID", "QUEUE", "STATE", "TASK", "ATTEMPTS", "ERROR"],
+        jobs.iter()
+            .map(|j| {
+                vec![
+                    j.id.to_string(),
+                    j.queue.clone(),
+                    j.state.as_str().into(),
+                    dash(task_of(&j.payload)),
+                    format!("{}/{}", j.attempts, j.max_attempts),
+                    dash(
+                        j.last_error
+                            .as_deref()
+                            .map(|e| e.lines().next().unwrap_or("").to_string()),
+                    ),
+                ]
+            })
+            .collect(),
+    );
+}
+
+fn print_job(j: &JobRecord) {
+    let payload = serde_json::from_str::<Value>(&j.payload)
+        .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
+        .unwrap_or_else(|_| j.payload.clone());
+    let fields: Vec<(&str, String)> = vec![
+        ("id", j.id.to_string()),
+        ("queue", j.queue.clone()),
+        ("state", j.state.as_str().into()),
+        ("task", dash(task_of(&j.payload))),
+        ("attempts", format!("{}/{}", j.attempts, j.max_attempts)),
+        ("priority", j.priority.to_string()),
+        ("worker", dash(j.worker_id.clone())),
+        ("key", dash(j.key.clone())),
+        ("dead reason", dash(j.dead_reason.clone())),
+        ("last error", dash(j.last_error.clone())),
+        ("run at", time(j.run_at_ms)),
+        ("lease until", dash(j.lease_until_ms.map(time))),
+        ("created at", time(j.created_at_ms)),
+        ("died at", dash(j.died_at_ms.map(time))),
+    ];
+    for (k, v) in fields {
+        // A multi-line value (an error's traceback) stays in its column.
+        println!("{k:<16}{}", v.replace('\n', &format!("\n{:16}", "")));
+    }
+    println!("payload");
+    for l in payload.lines() {
+        println!("  {l}");
+    }
+}

@@ -1,0 +1,204 @@
+//! The `honker` command as a process, against a file with known jobs.
+
+use honker::{Database, EnqueueOpts, JobState, QueueOpts};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn honker(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_honker"))
+        .args(args)
+        .output()
+        .expect("the honker binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = honker(args);
+    assert!(
+        out.status.success(),
+        "honker {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&ok(&a)).expect("--json prints JSON")
+}
+
+/// A file with: emails (two ready tasks, one dead), idle (paused, empty).
+fn fixture(dir: &Path) -> (String, Vec<i64>) {
+    let path = dir.join("app.db");
+    let db = Database::open(&path).unwrap();
+    let q = db.queue("emails", QueueOpts::default());
+    let a = q
+        .enqueue_task("send", &("a@example.com",), EnqueueOpts::default())
+        .unwrap();
+    let b = q
+        .enqueue_task("send", &("b@example.com",), EnqueueOpts::default())
+        .unwrap();
+    let doomed = q
+        .enqueue_task(
+            "send",
+            &("bad",),
+            EnqueueOpts {
+                max_attempts: Some(1),
+                priority: 9,
+                ..EnqueueOpts::default()
+            },
+        )
+        .unwrap();
+    let job = q.claim_one("w").unwrap().unwrap();
+    assert_eq!(job.id, doomed);
+    assert!(job.fail("smtp said no").unwrap());
+    db.queue("idle", QueueOpts::default()).pause().unwrap();
+    (path.to_str().unwrap().to_string(), vec![a, b, doomed])
+}
+
+#[test]
+fn queues_jobs_and_one_job_as_tables_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, ids) = fixture(dir.path());
+
+    let table = ok(&["queues", &db]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("QUEUE") && lines[0].contains("DEAD"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("emails") && lines[1].contains(" 2 "),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("idle") && lines[2].contains("yes"),
+        "{table}"
+    );
+    let q = json(&["queues", &db]);
+    assert_eq!(q[0]["name"], "emails");
+    assert_eq!(
+        (q[0]["ready"].as_u64(), q[0]["dead"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(q[1]["paused"], true);
+
+    let jobs = json(&["jobs", &db, "--queue", "emails"]);
+    let got: Vec<i64> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, [ids[2], ids[1], ids[0]], "newest first");
+    assert_eq!(jobs[0]["task"], "send");
+    let dead = json(&["jobs", &db, "--state", "dead"]);
+    assert_eq!(dead.as_array().unwrap().len(), 1);
+    assert_eq!(dead[0]["last_error"], "smtp said no");
+    let page = json(&["jobs", &db, "--limit", "1", "--before", &ids[2].to_string()]);
+    assert_eq!(page[0]["id"].as_i64(), Some(ids[1]));
+    assert!(ok(&["jobs", &db, "--task", "nothing"]).contains("no jobs"));
+
+    let one = ok(&["job", &db, &ids[2].to_string()]);
+    assert!(
+        one.contains("smtp said no") && one.contains("dead") && one.contains("bad"),
+        "{one}"
+    );
+    assert_eq!(json(&["job", &db, &ids[0].to_string()])["state"], "ready");
+    assert_eq!(
+        json(&["dead", &db, "emails"])[0]["id"].as_i64(),
+        Some(ids[2])
+    );
+}
+
+#[test]
+fn actions_change_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, ids) = fixture(dir.path());
+    let file = Database::open(&db).unwrap();
+    let emails = file.queue("emails", QueueOpts::default());
+
+    assert_eq!(json(&["requeue", &db, &ids[2].to_string()])["requeued"], 1);
+    assert_eq!(
+        emails.get_job(ids[2]).unwrap().unwrap().state,
+        JobState::Ready
+    );
+
+    assert!(ok(&["pause", &db, "emails"]).contains("paused"));
+    assert!(emails.controls().unwrap().paused);
+    assert_eq!(json(&["pause", &db, "emails"])["changed"], false);
+    assert!(
+        emails.claim_one("w").unwrap().is_none(),
+        "paused for every handle"
+    );
+    assert!(ok(&["resume", &db, "emails"]).contains("resumed"));
+
+    let job = emails.claim_one("w").unwrap().unwrap();
+    assert!(job.fail("again").unwrap());
+    assert_eq!(
+        json(&["requeue", &db, "--all", "--queue", "emails", "--reason", "failed"])["requeued"],
+        1
+    );
+
+    assert_eq!(
+        json(&["cancel", &db, &ids[0].to_string(), "999999"])["cancelled"],
+        1
+    );
+    assert!(emails.get_job(ids[0]).unwrap().is_none());
+    assert_eq!(json(&["purge", &db, "emails"])["purged"], 2);
+    assert_eq!(emails.stats().unwrap().ready, 0);
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_it_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = fixture(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_honker"))
+        .args(["job", &db, "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.code().is_none_or(|c| c == 0), "{status}");
+}
+
+#[test]
+fn exit_codes_mean_something() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = fixture(dir.path());
+    let code = |args: &[&str]| honker(args).status.code();
+
+    assert_eq!(code(&["job", &db, "424242"]), Some(3), "no such job");
+    assert_eq!(code(&["requeue", &db, "424242"]), Some(3), "not a dead job");
+    let missing = dir.path().join("nope.db");
+    let missing = missing.to_str().unwrap();
+    assert_eq!(code(&["queues", missing]), Some(3), "no such file");
+    assert!(
+        !Path::new(missing).exists(),
+        "a typo does not create a database"
+    );
+    assert_eq!(code(&["jobs", &db, "--state", "finished"]), Some(1));
+    let out = honker(&["jobs", &db, "--state", "finished"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_argument"));
+    assert_eq!(code(&["pause", &db, ""]), Some(1), "an empty queue name");
+    assert_eq!(code(&["frobnicate", &db]), Some(2), "a usage error");
+    assert_eq!(
+        code(&["requeue", &db, "--all"]),
+        Some(2),
+        "--all needs --queue"
+    );
+    assert_eq!(code(&["requeue", &db]), Some(1), "nothing to requeue");
+}
