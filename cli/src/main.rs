@@ -84,6 +84,8 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+    /// Every schedule with its next fire.
+    Schedules { db: PathBuf },
     /// Pauses a queue: no process claims from it until it is resumed.
     Pause { db: PathBuf, queue: String },
     /// Resumes a paused queue; waiting workers wake at once.
@@ -237,6 +239,50 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 json!({ "cancelled": n }),
                 format!("cancelled {n} of {} jobs", ids.len()),
             );
+        }
+        Command::Schedules { db } => {
+            let list = open(db)?.scheduler().list()?;
+            if json {
+                print_json(&Value::Array(
+                    list.iter()
+                        .map(|s| {
+                            json!({
+                                "name": s.name, "queue": s.queue, "cron": s.cron,
+                                "payload": serde_json::from_str::<Value>(&s.payload).unwrap_or(Value::Null),
+                                "paused": s.paused, "next_fire_at_ms": s.next_fire_at_ms,
+                                "last_fire_at_ms": s.last_fire_at_ms, "last_error": s.last_error,
+                            })
+                        })
+                        .collect(),
+                ));
+            } else if list.is_empty() {
+                println!("no schedules");
+            } else {
+                table(
+                    &[
+                        "SCHEDULE",
+                        "QUEUE",
+                        "CRON",
+                        "PAUSED",
+                        "NEXT FIRE",
+                        "LAST FIRE",
+                        "LAST ERROR",
+                    ],
+                    list.iter()
+                        .map(|s| {
+                            vec![
+                                s.name.clone(),
+                                s.queue.clone(),
+                                s.cron.clone(),
+                                if s.paused { "yes" } else { "no" }.into(),
+                                time(s.next_fire_at_ms),
+                                dash(s.last_fire_at_ms.map(time)),
+                                dash(s.last_error.clone()),
+                            ]
+                        })
+                        .collect(),
+                );
+            }
         }
         Command::Pause { db, queue } => {
             let changed = open(db)?.queue(queue, QueueOpts::default()).pause()?;

@@ -55,6 +55,16 @@ fn fixture(dir: &Path) -> (String, Vec<i64>) {
     assert_eq!(job.id, doomed);
     assert!(job.fail("smtp said no").unwrap());
     db.queue("idle", QueueOpts::default()).pause().unwrap();
+    db.scheduler()
+        .add(honker::ScheduledTask {
+            name: "nightly".into(),
+            queue: "emails".into(),
+            cron: "0 3 * * *".into(),
+            payload: serde_json::json!({"task": "digest"}),
+            priority: 0,
+            expires_s: None,
+        })
+        .unwrap();
     (path.to_str().unwrap().to_string(), vec![a, b, doomed])
 }
 
@@ -111,6 +121,15 @@ fn queues_jobs_and_one_job_as_tables_and_json() {
         json(&["dead", &db, "emails"])[0]["id"].as_i64(),
         Some(ids[2])
     );
+
+    let s = json(&["schedules", &db]);
+    assert_eq!(
+        (s[0]["name"].as_str(), s[0]["queue"].as_str()),
+        (Some("nightly"), Some("emails"))
+    );
+    assert!(s[0]["next_fire_at_ms"].as_i64().unwrap() > 0);
+    let t = ok(&["schedules", &db]);
+    assert!(t.contains("nightly") && t.contains("0 3 * * *"), "{t}");
 }
 
 #[test]
