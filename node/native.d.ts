@@ -92,6 +92,8 @@ export declare class NativeDatabase {
   queueControls<S extends boolean>(sync: S, queue: string): S extends true ? QueueControlsData : Promise<QueueControlsData>
   /** Every queue the file knows, with its counts and controls. */
   queues<S extends boolean>(sync: S): S extends true ? QueueSummaryData[] : Promise<QueueSummaryData[]>
+  /** Every stream the file knows, with its last offset and consumers. */
+  streams<S extends boolean>(sync: S): S extends true ? StreamSummaryData[] : Promise<StreamSummaryData[]>
   /** The jobs a filter names, newest first. */
   listJobs<S extends boolean>(sync: S, filter: JobFilterData): S extends true ? JobData[] : Promise<JobData[]>
   /**
@@ -218,6 +220,16 @@ export interface ActivationData {
   attempt: number
   maxAttempts: number
   queue: string
+}
+
+/**
+ * A consumer of a stream: the offset it saved and the stream's events
+ * after it.
+ */
+export interface ConsumerOffsetData {
+  consumer: string
+  offset: number
+  lag: number
 }
 
 /**
@@ -436,6 +448,13 @@ export interface ScheduleSpecData {
   priority?: number
   expiresS?: number
   tz?: string
+}
+
+/** A stream as an operator sees it; each consumer's saved offset. */
+export interface StreamSummaryData {
+  name: string
+  lastOffset: number
+  consumers: Array<ConsumerOffsetData>
 }
 
 /**

@@ -84,6 +84,8 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+    /// Every stream with its last offset and each consumer's lag.
+    Streams { db: PathBuf },
     /// Every schedule with its next fire.
     Schedules { db: PathBuf },
     /// Pauses a queue: no process claims from it until it is resumed.
@@ -239,6 +241,52 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 json!({ "cancelled": n }),
                 format!("cancelled {n} of {} jobs", ids.len()),
             );
+        }
+        Command::Streams { db } => {
+            let streams = open(db)?.streams()?;
+            if json {
+                print_json(&Value::Array(
+                    streams
+                        .iter()
+                        .map(|s| {
+                            let consumers: serde_json::Map<String, Value> = s
+                                .consumers
+                                .iter()
+                                .map(|c| (c.name.clone(), json!({"offset": c.offset, "lag": c.lag})))
+                                .collect();
+                            json!({"name": s.name, "last_offset": s.last_offset, "consumers": consumers})
+                        })
+                        .collect(),
+                ));
+            } else if streams.is_empty() {
+                println!("no streams");
+            } else {
+                let mut rows = Vec::new();
+                for s in &streams {
+                    if s.consumers.is_empty() {
+                        rows.push(vec![
+                            s.name.clone(),
+                            s.last_offset.to_string(),
+                            "-".into(),
+                            "-".into(),
+                            "-".into(),
+                        ]);
+                    }
+                    for c in &s.consumers {
+                        rows.push(vec![
+                            s.name.clone(),
+                            s.last_offset.to_string(),
+                            c.name.clone(),
+                            c.offset.to_string(),
+                            c.lag.to_string(),
+                        ]);
+                    }
+                }
+                table(
+                    &["STREAM", "LAST OFFSET", "CONSUMER", "OFFSET", "LAG"],
+                    rows,
+                );
+            }
         }
         Command::Schedules { db } => {
             let list = open(db)?.scheduler().list()?;

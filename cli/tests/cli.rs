@@ -65,6 +65,11 @@ fn fixture(dir: &Path) -> (String, Vec<i64>) {
             expires_s: None,
         })
         .unwrap();
+    let orders = db.stream("orders");
+    let first = orders.publish(&serde_json::json!({"n": 1})).unwrap();
+    orders.publish(&serde_json::json!({"n": 2})).unwrap();
+    orders.publish(&serde_json::json!({"n": 3})).unwrap();
+    assert!(orders.save_offset("billing", first).unwrap());
     (path.to_str().unwrap().to_string(), vec![a, b, doomed])
 }
 
@@ -121,6 +126,12 @@ fn queues_jobs_and_one_job_as_tables_and_json() {
         json(&["dead", &db, "emails"])[0]["id"].as_i64(),
         Some(ids[2])
     );
+
+    let st = json(&["streams", &db]);
+    assert_eq!(st[0]["name"], "orders");
+    assert_eq!(st[0]["consumers"]["billing"]["lag"], 2, "two events behind");
+    let t = ok(&["streams", &db]);
+    assert!(t.contains("billing") && t.contains("LAG"), "{t}");
 
     let s = json(&["schedules", &db]);
     assert_eq!(

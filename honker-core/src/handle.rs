@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, JobFilter, JobRecord, Lease, LockInfo, Notification,
     QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows, ScheduleInfo,
-    ScheduleSpec, SqlValue,
+    ScheduleSpec, SqlValue, StreamSummary,
 };
 use crate::store::sqlite::{conn, schema, SqliteStore};
 use crate::store::{Store, Tick};
@@ -725,6 +725,11 @@ impl Ops<'_> {
     /// counts and controls.
     pub fn queues(&self) -> Result<Vec<QueueSummary>> {
         self.exec(|s, _| s.queues())
+    }
+    /// Every stream with events, saved offsets or retention, by name, with
+    /// its last offset and its consumers' offsets.
+    pub fn streams(&self) -> Result<Vec<StreamSummary>> {
+        self.exec(|s, _| s.streams())
     }
     /// The jobs `filter` names, live and dead, newest first.
     pub fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {

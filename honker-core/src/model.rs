@@ -217,6 +217,31 @@ pub struct QueueStats {
     pub dead: u64,
 }
 
+/// A stream as an operator sees it: its name, its last offset and where
+/// each consumer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The stream's name.
+    pub name: String,
+    /// The offset of its newest event (0 if it has none).
+    pub last_offset: i64,
+    /// Each consumer that saved an offset, by name.
+    pub consumers: Vec<StreamConsumer>,
+}
+
+/// A stream consumer's place: the offset it saved and how many of the
+/// stream's events come after it (offsets are shared by every stream, so
+/// the lag is counted, not subtracted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConsumer {
+    /// The consumer's name.
+    pub name: String,
+    /// The offset it saved.
+    pub offset: i64,
+    /// The stream's events after that offset.
+    pub lag: u64,
+}
+
 /// A queue as an operator sees it: its name, job counts and controls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSummary {

@@ -9,7 +9,7 @@ import { native, type NativeDatabase, type NativeTx } from './native.js';
 import { objects, options, sqlParams, type Row, type TxOption } from './options.js';
 import { jobInfo, Queue, queueSummary, type JobFilter, type JobInfo, type QueueOptions, type QueueSummary } from './queue.js';
 import { Scheduler } from './scheduler.js';
-import { Stream } from './stream.js';
+import { Stream, streamSummary, type StreamSummary } from './stream.js';
 import { inTransaction, Transaction, txOf } from './transaction.js';
 import { Worker, type Task, type WorkerOptions } from './worker.js';
 
@@ -235,6 +235,19 @@ export class Database {
 
   queuesSync(): QueueSummary[] {
     return this._sync(() => this._n.queues(true)).map(queueSummary);
+  }
+
+  /**
+   * Every stream the file knows (with events, saved offsets or retention),
+   * by name, with its last offset and each consumer's saved offset
+   * (`lastOffset - offset` is that consumer's lag).
+   */
+  async streams(): Promise<StreamSummary[]> {
+    return (await this._async(() => this._n.streams(false))).map(streamSummary);
+  }
+
+  streamsSync(): StreamSummary[] {
+    return this._sync(() => this._n.streams(true)).map(streamSummary);
   }
 
   /**

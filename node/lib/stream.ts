@@ -213,3 +213,25 @@ export class Stream {
     return this.db._async(() => this.db._n.prune(this.name));
   }
 }
+
+/** A stream as an operator sees it (`db.streams()`). */
+export interface StreamSummary {
+  name: string;
+  /** The offset of its newest event (0 if it has none). */
+  lastOffset: number;
+  /** Each consumer's saved offset and lag (the stream's events after it), by consumer name. */
+  consumers: Record<string, { offset: number; lag: number }>;
+}
+
+/** @internal */
+export function streamSummary(s: {
+  name: string;
+  lastOffset: number;
+  consumers: { consumer: string; offset: number; lag: number }[];
+}): StreamSummary {
+  return {
+    name: s.name,
+    lastOffset: s.lastOffset,
+    consumers: Object.fromEntries(s.consumers.map((c) => [c.consumer, { offset: c.offset, lag: c.lag }])),
+  };
+}

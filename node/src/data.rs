@@ -188,6 +188,23 @@ pub struct QueueSummaryData {
     pub controls: QueueControlsData,
 }
 
+/// A stream as an operator sees it; each consumer's saved offset.
+#[napi(object)]
+pub struct StreamSummaryData {
+    pub name: String,
+    pub last_offset: i64,
+    pub consumers: Vec<ConsumerOffsetData>,
+}
+
+/// A consumer of a stream: the offset it saved and the stream's events
+/// after it.
+#[napi(object)]
+pub struct ConsumerOffsetData {
+    pub consumer: String,
+    pub offset: i64,
+    pub lag: i64,
+}
+
 /// Which jobs `listJobs` lists; a missing field matches everything. Times
 /// in ms since the epoch.
 #[napi(object)]

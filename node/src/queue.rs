@@ -376,6 +376,35 @@ impl NativeDatabase {
         })
     }
 
+    /// Every stream the file knows, with its last offset and consumers.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? StreamSummaryData[] : Promise<StreamSummaryData[]>"
+    )]
+    pub fn streams(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+    ) -> Result<Run<Vec<StreamSummaryData>>> {
+        self.run(sync, None, move |o| {
+            Ok(o.streams()?
+                .into_iter()
+                .map(|s| StreamSummaryData {
+                    name: s.name,
+                    last_offset: s.last_offset,
+                    consumers: s
+                        .consumers
+                        .into_iter()
+                        .map(|c| ConsumerOffsetData {
+                            consumer: c.name,
+                            offset: c.offset,
+                            lag: c.lag as i64,
+                        })
+                        .collect(),
+                })
+                .collect())
+        })
+    }
+
     /// The jobs a filter names, newest first.
     #[napi(
         ts_generic_types = "S extends boolean",

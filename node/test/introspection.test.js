@@ -268,3 +268,15 @@ test('queues() and jobs() list what an operator looks at', async () => {
   await assert.rejects(db.jobs({ limit: -1 }), /limit/);
   db.close();
 });
+
+test('streams() lists each consumer offset', async () => {
+  const db = open(tmpdb());
+  const s = db.stream('orders');
+  const first = await s.publish({ n: 1 });
+  const last = await s.publish({ n: 2 });
+  assert.equal(await s.saveOffset('billing', first), true);
+  await db.stream('other').publish(0); // offsets are shared: the lag is counted
+  assert.deepEqual((await db.streams())[0], { name: 'orders', lastOffset: last, consumers: { billing: { offset: first, lag: 1 } } });
+  assert.deepEqual(db.streamsSync()[0].consumers.billing.lag, 1);
+  db.close();
+});

@@ -39,7 +39,7 @@ from honker._listener import Listener, Notification
 from honker._lock import Lock, LockInfo
 from honker._queue import Job, JobInfo, Queue, QueueControls, QueueRateLimit, QueueStats, QueueSummary
 from honker._scheduler import Schedule, Scheduler, cron_next
-from honker._stream import Event, Retention, Stream
+from honker._stream import Event, Retention, Stream, StreamConsumer, StreamSummary
 from honker._transaction import AsyncTransaction, Transaction
 from honker._worker import Retry, Task, TaskContext, TaskHandle, Worker, current_task
 
@@ -82,6 +82,8 @@ __all__ = [
     "SchemaTooNew",
     "SqliteError",
     "Stream",
+    "StreamConsumer",
+    "StreamSummary",
     "Task",
     "TaskContext",
     "TaskHandle",

@@ -20,7 +20,7 @@ from honker._listener import Listener
 from honker._lock import Lock, LockInfo
 from honker._queue import JobInfo, Queue, QueueSummary
 from honker._scheduler import Scheduler
-from honker._stream import Stream
+from honker._stream import Stream, StreamConsumer, StreamSummary
 from honker._transaction import AsyncTransaction, Transaction
 from honker._worker import Retry, Task, Worker
 
@@ -198,6 +198,15 @@ class Database:
         """Every queue the file knows (with jobs, live or dead, or controls), by
         name, with its job counts and controls: what an operator looks at."""
         return [QueueSummary._of(t) for t in self._native.queues()]
+
+    def streams(self) -> list[StreamSummary]:
+        """Every stream the file knows (with events, saved offsets or
+        retention), by name, with its last offset and each consumer's saved
+        offset and lag (the stream's events after it)."""
+        return [
+            StreamSummary(name, last, [StreamConsumer(*c) for c in consumers])
+            for name, last, consumers in self._native.streams()
+        ]
 
     def jobs(
         self,

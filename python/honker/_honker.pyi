@@ -251,6 +251,7 @@ class NativeDatabase:
     def queues(
         self,
     ) -> list[tuple[str, tuple[int, int, int, int], tuple[bool, int | None, tuple[int, float] | None]]]: ...
+    def streams(self) -> list[tuple[str, int, list[tuple[str, int, int]]]]: ...
     def list_jobs(
         self,
         queue: str | None,

@@ -149,3 +149,24 @@ class Retention:
 
     max_age_s: float | None
     max_count: int | None
+
+
+@dataclass(frozen=True)
+class StreamConsumer:
+    """A stream consumer's place: its ``name``, the ``offset`` it saved and its
+    ``lag``, the stream's events after that offset."""
+
+    name: str
+    offset: int
+    lag: int
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """A stream as an operator sees it (:meth:`Database.streams`): its
+    ``name``, ``last_offset`` (0 if it has no events) and ``consumers`` (a
+    :class:`StreamConsumer` each, by name)."""
+
+    name: str
+    last_offset: int
+    consumers: list[StreamConsumer]

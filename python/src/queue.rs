@@ -316,6 +316,24 @@ impl NativeDatabase {
             .collect())
     }
 
+    /// Every stream the file knows, as (name, last_offset, [(consumer,
+    /// offset, lag)]).
+    #[allow(clippy::type_complexity)]
+    fn streams(&self, py: Python<'_>) -> PyResult<Vec<(String, i64, Vec<(String, i64, u64)>)>> {
+        Ok(self
+            .op(py, None, |o| o.streams())?
+            .into_iter()
+            .map(|s| {
+                let consumers = s
+                    .consumers
+                    .into_iter()
+                    .map(|c| (c.name, c.offset, c.lag))
+                    .collect();
+                (s.name, s.last_offset, consumers)
+            })
+            .collect())
+    }
+
     /// The jobs a filter names, newest first.
     #[pyo3(signature = (queue, state, task, key, created_from_ms, created_to_ms, before_id, limit))]
     #[allow(clippy::too_many_arguments)]

@@ -200,3 +200,12 @@ def test_queues_and_jobs_list_what_an_operator_looks_at(db):
         db.jobs(state="finished")
     with pytest.raises(honker.InvalidArgument, match="limit"):
         db.jobs(limit=-1)
+
+
+def test_streams_lists_each_consumers_offset(db):
+    s = db.stream("orders")
+    first = s.publish({"n": 1})
+    last = s.publish({"n": 2})
+    assert s.save_offset("billing", first)
+    db.stream("other").publish(0)  # offsets are shared: the lag is counted
+    assert db.streams()[0] == honker.StreamSummary("orders", last, [honker.StreamConsumer("billing", first, 1)])

@@ -33,6 +33,7 @@ OPS = {
     "set_max_in_flight",
     "set_rate_limit",
     "queues",
+    "streams",
     "list_jobs",
     "requeue_dead_all",
     "cancel_many",
@@ -232,7 +233,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != expect:
             raise Mismatch(f"expected {show(expect)}, got {show(got)}")
         return
-    if op in ("queue_controls", "queues"):
+    if op in ("queue_controls", "queues", "streams"):
         if has_expect and got != expect:
             raise Mismatch(f"expected {show(expect)}, got {show(got)}")
         return

@@ -41,6 +41,7 @@ const OPS = new Set([
   'set_max_in_flight',
   'set_rate_limit',
   'queues',
+  'streams',
   'list_jobs',
   'requeue_dead_all',
   'cancel_many',
@@ -262,6 +263,11 @@ class Runner {
         return this.queue(a).purge();
       case 'queues':
         return (await this.db.queues()).map((q) => ({ name: q.name, ...q.stats, paused: q.controls.paused }));
+      case 'streams':
+        return (await this.db.streams()).map((s) => ({
+          name: s.name,
+          lags: Object.fromEntries(Object.entries(s.consumers).map(([c, v]) => [c, v.lag])),
+        }));
       case 'list_jobs': {
         const filter = { queue: a.queue, state: a.state, task: a.task, key: a.key, limit: a.limit };
         if ('before' in a) filter.beforeId = this.ref(a.before);
@@ -445,6 +451,7 @@ class Runner {
         return;
       }
       case 'queues':
+      case 'streams':
       case 'queue_controls': {
         if (hasExpect && !same(got, expect)) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);
         return;

@@ -108,6 +108,9 @@ class PyBackend:
             for q in self.call(self.db.queues)
         ]
 
+    def streams(self, ctx: Context, a: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"name": s.name, "lags": {c.name: c.lag for c in s.consumers}} for s in self.call(self.db.streams)]
+
     def list_jobs(self, ctx: Context, a: dict[str, Any]) -> list[int]:
         before = ctx.ref(a["before"]) if "before" in a else None
         found = self.call(

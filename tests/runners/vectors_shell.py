@@ -117,6 +117,12 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_purge({lit(a['queue'])})"
     elif op == "queues":
         call = "honker_queues()"
+    elif op == "streams":
+        call = (
+            "(SELECT json_group_array(json_object('name', s.value ->> 'name', 'lags', "
+            "(SELECT json_group_object(c.key, c.value ->> 'lag') "
+            "FROM json_each(s.value -> 'consumers') AS c))) FROM json_each(honker_streams()) AS s)"
+        )
     elif op == "list_jobs":
         f = ", ".join(f"{lit(k)}, {lit(a[k])}" for k in ("queue", "state", "task", "key", "limit") if k in a)
         before = f", 'before_id', {ref(a['before'])}" if "before" in a else ""
@@ -226,6 +232,9 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
     elif op == "schedule_tick":
         if has_expect:
             check(f"{v} = {js(expect)}")
+    elif op == "streams":
+        if has_expect:
+            check(f"json({v}) = json({js(expect)})")
     elif op == "queues":
         if has_expect:
             check(f"json_array_length({v}) = {len(expect)}")

@@ -106,6 +106,12 @@ class SqlBackend:
         keys = ("name", "ready", "scheduled", "processing", "dead", "paused")
         return [{k: q[k] for k in keys} for q in json.loads(self.one("SELECT honker_queues()"))]
 
+    def streams(self, ctx: Context, a: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"name": s["name"], "lags": {c: v["lag"] for c, v in s["consumers"].items()}}
+            for s in json.loads(self.one("SELECT honker_streams()"))
+        ]
+
     def list_jobs(self, ctx: Context, a: dict[str, Any]) -> list[int]:
         f = {k: a[k] for k in ("queue", "state", "task", "key", "limit") if k in a}
         if "before" in a:

@@ -51,7 +51,7 @@ pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
 pub use honker_core::{
     Clock, EnqueueOpts, Error, Event, JobFilter, JobRecord, JobState, ManualClock, OpenOptions,
     QueueControls, QueueOpts, QueueRateLimit, QueueStats, QueueSummary, Result, Retention,
-    SystemClock,
+    StreamConsumer, StreamSummary, SystemClock,
 };
 pub use lock::Lock;
 pub use queue::{Job, Queue};
@@ -154,6 +154,13 @@ impl Database {
     /// by name, with its job counts and controls: what an operator looks at.
     pub fn queues(&self) -> Result<Vec<QueueSummary>> {
         self.ops().queues()
+    }
+
+    /// Every stream the file knows (with events, saved offsets or
+    /// retention), by name, with its last offset and each consumer's saved
+    /// offset (`last_offset - offset` is the consumer's lag).
+    pub fn streams(&self) -> Result<Vec<StreamSummary>> {
+        self.ops().streams()
     }
 
     /// The jobs `filter` names (queue, state, task, idempotency key,

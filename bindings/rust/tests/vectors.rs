@@ -33,6 +33,7 @@ const OPS: &[&str] = &[
     "set_max_in_flight",
     "set_rate_limit",
     "queues",
+    "streams",
     "list_jobs",
     "requeue_dead_all",
     "cancel_many",

@@ -596,6 +596,41 @@ fn listing(s: &dyn Store) {
     assert_eq!(list(page(Some(b1))), [a3, a2]);
     assert_eq!(list(page(Some(a2))), [a1]);
     assert!(list(page(Some(a1))).is_empty());
+
+    assert!(s.streams().unwrap().is_empty());
+    let o1 = s.publish("orders", None, "1", T).unwrap();
+    s.publish("audit", None, "2", T).unwrap();
+    s.publish("orders", None, "3", T).unwrap();
+    let o3 = s.publish("orders", None, "4", T).unwrap();
+    assert!(s.save_offset("orders", "billing", o1, T).unwrap());
+    assert!(s.save_offset("orders", "audit-log", o3, T).unwrap());
+    s.set_retention(
+        "quiet",
+        Retention {
+            max_age: None,
+            max_count: Some(10),
+        },
+    )
+    .unwrap();
+    let st = s.streams().unwrap();
+    let names: Vec<&str> = st.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["audit", "orders", "quiet"],
+        "events, offsets or retention"
+    );
+    assert_eq!(st[1].last_offset, o3);
+    let consumer = |name: &str, offset, lag| crate::model::StreamConsumer {
+        name: name.into(),
+        offset,
+        lag,
+    };
+    assert_eq!(
+        st[1].consumers,
+        [consumer("audit-log", o3, 0), consumer("billing", o1, 2)],
+        "the lag counts this stream's events only"
+    );
+    assert_eq!((st[2].last_offset, st[2].consumers.len()), (0, 0));
     assert!(s
         .list_jobs(&JobFilter {
             queue: Some(String::new()),

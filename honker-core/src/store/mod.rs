@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, FireFailure, Fired, JobFilter, JobRecord, Lease, LockInfo,
     Notification, QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows,
-    ScheduleInfo, ScheduleSpec, SqlValue,
+    ScheduleInfo, ScheduleSpec, SqlValue, StreamSummary,
 };
 use std::time::Duration;
 
@@ -113,6 +113,8 @@ pub trait Store {
     fn cancel_many(&self, ids: &[i64]) -> Result<usize>;
     /// Every queue with jobs (live or dead) or controls, by name.
     fn queues(&self) -> Result<Vec<QueueSummary>>;
+    /// Every stream with events, saved offsets or retention, by name.
+    fn streams(&self) -> Result<Vec<StreamSummary>>;
     /// The jobs `filter` names, live and dead, newest first.
     fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>>;
     /// `queue`'s controls (the default if none were set).

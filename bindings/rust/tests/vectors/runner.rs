@@ -183,6 +183,20 @@ impl Runner {
                         .collect(),
                 )
             }),
+            "streams" => self.db.streams().map(|ss| {
+                Value::Array(
+                    ss.iter()
+                        .map(|s| {
+                            let lags: Map<String, Value> = s
+                                .consumers
+                                .iter()
+                                .map(|c| (c.name.clone(), Value::from(c.lag)))
+                                .collect();
+                            json!({"name": s.name, "lags": lags})
+                        })
+                        .collect(),
+                )
+            }),
             "list_jobs" => (|before: Option<i64>| {
                 let state = a
                     .get("state")
@@ -583,7 +597,7 @@ impl Runner {
                     }
                 }
             }
-            "queue_controls" | "queues" => {
+            "queue_controls" | "queues" | "streams" => {
                 if let Some(e) = expect {
                     if *e != got {
                         return Err(mismatch(format!("expected {e}, got {got}")));

@@ -346,6 +346,22 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
                     .collect(),
             )))
         }),
+        ("honker_streams", 0, read, |_, c, _| {
+            let streams = listing::streams(c)?;
+            Ok(text_value(Json::Array(
+                streams
+                    .iter()
+                    .map(|s| {
+                        let consumers: Map<String, Json> = s
+                            .consumers
+                            .iter()
+                            .map(|c| (c.name.clone(), json!({"offset": c.offset, "lag": c.lag})))
+                            .collect();
+                        json!({"name": s.name, "last_offset": s.last_offset, "consumers": consumers})
+                    })
+                    .collect(),
+            )))
+        }),
         ("honker_jobs", -1, read, |ctx, c, _| {
             let filter = match opt_text(ctx, 0, "filter")? {
                 None => JobFilter::default(),

@@ -2,9 +2,11 @@
 //! and controls, and jobs by queue, state, task, key and creation time,
 //! newest first, a page at a time.
 
-use super::{controls, queue};
+use super::{controls, queue, stream};
 use crate::error::Result;
-use crate::model::{JobFilter, JobRecord, JobState, QueueSummary, DEFAULT_PAGE};
+use crate::model::{
+    JobFilter, JobRecord, JobState, QueueSummary, StreamConsumer, StreamSummary, DEFAULT_PAGE,
+};
 use crate::validate;
 use rusqlite::{params, Connection};
 
@@ -52,6 +54,61 @@ pub fn queues(conn: &Connection) -> Result<Vec<QueueSummary>> {
             })
         })
         .collect()
+}
+
+/// Every stream with events, saved offsets or retention, by name, with its
+/// last offset and its consumers' offsets.
+pub fn streams(conn: &Connection) -> Result<Vec<StreamSummary>> {
+    let mut names = Vec::new();
+    for table in [
+        "_honker_stream",
+        "_honker_stream_offsets",
+        "_honker_stream_config",
+    ] {
+        names.extend(stream_names_in(conn, table)?);
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let consumers = conn
+                .prepare_cached(
+                    "SELECT o.consumer, o.seq,
+                            (SELECT count(*) FROM _honker_stream s WHERE s.stream = o.stream AND s.seq > o.seq)
+                     FROM _honker_stream_offsets o WHERE o.stream = ?1 ORDER BY o.consumer",
+                )?
+                .query_map([&name], |r| {
+                    Ok(StreamConsumer {
+                        name: r.get(0)?,
+                        offset: r.get(1)?,
+                        lag: r.get::<_, i64>(2)?.unsigned_abs(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(StreamSummary {
+                last_offset: stream::last_offset(conn, &name)?,
+                consumers,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// The distinct stream names of `table`, by loose index scan.
+fn stream_names_in(conn: &Connection, table: &str) -> Result<Vec<String>> {
+    let sql = format!(
+        "WITH RECURSIVE n(s) AS (
+             SELECT (SELECT min(stream) FROM {table})
+             UNION ALL
+             SELECT (SELECT min(stream) FROM {table} WHERE stream > n.s) FROM n WHERE n.s IS NOT NULL
+         )
+         SELECT s FROM n WHERE s IS NOT NULL"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// The jobs `filter` names, live and dead, newest first.

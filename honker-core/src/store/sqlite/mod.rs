@@ -21,7 +21,7 @@ use crate::error::Result;
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, JobFilter, JobRecord, Lease, LockInfo, Notification,
     QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows, ScheduleInfo,
-    ScheduleSpec, SqlValue,
+    ScheduleSpec, SqlValue, StreamSummary,
 };
 use crate::store::{Store, Tick};
 use rusqlite::Connection;
@@ -127,6 +127,9 @@ impl Store for SqliteStore<'_> {
     }
     fn queues(&self) -> Result<Vec<QueueSummary>> {
         listing::queues(self.0)
+    }
+    fn streams(&self) -> Result<Vec<StreamSummary>> {
+        listing::streams(self.0)
     }
     fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
         listing::jobs(self.0, filter)
