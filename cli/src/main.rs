@@ -86,6 +86,19 @@ enum Command {
     },
     /// Every stream with its last offset and each consumer's lag.
     Streams { db: PathBuf },
+    /// Prints a stream's events and follows it, woken by each commit (no
+    /// polling), until interrupted. Reads only: saves no offset.
+    Tail {
+        db: PathBuf,
+        stream: String,
+        /// Start after this offset (default: the last one, so only new
+        /// events print; 0 prints the whole stream first).
+        #[arg(long)]
+        after: Option<i64>,
+        /// Print what is there and stop instead of following.
+        #[arg(long)]
+        once: bool,
+    },
     /// Every schedule with its next fire.
     Schedules { db: PathBuf },
     /// Pauses a queue: no process claims from it until it is resumed.
@@ -286,6 +299,47 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     &["STREAM", "LAST OFFSET", "CONSUMER", "OFFSET", "LAG"],
                     rows,
                 );
+            }
+        }
+        Command::Tail {
+            db,
+            stream,
+            after,
+            once,
+        } => {
+            let db = open(db)?;
+            let s = db.stream(stream);
+            let watcher = honker_core::wake::watcher(db.core());
+            watcher.ensure_started()?;
+            let mut offset = match after {
+                Some(a) => *a,
+                None => s.last_offset()?,
+            };
+            loop {
+                // Read before the look: a commit after it moves the generation.
+                let seen = watcher.generation();
+                let events = s.read_since(offset, 500)?;
+                for e in &events {
+                    let payload = serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
+                    if json {
+                        println!(
+                            "{}",
+                            json!({"offset": e.offset, "key": e.key, "payload": payload, "created_at_ms": e.created_at_ms})
+                        );
+                    } else {
+                        println!("{}\t{}", e.offset, payload);
+                    }
+                    offset = e.offset;
+                }
+                if !events.is_empty() {
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                    continue;
+                }
+                if *once {
+                    break;
+                }
+                watcher.wait(seen, std::time::Duration::from_secs(3600))?;
             }
         }
         Command::Schedules { db } => {

@@ -232,3 +232,48 @@ fn exit_codes_mean_something() {
     );
     assert_eq!(code(&["requeue", &db]), Some(1), "nothing to requeue");
 }
+
+#[test]
+fn tail_prints_a_stream_and_follows_it_woken_by_commits() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = fixture(dir.path());
+
+    let all = ok(&["tail", &db, "orders", "--after", "0", "--once"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 3, "{all}");
+    assert!(lines[0].ends_with(r#"{"n":1}"#), "{all}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_honker"))
+        .args(["tail", &db, "orders", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    // Published until one arrives: the first may land before the tail has
+    // read its starting offset (then it is not new to it, and not printed).
+    let file = Database::open(&db).unwrap();
+    let orders = file.stream("orders");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        orders.publish(&serde_json::json!({"n": "new"})).unwrap();
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) => break line,
+            Err(_) => assert!(std::time::Instant::now() < deadline, "tail printed nothing"),
+        }
+    };
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["payload"]["n"], "new");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
