@@ -84,6 +84,14 @@ enum Command {
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+    /// Job counts of every queue, with totals; with --watch again after
+    /// every commit that changes them (woken, not polled), until
+    /// interrupted.
+    Stats {
+        db: PathBuf,
+        #[arg(long)]
+        watch: bool,
+    },
     /// Every stream with its last offset and each consumer's lag.
     Streams { db: PathBuf },
     /// Prints a stream's events and follows it, woken by each commit (no
@@ -254,6 +262,59 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 json!({ "cancelled": n }),
                 format!("cancelled {n} of {} jobs", ids.len()),
             );
+        }
+        Command::Stats { db, watch } => {
+            let db = open(db)?;
+            let watcher = honker_core::wake::watcher(db.core());
+            if *watch {
+                // Watching from before the first look: no commit is missed.
+                watcher.ensure_started()?;
+            }
+            let mut last = None;
+            loop {
+                let seen = watcher.generation();
+                let queues = db.queues()?;
+                let totals = queues.iter().fold([0u64; 4], |t, q| {
+                    [
+                        t[0] + q.stats.ready,
+                        t[1] + q.stats.scheduled,
+                        t[2] + q.stats.processing,
+                        t[3] + q.stats.dead,
+                    ]
+                });
+                if last != Some(totals) {
+                    last = Some(totals);
+                    let at = time(now_ms());
+                    if json {
+                        let q: Vec<Value> = queues.iter().map(queue_json).collect();
+                        println!(
+                            "{}",
+                            json!({"at": at, "ready": totals[0], "scheduled": totals[1],
+                                   "processing": totals[2], "dead": totals[3], "queues": q})
+                        );
+                    } else {
+                        if *watch {
+                            println!("{at}");
+                        }
+                        print_queues(&queues);
+                        println!(
+                            "total: {} ready, {} scheduled, {} processing, {} dead",
+                            totals[0], totals[1], totals[2], totals[3]
+                        );
+                        if *watch {
+                            println!();
+                        }
+                    }
+                    use std::io::Write;
+                    let _ = std::io::stdout().flush();
+                }
+                if !*watch {
+                    break;
+                }
+                watcher.wait(seen, std::time::Duration::from_secs(3600))?;
+                // At most a few screens a second under a stream of commits.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
         }
         Command::Streams { db } => {
             let streams = open(db)?.streams()?;
@@ -490,6 +551,12 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
     for r in rows {
         line(r);
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A time in ms since the epoch, as RFC 3339 in UTC.

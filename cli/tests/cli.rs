@@ -277,3 +277,45 @@ fn tail_prints_a_stream_and_follows_it_woken_by_commits() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn stats_totals_and_watch_prints_again_after_a_commit() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = fixture(dir.path());
+    let once = json(&["stats", &db]);
+    assert_eq!(
+        (once["ready"].as_u64(), once["dead"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert!(ok(&["stats", &db]).contains("total: 2 ready, 0 scheduled, 0 processing, 1 dead"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_honker"))
+        .args(["stats", &db, "--watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    let first: Value =
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    assert_eq!(first["ready"], 2);
+    let file = Database::open(&db).unwrap();
+    file.queue("emails", QueueOpts::default())
+        .enqueue(&1, EnqueueOpts::default())
+        .unwrap();
+    let next: Value =
+        serde_json::from_str(&rx.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
+    assert_eq!(next["ready"], 3, "printed again after the commit");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
