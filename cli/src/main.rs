@@ -6,6 +6,7 @@
 
 use clap::{Parser, Subcommand};
 use honker::{Database, JobFilter, JobRecord, JobState, QueueOpts, QueueSummary};
+use honker_core::json;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -174,7 +175,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Queues { db } => {
             let queues = open(db)?.queues()?;
             if json {
-                print_json(&Value::Array(queues.iter().map(queue_json).collect()));
+                print_json(&Value::Array(queues.iter().map(json::queue).collect()));
             } else {
                 print_queues(&queues);
             }
@@ -206,7 +207,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 return Err(Failure::Missing(format!("no job {id}")));
             };
             if json {
-                print_json(&job_json(&job));
+                print_json(&json::job(&job));
             } else {
                 print_job(&job);
             }
@@ -286,7 +287,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     last = Some(totals);
                     let at = time(now_ms());
                     if json {
-                        let q: Vec<Value> = queues.iter().map(queue_json).collect();
+                        let q: Vec<Value> = queues.iter().map(json::queue).collect();
                         println!(
                             "{}",
                             json!({"at": at, "ready": totals[0], "scheduled": totals[1],
@@ -319,19 +320,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Streams { db } => {
             let streams = open(db)?.streams()?;
             if json {
-                print_json(&Value::Array(
-                    streams
-                        .iter()
-                        .map(|s| {
-                            let consumers: serde_json::Map<String, Value> = s
-                                .consumers
-                                .iter()
-                                .map(|c| (c.name.clone(), json!({"offset": c.offset, "lag": c.lag})))
-                                .collect();
-                            json!({"name": s.name, "last_offset": s.last_offset, "consumers": consumers})
-                        })
-                        .collect(),
-                ));
+                print_json(&Value::Array(streams.iter().map(json::stream).collect()));
             } else if streams.is_empty() {
                 println!("no streams");
             } else {
@@ -406,18 +395,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Schedules { db } => {
             let list = open(db)?.scheduler().list()?;
             if json {
-                print_json(&Value::Array(
-                    list.iter()
-                        .map(|s| {
-                            json!({
-                                "name": s.name, "queue": s.queue, "cron": s.cron,
-                                "payload": serde_json::from_str::<Value>(&s.payload).unwrap_or(Value::Null),
-                                "paused": s.paused, "next_fire_at_ms": s.next_fire_at_ms,
-                                "last_fire_at_ms": s.last_fire_at_ms, "last_error": s.last_error,
-                            })
-                        })
-                        .collect(),
-                ));
+                print_json(&Value::Array(list.iter().map(json::schedule).collect()));
             } else if list.is_empty() {
                 println!("no schedules");
             } else {
@@ -483,49 +461,6 @@ fn report(json: bool, value: Value, text: String) {
 
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
-}
-
-fn queue_json(q: &QueueSummary) -> Value {
-    json!({
-        "name": q.name,
-        "ready": q.stats.ready,
-        "scheduled": q.stats.scheduled,
-        "processing": q.stats.processing,
-        "dead": q.stats.dead,
-        "paused": q.controls.paused,
-        "max_in_flight": q.controls.max_in_flight,
-        "rate_limit": q.controls.rate_limit.map(|r| json!({"limit": r.limit, "per_s": r.per.as_secs_f64()})),
-    })
-}
-
-fn job_json(j: &JobRecord) -> Value {
-    json!({
-        "id": j.id,
-        "queue": j.queue,
-        "state": j.state.as_str(),
-        "task": task_of(&j.payload),
-        "payload": serde_json::from_str::<Value>(&j.payload).unwrap_or(Value::Null),
-        "priority": j.priority,
-        "attempts": j.attempts,
-        "max_attempts": j.max_attempts,
-        "worker_id": j.worker_id,
-        "key": j.key,
-        "last_error": j.last_error,
-        "dead_reason": j.dead_reason,
-        "run_at_ms": j.run_at_ms,
-        "lease_until_ms": j.lease_until_ms,
-        "created_at_ms": j.created_at_ms,
-        "died_at_ms": j.died_at_ms,
-    })
-}
-
-/// The task an envelope names, if the payload is one.
-fn task_of(payload: &str) -> Option<String> {
-    serde_json::from_str::<Value>(payload)
-        .ok()?
-        .get("task")?
-        .as_str()
-        .map(String::from)
 }
 
 /// Prints `rows` under `header`, each column as wide as its widest cell.
@@ -611,7 +546,7 @@ fn print_queues(queues: &[QueueSummary]) {
 
 fn print_jobs(jobs: &[JobRecord], json: bool) {
     if json {
-        print_json(&Value::Array(jobs.iter().map(job_json).collect()));
+        print_json(&Value::Array(jobs.iter().map(json::job).collect()));
         return;
     }
     if jobs.is_empty() {
@@ -626,7 +561,7 @@ fn print_jobs(jobs: &[JobRecord], json: bool) {
                     j.id.to_string(),
                     j.queue.clone(),
                     j.state.as_str().into(),
-                    dash(task_of(&j.payload)),
+                    dash(json::task_of(&j.payload)),
                     format!("{}/{}", j.attempts, j.max_attempts),
                     dash(
                         j.last_error
@@ -647,7 +582,7 @@ fn print_job(j: &JobRecord) {
         ("id", j.id.to_string()),
         ("queue", j.queue.clone()),
         ("state", j.state.as_str().into()),
-        ("task", dash(task_of(&j.payload))),
+        ("task", dash(json::task_of(&j.payload))),
         ("attempts", format!("{}/{}", j.attempts, j.max_attempts)),
         ("priority", j.priority.to_string()),
         ("worker", dash(j.worker_id.clone())),

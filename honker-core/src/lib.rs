@@ -40,6 +40,7 @@ pub mod clock;
 pub mod cron;
 mod error;
 pub mod handle;
+pub mod json;
 pub mod model;
 pub mod store;
 pub mod validate;

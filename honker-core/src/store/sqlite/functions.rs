@@ -115,38 +115,6 @@ fn lease<'a>(ctx: &Context<'_>, worker: &'a str) -> HResult<Lease<'a>> {
 
 // ---- results ---------------------------------------------------------------
 
-fn as_json(text: &str) -> Json {
-    serde_json::from_str(text).unwrap_or(Json::String(text.to_string()))
-}
-
-fn job_json(j: &JobRecord) -> Json {
-    json!({
-        "id": j.id, "queue": j.queue, "payload": as_json(&j.payload), "state": j.state.as_str(),
-        "priority": j.priority, "run_at_ms": j.run_at_ms, "attempts": j.attempts,
-        "max_attempts": j.max_attempts, "worker_id": j.worker_id, "lease_until_ms": j.lease_until_ms,
-        "expires_at_ms": j.expires_at_ms, "key": j.key, "last_error": j.last_error,
-        "created_at_ms": j.created_at_ms, "dead_reason": j.dead_reason, "died_at_ms": j.died_at_ms,
-    })
-}
-
-fn controls_json(k: &QueueControls) -> Json {
-    json!({
-        "paused": k.paused,
-        "max_in_flight": k.max_in_flight,
-        "rate_limit": k.rate_limit.map(|r| json!({"limit": r.limit, "per_s": secs_json(r.per)})),
-    })
-}
-
-/// Seconds as JSON: an integer when whole (`86400`, not `86400.0`).
-fn secs_json(d: Duration) -> Json {
-    let ms = d.as_millis();
-    if ms % 1000 == 0 {
-        json!((ms / 1000) as u64)
-    } else {
-        json!(d.as_secs_f64())
-    }
-}
-
 /// `honker_jobs`' filter: a JSON object with any of `queue`, `state`,
 /// `task`, `key`, `created_from_ms`, `created_to_ms`, `before_id`, `limit`.
 fn job_filter(text: &str) -> HResult<JobFilter> {
@@ -274,13 +242,15 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
         }),
         ("honker_get_job", 1, read, |ctx, c, _| {
             Ok(queue::get_job(c, int(ctx, 0, "id")?)?
-                .map(|j| text_value(job_json(&j)))
+                .map(|j| text_value(crate::json::job(&j)))
                 .unwrap_or(Value::Null))
         }),
         ("honker_dead_jobs", -1, read, |ctx, c, _| {
             let limit = validate::count("limit", opt_int(ctx, 1, "limit")?.unwrap_or(100))?;
             let jobs = queue::dead_jobs(c, &text(ctx, 0, "queue")?, limit)?;
-            Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
+            Ok(text_value(Json::Array(
+                jobs.iter().map(crate::json::job).collect(),
+            )))
         }),
         ("honker_requeue_dead", 1, write, |ctx, c, now| {
             queue::requeue_dead(c, int(ctx, 0, "id")?, now).map(|_| Value::Integer(1))
@@ -332,34 +302,13 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
         ("honker_queues", 0, read, |_, c, _| {
             let queues = listing::queues(c)?;
             Ok(text_value(Json::Array(
-                queues
-                    .iter()
-                    .map(|q| {
-                        let mut j = controls_json(&q.controls);
-                        j["name"] = json!(q.name);
-                        j["ready"] = json!(q.stats.ready);
-                        j["scheduled"] = json!(q.stats.scheduled);
-                        j["processing"] = json!(q.stats.processing);
-                        j["dead"] = json!(q.stats.dead);
-                        j
-                    })
-                    .collect(),
+                queues.iter().map(crate::json::queue).collect(),
             )))
         }),
         ("honker_streams", 0, read, |_, c, _| {
             let streams = listing::streams(c)?;
             Ok(text_value(Json::Array(
-                streams
-                    .iter()
-                    .map(|s| {
-                        let consumers: Map<String, Json> = s
-                            .consumers
-                            .iter()
-                            .map(|c| (c.name.clone(), json!({"offset": c.offset, "lag": c.lag})))
-                            .collect();
-                        json!({"name": s.name, "last_offset": s.last_offset, "consumers": consumers})
-                    })
-                    .collect(),
+                streams.iter().map(crate::json::stream).collect(),
             )))
         }),
         ("honker_jobs", -1, read, |ctx, c, _| {
@@ -368,12 +317,14 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
                 Some(text) => job_filter(&text)?,
             };
             let jobs = listing::jobs(c, &filter)?;
-            Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
+            Ok(text_value(Json::Array(
+                jobs.iter().map(crate::json::job).collect(),
+            )))
         }),
         ("honker_queue_controls", 1, read, |ctx, c, _| {
             let q = text(ctx, 0, "queue")?;
             validate::name("queue", &q)?;
-            Ok(text_value(controls_json(&controls::get(c, &q)?)))
+            Ok(text_value(crate::json::controls(&controls::get(c, &q)?)))
         }),
         // streams
         ("honker_publish", -1, write, |ctx, c, now| {
@@ -394,7 +345,7 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             Ok(text_value(Json::Array(
                 events
                     .iter()
-                    .map(|e| json!({"offset": e.offset, "stream": e.stream, "key": e.key, "payload": as_json(&e.payload), "created_at_ms": e.created_at_ms}))
+                    .map(|e| json!({"offset": e.offset, "stream": e.stream, "key": e.key, "payload": crate::json::stored(&e.payload), "created_at_ms": e.created_at_ms}))
                     .collect(),
             )))
         }),
@@ -443,7 +394,7 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             let ns = notify::read_after(c, int(ctx, 0, "after_id")?, channel.as_deref(), limit)?;
             Ok(text_value(Json::Array(
                 ns.iter()
-                    .map(|n| json!({"id": n.id, "channel": n.channel, "payload": as_json(&n.payload), "created_at_ms": n.created_at_ms}))
+                    .map(|n| json!({"id": n.id, "channel": n.channel, "payload": crate::json::stored(&n.payload), "created_at_ms": n.created_at_ms}))
                     .collect(),
             )))
         }),
@@ -546,9 +497,7 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
         ("honker_schedule_list", 0, read, |_, c, _| {
             let list = scheduler::list(c)?;
             Ok(text_value(Json::Array(
-                list.iter()
-                    .map(|s| json!({"name": s.name, "queue": s.queue, "cron": s.cron, "payload": as_json(&s.payload), "priority": s.priority, "expires_ms": s.expires_ms, "paused": s.paused, "next_fire_at_ms": s.next_fire_at_ms, "last_fire_at_ms": s.last_fire_at_ms, "last_error": s.last_error}))
-                    .collect(),
+                list.iter().map(crate::json::schedule).collect(),
             )))
         }),
         ("honker_schedule_tick", 0, write, |_, c, now| {
@@ -696,7 +645,9 @@ fn claim_batch(ctx: &Context<'_>, c: &Connection, now: i64) -> HResult<Value> {
         vt,
         now,
     )?;
-    Ok(text_value(Json::Array(jobs.iter().map(job_json).collect())))
+    Ok(text_value(Json::Array(
+        jobs.iter().map(crate::json::job).collect(),
+    )))
 }
 
 #[cfg(test)]
