@@ -190,15 +190,26 @@ pub fn record(conn: &Connection, queue: &str, gate: Gate, claimed: usize) -> Res
     Ok(())
 }
 
-/// When `queue`'s claims stop being held back by its rate limit: the end
-/// of a window whose count is spent (it may be past: then they are not).
-/// `None` if no rate limit holds it back.
-pub fn rate_reopens(conn: &Connection, queue: &str) -> Result<Option<i64>> {
+/// What `queue`'s controls hold its claims back for, as a waiter sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldBack {
+    /// Nothing: claims take what is due.
+    No,
+    /// Paused: nothing is claimable until it is resumed (a commit).
+    Paused,
+    /// Out of its rate until this time, the end of a window whose count
+    /// is spent (it may be past: then nothing holds claims back).
+    Until(i64),
+}
+
+/// What holds `queue`'s claims back, with one read of its controls.
+pub fn held_back(conn: &Connection, queue: &str) -> Result<HeldBack> {
     let r = row(conn, queue)?;
     Ok(match (r.controls.rate_limit, r.window_start) {
+        _ if r.controls.paused => HeldBack::Paused,
         (Some(rate), Some(start)) if r.count >= u64::from(rate.limit) => {
-            Some(start.saturating_add(rate.per.as_millis() as i64))
+            HeldBack::Until(start.saturating_add(rate.per.as_millis() as i64))
         }
-        _ => None,
+        _ => HeldBack::No,
     })
 }

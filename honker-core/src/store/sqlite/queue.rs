@@ -823,13 +823,12 @@ pub fn has_due(conn: &Connection, queue: &str, now: i64) -> Result<bool> {
 /// scheduled job's `run_at` or a lease's end. `None` if nothing is pending
 /// or the queue is paused (only a resume, a commit, makes anything so).
 pub fn next_deadline(conn: &Connection, queue: &str) -> Result<Option<i64>> {
-    if controls::get(conn, queue)?.paused {
+    match controls::held_back(conn, queue)? {
         // Nothing becomes claimable until it is resumed: a commit.
-        return Ok(None);
-    }
-    if let Some(t) = controls::rate_reopens(conn, queue)? {
+        controls::HeldBack::Paused => return Ok(None),
         // Out of its rate: nothing is claimable before the next window.
-        return Ok(Some(t));
+        controls::HeldBack::Until(t) => return Ok(Some(t)),
+        controls::HeldBack::No => {}
     }
     Ok(conn
         .prepare_cached(
