@@ -233,10 +233,29 @@ fn exit_codes_mean_something() {
     assert_eq!(code(&["requeue", &db]), Some(1), "nothing to requeue");
 }
 
+/// Starts `honker args` that keeps running (a follower); its output lines
+/// arrive on the receiver as it prints them.
+fn follow(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_honker"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
 #[test]
 fn tail_prints_a_stream_and_follows_it_woken_by_commits() {
-    use std::io::{BufRead, BufReader};
-    use std::sync::mpsc;
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let (db, _) = fixture(dir.path());
@@ -246,20 +265,7 @@ fn tail_prints_a_stream_and_follows_it_woken_by_commits() {
     assert_eq!(lines.len(), 3, "{all}");
     assert!(lines[0].ends_with(r#"{"n":1}"#), "{all}");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_honker"))
-        .args(["tail", &db, "orders", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, rx) = follow(&["tail", &db, "orders", "--json"]);
     // Published until one arrives: the first may land before the tail has
     // read its starting offset (then it is not new to it, and not printed).
     let file = Database::open(&db).unwrap();
@@ -280,8 +286,6 @@ fn tail_prints_a_stream_and_follows_it_woken_by_commits() {
 
 #[test]
 fn stats_totals_and_watch_prints_again_after_a_commit() {
-    use std::io::{BufRead, BufReader};
-    use std::sync::mpsc;
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let (db, _) = fixture(dir.path());
@@ -292,20 +296,7 @@ fn stats_totals_and_watch_prints_again_after_a_commit() {
     );
     assert!(ok(&["stats", &db]).contains("total: 2 ready, 0 scheduled, 0 processing, 1 dead"));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_honker"))
-        .args(["stats", &db, "--watch", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, rx) = follow(&["stats", &db, "--watch", "--json"]);
     let first: Value =
         serde_json::from_str(&rx.recv_timeout(Duration::from_secs(30)).unwrap()).unwrap();
     assert_eq!(first["ready"], 2);
