@@ -17,8 +17,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, JobFilter, JobRecord, Lease, LockInfo, Notification,
-    QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows, ScheduleInfo,
-    ScheduleSpec, SqlValue, StreamSummary,
+    QueueControls, QueueRateLimit, QueueRetention, QueueStats, QueueSummary, Retention, Rows,
+    ScheduleInfo, ScheduleSpec, SqlValue, StreamSummary,
 };
 use crate::store::sqlite::{conn, schema, SqliteStore};
 use crate::store::{Store, Tick};
@@ -757,6 +757,15 @@ impl Ops<'_> {
     /// across every process (`None`: no limit).
     pub fn set_rate_limit(&self, queue: &str, rate: Option<QueueRateLimit>) -> Result<()> {
         self.exec(|s, now| s.set_rate_limit(queue, rate, now))
+    }
+    /// Stores what of a queue's finished and dead jobs is kept (both
+    /// limits, replacing the old ones); pruning past them is automatic.
+    pub fn set_queue_retention(&self, queue: &str, retention: QueueRetention) -> Result<()> {
+        self.exec(|s, now| s.set_queue_retention(queue, retention, now))
+    }
+    /// Applies a queue's retention now, exactly; jobs removed.
+    pub fn prune_queue(&self, queue: &str) -> Result<usize> {
+        self.exec(|s, now| s.prune_queue(queue, now))
     }
 
     // -- streams --

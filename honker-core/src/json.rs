@@ -2,7 +2,9 @@
 //! them and the command-line tool prints them (`--json`), so a script sees
 //! the same fields from either.
 
-use crate::model::{JobRecord, QueueControls, QueueSummary, ScheduleInfo, StreamSummary};
+use crate::model::{
+    JobRecord, QueueControls, QueueSummary, Retention, ScheduleInfo, StreamSummary,
+};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -26,7 +28,7 @@ pub fn task_of(payload: &str) -> Option<String> {
     crate::worker::envelope::task_of(payload).ok()
 }
 
-/// A job, live or dead.
+/// A job: live, dead or completed.
 pub fn job(j: &JobRecord) -> Value {
     json!({
         "id": j.id, "queue": j.queue, "payload": stored(&j.payload), "task": task_of(&j.payload),
@@ -35,6 +37,8 @@ pub fn job(j: &JobRecord) -> Value {
         "lease_until_ms": j.lease_until_ms, "expires_at_ms": j.expires_at_ms, "key": j.key,
         "last_error": j.last_error, "created_at_ms": j.created_at_ms,
         "dead_reason": j.dead_reason, "died_at_ms": j.died_at_ms,
+        "started_at_ms": j.started_at_ms, "completed_at_ms": j.completed_at_ms,
+        "result": j.result.as_deref().map(stored),
     })
 }
 
@@ -44,7 +48,16 @@ pub fn controls(k: &QueueControls) -> Value {
         "paused": k.paused,
         "max_in_flight": k.max_in_flight,
         "rate_limit": k.rate_limit.map(|r| json!({"limit": r.limit, "per_s": secs(r.per)})),
+        "retention": {
+            "completed": k.retention.completed.map(retention),
+            "dead": k.retention.dead.map(retention),
+        },
     })
+}
+
+/// A retention's limits (a stream's, or one table of a queue's).
+pub fn retention(r: Retention) -> Value {
+    json!({"max_age_s": r.max_age.map(secs), "max_count": r.max_count})
 }
 
 /// A queue with its counts and controls, flat.
@@ -55,6 +68,7 @@ pub fn queue(q: &QueueSummary) -> Value {
     v["scheduled"] = json!(q.stats.scheduled);
     v["processing"] = json!(q.stats.processing);
     v["dead"] = json!(q.stats.dead);
+    v["completed"] = json!(q.stats.completed);
     v
 }
 

@@ -52,7 +52,8 @@ pub use error::{guard, panic_message, Error, ErrorKind, Result};
 pub use handle::{At, Caller, Db, OpenOptions, Ops, TxKey};
 pub use model::{
     EnqueueOpts, Event, JobFilter, JobRecord, JobState, Lease, QueueControls, QueueOpts,
-    QueueRateLimit, QueueStats, QueueSummary, Retention, SqlValue, StreamConsumer, StreamSummary,
+    QueueRateLimit, QueueRetention, QueueStats, QueueSummary, Retention, SqlValue, StreamConsumer,
+    StreamSummary, PRUNE_BATCH,
 };
 
 /// Opens (creating if needed) the database at `path` with the wake path

@@ -62,6 +62,8 @@ pub enum JobState {
     Processing,
     /// In the dead table (failed, out of attempts, expired).
     Dead,
+    /// Finished (acked) and kept by its queue's retention.
+    Completed,
 }
 
 impl JobState {
@@ -72,6 +74,7 @@ impl JobState {
             JobState::Scheduled => "scheduled",
             JobState::Processing => "processing",
             JobState::Dead => "dead",
+            JobState::Completed => "completed",
         }
     }
 
@@ -83,9 +86,10 @@ impl JobState {
             "scheduled" => Ok(JobState::Scheduled),
             "processing" => Ok(JobState::Processing),
             "dead" => Ok(JobState::Dead),
+            "completed" => Ok(JobState::Completed),
             _ => Err(crate::Error::invalid(
                 "state",
-                format!("must be ready, scheduled, processing or dead, got {s:?}"),
+                format!("must be ready, scheduled, processing, dead or completed, got {s:?}"),
             )),
         }
     }
@@ -135,6 +139,12 @@ pub struct JobRecord {
     pub dead_reason: Option<String>,
     /// When it died.
     pub died_at_ms: Option<i64>,
+    /// When its last claim started it (`None` if never claimed).
+    pub started_at_ms: Option<i64>,
+    /// When it was acked (a completed job kept by its queue's retention).
+    pub completed_at_ms: Option<i64>,
+    /// The result saved with it (a completed job's, as JSON text).
+    pub result: Option<String>,
 }
 
 impl JobRecord {
@@ -215,6 +225,8 @@ pub struct QueueStats {
     pub processing: u64,
     /// In the dead table.
     pub dead: u64,
+    /// Finished and kept by the queue's retention.
+    pub completed: u64,
 }
 
 /// A stream as an operator sees it: its name, its last offset and where
@@ -293,7 +305,34 @@ pub struct QueueControls {
     /// At most this many of the queue's jobs are claimed per window,
     /// across every process; `None`: no limit.
     pub rate_limit: Option<QueueRateLimit>,
+    /// What of the queue's finished and dead jobs is kept.
+    pub retention: QueueRetention,
 }
+
+/// How much of a queue's history is kept. Each limit of a [`Retention`]
+/// applies when set; a `Retention` must set at least one.
+///
+/// Pruning is automatic and amortized: it runs in the transactions that
+/// add to a table (an ack, a dead-lettering), once a table is 1/64 past
+/// its limit (in count, or in age), and removes at most
+/// [`PRUNE_BATCH`] rows per transaction. So a table holds at most about
+/// `max_count * 65 / 64` rows, and a row is kept at least `max_age` and
+/// about `max_age * 65 / 64` at most while the queue is busy.
+/// [`crate::store::Store::prune_queue`] applies the limits exactly, now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueRetention {
+    /// Finished (acked) jobs, with their result, attempts, timings and last
+    /// error, are kept within these limits. `None` (the default): an acked
+    /// job is deleted.
+    pub completed: Option<Retention>,
+    /// Dead jobs are pruned beyond these limits. `None` (the default): a
+    /// dead job stays until it is requeued.
+    pub dead: Option<Retention>,
+}
+
+/// The most rows one transaction's automatic pruning removes from a
+/// queue's completed or dead table.
+pub const PRUNE_BATCH: usize = 4096;
 
 /// A queue's claim rate limit: at most `limit` claims in each fixed window
 /// of `per` (windows start at every multiple of `per` since the epoch).

@@ -136,6 +136,25 @@ pub fn secs_f64(what: &'static str, secs: f64) -> Result<Duration> {
     })
 }
 
+/// A retention given by a binding: an age in seconds (finite, not
+/// negative) and a count (not negative), either missing. Whether the
+/// limits make sense for their use is checked where they are stored.
+pub fn retention(
+    max_age_s: Option<f64>,
+    max_count: Option<i64>,
+) -> Result<crate::model::Retention> {
+    Ok(crate::model::Retention {
+        max_age: max_age_s.map(|s| secs_f64("max_age_s", s)).transpose()?,
+        max_count: max_count
+            .map(|n| {
+                u64::try_from(n).map_err(|_| {
+                    Error::invalid("max_count", format!("must not be negative, got {n}"))
+                })
+            })
+            .transpose()?,
+    })
+}
+
 /// A queue's claim rate limit given by a binding: `limit` claims (at
 /// least 1) per window of `per_s` seconds (positive); no limit when
 /// `limit` is missing.

@@ -38,6 +38,8 @@ OPS = {
     "requeue_dead_all",
     "cancel_many",
     "queue_controls",
+    "set_retention",
+    "prune",
     "rate_limit",
     "cron_next",
     "publish",
@@ -227,7 +229,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != expect:
             raise Mismatch(f"expected the fires {show(expect)}, got {show(got)}")
         return
-    if op in ("ack_batch", "execute", "purge", "requeue_dead_all", "cancel_many"):
+    if op in ("ack_batch", "execute", "purge", "requeue_dead_all", "cancel_many", "prune"):
         if not isinstance(got, int) or isinstance(got, bool):
             raise Mismatch(f"expected a count, got {show(got)}")
         if has_expect and got != expect:
@@ -241,7 +243,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != ctx.ref(expect):
             raise Mismatch(f"expected {show(expect)} ({ctx.ref(expect)}), got {got}")
         return
-    # ack, release, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, set_rate_limit,
+    # ack, release, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, set_rate_limit, set_retention,
     # rate_limit, save_offset, lock_release, schedule_add, schedule_error: booleans.
     if not isinstance(got, bool):
         raise Mismatch(f"expected a boolean result, got {show(got)}")

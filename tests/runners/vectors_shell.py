@@ -142,6 +142,11 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_set_rate_limit({lit(a['queue'])}, {lit(a['limit'])}, {lit(a.get('per_s'))})"
     elif op == "queue_controls":
         call = f"honker_queue_controls({lit(a['queue'])})"
+    elif op == "set_retention":
+        limits = ", ".join("NULL" if a.get(t) is None else js(a[t]) for t in ("completed", "dead"))
+        call = f"honker_set_retention({lit(a['queue'])}, {limits})"
+    elif op == "prune":
+        call = f"honker_prune({lit(a['queue'])})"
     elif op == "rate_limit":
         call = f"honker_rate_limit({lit(a['key'])}, {lit(a['limit'])}, {lit(a['per_s'])})"
     elif op == "cron_next":
@@ -226,7 +231,7 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
                         check(f"{v} ->> {path} = {ref(want)}")
                     else:
                         check(f"{v} -> {path} = json({js(want)})")
-    elif op in ("get_offset", "cron_next", "ack_batch", "execute", "purge", "requeue_dead_all", "cancel_many"):
+    elif op in ("get_offset", "cron_next", "ack_batch", "execute", "purge", "requeue_dead_all", "cancel_many", "prune"):
         if has_expect:
             check(f"{v} = {ref(expect)}")
     elif op == "schedule_tick":

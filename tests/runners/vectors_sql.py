@@ -103,7 +103,7 @@ class SqlBackend:
         return self.one("SELECT honker_purge(?)", a["queue"])
 
     def queues(self, ctx: Context, a: dict[str, Any]) -> list[dict[str, Any]]:
-        keys = ("name", "ready", "scheduled", "processing", "dead", "paused")
+        keys = ("name", "ready", "scheduled", "processing", "dead", "completed", "paused")
         return [{k: q[k] for k in keys} for q in json.loads(self.one("SELECT honker_queues()"))]
 
     def streams(self, ctx: Context, a: dict[str, Any]) -> list[dict[str, Any]]:
@@ -135,6 +135,13 @@ class SqlBackend:
 
     def set_rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.flag(self.one("SELECT honker_set_rate_limit(?, ?, ?)", a["queue"], a["limit"], a.get("per_s")))
+
+    def set_retention(self, ctx: Context, a: dict[str, Any]) -> bool:
+        limits = [None if a.get(t) is None else json.dumps(a[t]) for t in ("completed", "dead")]
+        return self.flag(self.one("SELECT honker_set_retention(?, ?, ?)", a["queue"], *limits))
+
+    def prune(self, ctx: Context, a: dict[str, Any]) -> int:
+        return int(self.one("SELECT honker_prune(?)", a["queue"]))
 
     def queue_controls(self, ctx: Context, a: dict[str, Any]) -> dict[str, Any]:
         got: dict[str, Any] = json.loads(self.one("SELECT honker_queue_controls(?)", a["queue"]))

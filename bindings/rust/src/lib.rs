@@ -50,8 +50,8 @@ pub use honker_core::cron;
 pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
 pub use honker_core::{
     Clock, EnqueueOpts, Error, Event, JobFilter, JobRecord, JobState, ManualClock, OpenOptions,
-    QueueControls, QueueOpts, QueueRateLimit, QueueStats, QueueSummary, Result, Retention,
-    StreamConsumer, StreamSummary, SystemClock,
+    QueueControls, QueueOpts, QueueRateLimit, QueueRetention, QueueStats, QueueSummary, Result,
+    Retention, StreamConsumer, StreamSummary, SystemClock,
 };
 pub use lock::Lock;
 pub use queue::{Job, Queue};

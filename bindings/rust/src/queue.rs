@@ -1,5 +1,7 @@
 use crate::{Database, Result, Transaction};
-use honker_core::{EnqueueOpts, JobRecord, QueueControls, QueueOpts, QueueRateLimit, QueueStats};
+use honker_core::{
+    EnqueueOpts, JobRecord, QueueControls, QueueOpts, QueueRateLimit, QueueRetention, QueueStats,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -231,6 +233,24 @@ impl Queue {
     /// what is left of the current window.
     pub fn set_rate_limit(&self, rate: Option<QueueRateLimit>) -> Result<()> {
         self.db.ops().set_rate_limit(&self.name, rate)
+    }
+
+    /// Sets what of this queue's history is kept, for every process
+    /// sharing the file (both limits, replacing the old ones). By default
+    /// an acked job is deleted and a dead job stays until it is requeued;
+    /// with `completed` set, acked jobs are kept (state `completed`, with
+    /// their result, attempts, timings and last error) within its limits;
+    /// with `dead` set, dead jobs past its limits are pruned. Pruning is
+    /// automatic and amortized (see [`QueueRetention`]);
+    /// [`Queue::prune`] applies the limits exactly.
+    pub fn set_retention(&self, retention: QueueRetention) -> Result<()> {
+        self.db.ops().set_queue_retention(&self.name, retention)
+    }
+
+    /// Applies this queue's retention now, exactly; returns how many
+    /// completed and dead jobs were removed.
+    pub fn prune(&self) -> Result<usize> {
+        self.db.ops().prune_queue(&self.name)
     }
 
     /// This queue's controls, as stored in the file.

@@ -38,6 +38,8 @@ const OPS: &[&str] = &[
     "requeue_dead_all",
     "cancel_many",
     "queue_controls",
+    "set_retention",
+    "prune",
     "rate_limit",
     "cron_next",
     "publish",

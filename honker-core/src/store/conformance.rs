@@ -8,7 +8,7 @@
 
 use crate::model::{
     AckAndClaim, Done, EnqueueOpts, JobFilter, JobState, Lease, QueueControls, QueueRateLimit,
-    QueueStats, Retention, ScheduleSpec, SqlValue,
+    QueueRetention, QueueStats, Retention, ScheduleSpec, SqlValue,
 };
 use crate::store::Store;
 use std::time::{Duration, SystemTime};
@@ -52,6 +52,10 @@ pub const CHECKS: &[Check] = &[
     (
         "queue controls: pause, resume, jobs in flight, claim rate",
         queue_controls,
+    ),
+    (
+        "retention: finished jobs kept with their result, dead jobs pruned",
+        retention,
     ),
     ("streams: offsets, forward-only saves, retention", streams),
     ("notifications: ids, channels, pruning", notifications),
@@ -468,7 +472,8 @@ fn cancel_purge_stats(s: &dyn Store) {
             ready: 2,
             scheduled: 1,
             processing: 1,
-            dead: 0
+            dead: 0,
+            completed: 0,
         }
     );
     assert_eq!(s.next_deadline("q").unwrap(), Some(T + 30_000));
@@ -540,7 +545,8 @@ fn listing(s: &dyn Store) {
             ready: 2,
             scheduled: 1,
             processing: 1,
-            dead: 0
+            dead: 0,
+            completed: 0,
         }
     );
     assert_eq!(q[1].stats.dead, 1);
@@ -693,6 +699,142 @@ fn bulk_operations(s: &dyn Store) {
     assert!(s.requeue_dead_all("", None, T).is_err());
 }
 
+fn retention(s: &dyn Store) {
+    // By default an acked job is gone.
+    let gone = put(s, "q", "0", EnqueueOpts::default(), T);
+    let j = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert!(s.ack(j.lease(), T + 1).unwrap());
+    assert_eq!(s.get_job(gone).unwrap(), None);
+
+    let keep = QueueRetention {
+        completed: Some(Retention {
+            max_age: None,
+            max_count: Some(64),
+        }),
+        dead: Some(Retention {
+            max_age: Some(Duration::from_secs(60)),
+            max_count: None,
+        }),
+    };
+    s.set_queue_retention("q", keep, T).unwrap();
+    assert_eq!(s.queue_controls("q").unwrap().retention, keep);
+
+    // A kept job has its result, attempts, timings and last error.
+    let id = put(s, "q", "{\"n\":1}", EnqueueOpts::default(), T);
+    let j = s.claim("q", "w", 1, VT, T + 10).unwrap().pop().unwrap();
+    assert!(s
+        .retry(j.lease(), Some(Duration::ZERO), "boom", T + 20)
+        .unwrap());
+    let j = s.claim("q", "w", 1, VT, T + 30).unwrap().pop().unwrap();
+    assert_eq!(j.started_at_ms, Some(T + 30));
+    let done = [Done {
+        lease: j.lease(),
+        result: Some(("{\"ok\":true}", 60_000)),
+    }];
+    let op = AckAndClaim {
+        done: &done,
+        queue: "q",
+        worker: "w",
+        n: 1,
+        visibility_timeout: VT,
+    };
+    assert_eq!(s.ack_and_claim(&op, T + 40).unwrap().0, 1);
+    let kept = s.get_job(id).unwrap().expect("kept");
+    assert_eq!(kept.state, JobState::Completed);
+    assert_eq!(
+        (
+            kept.attempts,
+            kept.last_error.as_deref(),
+            kept.result.as_deref()
+        ),
+        (2, Some("boom"), Some("{\"ok\":true}"))
+    );
+    assert_eq!(
+        (kept.created_at_ms, kept.started_at_ms, kept.completed_at_ms),
+        (T, Some(T + 30), Some(T + 40))
+    );
+    assert_eq!(kept.worker_id.as_deref(), Some("w"));
+    // A stale lease keeps nothing twice, and a result saved after the ack
+    // is kept with the job.
+    assert!(!s.ack(j.lease(), T + 41).unwrap());
+    s.save_result(id, "2", 60_000, T + 42).unwrap();
+    assert_eq!(s.get_job(id).unwrap().unwrap().result.as_deref(), Some("2"));
+    assert_eq!(s.queue_stats("q").unwrap().completed, 1);
+    let listed = s
+        .list_jobs(&JobFilter {
+            state: Some(JobState::Completed),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&listed), [id]);
+
+    // The count limit: at most 64 + 64/64 kept, the oldest pruned.
+    let many: Vec<i64> = (0..100)
+        .map(|i| put(s, "q", &i.to_string(), EnqueueOpts::default(), T + 100))
+        .collect();
+    for (i, _) in many.iter().enumerate() {
+        let j = s.claim("q", "w", 1, VT, T + 100).unwrap().pop().unwrap();
+        assert!(s.ack(j.lease(), T + 200 + i as i64).unwrap());
+    }
+    let n = s.queue_stats("q").unwrap().completed;
+    assert!((64..=65).contains(&n), "{n} kept");
+    assert!(s.get_job(id).unwrap().is_none(), "the oldest went first");
+    assert!(s.get_job(many[99]).unwrap().is_some());
+    assert_eq!(s.prune_queue("q", T + 300).unwrap() as u64, n - 64);
+    assert_eq!(s.queue_stats("q").unwrap().completed, 64);
+    // 101 were kept in all: the newest 64 are many[36..].
+    assert_eq!(
+        s.get_job(many[36]).unwrap().unwrap().state,
+        JobState::Completed
+    );
+    assert!(s.get_job(many[35]).unwrap().is_none());
+
+    // The dead keep 60 s: pruned once 1/64 past it, by the next death.
+    let d1 = put(s, "q", "1", EnqueueOpts::default(), T);
+    let j = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert!(s.fail(j.lease(), "x", T).unwrap());
+    let d2 = put(s, "q", "2", EnqueueOpts::default(), T);
+    let j = s.claim("q", "w", 1, VT, T + 60_000).unwrap().pop().unwrap();
+    assert!(s.fail(j.lease(), "x", T + 60_000).unwrap());
+    assert!(s.get_job(d1).unwrap().is_some(), "within the slack");
+    let d3 = put(s, "q", "3", EnqueueOpts::default(), T);
+    let j = s.claim("q", "w", 1, VT, T + 62_000).unwrap().pop().unwrap();
+    assert!(s.fail(j.lease(), "x", T + 62_000).unwrap());
+    assert!(s.get_job(d1).unwrap().is_none(), "past 60 s + 1/64");
+    assert_eq!(s.get_job(d2).unwrap().unwrap().state, JobState::Dead);
+    assert_eq!(s.get_job(d3).unwrap().unwrap().state, JobState::Dead);
+    assert_eq!(s.prune_queue("q", T + 120_001).unwrap(), 1, "d2, exactly");
+
+    // Turning it off keeps what is kept and keeps nothing new.
+    s.set_queue_retention("q", QueueRetention::default(), T)
+        .unwrap();
+    let id = put(s, "q", "1", EnqueueOpts::default(), T);
+    let j = s.claim("q", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert!(s.ack(j.lease(), T).unwrap());
+    assert!(s.get_job(id).unwrap().is_none());
+    assert_eq!(s.queue_stats("q").unwrap().completed, 64);
+
+    // A limit that keeps nothing is refused, and so is a zero count.
+    for bad in [
+        Retention::default(),
+        Retention {
+            max_age: None,
+            max_count: Some(0),
+        },
+        Retention {
+            max_age: Some(Duration::ZERO),
+            max_count: None,
+        },
+    ] {
+        let r = QueueRetention {
+            completed: Some(bad),
+            dead: None,
+        };
+        let e = s.set_queue_retention("q", r, T).unwrap_err();
+        assert_eq!(e.code(), "invalid_argument", "{e}");
+    }
+}
+
 fn queue_controls(s: &dyn Store) {
     assert_eq!(s.queue_controls("q").unwrap(), QueueControls::default());
     let jobs: Vec<i64> = (0..5)
@@ -740,6 +882,7 @@ fn queue_controls(s: &dyn Store) {
             paused: false,
             max_in_flight: Some(2),
             rate_limit: None,
+            retention: QueueRetention::default(),
         }
     );
     let first = s.claim("q", "w1", 10, VT, T).unwrap();

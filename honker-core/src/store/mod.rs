@@ -20,8 +20,8 @@ pub mod sqlite;
 use crate::error::Result;
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, FireFailure, Fired, JobFilter, JobRecord, Lease, LockInfo,
-    Notification, QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows,
-    ScheduleInfo, ScheduleSpec, SqlValue, StreamSummary,
+    Notification, QueueControls, QueueRateLimit, QueueRetention, QueueStats, QueueSummary,
+    Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue, StreamSummary,
 };
 use std::time::Duration;
 
@@ -92,7 +92,7 @@ pub trait Store {
     fn cancel(&self, id: i64) -> Result<bool>;
     /// Deletes every ready job of `queue` (due by `now`, not held); how many.
     fn purge(&self, queue: &str, now: i64) -> Result<usize>;
-    /// A job, live or dead.
+    /// A job: live, dead, or completed and kept.
     fn get_job(&self, id: i64) -> Result<Option<JobRecord>>;
     /// The newest dead jobs of `queue`.
     fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>>;
@@ -115,7 +115,7 @@ pub trait Store {
     fn queues(&self) -> Result<Vec<QueueSummary>>;
     /// Every stream with events, saved offsets or retention, by name.
     fn streams(&self) -> Result<Vec<StreamSummary>>;
-    /// The jobs `filter` names, live and dead, newest first.
+    /// The jobs `filter` names (live, dead and kept completed), newest first.
     fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>>;
     /// `queue`'s controls (the default if none were set).
     fn queue_controls(&self, queue: &str) -> Result<QueueControls>;
@@ -129,6 +129,11 @@ pub trait Store {
     /// Limits (or, `None`, stops limiting) how many of `queue`'s jobs are
     /// claimed per fixed window, across every process.
     fn set_rate_limit(&self, queue: &str, rate: Option<QueueRateLimit>, now: i64) -> Result<()>;
+    /// Stores what of `queue`'s finished and dead jobs is kept (both
+    /// limits, replacing the old ones). Pruning past them is automatic.
+    fn set_queue_retention(&self, queue: &str, retention: QueueRetention, now: i64) -> Result<()>;
+    /// Applies `queue`'s retention now, exactly; jobs removed.
+    fn prune_queue(&self, queue: &str, now: i64) -> Result<usize>;
 
     // -- streams --
 

@@ -178,7 +178,7 @@ impl Runner {
                         .map(|q| {
                             json!({"name": q.name, "ready": q.stats.ready, "scheduled": q.stats.scheduled,
                                    "processing": q.stats.processing, "dead": q.stats.dead,
-                                   "paused": q.controls.paused})
+                                   "completed": q.stats.completed, "paused": q.controls.paused})
                         })
                         .collect(),
                 )
@@ -272,17 +272,34 @@ impl Runner {
                     .map(|_| Value::from(true))
             }
             "queue_controls" => self.queue(a).controls().map(|c| {
-                let rate = c.rate_limit.map(|r| {
-                    let ms = r.per.as_millis() as u64;
-                    let per_s = if ms % 1000 == 0 {
-                        Value::from(ms / 1000)
-                    } else {
-                        Value::from(r.per.as_secs_f64())
-                    };
-                    json!({"limit": r.limit, "per_s": per_s})
-                });
-                json!({"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate})
+                let rate = c
+                    .rate_limit
+                    .map(|r| json!({"limit": r.limit, "per_s": secs(r.per)}));
+                let keep = |r: Option<honker::Retention>| {
+                    r.map(|r| json!({"max_age_s": r.max_age.map(secs), "max_count": r.max_count}))
+                };
+                json!({"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate,
+                       "retention": {"completed": keep(c.retention.completed),
+                                     "dead": keep(c.retention.dead)}})
             }),
+            "set_retention" => {
+                let keep = |t: &str| match a.get(t) {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(honker::Retention {
+                        max_age: v
+                            .get("max_age_s")
+                            .and_then(Value::as_f64)
+                            .map(Duration::from_secs_f64),
+                        max_count: v.get("max_count").and_then(Value::as_u64),
+                    }),
+                };
+                let r = honker::QueueRetention {
+                    completed: keep("completed"),
+                    dead: keep("dead"),
+                };
+                self.queue(a).set_retention(r).map(|_| Value::Bool(true))
+            }
+            "prune" => self.queue(a).prune().map(|n| Value::from(n as i64)),
             "rate_limit" => self
                 .db
                 .try_rate_limit(
@@ -604,7 +621,7 @@ impl Runner {
                     }
                 }
             }
-            "ack_batch" | "execute" | "purge" | "requeue_dead_all" | "cancel_many" => {
+            "ack_batch" | "execute" | "purge" | "requeue_dead_all" | "cancel_many" | "prune" => {
                 if !got.is_u64() {
                     return Err(mismatch(format!("expected a count, got {got}")));
                 }
@@ -634,5 +651,15 @@ impl Runner {
             }
         }
         Ok(())
+    }
+}
+
+/// Seconds as the vector files write them: an integer when whole.
+fn secs(d: Duration) -> Value {
+    let ms = d.as_millis() as u64;
+    if ms % 1000 == 0 {
+        Value::from(ms / 1000)
+    } else {
+        Value::from(d.as_secs_f64())
     }
 }

@@ -23,7 +23,8 @@ struct Row {
 fn row(conn: &Connection, queue: &str) -> Result<Row> {
     Ok(conn
         .prepare_cached(
-            "SELECT paused, max_in_flight, rate_limit, rate_per_ms, rate_window_start, rate_count
+            "SELECT paused, max_in_flight, rate_limit, rate_per_ms, rate_window_start, rate_count,
+                    keep_completed_ms, keep_completed_count, keep_dead_ms, keep_dead_count
              FROM _honker_queues WHERE queue = ?1",
         )?
         .query_row([queue], |r| {
@@ -37,6 +38,12 @@ fn row(conn: &Connection, queue: &str) -> Result<Row> {
                         limit,
                         per: Duration::from_millis(per.max(1) as u64),
                     }),
+                    retention: super::retention::from_columns(
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                    ),
                 },
                 window_start: r.get(4)?,
                 count: r.get::<_, i64>(5)?.unsigned_abs(),

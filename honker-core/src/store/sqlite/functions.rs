@@ -6,7 +6,8 @@
 //! bindings/sqlite/README.md.
 
 use super::{
-    controls, listing, lock, notify, queue, rate_limit, result, scheduler, schema, stream,
+    controls, listing, lock, notify, queue, rate_limit, result, retention, scheduler, schema,
+    stream,
 };
 use crate::clock::system_now_ms;
 use crate::model::*;
@@ -151,6 +152,25 @@ fn job_filter(text: &str) -> HResult<JobFilter> {
             .transpose()?
             .unwrap_or(0),
     })
+}
+
+/// One table's limits in `honker_set_retention`: NULL (none), or a JSON
+/// object with `max_age_s`, `max_count` or both.
+fn retention_arg(ctx: &Context<'_>, i: usize, what: &'static str) -> HResult<Option<Retention>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct R {
+        max_age_s: Option<f64>,
+        max_count: Option<i64>,
+    }
+    let Some(text) = opt_text(ctx, i, what)? else {
+        return Ok(None);
+    };
+    let r: R = serde_json::from_str(&text).map_err(|e| HErr::InvalidJson {
+        name: what,
+        reason: format!("expected null or an object with max_age_s, max_count or both: {e}"),
+    })?;
+    validate::retention(r.max_age_s, r.max_count).map(Some)
 }
 
 fn text_value(j: Json) -> Value {
@@ -298,6 +318,16 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             let rate = validate::queue_rate(opt_int(ctx, 1, "limit")?, opt_secs(ctx, 2, "per_s")?)?;
             controls::set_rate_limit(c, &text(ctx, 0, "queue")?, rate, now)
                 .map(|_| Value::Integer(1))
+        }),
+        ("honker_set_retention", 3, write, |ctx, c, now| {
+            let r = QueueRetention {
+                completed: retention_arg(ctx, 1, "completed")?,
+                dead: retention_arg(ctx, 2, "dead")?,
+            };
+            retention::set(c, &text(ctx, 0, "queue")?, r, now).map(|_| Value::Integer(1))
+        }),
+        ("honker_prune", 1, write, |ctx, c, now| {
+            retention::prune(c, &text(ctx, 0, "queue")?, now).map(|n| Value::Integer(n as i64))
         }),
         ("honker_queues", 0, read, |_, c, _| {
             let queues = listing::queues(c)?;

@@ -29,7 +29,7 @@ fn names_in(conn: &Connection, table: &str, condition: &str) -> Result<Vec<Strin
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// Every queue with jobs (live or dead) or controls, by name, with its
+/// Every queue with jobs (live, dead or kept completed) or controls, by name, with its
 /// counts and controls.
 pub fn queues(conn: &Connection) -> Result<Vec<QueueSummary>> {
     let mut names = Vec::new();
@@ -38,6 +38,7 @@ pub fn queues(conn: &Connection) -> Result<Vec<QueueSummary>> {
         ("_honker_live", "state = 'scheduled'"),
         ("_honker_live", "state = 'processing'"),
         ("_honker_dead", "1"),
+        ("_honker_completed", "1"),
         ("_honker_queues", "1"),
     ] {
         names.extend(names_in(conn, table, condition)?);
@@ -111,7 +112,7 @@ fn stream_names_in(conn: &Connection, table: &str) -> Result<Vec<String>> {
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// The jobs `filter` names, live and dead, newest first.
+/// The jobs `filter` names (live, dead and kept completed), newest first.
 pub fn jobs(conn: &Connection, filter: &JobFilter) -> Result<Vec<JobRecord>> {
     if let Some(q) = &filter.queue {
         validate::name("queue", q)?;
@@ -140,7 +141,12 @@ pub fn jobs(conn: &Connection, filter: &JobFilter) -> Result<Vec<JobRecord>> {
         state.map(JobState::as_str),
     ];
     let mut found: Vec<JobRecord> = Vec::new();
-    if state != Some(JobState::Dead) {
+    if state.is_none()
+        || matches!(
+            state,
+            Some(JobState::Ready | JobState::Scheduled | JobState::Processing)
+        )
+    {
         found.extend(
             conn.prepare_cached(&format!(
                 "SELECT {} FROM _honker_live
@@ -161,6 +167,18 @@ pub fn jobs(conn: &Connection, filter: &JobFilter) -> Result<Vec<JobRecord>> {
                 queue::DEAD_COLS
             ))?
             .query_map(args, queue::dead_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
+    }
+    if state.is_none() || state == Some(JobState::Completed) {
+        found.extend(
+            conn.prepare_cached(&format!(
+                "SELECT {} FROM _honker_completed
+                 WHERE (?8 IS NULL OR ?8 = 'completed') AND {conditions}
+                 ORDER BY id DESC LIMIT ?7 + 0",
+                queue::COMPLETED_COLS
+            ))?
+            .query_map(args, queue::completed_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?,
         );
     }

@@ -11,6 +11,7 @@ pub mod notify;
 pub mod queue;
 pub mod rate_limit;
 pub mod result;
+pub mod retention;
 pub mod scheduler;
 pub mod schema;
 pub mod statement;
@@ -20,8 +21,8 @@ pub mod wal;
 use crate::error::Result;
 use crate::model::{
     AckAndClaim, EnqueueOpts, Event, JobFilter, JobRecord, Lease, LockInfo, Notification,
-    QueueControls, QueueRateLimit, QueueStats, QueueSummary, Retention, Rows, ScheduleInfo,
-    ScheduleSpec, SqlValue, StreamSummary,
+    QueueControls, QueueRateLimit, QueueRetention, QueueStats, QueueSummary, Retention, Rows,
+    ScheduleInfo, ScheduleSpec, SqlValue, StreamSummary,
 };
 use crate::store::{Store, Tick};
 use rusqlite::Connection;
@@ -146,6 +147,12 @@ impl Store for SqliteStore<'_> {
     }
     fn set_rate_limit(&self, q: &str, rate: Option<QueueRateLimit>, now: i64) -> Result<()> {
         controls::set_rate_limit(self.0, q, rate, now)
+    }
+    fn set_queue_retention(&self, q: &str, r: QueueRetention, now: i64) -> Result<()> {
+        retention::set(self.0, q, r, now)
+    }
+    fn prune_queue(&self, q: &str, now: i64) -> Result<usize> {
+        retention::prune(self.0, q, now)
     }
 
     fn publish(&self, s: &str, key: Option<&str>, payload: &str, now: i64) -> Result<i64> {

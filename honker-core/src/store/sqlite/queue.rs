@@ -15,7 +15,7 @@
 //! differs they change nothing and return `false`.
 
 use super::conn::atomic;
-use super::controls;
+use super::{controls, retention};
 use crate::clock::duration_ms;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 pub(super) const LIVE_COLS: &str =
     "id, queue, payload, state, priority, run_at, attempts, max_attempts, \
-     worker_id, lease_until, expires_at, idem_key, last_error, created_at";
+     worker_id, lease_until, expires_at, idem_key, last_error, created_at, started_at";
 
 pub(super) fn live_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     Ok(JobRecord {
@@ -45,12 +45,15 @@ pub(super) fn live_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
         created_at_ms: r.get(13)?,
         dead_reason: None,
         died_at_ms: None,
+        started_at_ms: r.get(14)?,
+        completed_at_ms: None,
+        result: None,
     })
 }
 
 pub(super) const DEAD_COLS: &str =
     "id, queue, payload, priority, attempts, max_attempts, idem_key, \
-     last_error, reason, created_at, died_at";
+     last_error, reason, created_at, died_at, started_at";
 
 pub(super) fn dead_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let died_at: i64 = r.get(10)?;
@@ -71,6 +74,37 @@ pub(super) fn dead_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
         created_at_ms: r.get(9)?,
         dead_reason: Some(r.get(8)?),
         died_at_ms: Some(died_at),
+        started_at_ms: r.get(11)?,
+        completed_at_ms: None,
+        result: None,
+    })
+}
+
+pub(super) const COMPLETED_COLS: &str =
+    "id, queue, payload, priority, run_at, attempts, max_attempts, worker_id, idem_key, \
+     last_error, result, created_at, started_at, completed_at";
+
+pub(super) fn completed_row(r: &Row<'_>) -> rusqlite::Result<JobRecord> {
+    Ok(JobRecord {
+        id: r.get(0)?,
+        queue: r.get(1)?,
+        payload: r.get(2)?,
+        state: JobState::Completed,
+        priority: r.get(3)?,
+        run_at_ms: r.get(4)?,
+        attempts: r.get(5)?,
+        max_attempts: r.get(6)?,
+        worker_id: r.get(7)?,
+        lease_until_ms: None,
+        expires_at_ms: None,
+        key: r.get(8)?,
+        last_error: r.get(9)?,
+        result: r.get(10)?,
+        created_at_ms: r.get(11)?,
+        started_at_ms: r.get(12)?,
+        completed_at_ms: r.get(13)?,
+        dead_reason: None,
+        died_at_ms: None,
     })
 }
 
@@ -209,17 +243,22 @@ pub fn enqueue_many<S: AsRef<str>>(
 /// Moves a live job to the dead table with `reason`; `error` replaces the
 /// job's last error when given.
 fn bury(conn: &Connection, id: i64, reason: &str, error: Option<&str>, now: i64) -> Result<bool> {
-    let moved = conn
+    let queue: Option<String> = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO _honker_dead (id, queue, payload, priority, attempts, max_attempts, idem_key, last_error, reason, created_at, died_at)
-             SELECT id, queue, payload, priority, attempts, max_attempts, idem_key, coalesce(?3, last_error), ?2, created_at, ?4
-             FROM _honker_live WHERE id = ?1",
+            "INSERT OR REPLACE INTO _honker_dead (id, queue, payload, priority, attempts, max_attempts, idem_key, last_error, reason, created_at, died_at, started_at)
+             SELECT id, queue, payload, priority, attempts, max_attempts, idem_key, coalesce(?3, last_error), ?2, created_at, ?4, started_at
+             FROM _honker_live WHERE id = ?1
+             RETURNING queue",
         )?
-        .execute(params![id, reason, error, now])?;
+        .query_row(params![id, reason, error, now], |r| r.get(0))
+        .optional()?;
     conn.prepare_cached("DELETE FROM _honker_live WHERE id = ?1")?
         .execute([id])?;
     keep_high_water(conn, id)?;
-    Ok(moved == 1)
+    if let Some(queue) = &queue {
+        retention::dead_added(conn, queue, now)?;
+    }
+    Ok(queue.is_some())
 }
 
 /// Job ids are never reused: a new row gets the largest id plus one, so
@@ -370,13 +409,14 @@ fn claim_in(
     let mut jobs: Vec<JobRecord> = conn
         .prepare_cached(&format!(
             "UPDATE _honker_live
-                 SET state = 'processing', worker_id = ?2, lease_until = ?3, attempts = attempts + 1
+                 SET state = 'processing', worker_id = ?2, lease_until = ?3, attempts = attempts + 1,
+                     started_at = ?5
                  WHERE id {pick} (SELECT id FROM _honker_live WHERE queue = ?1 AND state = 'ready'
                                   ORDER BY priority DESC, run_at, id LIMIT ?4 + 0)
                  RETURNING id, payload, priority, run_at, attempts, max_attempts,
                            expires_at, idem_key, last_error, created_at"
         ))?
-        .query_map(params![queue, worker, lease_until, n as i64], |r| {
+        .query_map(params![queue, worker, lease_until, n as i64, now], |r| {
             Ok(JobRecord {
                 id: r.get(0)?,
                 queue: queue.to_string(),
@@ -394,6 +434,9 @@ fn claim_in(
                 created_at_ms: r.get(9)?,
                 dead_reason: None,
                 died_at_ms: None,
+                started_at_ms: Some(now),
+                completed_at_ms: None,
+                result: None,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -410,23 +453,78 @@ fn claim_in(
 const ACK: &str = "DELETE FROM _honker_live
      WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4";
 
-/// Deletes the job of `lease` if that lease is still current; the caller
-/// keeps the high-water mark.
-fn delete_leased(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
-    let n =
-        conn.prepare_cached(ACK)?
-            .execute(params![lease.id, lease.worker, lease.attempt, now])?;
-    Ok(n == 1)
+/// The acks of one transaction. Each deletes its job if its lease is
+/// still current, first copying it to the completed table when its queue
+/// keeps finished jobs (asked once per transaction: with no such queue an
+/// ack is one indexed delete). [`Acks::finish`] then keeps the high-water
+/// mark and counts and prunes what was kept.
+struct Acks {
+    keep: bool,
+    acked: usize,
+    highest: Option<i64>,
+    /// Jobs kept as completed, by queue.
+    kept: Vec<(String, u64)>,
 }
 
-/// Completes a job: deletes it if `lease` is still current. One indexed write.
+impl Acks {
+    fn start(conn: &Connection) -> Result<Acks> {
+        Ok(Acks {
+            keep: retention::any_keeps_completed(conn)?,
+            acked: 0,
+            highest: None,
+            kept: Vec::new(),
+        })
+    }
+
+    /// Acks the job of `lease` (with `result` to keep with it, if its
+    /// queue keeps finished jobs); whether the lease was current.
+    fn ack(
+        &mut self,
+        conn: &Connection,
+        lease: Lease<'_>,
+        result: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        if self.keep {
+            if let Some(q) = retention::keep_completed(conn, lease, result, now)? {
+                match self.kept.iter_mut().find(|(k, _)| *k == q) {
+                    Some((_, n)) => *n += 1,
+                    None => self.kept.push((q, 1)),
+                }
+            }
+        }
+        let n = conn.prepare_cached(ACK)?.execute(params![
+            lease.id,
+            lease.worker,
+            lease.attempt,
+            now
+        ])?;
+        if n == 1 {
+            self.acked += 1;
+            self.highest = self.highest.max(Some(lease.id));
+        }
+        Ok(n == 1)
+    }
+
+    /// How many were acked.
+    fn finish(self, conn: &Connection, now: i64) -> Result<usize> {
+        if let Some(id) = self.highest {
+            keep_high_water(conn, id)?;
+        }
+        for (queue, n) in &self.kept {
+            retention::completed_added(conn, queue, *n, now)?;
+        }
+        Ok(self.acked)
+    }
+}
+
+/// Completes a job: deletes it (or, if its queue keeps finished jobs, moves
+/// it to the completed table) if `lease` is still current.
 pub fn ack(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
     atomic(conn, |conn| {
-        let acked = delete_leased(conn, lease, now)?;
-        if acked {
-            keep_high_water(conn, lease.id)?;
-        }
-        Ok(acked)
+        let mut acks = Acks::start(conn)?;
+        acks.ack(conn, lease, None, now)?;
+        Ok(acks.finish(conn, now)? == 1)
     })
 }
 
@@ -436,18 +534,11 @@ pub fn ack(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
 /// the same name, acks nothing. Returns how many were acked. Atomic.
 pub fn ack_batch(conn: &Connection, leases: &[Lease<'_>], now: i64) -> Result<usize> {
     atomic(conn, |conn| {
-        let mut n = 0;
-        let mut highest = None;
+        let mut acks = Acks::start(conn)?;
         for l in leases {
-            if delete_leased(conn, *l, now)? {
-                n += 1;
-                highest = highest.max(Some(l.id));
-            }
+            acks.ack(conn, *l, None, now)?;
         }
-        if let Some(id) = highest {
-            keep_high_water(conn, id)?;
-        }
-        Ok(n)
+        acks.finish(conn, now)
     })
 }
 
@@ -466,20 +557,16 @@ pub fn ack_and_claim(
     validate::name("worker", op.worker)?;
     let lease_until = lease_end("visibility_timeout", op.visibility_timeout, now)?;
     atomic(conn, |conn| {
-        let mut acked = 0;
-        let mut highest = None;
+        let mut acks = Acks::start(conn)?;
         for d in op.done {
-            if delete_leased(conn, d.lease, now)? {
-                acked += 1;
-                highest = highest.max(Some(d.lease.id));
+            let value = d.result.map(|(value, _)| value);
+            if acks.ack(conn, d.lease, value, now)? {
                 if let Some((value, ttl_ms)) = d.result {
                     super::result::save(conn, d.lease.id, value, ttl_ms, now)?;
                 }
             }
         }
-        if let Some(id) = highest {
-            keep_high_water(conn, id)?;
-        }
+        let acked = acks.finish(conn, now)?;
         let jobs = match op.n {
             0 => Vec::new(),
             n => claim_in(conn, op.queue, op.worker, n, lease_until, now)?,
@@ -645,7 +732,8 @@ pub fn purge(conn: &Connection, queue: &str, now: i64) -> Result<usize> {
     })
 }
 
-/// Looks a job up by id in the live table, then the dead table.
+/// Looks a job up by id in the live table, then the dead table, then the
+/// completed jobs its queue keeps.
 pub fn get_job(conn: &Connection, id: i64) -> Result<Option<JobRecord>> {
     if let Some(j) = conn
         .prepare_cached(&format!(
@@ -656,11 +744,20 @@ pub fn get_job(conn: &Connection, id: i64) -> Result<Option<JobRecord>> {
     {
         return Ok(Some(j));
     }
-    Ok(conn
+    if let Some(j) = conn
         .prepare_cached(&format!(
             "SELECT {DEAD_COLS} FROM _honker_dead WHERE id = ?1"
         ))?
         .query_row([id], dead_row)
+        .optional()?
+    {
+        return Ok(Some(j));
+    }
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COMPLETED_COLS} FROM _honker_completed WHERE id = ?1"
+        ))?
+        .query_row([id], completed_row)
         .optional()?)
 }
 
@@ -765,6 +862,7 @@ pub fn requeue_dead(conn: &Connection, id: i64, now: i64) -> Result<()> {
         .execute(params![id, now])?;
         conn.prepare_cached("DELETE FROM _honker_dead WHERE id = ?1")?
             .execute([id])?;
+        retention::dead_removed(conn, &queue, 1)?;
         Ok(())
     })
 }
@@ -859,6 +957,7 @@ pub fn stats(conn: &Connection, queue: &str) -> Result<QueueStats> {
             "SELECT COUNT(*) FROM _honker_live WHERE queue = ?1 AND state = 'processing'",
         )?,
         dead: count("SELECT COUNT(*) FROM _honker_dead WHERE queue = ?1")?,
+        completed: count("SELECT COUNT(*) FROM _honker_completed WHERE queue = ?1")?,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use rusqlite::Connection;
 
 /// The version of honker's tables this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Migration `n` brings the schema from version `n` to `n + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -188,6 +188,37 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE _honker_queues ADD COLUMN rate_per_ms INTEGER;
     ALTER TABLE _honker_queues ADD COLUMN rate_window_start INTEGER;
     ALTER TABLE _honker_queues ADD COLUMN rate_count INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 5 -> 6: job history. When its last claim started a job; finished jobs
+    // kept by their queue's retention (retention.rs), with their result;
+    // each queue's retention of finished and dead jobs, and the counts
+    // its count limits are checked against (kept while a limit is set).
+    r#"
+    ALTER TABLE _honker_live ADD COLUMN started_at INTEGER;
+    ALTER TABLE _honker_dead ADD COLUMN started_at INTEGER;
+    CREATE TABLE _honker_completed (
+        id           INTEGER PRIMARY KEY,
+        queue        TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        priority     INTEGER NOT NULL,
+        run_at       INTEGER NOT NULL,
+        attempts     INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        worker_id    TEXT,
+        idem_key     TEXT,
+        last_error   TEXT,
+        result       TEXT,
+        created_at   INTEGER NOT NULL,
+        started_at   INTEGER,
+        completed_at INTEGER NOT NULL
+    );
+    CREATE INDEX _honker_completed_queue ON _honker_completed (queue, completed_at);
+    ALTER TABLE _honker_queues ADD COLUMN keep_completed_ms INTEGER;
+    ALTER TABLE _honker_queues ADD COLUMN keep_completed_count INTEGER;
+    ALTER TABLE _honker_queues ADD COLUMN keep_dead_ms INTEGER;
+    ALTER TABLE _honker_queues ADD COLUMN keep_dead_count INTEGER;
+    ALTER TABLE _honker_queues ADD COLUMN completed_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE _honker_queues ADD COLUMN dead_count INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
