@@ -88,6 +88,13 @@ export declare class NativeDatabase {
   setMaxInFlight<S extends boolean>(sync: S, queue: string, max?: number | undefined | null): S extends true ? void : Promise<void>
   /** Limits `queue`'s claims per window (limit null: no limit). */
   setRateLimit<S extends boolean>(sync: S, queue: string, limit?: number | undefined | null, perS?: number | undefined | null): S extends true ? void : Promise<void>
+  /**
+   * Stores `queue`'s retention: the limits of its completed jobs (absent:
+   * not kept) and of its dead jobs (absent: kept until requeued).
+   */
+  setQueueRetention<S extends boolean>(sync: S, queue: string, completed?: RetentionData | undefined | null, dead?: RetentionData | undefined | null): S extends true ? void : Promise<void>
+  /** Applies `queue`'s retention now; how many jobs were removed. */
+  pruneQueue<S extends boolean>(sync: S, queue: string): S extends true ? number : Promise<number>
   /** `queue`'s controls. */
   queueControls<S extends boolean>(sync: S, queue: string): S extends true ? QueueControlsData : Promise<QueueControlsData>
   /** Every queue the file knows, with its counts and controls. */
@@ -292,6 +299,9 @@ export interface JobData {
   createdAtMs: number
   deadReason?: string
   diedAtMs?: number
+  startedAtMs?: number
+  completedAtMs?: number
+  result?: string
 }
 
 /**
@@ -350,13 +360,14 @@ export interface PolledData {
 }
 
 /**
- * A queue's controls: paused, and the most of its jobs leased at once
- * (null: no limit).
+ * A queue's controls: paused, the most of its jobs leased at once (null:
+ * no limit), its claim rate limit and its retention.
  */
 export interface QueueControlsData {
   paused: boolean
   maxInFlight?: number
   rateLimit?: QueueRateLimitData
+  retention: QueueRetentionData
 }
 
 /**
@@ -368,12 +379,22 @@ export interface QueueRateLimitData {
   perS: number
 }
 
+/**
+ * What of a queue's history is kept: its completed jobs' limits (absent:
+ * not kept) and its dead jobs' (absent: kept until requeued).
+ */
+export interface QueueRetentionData {
+  completed?: RetentionData
+  dead?: RetentionData
+}
+
 /** A queue's job counts by state. */
 export interface QueueStatsData {
   ready: number
   scheduled: number
   processing: number
   dead: number
+  completed: number
 }
 
 /** A queue as an operator sees it. */
@@ -393,8 +414,9 @@ export interface ResultData {
 }
 
 /**
- * A stream's retention, in (possibly fractional) seconds and events; a
- * missing field is no such limit. Unknown fields are ignored.
+ * A retention (a stream's, or one table of a queue's), in (possibly
+ * fractional) seconds and a count; a missing field is no such limit.
+ * Unknown fields are ignored.
  */
 export interface RetentionData {
   maxAgeS?: number

@@ -30,13 +30,15 @@ struct Cli {
 enum Command {
     /// Every queue with its job counts and controls.
     Queues { db: PathBuf },
-    /// Jobs, newest first, live and dead.
+    /// Jobs, newest first: live, dead and completed (kept by a queue's
+    /// retention).
     Jobs {
         db: PathBuf,
         /// Only this queue's jobs.
         #[arg(long)]
         queue: Option<String>,
-        /// Only jobs in this state: ready, scheduled, processing or dead.
+        /// Only jobs in this state: ready, scheduled, processing, dead or
+        /// completed.
         #[arg(long)]
         state: Option<String>,
         /// Only jobs of this task.
@@ -275,12 +277,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             loop {
                 let seen = watcher.generation();
                 let queues = db.queues()?;
-                let totals = queues.iter().fold([0u64; 4], |t, q| {
+                let totals = queues.iter().fold([0u64; 5], |t, q| {
                     [
                         t[0] + q.stats.ready,
                         t[1] + q.stats.scheduled,
                         t[2] + q.stats.processing,
                         t[3] + q.stats.dead,
+                        t[4] + q.stats.completed,
                     ]
                 });
                 if last != Some(totals) {
@@ -291,7 +294,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                         println!(
                             "{}",
                             json!({"at": at, "ready": totals[0], "scheduled": totals[1],
-                                   "processing": totals[2], "dead": totals[3], "queues": q})
+                                   "processing": totals[2], "dead": totals[3],
+                                   "completed": totals[4], "queues": q})
                         );
                     } else {
                         if *watch {
@@ -299,8 +303,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                         }
                         print_queues(&queues);
                         println!(
-                            "total: {} ready, {} scheduled, {} processing, {} dead",
-                            totals[0], totals[1], totals[2], totals[3]
+                            "total: {} ready, {} scheduled, {} processing, {} dead, {} completed",
+                            totals[0], totals[1], totals[2], totals[3], totals[4]
                         );
                         if *watch {
                             println!();
@@ -518,6 +522,7 @@ fn print_queues(queues: &[QueueSummary]) {
             "SCHEDULED",
             "PROCESSING",
             "DEAD",
+            "COMPLETED",
             "PAUSED",
             "MAX_IN_FLIGHT",
             "RATE_LIMIT",
@@ -531,6 +536,7 @@ fn print_queues(queues: &[QueueSummary]) {
                     q.stats.scheduled.to_string(),
                     q.stats.processing.to_string(),
                     q.stats.dead.to_string(),
+                    q.stats.completed.to_string(),
                     if q.controls.paused { "yes" } else { "no" }.into(),
                     dash(q.controls.max_in_flight),
                     dash(
@@ -574,10 +580,15 @@ fn print_jobs(jobs: &[JobRecord], json: bool) {
     );
 }
 
-fn print_job(j: &JobRecord) {
-    let payload = serde_json::from_str::<Value>(&j.payload)
+/// Stored JSON text, indented (text that is not JSON as it is).
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
         .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())
-        .unwrap_or_else(|_| j.payload.clone());
+        .unwrap_or_else(|_| text.to_string())
+}
+
+fn print_job(j: &JobRecord) {
+    let payload = pretty(&j.payload);
     let fields: Vec<(&str, String)> = vec![
         ("id", j.id.to_string()),
         ("queue", j.queue.clone()),
@@ -592,7 +603,10 @@ fn print_job(j: &JobRecord) {
         ("run at", time(j.run_at_ms)),
         ("lease until", dash(j.lease_until_ms.map(time))),
         ("created at", time(j.created_at_ms)),
+        ("started at", dash(j.started_at_ms.map(time))),
+        ("completed at", dash(j.completed_at_ms.map(time))),
         ("died at", dash(j.died_at_ms.map(time))),
+        ("result", dash(j.result.as_deref().map(pretty))),
     ];
     for (k, v) in fields {
         // A multi-line value (an error's traceback) stays in its column.

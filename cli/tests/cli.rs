@@ -310,3 +310,48 @@ fn stats_totals_and_watch_prints_again_after_a_commit() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn completed_jobs_a_queue_keeps_are_listed_with_their_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let db = Database::open(&path).unwrap();
+    let q = db.queue("reports", QueueOpts::default());
+    q.set_retention(honker::QueueRetention {
+        completed: Some(honker::Retention {
+            max_age: None,
+            max_count: Some(100),
+        }),
+        dead: None,
+    })
+    .unwrap();
+    let id = q
+        .enqueue_task("render", &(7,), EnqueueOpts::default())
+        .unwrap();
+    let job = q.claim_one("w").unwrap().unwrap();
+    db.save_result(id, r#"{"pages":12}"#, 3600).unwrap();
+    assert!(job.ack().unwrap());
+    let db = path.to_str().unwrap();
+
+    let done = json(&["jobs", db, "--state", "completed"]);
+    assert_eq!(done[0]["id"].as_i64(), Some(id));
+    assert_eq!(done[0]["state"], "completed");
+    assert_eq!(done[0]["result"]["pages"], 12);
+    assert!(done[0]["completed_at_ms"].as_i64() >= done[0]["started_at_ms"].as_i64());
+    let one = ok(&["job", db, &id.to_string()]);
+    assert!(
+        one.contains("completed at") && one.contains("\"pages\": 12"),
+        "{one}"
+    );
+    let queues = ok(&["queues", db]);
+    assert!(
+        queues.lines().next().unwrap().contains("COMPLETED"),
+        "{queues}"
+    );
+    assert_eq!(json(&["queues", db])[0]["completed"], 1);
+    assert_eq!(
+        json(&["queues", db])[0]["retention"]["completed"]["max_count"],
+        100
+    );
+    assert!(ok(&["stats", db]).contains("1 completed"));
+}

@@ -17,7 +17,7 @@ export { extensionPath, loadExtension } from './extension.js';
 export { Listener, type Notification } from './listener.js';
 export { Lock, type LockInfo } from './lock.js';
 export type { Row, TxOption, WaitOptions } from './options.js';
-export { Claimer, Job, Queue, type EnqueueOptions, type JobInfo, type JobFilter, type QueueControls, type QueueOptions, type QueueStats, type QueueSummary } from './queue.js';
+export { Claimer, Job, Queue, type EnqueueOptions, type JobInfo, type JobFilter, type QueueControls, type QueueOptions, type QueueRetention, type QueueRetentionOptions, type QueueStats, type QueueSummary } from './queue.js';
 export { Scheduler, cronNext, type Schedule, type ScheduledTask } from './scheduler.js';
 export { Stream, Subscription, type Event, type Retention, type RetentionOptions, type StreamSummary } from './stream.js';
 export { Transaction } from './transaction.js';

@@ -6,6 +6,7 @@ import type * as N from '../native.js';
 import { arrayOf, options, renamed, seconds, type TxOption, type WaitOptions } from './options.js';
 import { txOf } from './transaction.js';
 import type { Database } from './database.js';
+import { retentionArg, retentionOf, type Retention, type RetentionOptions } from './stream.js';
 import { Task, type TaskHandler, type TaskOptions } from './worker.js';
 
 export interface QueueOptions {
@@ -42,18 +43,42 @@ export interface QueueControls {
   maxInFlight: number | null;
   /** At most `limit` claims per fixed window of `perS` seconds; null: no limit. */
   rateLimit: { limit: number; perS: number } | null;
+  /** What of its history is kept. */
+  retention: QueueRetention;
 }
 
-function controls(c: {
-  paused: boolean;
-  maxInFlight?: number | null;
-  rateLimit?: { limit: number; perS: number } | null;
-}): QueueControls {
+/**
+ * What of a queue's history is kept: `completed`, the limits of its kept
+ * finished jobs (null: an acked job is deleted), and `dead`, the limits of
+ * its dead jobs (null: kept until requeued).
+ */
+export interface QueueRetention {
+  completed: Retention | null;
+  dead: Retention | null;
+}
+
+/** `queue.setRetention()`'s argument: each limit set must name `maxAgeS`, `maxCount` or both. */
+export interface QueueRetentionOptions {
+  completed?: RetentionOptions | null;
+  dead?: RetentionOptions | null;
+}
+
+function controls(c: N.QueueControlsData): QueueControls {
   return {
     paused: c.paused,
     maxInFlight: c.maxInFlight ?? null,
     rateLimit: c.rateLimit ? { limit: c.rateLimit.limit, perS: c.rateLimit.perS } : null,
+    retention: {
+      completed: c.retention.completed ? retentionOf(c.retention.completed) : null,
+      dead: c.retention.dead ? retentionOf(c.retention.dead) : null,
+    },
   };
+}
+
+/** `setRetention`'s argument for the native layer. */
+function queueRetentionArgs(r: QueueRetentionOptions | undefined): [N.RetentionData | undefined, N.RetentionData | undefined] {
+  const o = options('retention', r ?? {}, ['completed', 'dead']);
+  return [retentionArg(o.completed) ?? undefined, retentionArg(o.dead) ?? undefined];
 }
 
 /** A queue as an operator sees it (`db.queues()`). */
@@ -64,14 +89,14 @@ export interface QueueSummary {
 }
 
 /** @internal */
-export function queueSummary(q: { name: string; stats: QueueStats; controls: Parameters<typeof controls>[0] }): QueueSummary {
+export function queueSummary(q: { name: string; stats: QueueStats; controls: N.QueueControlsData }): QueueSummary {
   return { name: q.name, stats: { ...q.stats }, controls: controls(q.controls) };
 }
 
 /** Which jobs `db.jobs()` lists: every field given must match. */
 export interface JobFilter {
   queue?: string;
-  state?: 'ready' | 'scheduled' | 'processing' | 'dead';
+  state?: JobInfo['state'];
   /** The task name of a task envelope. */
   task?: string;
   /** An idempotency key. */
@@ -95,14 +120,20 @@ export interface QueueStats {
   /** Leased to a worker. */
   processing: number;
   dead: number;
+  /** Finished and kept by the queue's retention. */
+  completed: number;
 }
 
-/** A job as stored (from `getJob` and `deadJobs`). */
+/**
+ * A job as stored (from `getJob`, `deadJobs` and `db.jobs()`); times in ms
+ * since the epoch. A `completed` job is one its queue's retention keeps,
+ * with its `result`.
+ */
 export interface JobInfo {
   id: number;
   queue: string;
   payload: any;
-  state: 'ready' | 'scheduled' | 'processing' | 'dead';
+  state: 'ready' | 'scheduled' | 'processing' | 'dead' | 'completed';
   priority: number;
   runAtMs: number;
   attempts: number;
@@ -115,6 +146,12 @@ export interface JobInfo {
   createdAtMs: number;
   deadReason: string | null;
   diedAtMs: number | null;
+  /** When its last claim started it. */
+  startedAtMs: number | null;
+  /** When it was acked (a completed job). */
+  completedAtMs: number | null;
+  /** The result saved with it (a completed job's), decoded; null if none. */
+  result: any;
 }
 
 /** What enqueue options may name (`delay`, `expires`: deprecated names). */
@@ -174,6 +211,9 @@ export function jobInfo(d: N.JobData): JobInfo {
     createdAtMs: d.createdAtMs,
     deadReason: d.deadReason ?? null,
     diedAtMs: d.diedAtMs ?? null,
+    startedAtMs: d.startedAtMs ?? null,
+    completedAtMs: d.completedAtMs ?? null,
+    result: d.result == null ? null : loads(d.result),
   };
 }
 
@@ -541,6 +581,39 @@ export class Queue {
 
   setRateLimitSync(limit: number | null, perS?: number): void {
     this.db._sync(() => this.db._n.setRateLimit(true, this.name, limit ?? undefined, perS));
+  }
+
+  /**
+   * Sets what of this queue's history is kept, for every process sharing
+   * the file (both limits, replacing the old ones). By default an acked job
+   * is deleted and a dead job stays until it is requeued. With `completed`,
+   * acked jobs are kept (state `completed`, with their result, attempts,
+   * timings and last error) within its limits; with `dead`, dead jobs past
+   * its limits are pruned, oldest first. Each limit names `maxAgeS`,
+   * `maxCount` or both.
+   *
+   * Pruning is automatic and amortized: it runs in the transactions that
+   * add to a table, once the table is 1/64 past a limit, so a table holds
+   * at most about `maxCount * 65 / 64` jobs and a job is kept at least
+   * `maxAgeS`. `prune()` applies the limits exactly.
+   */
+  async setRetention(retention: QueueRetentionOptions): Promise<void> {
+    const [completed, dead] = queueRetentionArgs(retention);
+    return this.db._async(() => this.db._n.setQueueRetention(false, this.name, completed, dead));
+  }
+
+  setRetentionSync(retention: QueueRetentionOptions): void {
+    const [completed, dead] = queueRetentionArgs(retention);
+    this.db._sync(() => this.db._n.setQueueRetention(true, this.name, completed, dead));
+  }
+
+  /** Applies this queue's retention now, exactly; resolves to how many completed and dead jobs were removed. */
+  async prune(): Promise<number> {
+    return this.db._async(() => this.db._n.pruneQueue(false, this.name));
+  }
+
+  pruneSync(): number {
+    return this.db._sync(() => this.db._n.pruneQueue(true, this.name));
   }
 
   /** This queue's controls, as stored in the file. */

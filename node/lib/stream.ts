@@ -20,7 +20,7 @@ export interface RetentionOptions {
   maxCount?: number | null;
 }
 
-/** How much of a stream is kept (null: no such limit). */
+/** How much is kept, of a stream or of a queue's completed or dead jobs (null: no such limit). */
 export interface Retention {
   maxAgeS: number | null;
   maxCount: number | null;
@@ -30,14 +30,15 @@ function event<T>(e: N.EventData): Event<T> {
   return { offset: e.offset, key: e.key ?? null, payload: loads(e.payload) };
 }
 
-/** Retention options for the native layer (null fields become absent ones). */
-function retentionArg(r: RetentionOptions | undefined): N.RetentionData | null {
+/** Retention options for the native layer (null fields become absent ones). @internal */
+export function retentionArg(r: RetentionOptions | null | undefined): N.RetentionData | null {
   if (r == null) return null;
   const o = options('retention', r, ['maxAgeS', 'maxCount']);
   return { maxAgeS: o.maxAgeS ?? undefined, maxCount: o.maxCount ?? undefined };
 }
 
-function retentionOf(r: N.RetentionData): Retention {
+/** @internal */
+export function retentionOf(r: N.RetentionData): Retention {
   return { maxAgeS: r.maxAgeS ?? null, maxCount: r.maxCount ?? null };
 }
 

@@ -25,6 +25,9 @@ pub struct JobData {
     pub created_at_ms: i64,
     pub dead_reason: Option<String>,
     pub died_at_ms: Option<i64>,
+    pub started_at_ms: Option<i64>,
+    pub completed_at_ms: Option<i64>,
+    pub result: Option<String>,
 }
 
 impl From<JobRecord> for JobData {
@@ -46,6 +49,9 @@ impl From<JobRecord> for JobData {
             created_at_ms: j.created_at_ms,
             dead_reason: j.dead_reason,
             died_at_ms: j.died_at_ms,
+            started_at_ms: j.started_at_ms,
+            completed_at_ms: j.completed_at_ms,
+            result: j.result,
         }
     }
 }
@@ -161,15 +167,25 @@ pub struct QueueStatsData {
     pub scheduled: i64,
     pub processing: i64,
     pub dead: i64,
+    pub completed: i64,
 }
 
-/// A queue's controls: paused, and the most of its jobs leased at once
-/// (null: no limit).
+/// A queue's controls: paused, the most of its jobs leased at once (null:
+/// no limit), its claim rate limit and its retention.
 #[napi(object)]
 pub struct QueueControlsData {
     pub paused: bool,
     pub max_in_flight: Option<u32>,
     pub rate_limit: Option<QueueRateLimitData>,
+    pub retention: QueueRetentionData,
+}
+
+/// What of a queue's history is kept: its completed jobs' limits (absent:
+/// not kept) and its dead jobs' (absent: kept until requeued).
+#[napi(object)]
+pub struct QueueRetentionData {
+    pub completed: Option<RetentionData>,
+    pub dead: Option<RetentionData>,
 }
 
 /// A queue's claim rate limit: `limit` claims per fixed window of `per_s`
@@ -227,11 +243,16 @@ pub(crate) fn controls_out(c: honker_core::QueueControls) -> QueueControlsData {
             limit: r.limit,
             per_s: r.per.as_secs_f64(),
         }),
+        retention: QueueRetentionData {
+            completed: c.retention.completed.map(retention_out),
+            dead: c.retention.dead.map(retention_out),
+        },
     }
 }
 
-/// A stream's retention, in (possibly fractional) seconds and events; a
-/// missing field is no such limit. Unknown fields are ignored.
+/// A retention (a stream's, or one table of a queue's), in (possibly
+/// fractional) seconds and a count; a missing field is no such limit.
+/// Unknown fields are ignored.
 #[napi(object)]
 pub struct RetentionData {
     pub max_age_s: Option<f64>,
@@ -273,6 +294,7 @@ pub(crate) fn stats_out(s: honker_core::QueueStats) -> QueueStatsData {
         scheduled: s.scheduled as i64,
         processing: s.processing as i64,
         dead: s.dead as i64,
+        completed: s.completed as i64,
     }
 }
 

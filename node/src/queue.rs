@@ -340,6 +340,39 @@ impl NativeDatabase {
         self.run(sync, None, move |o| o.set_rate_limit(&queue, rate))
     }
 
+    /// Stores `queue`'s retention: the limits of its completed jobs (absent:
+    /// not kept) and of its dead jobs (absent: kept until requeued).
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? void : Promise<void>"
+    )]
+    pub fn set_queue_retention(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+        completed: Option<RetentionData>,
+        dead: Option<RetentionData>,
+    ) -> Result<Run<()>> {
+        let r = honker_core::QueueRetention {
+            completed: completed.map(|r| retention_in(Some(r))).transpose()?,
+            dead: dead.map(|r| retention_in(Some(r))).transpose()?,
+        };
+        self.run(sync, None, move |o| o.set_queue_retention(&queue, r))
+    }
+
+    /// Applies `queue`'s retention now; how many jobs were removed.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? number : Promise<number>"
+    )]
+    pub fn prune_queue(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+    ) -> Result<Run<i64>> {
+        self.run(sync, None, move |o| Ok(o.prune_queue(&queue)? as i64))
+    }
+
     /// `queue`'s controls.
     #[napi(
         ts_generic_types = "S extends boolean",

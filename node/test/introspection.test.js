@@ -49,7 +49,7 @@ test('Job.release gives the job back without using an attempt (async and Sync)',
 test('Queue.stats follows enqueue, claim and fail', async () => {
   const db = open(tmpdb());
   const q = db.queue('emails');
-  const zero = { ready: 0, scheduled: 0, processing: 0, dead: 0 };
+  const zero = { ready: 0, scheduled: 0, processing: 0, dead: 0, completed: 0 };
   assert.deepEqual(await q.stats(), zero);
   assert.deepEqual(q.statsSync(), zero);
   await q.enqueue({ n: 1 }, { runAt: 1000 });
@@ -60,9 +60,9 @@ test('Queue.stats follows enqueue, claim and fail', async () => {
   assert.ok(before.scheduled >= 1 && before.ready + before.scheduled === 3 && before.processing === 0, JSON.stringify(before));
   const job = await q.claimOne('w1');
   assert.deepEqual(job.payload, { n: 1 });
-  assert.deepEqual(await q.stats(), { ready: 1, scheduled: 1, processing: 1, dead: 0 });
+  assert.deepEqual(await q.stats(), { ready: 1, scheduled: 1, processing: 1, dead: 0, completed: 0 });
   assert.equal(await job.fail('boom'), true);
-  assert.deepEqual(q.statsSync(), { ready: 1, scheduled: 1, processing: 0, dead: 1 });
+  assert.deepEqual(q.statsSync(), { ready: 1, scheduled: 1, processing: 0, dead: 1, completed: 0 });
   await rejectsWith(() => db.queue('').stats(), 'invalid_argument');
   await rejectsWith(() => db.queue('').statsSync(), 'invalid_argument');
   db.close();
@@ -252,7 +252,7 @@ test('queues() and jobs() list what an operator looks at', async () => {
 
   const summary = await db.queues();
   assert.deepEqual(summary.map((s) => s.name), ['emails', 'idle', 'other']);
-  assert.deepEqual(summary[0].stats, { ready: 2, scheduled: 0, processing: 0, dead: 0 });
+  assert.deepEqual(summary[0].stats, { ready: 2, scheduled: 0, processing: 0, dead: 0, completed: 0 });
   assert.equal(summary[1].controls.paused, true);
   assert.deepEqual(db.queuesSync()[2].stats.dead, 1);
 

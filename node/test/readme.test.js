@@ -91,7 +91,7 @@ test('the README examples run, each on its own', async () => {
   assert.match(out, /worker drained/);
   assert.match(out, /orders \{ id: 42, status: 'shipped' \}/);
   assert.match(out, /state: 'scheduled'/);
-  assert.match(out, /\{ ready: 0, scheduled: 1, processing: 0, dead: 0 \}/);
+  assert.match(out, /\{ ready: 0, scheduled: 1, processing: 0, dead: 0, completed: 0 \}/);
   assert.match(out, /\{ maxAgeS: 604800, maxCount: 100000 \}/);
   assert.match(out, /2026-03-08T07:00:00\.000Z/);
   assert.match(out, /made under token \d+/);

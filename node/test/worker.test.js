@@ -78,7 +78,7 @@ test('a worker run is woken by an enqueue and the handle awaits the result', asy
     return Promise.all(handles.map((h) => h.result({ timeoutS: 10 })));
   }, 'the results');
   assert.deepEqual(results, [2, 4, 6, 8, 10]);
-  assert.deepEqual(await q.stats(), { ready: 0, scheduled: 0, processing: 0, dead: 0 });
+  assert.deepEqual(await q.stats(), { ready: 0, scheduled: 0, processing: 0, dead: 0, completed: 0 });
   db.close();
 });
 
@@ -93,7 +93,7 @@ test('a pause from another handle stops a running worker and a resume wakes it',
     assert.equal(await (await echo.enqueue('a')).result({ timeoutS: 10 }), 'a');
     assert.equal(await operator.pause(), true);
     assert.equal(operator.pauseSync(), false, 'already paused');
-    assert.deepEqual(await q.controls(), { paused: true, maxInFlight: null, rateLimit: null });
+    assert.deepEqual(await q.controls(), { paused: true, maxInFlight: null, rateLimit: null, retention: { completed: null, dead: null } });
     const b = await echo.enqueue('b');
     // Enqueued after b on the other queue: once it has run, the worker has
     // looked at both queues since b was enqueued.
@@ -110,7 +110,7 @@ test('maxInFlight and the rate limit are stored and checked; bad values are name
   const q = db.queue('q');
   for (let i = 0; i < 3; i++) q.enqueueSync({ i });
   await q.setMaxInFlight(2);
-  assert.deepEqual(q.controlsSync(), { paused: false, maxInFlight: 2, rateLimit: null });
+  assert.deepEqual(q.controlsSync(), { paused: false, maxInFlight: 2, rateLimit: null, retention: { completed: null, dead: null } });
   q.setRateLimitSync(5, 60);
   assert.deepEqual((await q.controls()).rateLimit, { limit: 5, perS: 60 });
   await assert.rejects(q.setRateLimit(5), /per_s/);
@@ -123,6 +123,55 @@ test('maxInFlight and the rate limit are stored and checked; bad values are name
     await assert.rejects(q.setMaxInFlight(bad), (e) => e instanceof HonkerError && /maxInFlight|max_in_flight/.test(e.message), String(bad));
   }
   await assert.rejects(db.queue('').pause(), /queue/);
+  db.close();
+});
+
+test('a queue that keeps history shows what its worker did', async () => {
+  const db = open(tmpdb());
+  const q = db.queue('history');
+  const double = q.task('double', (n) => {
+    if (n < 0) throw new Error(`negative: ${n}`);
+    return 2 * n;
+  });
+  await q.setRetention({ completed: { maxCount: 10 }, dead: { maxAgeS: 86400 } });
+  assert.deepEqual((await q.controls()).retention, {
+    completed: { maxAgeS: null, maxCount: 10 },
+    dead: { maxAgeS: 86400, maxCount: null },
+  });
+  const ok = [];
+  for (let n = 0; n < 3; n++) ok.push(await double.enqueue(n));
+  const bad = await double.enqueue(-1, { maxAttempts: 1 });
+  const before = Date.now();
+  assert.equal(await db.worker({ queues: ['history'] }).drain(), 4);
+  const done = await q.getJob(ok[1].id);
+  assert.equal(done.state, 'completed');
+  assert.equal(done.result, 2);
+  assert.equal(done.attempts, 1);
+  assert.ok(done.createdAtMs <= done.startedAtMs && done.startedAtMs <= done.completedAtMs);
+  assert.ok(done.completedAtMs >= before - 1000);
+  assert.deepEqual((await db.jobs({ queue: 'history', state: 'completed' })).map((j) => j.id), ok.map((h) => h.id).reverse());
+  const dead = await q.getJob(bad.id);
+  assert.equal(dead.state, 'dead');
+  assert.match(dead.lastError, /negative: -1/);
+  assert.equal((await q.stats()).completed, 3);
+  const summary = (await db.queues()).find((s) => s.name === 'history');
+  assert.equal(summary.stats.completed, 3);
+
+  // At most 10 (+ 10 / 64) kept; prune() trims exactly.
+  for (let n = 0; n < 20; n++) await double.enqueue(n);
+  await db.worker({ queues: ['history'] }).drain();
+  assert.equal(q.statsSync().completed, 10);
+  assert.equal(await q.prune(), 0);
+  q.setRetentionSync({ completed: { maxCount: 4 } });
+  assert.equal(q.pruneSync(), 6);
+  assert.equal(q.statsSync().completed, 4);
+  assert.equal(q.controlsSync().retention.dead, null, 'setRetention replaces both');
+
+  for (const keep of [{}, { maxCount: 0 }, { maxCount: -1 }, { maxCount: 1.5 }]) {
+    await assert.rejects(q.setRetention({ completed: keep }), (e) => e instanceof HonkerError && e.code === 'invalid_argument', JSON.stringify(keep));
+  }
+  await assert.rejects(q.setRetention({ completed: { maxCount: 1 }, kept: 1 }), /kept/);
+  await assert.rejects(q.setRetention({ dead: { maxAgeS: -1 } }), /maxAgeS|max_age/);
   db.close();
 });
 

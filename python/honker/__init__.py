@@ -37,7 +37,16 @@ from honker._honker import (
 )
 from honker._listener import Listener, Notification
 from honker._lock import Lock, LockInfo
-from honker._queue import Job, JobInfo, Queue, QueueControls, QueueRateLimit, QueueStats, QueueSummary
+from honker._queue import (
+    Job,
+    JobInfo,
+    Queue,
+    QueueControls,
+    QueueRateLimit,
+    QueueRetention,
+    QueueStats,
+    QueueSummary,
+)
 from honker._scheduler import Schedule, Scheduler, cron_next
 from honker._stream import Event, Retention, Stream, StreamConsumer, StreamSummary
 from honker._transaction import AsyncTransaction, Transaction
@@ -73,6 +82,7 @@ __all__ = [
     "Queue",
     "QueueControls",
     "QueueRateLimit",
+    "QueueRetention",
     "QueueStats",
     "QueueSummary",
     "Retention",

@@ -221,10 +221,11 @@ class Database:
         limit: int = 100,
     ) -> list[JobInfo]:
         """The jobs matching every filter given (``state`` one of ``"ready"``,
-        ``"scheduled"``, ``"processing"``, ``"dead"``; ``task`` the task name of
-        an envelope; creation time from inclusive, to exclusive, in ms since the
-        epoch), live and dead, newest first. Page with ``before_id`` set to the
-        last id of the previous page."""
+        ``"scheduled"``, ``"processing"``, ``"dead"``, ``"completed"``; ``task``
+        the task name of an envelope; creation time from inclusive, to
+        exclusive, in ms since the epoch), live, dead and completed (those a
+        queue's retention keeps), newest first. Page with ``before_id`` set to
+        the last id of the previous page."""
         found = self._native.list_jobs(queue, state, task, key, created_from_ms, created_to_ms, before_id, limit)
         return [JobInfo._of(d) for d in found]
 

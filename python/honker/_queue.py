@@ -11,6 +11,7 @@ from honker._common import _dumps, _epoch_s, _loads, _tx, _unit, _until_closed
 from honker._honker import (
     InvalidArgument,
 )
+from honker._stream import Retention
 from honker._worker import RetryArg, Task
 
 if TYPE_CHECKING:
@@ -369,10 +370,33 @@ class Queue:
         take at most what is left of the current window."""
         self._db._native.set_rate_limit(self.name, limit, per_s)
 
+    def set_retention(self, *, completed: Retention | None = None, dead: Retention | None = None) -> None:
+        """Sets what of this queue's history is kept, for every process sharing
+        the file (both limits, replacing the old ones). By default an acked job
+        is deleted and a dead job stays until it is requeued. With
+        ``completed``, acked jobs are kept (state ``"completed"``, with their
+        result, attempts, timings and last error) within its limits; with
+        ``dead``, dead jobs past its limits are pruned, oldest first. A
+        :class:`Retention` must set ``max_age_s``, ``max_count`` or both.
+
+        Pruning is automatic and amortized: it runs in the transactions that
+        add to a table, once the table is 1/64 past a limit, so a table holds
+        at most about ``max_count * 65 / 64`` jobs and a job is kept at least
+        ``max_age_s``. :meth:`prune` applies the limits exactly."""
+
+        def limits(r: Retention | None) -> tuple[float | None, int | None] | None:
+            return None if r is None else (r.max_age_s, r.max_count)
+
+        self._db._native.set_queue_retention(self.name, limits(completed), limits(dead))
+
+    def prune(self) -> int:
+        """Applies this queue's retention now, exactly; returns how many
+        completed and dead jobs were removed."""
+        return self._db._native.prune_queue(self.name)
+
     def controls(self) -> QueueControls:
         """This queue's controls, as stored in the file."""
-        paused, max_in_flight, rate = self._db._native.queue_controls(self.name)
-        return QueueControls(paused, max_in_flight, None if rate is None else QueueRateLimit(*rate))
+        return QueueControls._of(self._db._native.queue_controls(self.name))
 
     def next_deadline(self) -> float | None:
         """The earliest ``run_at`` of a scheduled job or lease end of a claimed
@@ -383,9 +407,11 @@ class Queue:
 
 @dataclass(frozen=True)
 class JobInfo:
-    """Everything stored about a job (``get_job``, ``dead_jobs``): ``payload``
-    decoded from JSON; ``state`` is ``"ready"``, ``"scheduled"``,
-    ``"processing"`` or ``"dead"``; times are ms since the epoch."""
+    """Everything stored about a job (``get_job``, ``dead_jobs``,
+    :meth:`Database.jobs`): ``payload`` and ``result`` decoded from JSON;
+    ``state`` is ``"ready"``, ``"scheduled"``, ``"processing"``, ``"dead"`` or
+    ``"completed"`` (acked and kept by its queue's retention); times are ms
+    since the epoch (``started_at_ms``: when its last claim started it)."""
 
     id: int
     queue: str
@@ -403,6 +429,9 @@ class JobInfo:
     created_at_ms: int
     dead_reason: str | None
     died_at_ms: int | None
+    started_at_ms: int | None
+    completed_at_ms: int | None
+    result: Any
 
     @classmethod
     def _of(cls, d: Any) -> JobInfo:
@@ -423,6 +452,9 @@ class JobInfo:
             d.created_at_ms,
             d.dead_reason,
             d.died_at_ms,
+            d.started_at_ms,
+            d.completed_at_ms,
+            None if d.result is None else _loads(d.result),
         )
 
 
@@ -438,12 +470,38 @@ class QueueRateLimit:
 class QueueControls:
     """A queue's controls, stored in the file: ``paused`` (claims take
     nothing), ``max_in_flight`` (the most of its jobs leased at once across
-    every process; None for no limit) and ``rate_limit`` (a
-    :class:`QueueRateLimit`, or None)."""
+    every process; None for no limit), ``rate_limit`` (a
+    :class:`QueueRateLimit`, or None) and ``retention`` (a
+    :class:`QueueRetention`)."""
 
     paused: bool
     max_in_flight: int | None
     rate_limit: QueueRateLimit | None
+    retention: QueueRetention
+
+    @classmethod
+    def _of(cls, t: Any) -> QueueControls:
+        paused, max_in_flight, rate, (completed, dead) = t
+        return cls(
+            paused,
+            max_in_flight,
+            None if rate is None else QueueRateLimit(*rate),
+            QueueRetention(
+                None if completed is None else Retention(*completed),
+                None if dead is None else Retention(*dead),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class QueueRetention:
+    """What of a queue's history is kept (:meth:`Queue.set_retention`):
+    ``completed``, the limits of its kept finished jobs (None: an acked job
+    is deleted), and ``dead``, the limits of its dead jobs (None: kept until
+    requeued)."""
+
+    completed: Retention | None
+    dead: Retention | None
 
 
 @dataclass(frozen=True)
@@ -458,18 +516,19 @@ class QueueSummary:
 
     @classmethod
     def _of(cls, t: Any) -> QueueSummary:
-        name, stats, (paused, max_in_flight, rate) = t
-        rate_limit = None if rate is None else QueueRateLimit(*rate)
-        return cls(name, QueueStats(*stats), QueueControls(paused, max_in_flight, rate_limit))
+        name, stats, controls = t
+        return cls(name, QueueStats(*stats), QueueControls._of(controls))
 
 
 @dataclass(frozen=True)
 class QueueStats:
     """A queue's job counts: ``ready`` (claimable, as of the last claim's
     promotion of due jobs), ``scheduled`` (waiting for ``run_at``),
-    ``processing`` (leased to a worker) and ``dead``."""
+    ``processing`` (leased to a worker), ``dead`` and ``completed`` (kept by
+    the queue's retention)."""
 
     ready: int
     scheduled: int
     processing: int
     dead: int
+    completed: int

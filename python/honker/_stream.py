@@ -145,10 +145,13 @@ class Stream:
 
 @dataclass(frozen=True)
 class Retention:
-    """How much of a stream is kept (None: no such limit)."""
+    """How much is kept, of a stream (:meth:`Stream.set_retention`) or of a
+    queue's completed or dead jobs (:meth:`Queue.set_retention`): what is
+    younger than ``max_age_s`` seconds, and at most the ``max_count`` newest
+    (None: no such limit)."""
 
-    max_age_s: float | None
-    max_count: int | None
+    max_age_s: float | None = None
+    max_count: int | None = None
 
 
 @dataclass(frozen=True)

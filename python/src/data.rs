@@ -25,6 +25,9 @@ pub struct JobData {
     created_at_ms: i64,
     dead_reason: Option<String>,
     died_at_ms: Option<i64>,
+    started_at_ms: Option<i64>,
+    completed_at_ms: Option<i64>,
+    result: Option<String>,
 }
 
 impl From<JobRecord> for JobData {
@@ -46,6 +49,9 @@ impl From<JobRecord> for JobData {
             created_at_ms: j.created_at_ms,
             dead_reason: j.dead_reason,
             died_at_ms: j.died_at_ms,
+            started_at_ms: j.started_at_ms,
+            completed_at_ms: j.completed_at_ms,
+            result: j.result,
         }
     }
 }

@@ -246,9 +246,9 @@ impl NativeDatabase {
     }
 
     /// `queue`'s job counts as (ready, scheduled, processing, dead).
-    fn queue_stats(&self, py: Python<'_>, queue: String) -> PyResult<(u64, u64, u64, u64)> {
+    fn queue_stats(&self, py: Python<'_>, queue: String) -> PyResult<(u64, u64, u64, u64, u64)> {
         let s = self.op(py, None, |o| o.queue_stats(&queue))?;
-        Ok((s.ready, s.scheduled, s.processing, s.dead))
+        Ok((s.ready, s.scheduled, s.processing, s.dead, s.completed))
     }
 
     /// The earliest scheduled `run_at` or lease end in `queue`, ms since the
@@ -285,32 +285,21 @@ impl NativeDatabase {
     }
 
     /// Every queue the file knows, as (name, (ready, scheduled, processing,
-    /// dead), (paused, max_in_flight, (limit, per_s) or None)).
+    /// dead, completed), controls as `queue_controls` gives them).
     #[allow(clippy::type_complexity)]
     fn queues(
         &self,
         py: Python<'_>,
-    ) -> PyResult<
-        Vec<(
-            String,
-            (u64, u64, u64, u64),
-            (bool, Option<u32>, Option<(u32, f64)>),
-        )>,
-    > {
+    ) -> PyResult<Vec<(String, (u64, u64, u64, u64, u64), ControlsTuple)>> {
         Ok(self
             .op(py, None, |o| o.queues())?
             .into_iter()
             .map(|q| {
                 let s = q.stats;
-                let c = q.controls;
                 (
                     q.name,
-                    (s.ready, s.scheduled, s.processing, s.dead),
-                    (
-                        c.paused,
-                        c.max_in_flight,
-                        c.rate_limit.map(|r| (r.limit, r.per.as_secs_f64())),
-                    ),
+                    (s.ready, s.scheduled, s.processing, s.dead, s.completed),
+                    controls_tuple(q.controls),
                 )
             })
             .collect())
@@ -384,18 +373,63 @@ impl NativeDatabase {
         self.op(py, None, |o| o.set_rate_limit(&queue, rate))
     }
 
-    /// `queue`'s controls as (paused, max_in_flight, (limit, per_s) or None).
-    #[allow(clippy::type_complexity)]
-    fn queue_controls(
+    /// `queue`'s controls as (paused, max_in_flight, (limit, per_s) or
+    /// None, (completed, dead)), each retention (max_age_s, max_count) or None.
+    fn queue_controls(&self, py: Python<'_>, queue: String) -> PyResult<ControlsTuple> {
+        Ok(controls_tuple(
+            self.op(py, None, |o| o.queue_controls(&queue))?,
+        ))
+    }
+
+    /// Stores `queue`'s retention: each of `completed` and `dead` None or
+    /// (max_age_s, max_count).
+    #[pyo3(signature = (queue, completed, dead))]
+    fn set_queue_retention(
         &self,
         py: Python<'_>,
         queue: String,
-    ) -> PyResult<(bool, Option<u32>, Option<(u32, f64)>)> {
-        let c = self.op(py, None, |o| o.queue_controls(&queue))?;
-        Ok((
-            c.paused,
-            c.max_in_flight,
-            c.rate_limit.map(|r| (r.limit, r.per.as_secs_f64())),
-        ))
+        completed: Option<(Option<f64>, Option<Bound<'_, PyAny>>)>,
+        dead: Option<(Option<f64>, Option<Bound<'_, PyAny>>)>,
+    ) -> PyResult<()> {
+        let keep = |r: Option<(Option<f64>, Option<Bound<'_, PyAny>>)>| {
+            r.map(|(age, count)| {
+                let count = opt_int("max_count", count.as_ref())?;
+                honker_core::validate::retention(age, count).map_err(to_py)
+            })
+            .transpose()
+        };
+        let r = honker_core::QueueRetention {
+            completed: keep(completed)?,
+            dead: keep(dead)?,
+        };
+        self.op(py, None, |o| o.set_queue_retention(&queue, r))
     }
+
+    /// Applies `queue`'s retention now; how many jobs were removed.
+    fn prune_queue(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
+        self.op(py, None, |o| o.prune_queue(&queue))
+    }
+}
+
+/// A retention as Python sees it: (max_age_s, max_count).
+type RetentionTuple = (Option<f64>, Option<u64>);
+
+/// A queue's controls as Python sees them (see `queue_controls`).
+type ControlsTuple = (
+    bool,
+    Option<u32>,
+    Option<(u32, f64)>,
+    (Option<RetentionTuple>, Option<RetentionTuple>),
+);
+
+fn controls_tuple(c: honker_core::QueueControls) -> ControlsTuple {
+    let keep = |r: Option<honker_core::Retention>| {
+        r.map(|r| (r.max_age.map(|d| d.as_secs_f64()), r.max_count))
+    };
+    (
+        c.paused,
+        c.max_in_flight,
+        c.rate_limit.map(|r| (r.limit, r.per.as_secs_f64())),
+        (keep(c.retention.completed), keep(c.retention.dead)),
+    )
 }

@@ -12,7 +12,7 @@ import honker
 
 def test_queue_stats_follow_enqueue_claim_and_fail(db):
     q = db.queue("emails")
-    assert q.stats() == honker.QueueStats(ready=0, scheduled=0, processing=0, dead=0)
+    assert q.stats() == honker.QueueStats(ready=0, scheduled=0, processing=0, dead=0, completed=0)
     q.enqueue({"n": 1}, run_at=1000)
     q.enqueue({"n": 2}, run_at=2000)
     q.enqueue({"n": 3}, delay_s=3600)
@@ -21,9 +21,9 @@ def test_queue_stats_follow_enqueue_claim_and_fail(db):
     assert before.scheduled >= 1 and before.ready + before.scheduled == 3 and before.processing == 0
     job = q.claim_one("w1")
     assert job is not None and job.payload == {"n": 1}
-    assert q.stats() == honker.QueueStats(ready=1, scheduled=1, processing=1, dead=0)
+    assert q.stats() == honker.QueueStats(ready=1, scheduled=1, processing=1, dead=0, completed=0)
     assert job.fail("boom") is True
-    assert q.stats() == honker.QueueStats(ready=1, scheduled=1, processing=0, dead=1)
+    assert q.stats() == honker.QueueStats(ready=1, scheduled=1, processing=0, dead=1, completed=0)
     with pytest.raises(honker.InvalidArgument):
         db.queue("").stats()
 
@@ -183,7 +183,7 @@ def test_queues_and_jobs_list_what_an_operator_looks_at(db):
 
     summary = {s.name: s for s in db.queues()}
     assert list(summary) == ["emails", "idle", "other"]
-    assert summary["emails"].stats == honker.QueueStats(ready=2, scheduled=0, processing=0, dead=0)
+    assert summary["emails"].stats == honker.QueueStats(ready=2, scheduled=0, processing=0, dead=0, completed=0)
     assert summary["other"].stats.dead == 1
     assert summary["idle"].controls.paused
 

@@ -233,7 +233,7 @@ def test_a_pause_from_another_handle_stops_the_worker_and_a_resume_wakes_it(tmp_
         assert echo.enqueue("a").result(timeout=LONG) == "a"
         assert operator.pause() is True
         assert operator.pause() is False, "already paused"
-        assert q.controls() == honker.QueueControls(paused=True, max_in_flight=None, rate_limit=None)
+        assert q.controls() == honker.QueueControls(True, None, None, honker.QueueRetention(None, None))
         b = echo.enqueue("b")
         # Enqueued after b on the other queue: once it has run, the worker
         # has looked at both queues since b was enqueued.
@@ -253,7 +253,9 @@ def test_max_in_flight_and_rate_limit_are_stored_and_checked(db: honker.Database
     for i in range(3):
         q.enqueue({"i": i})
     q.set_max_in_flight(2)
-    assert q.controls() == honker.QueueControls(paused=False, max_in_flight=2, rate_limit=None)
+    assert q.controls() == honker.QueueControls(
+        paused=False, max_in_flight=2, rate_limit=None, retention=honker.QueueRetention(None, None)
+    )
     assert len(q.claim_batch("w", 10)) == 2
     assert q.claim_batch("w2", 10) == []
     q.set_max_in_flight(None)
@@ -268,6 +270,51 @@ def test_max_in_flight_and_rate_limit_are_stored_and_checked(db: honker.Database
             q.set_max_in_flight(bad)
     with pytest.raises(honker.InvalidArgument, match="queue"):
         db.queue("").pause()
+
+
+def test_a_queue_that_keeps_history_shows_what_its_worker_did(db: honker.Database) -> None:
+    q = db.queue("history")
+
+    @q.task
+    def double(n: int) -> int:
+        if n < 0:
+            raise ValueError(f"negative: {n}")
+        return 2 * n
+
+    keep = honker.Retention(max_count=10)
+    q.set_retention(completed=keep, dead=honker.Retention(max_age_s=86400))
+    assert q.controls().retention == honker.QueueRetention(keep, honker.Retention(86400, None))
+    ok = [double.enqueue(n) for n in range(3)]
+    bad = double.options(max_attempts=1).enqueue(-1)
+    before = time.time() * 1000
+    assert db.worker().drain() == 4
+    done = q.get_job(ok[1].id)
+    assert done is not None and done.state == "completed" and done.result == 2
+    assert done.attempts == 1 and done.started_at_ms is not None and done.completed_at_ms is not None
+    assert done.created_at_ms <= done.started_at_ms <= done.completed_at_ms
+    assert done.completed_at_ms >= before - 1000
+    assert [j.id for j in db.jobs(queue="history", state="completed")] == [h.id for h in reversed(ok)]
+    dead = q.get_job(bad.id)
+    assert dead is not None and dead.state == "dead" and "negative: -1" in (dead.last_error or "")
+    assert q.stats().completed == 3
+    summary = {s.name: s for s in db.queues()}["history"]
+    assert summary.stats.completed == 3 and summary.controls.retention.completed == keep
+
+    # At most 10 (+ 10 // 64) kept; prune() trims exactly.
+    for n in range(20):
+        double.enqueue(n)
+    db.worker().drain()
+    assert q.stats().completed == 10
+    assert q.prune() == 0
+    q.set_retention(completed=honker.Retention(max_count=4))
+    assert q.prune() == 6 and q.stats().completed == 4
+    assert q.controls().retention.dead is None, "set_retention replaces both"
+
+    for bad_keep in (honker.Retention(), honker.Retention(max_count=0), honker.Retention(max_count=-1)):
+        with pytest.raises(honker.InvalidArgument, match="max_count|completed"):
+            q.set_retention(completed=bad_keep)
+    with pytest.raises(honker.InvalidArgument, match="max_age_s"):
+        q.set_retention(dead=honker.Retention(max_age_s=-1))
 
 
 def test_bad_task_options_are_named(db: honker.Database) -> None:

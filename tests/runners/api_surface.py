@@ -10,6 +10,7 @@ loads the extension into its stdlib sqlite3):
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import inspect
 import json
@@ -51,11 +52,13 @@ def python_surface() -> set[str]:
         obj = getattr(honker, name)
         if inspect.isclass(obj):
             if not issubclass(obj, BaseException):
+                # A dataclass field's default is a class attribute: data, not an operation.
+                fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
                 names |= {
                     f"{name}.{m}"
                     for m, v in vars(obj).items()
                     # __slots__ entries are attributes (data), not operations
-                    if not m.startswith("_") and not isinstance(v, types.MemberDescriptorType)
+                    if not m.startswith("_") and not isinstance(v, types.MemberDescriptorType) and m not in fields
                 }
         elif callable(obj):
             names.add(name)

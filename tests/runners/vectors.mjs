@@ -46,6 +46,8 @@ const OPS = new Set([
   'requeue_dead_all',
   'cancel_many',
   'queue_controls',
+  'set_retention',
+  'prune',
   'rate_limit',
   'cron_next',
   'publish',
@@ -290,8 +292,17 @@ class Runner {
       case 'queue_controls': {
         const c = await this.queue(a).controls();
         const rate = c.rateLimit && { limit: c.rateLimit.limit, per_s: c.rateLimit.perS };
-        return { paused: c.paused, max_in_flight: c.maxInFlight, rate_limit: rate };
+        const keep = (r) => r && { max_age_s: r.maxAgeS, max_count: r.maxCount };
+        const retention = { completed: keep(c.retention.completed), dead: keep(c.retention.dead) };
+        return { paused: c.paused, max_in_flight: c.maxInFlight, rate_limit: rate, retention };
       }
+      case 'set_retention': {
+        const keep = (r) => r && { maxAgeS: r.max_age_s, maxCount: r.max_count };
+        await this.queue(a).setRetention({ completed: keep(a.completed), dead: keep(a.dead) });
+        return true;
+      }
+      case 'prune':
+        return this.queue(a).prune();
       case 'rate_limit':
         return this.db.tryRateLimit(arg(a, 'key'), arg(a, 'limit'), arg(a, 'per_s'));
       case 'cron_next': {
@@ -460,6 +471,7 @@ class Runner {
       case 'requeue_dead_all':
       case 'cancel_many':
       case 'purge':
+      case 'prune':
       case 'execute': {
         if (typeof got !== 'number') throw new Mismatch(`expected a count, got ${show(got)}`);
         if (hasExpect && got !== expect) throw new Mismatch(`expected ${show(expect)}, got ${show(got)}`);

@@ -24,6 +24,14 @@ def _code(e: honker.HonkerError) -> str:
     return str(getattr(e, "code", type(e).__name__))
 
 
+def _limits(r: honker.Retention | None) -> dict[str, Any] | None:
+    if r is None:
+        return None
+    # Whole seconds read back as integers, as the files write them.
+    age = r.max_age_s
+    return {"max_age_s": int(age) if age is not None and age == int(age) else age, "max_count": r.max_count}
+
+
 class PyBackend:
     def __init__(self, path: str) -> None:
         self.db = honker.open(path)
@@ -147,7 +155,16 @@ class PyBackend:
     def queue_controls(self, ctx: Context, a: dict[str, Any]) -> dict[str, Any]:
         c = self.call(self.q(a).controls)
         rate = None if c.rate_limit is None else {"limit": c.rate_limit.limit, "per_s": c.rate_limit.per_s}
-        return {"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate}
+        keep = {t: _limits(getattr(c.retention, t)) for t in ("completed", "dead")}
+        return {"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate, "retention": keep}
+
+    def set_retention(self, ctx: Context, a: dict[str, Any]) -> bool:
+        keep = {t: None if a.get(t) is None else honker.Retention(**a[t]) for t in ("completed", "dead")}
+        self.call(self.q(a).set_retention, **keep)
+        return True
+
+    def prune(self, ctx: Context, a: dict[str, Any]) -> int:
+        return self.call(self.q(a).prune)
 
     def rate_limit(self, ctx: Context, a: dict[str, Any]) -> bool:
         return self.call(self.db.try_rate_limit, a["key"], a["limit"], a["per_s"])

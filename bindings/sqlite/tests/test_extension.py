@@ -31,7 +31,7 @@ class Base(unittest.TestCase):
         self.path = os.path.join(self.dir.name, "app.db")
         self.db = connect(self.path)
         self.db.execute("PRAGMA journal_mode = WAL")
-        self.assertEqual(self.one("SELECT honker_bootstrap()"), 5)
+        self.assertEqual(self.one("SELECT honker_bootstrap()"), 6)
 
     def tearDown(self):
         self.db.close()
