@@ -478,6 +478,154 @@ impl DepthQueue {
     }
 }
 
+/// A queue held at 1,000 pending jobs whose acked jobs its retention keeps
+/// (the newest `keep`, filled to that many before timing) or not.
+struct HistoryQueue {
+    _dir: Dir,
+    db: Database,
+    q: honker::Queue,
+    next: u64,
+}
+
+impl HistoryQueue {
+    fn new(keep: Option<u64>) -> HistoryQueue {
+        let dir = Dir::new(&format!("history{}", keep.unwrap_or(0)));
+        let db = Database::open(dir.db()).unwrap();
+        let q = db.queue("bench", QueueOpts::default());
+        let mut next = 0u64;
+        // Every job is a no-op task, so the worker can run any of them.
+        let fill = |q: &honker::Queue, n: u64, next: &mut u64| {
+            let tx = q.database().transaction().unwrap();
+            for i in *next..*next + n {
+                q.enqueue_task_tx(&tx, "noop", &i, EnqueueOpts::default())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+            *next += n;
+        };
+        if let Some(keep) = keep {
+            q.set_retention(honker::QueueRetention {
+                completed: Some(honker::Retention {
+                    max_age: None,
+                    max_count: Some(keep),
+                }),
+                dead: None,
+            })
+            .unwrap();
+            fill(&q, keep, &mut next);
+            loop {
+                let got = q.claim_batch("filler", 1000).unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                q.ack_batch(&got).unwrap();
+            }
+            assert_eq!(q.stats().unwrap().completed, keep);
+        }
+        fill(&q, 1000, &mut next);
+        HistoryQueue {
+            _dir: dir,
+            db,
+            q,
+            next,
+        }
+    }
+
+    /// Microseconds per claim_one and per ack over `ops` jobs (refilled
+    /// untimed).
+    fn round(&mut self, ops: u64) -> (f64, f64) {
+        let (mut claim, mut ack) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..ops {
+            let t = Instant::now();
+            let job = self.q.claim_one("w").unwrap().unwrap();
+            claim += t.elapsed();
+            let t = Instant::now();
+            assert!(job.ack().unwrap());
+            ack += t.elapsed();
+            self.q
+                .enqueue_task("noop", &self.next, EnqueueOpts::default())
+                .unwrap();
+            self.next += 1;
+        }
+        let us = |d: Duration| d.as_secs_f64() * 1e6 / ops as f64;
+        (us(claim), us(ack))
+    }
+
+    /// Jobs per second of a Rust worker (concurrency 1, no-op tasks)
+    /// draining `jobs` more jobs than the standing 1,000 (enqueued
+    /// untimed), which are put back after.
+    fn worker_rate(&mut self, jobs: u64) -> f64 {
+        let tx = self.db.transaction().unwrap();
+        for i in 0..jobs {
+            self.q
+                .enqueue_task_tx(&tx, "noop", &i, EnqueueOpts::default())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        let mut w = self.db.worker(honker::WorkerOptions {
+            queues: vec!["bench".into()],
+            ..honker::WorkerOptions::default()
+        });
+        w.task("noop", |_| Ok::<_, String>(()));
+        let t = Instant::now();
+        let done = w.drain().unwrap() as u64;
+        let r = rate(done, t.elapsed());
+        assert_eq!(done, jobs + 1000);
+        let tx = self.db.transaction().unwrap();
+        for i in 0..1000 {
+            self.q
+                .enqueue_task_tx(&tx, "noop", &i, EnqueueOpts::default())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        r
+    }
+}
+
+/// Claim and ack with retention on (the newest 100,000 acked jobs kept,
+/// pruned as they go) against retention off, alternating rounds (issue
+/// #15's goal: claims within 1.2x).
+fn bench_retention(rounds: usize, ops: u64, keep: u64) {
+    let mut off = HistoryQueue::new(None);
+    let mut on = HistoryQueue::new(Some(keep));
+    let mut r: [Vec<f64>; 6] = Default::default();
+    for _ in 0..rounds * 3 {
+        let (c0, a0) = off.round(ops);
+        let (c1, a1) = on.round(ops);
+        r[0].push(c0);
+        r[1].push(c1);
+        r[2].push(c1 / c0);
+        r[3].push(a0);
+        r[4].push(a1);
+        r[5].push((c1 + a1) / (c0 + a0));
+    }
+    let [c0, c1, cr, a0, a1, ar] = r.map(median);
+    println!("| retention (1,000 pending) | claim_one (µs) | ack (µs) |");
+    println!("| --- | ---: | ---: |");
+    println!("| off | {c0:.1} | {a0:.1} |");
+    println!("| on, {keep} completed jobs kept | {c1:.1} | {a1:.1} |");
+    println!();
+    println!(
+        "claim with {keep} kept / without: {cr:.2}x (median of per-round ratios; goal: at most 1.2x)"
+    );
+    println!("claim + ack with {keep} kept / without: {ar:.2}x");
+    let mut w = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let w0 = off.worker_rate(ops * 4);
+        let w1 = on.worker_rate(ops * 4);
+        w.0.push(w0);
+        w.1.push(w1);
+        w.2.push(w1 / w0);
+    }
+    println!(
+        "Rust worker (concurrency 1) jobs/s: {:.0} off, {:.0} with {keep} kept: {:.2} of off",
+        median(w.0),
+        median(w.1),
+        median(w.2)
+    );
+    println!();
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let scale = if quick { 10 } else { 1 };
@@ -488,6 +636,10 @@ fn main() {
     );
     println!();
     let rounds = if quick { 3 } else { 9 };
+    if std::env::args().any(|a| a == "retention") {
+        bench_retention(rounds, 2_000 / scale, 100_000);
+        return;
+    }
     let rows = vec![
         bench_enqueue_single(rounds, 4_000 / scale),
         bench_enqueue_batched(rounds, 100 / scale, 100),
@@ -512,6 +664,7 @@ fn main() {
         );
     }
     println!();
+    bench_retention(rounds, 2_000 / scale, 100_000);
     let big_depth = 1_000_000 / scale;
     let mut small_q = DepthQueue::new(100);
     let mut big_q = DepthQueue::new(big_depth);

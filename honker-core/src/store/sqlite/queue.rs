@@ -462,8 +462,9 @@ struct Acks {
     keep: bool,
     acked: usize,
     highest: Option<i64>,
-    /// Jobs kept as completed, by queue.
-    kept: Vec<(String, u64)>,
+    /// Each queue acked from while `keep`, and how it keeps its finished
+    /// jobs (`None`: it does not).
+    kept: Vec<(String, Option<retention::Keeping>)>,
 }
 
 impl Acks {
@@ -485,25 +486,37 @@ impl Acks {
         result: Option<&str>,
         now: i64,
     ) -> Result<bool> {
-        if self.keep {
-            if let Some(q) = retention::keep_completed(conn, lease, result, now)? {
-                match self.kept.iter_mut().find(|(k, _)| *k == q) {
-                    Some((_, n)) => *n += 1,
-                    None => self.kept.push((q, 1)),
+        let took = if self.keep {
+            match retention::delete_returning(conn, lease, now)? {
+                None => false,
+                Some(job) => {
+                    let i = match self.kept.iter().position(|(q, _)| q == job.queue()) {
+                        Some(i) => i,
+                        None => {
+                            let keeping = retention::keeping(conn, job.queue())?;
+                            self.kept.push((job.queue().to_string(), keeping));
+                            self.kept.len() - 1
+                        }
+                    };
+                    if let Some(keeping) = &mut self.kept[i].1 {
+                        retention::keep_completed(conn, keeping, lease.id, &job, result, now)?;
+                    }
+                    true
                 }
             }
-        }
-        let n = conn.prepare_cached(ACK)?.execute(params![
-            lease.id,
-            lease.worker,
-            lease.attempt,
-            now
-        ])?;
-        if n == 1 {
+        } else {
+            conn.prepare_cached(ACK)?.execute(params![
+                lease.id,
+                lease.worker,
+                lease.attempt,
+                now
+            ])? == 1
+        };
+        if took {
             self.acked += 1;
             self.highest = self.highest.max(Some(lease.id));
         }
-        Ok(n == 1)
+        Ok(took)
     }
 
     /// How many were acked.
@@ -511,8 +524,10 @@ impl Acks {
         if let Some(id) = self.highest {
             keep_high_water(conn, id)?;
         }
-        for (queue, n) in &self.kept {
-            retention::completed_added(conn, queue, *n, now)?;
+        for (queue, keeping) in &self.kept {
+            if let Some(keeping) = keeping {
+                retention::completed_added(conn, queue, keeping, now)?;
+            }
         }
         Ok(self.acked)
     }
@@ -562,7 +577,7 @@ pub fn ack_and_claim(
             let value = d.result.map(|(value, _)| value);
             if acks.ack(conn, d.lease, value, now)? {
                 if let Some((value, ttl_ms)) = d.result {
-                    super::result::save(conn, d.lease.id, value, ttl_ms, now)?;
+                    super::result::store(conn, d.lease.id, value, ttl_ms, now)?;
                 }
             }
         }

@@ -9,13 +9,25 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// kept for `ttl_ms` (and with the job, if it finished and its queue keeps
 /// finished jobs). Also removes a few expired results.
 pub fn save(conn: &Connection, job_id: i64, value: &str, ttl_ms: i64, now: i64) -> Result<()> {
+    store(conn, job_id, value, ttl_ms, now)?;
+    super::retention::set_result(conn, job_id, value)
+}
+
+/// [`save`] without the kept job: for an ack that kept the job with its
+/// result already.
+pub(super) fn store(
+    conn: &Connection,
+    job_id: i64,
+    value: &str,
+    ttl_ms: i64,
+    now: i64,
+) -> Result<()> {
     validate::json("value", value)?;
     let expires_at = validate::after("ttl", now, validate::positive_ms("ttl", ttl_ms)?)?;
     conn.prepare_cached(
         "INSERT OR REPLACE INTO _honker_results (job_id, value, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![job_id, value, expires_at, now])?;
-    super::retention::set_result(conn, job_id, value)?;
     conn.prepare_cached(
         "DELETE FROM _honker_results WHERE job_id IN
          (SELECT job_id FROM _honker_results WHERE expires_at <= ?1 ORDER BY expires_at LIMIT 16)",

@@ -190,9 +190,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE _honker_queues ADD COLUMN rate_count INTEGER NOT NULL DEFAULT 0;
     "#,
     // 5 -> 6: job history. When its last claim started a job; finished jobs
-    // kept by their queue's retention (retention.rs), with their result;
-    // each queue's retention of finished and dead jobs, and the counts
-    // its count limits are checked against (kept while a limit is set).
+    // kept by their queue's retention (retention.rs), with their result,
+    // numbered per queue in the order they finished (`seq`: its count
+    // limit is a difference of two index seeks); each queue's retention of
+    // finished and dead jobs, and its count of dead jobs (kept while a
+    // limit of the dead is set).
     r#"
     ALTER TABLE _honker_live ADD COLUMN started_at INTEGER;
     ALTER TABLE _honker_dead ADD COLUMN started_at INTEGER;
@@ -210,14 +212,14 @@ const MIGRATIONS: &[&str] = &[
         result       TEXT,
         created_at   INTEGER NOT NULL,
         started_at   INTEGER,
-        completed_at INTEGER NOT NULL
+        completed_at INTEGER NOT NULL,
+        seq          INTEGER NOT NULL
     );
-    CREATE INDEX _honker_completed_queue ON _honker_completed (queue, completed_at);
+    CREATE INDEX _honker_completed_queue ON _honker_completed (queue, seq);
     ALTER TABLE _honker_queues ADD COLUMN keep_completed_ms INTEGER;
     ALTER TABLE _honker_queues ADD COLUMN keep_completed_count INTEGER;
     ALTER TABLE _honker_queues ADD COLUMN keep_dead_ms INTEGER;
     ALTER TABLE _honker_queues ADD COLUMN keep_dead_count INTEGER;
-    ALTER TABLE _honker_queues ADD COLUMN completed_count INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE _honker_queues ADD COLUMN dead_count INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
