@@ -93,6 +93,8 @@ export declare class NativeDatabase {
    * not kept) and of its dead jobs (absent: kept until requeued).
    */
   setQueueRetention<S extends boolean>(sync: S, queue: string, completed?: RetentionData | undefined | null, dead?: RetentionData | undefined | null): S extends true ? void : Promise<void>
+  /** Turns `queue`'s lifecycle events on or off. */
+  setEvents<S extends boolean>(sync: S, queue: string, on: boolean): S extends true ? void : Promise<void>
   /** Applies `queue`'s retention now; how many jobs were removed. */
   pruneQueue<S extends boolean>(sync: S, queue: string): S extends true ? number : Promise<number>
   /** `queue`'s controls. */
@@ -274,6 +276,9 @@ export interface EventData {
   payload: string
 }
 
+/** The stream every queue's lifecycle events are published to. */
+export declare function eventsStream(): string
+
 /** One fire of a schedule (by `tick`). */
 export interface FireData {
   name: string
@@ -368,6 +373,7 @@ export interface QueueControlsData {
   maxInFlight?: number
   rateLimit?: QueueRateLimitData
   retention: QueueRetentionData
+  events: boolean
 }
 
 /**

@@ -110,6 +110,23 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Prints the lifecycle events of the queues that publish them
+    /// (enqueued, started, completed, failed, retried, dead, released,
+    /// cancelled; turned on per queue with `set_events`) and follows them,
+    /// woken by each commit, until interrupted. Reads only.
+    Events {
+        db: PathBuf,
+        /// Only this queue's events.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Start after this offset (default: the last one, so only new
+        /// events print; 0 prints every event kept first).
+        #[arg(long)]
+        after: Option<i64>,
+        /// Print what is there and stop instead of following.
+        #[arg(long)]
+        once: bool,
+    },
     /// Every schedule with its next fire.
     Schedules { db: PathBuf },
     /// Pauses a queue: no process claims from it until it is resumed.
@@ -362,39 +379,59 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             once,
         } => {
             let db = open(db)?;
-            let s = db.stream(stream);
-            let watcher = honker_core::wake::watcher(db.core());
-            watcher.ensure_started()?;
-            let mut offset = match after {
-                Some(a) => *a,
-                None => s.last_offset()?,
-            };
-            loop {
-                // Read before the look: a commit after it moves the generation.
-                let seen = watcher.generation();
-                let events = s.read_since(offset, 500)?;
-                for e in &events {
-                    let payload = serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
-                    if json {
-                        println!(
-                            "{}",
-                            json!({"offset": e.offset, "key": e.key, "payload": payload, "created_at_ms": e.created_at_ms})
-                        );
-                    } else {
-                        println!("{}\t{}", e.offset, payload);
-                    }
-                    offset = e.offset;
+            follow(&db, stream, *after, *once, |e, payload| {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"offset": e.offset, "key": e.key, "payload": payload, "created_at_ms": e.created_at_ms})
+                    );
+                } else {
+                    println!("{}\t{}", e.offset, payload);
                 }
-                if !events.is_empty() {
-                    use std::io::Write;
-                    let _ = std::io::stdout().flush();
-                    continue;
+            })?;
+        }
+        Command::Events {
+            db,
+            queue,
+            after,
+            once,
+        } => {
+            let db = open(db)?;
+            follow(&db, honker::EVENTS_STREAM, *after, *once, |e, v| {
+                if queue
+                    .as_deref()
+                    .is_some_and(|q| e.key.as_deref() != Some(q))
+                {
+                    return;
                 }
-                if *once {
-                    break;
+                if json {
+                    let mut v = v.clone();
+                    v["offset"] = json!(e.offset);
+                    println!("{v}");
+                    return;
                 }
-                watcher.wait(seen, std::time::Duration::from_secs(3600))?;
-            }
+                let text = |k: &str| v[k].as_str().map(str::to_string);
+                let detail: Vec<String> = [
+                    text("task"),
+                    v["attempt"].as_u64().map(|a| format!("attempt {a}")),
+                    text("worker_id").map(|w| format!("by {w}")),
+                    v["run_at_ms"].as_i64().map(|t| format!("due {}", time(t))),
+                    text("reason").map(|r| format!("({r})")),
+                    text("error").map(|x| format!("error: {}", x.lines().next().unwrap_or(""))),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    e.offset,
+                    v["at_ms"].as_i64().map_or_else(|| "-".into(), time),
+                    text("queue").unwrap_or_default(),
+                    v["job_id"],
+                    text("type").unwrap_or_default(),
+                    detail.join(" ")
+                );
+            })?;
         }
         Command::Schedules { db } => {
             let list = open(db)?.scheduler().list()?;
@@ -460,6 +497,44 @@ fn report(json: bool, value: Value, text: String) {
         print_json(&value);
     } else {
         println!("{text}");
+    }
+}
+
+/// Prints `stream`'s events after `after` (default: its last offset) with
+/// `print`, then follows it, woken by each commit, until interrupted (or,
+/// with `once`, stops).
+fn follow(
+    db: &Database,
+    stream: &str,
+    after: Option<i64>,
+    once: bool,
+    mut print: impl FnMut(&honker::Event, &Value),
+) -> Result<(), Failure> {
+    let s = db.stream(stream);
+    let watcher = honker_core::wake::watcher(db.core());
+    watcher.ensure_started()?;
+    let mut offset = match after {
+        Some(a) => a,
+        None => s.last_offset()?,
+    };
+    loop {
+        // Read before the look: a commit after it moves the generation.
+        let seen = watcher.generation();
+        let events = s.read_since(offset, 500)?;
+        for e in &events {
+            let payload = serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null);
+            print(e, &payload);
+            offset = e.offset;
+        }
+        if !events.is_empty() {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            continue;
+        }
+        if once {
+            return Ok(());
+        }
+        watcher.wait(seen, std::time::Duration::from_secs(3600))?;
     }
 }
 

@@ -355,3 +355,77 @@ fn completed_jobs_a_queue_keeps_are_listed_with_their_result() {
     );
     assert!(ok(&["stats", db]).contains("1 completed"));
 }
+
+#[test]
+fn events_prints_lifecycle_events_and_follows_them() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let file = Database::open(&path).unwrap();
+    let mail = file.queue("mail", QueueOpts::default());
+    mail.set_events(true).unwrap();
+    let other = file.queue("other", QueueOpts::default());
+    other.set_events(true).unwrap();
+    let id = mail
+        .enqueue_task("send", &("ada",), EnqueueOpts::default())
+        .unwrap();
+    let job = mail.claim_one("w1").unwrap().unwrap();
+    assert!(job.retry(None, "smtp down").unwrap());
+    other.enqueue(&1, EnqueueOpts::default()).unwrap();
+    let db = path.to_str().unwrap();
+
+    let all = ok(&["events", db, "--after", "0", "--once", "--queue", "mail"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 4, "{all}");
+    let cols: Vec<&str> = lines[0].split('\t').collect();
+    assert_eq!(
+        (cols[2], cols[3], cols[4]),
+        ("mail", id.to_string().as_str(), "enqueued")
+    );
+    assert!(
+        lines[1].contains("started") && lines[1].contains("attempt 1 by w1"),
+        "{all}"
+    );
+    assert!(
+        lines[2].contains("failed") && lines[2].contains("error: smtp down"),
+        "{all}"
+    );
+    assert!(
+        lines[3].contains("retried") && lines[3].contains("due "),
+        "{all}"
+    );
+    let json_lines = ok(&["events", db, "--after", "0", "--once", "--json"]);
+    let kinds: Vec<(String, String)> = json_lines
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            assert!(v["offset"].as_i64().unwrap() > 0);
+            (
+                v["queue"].as_str().unwrap().into(),
+                v["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds.len(), 5, "every queue's: {json_lines}");
+    assert_eq!(kinds[4], ("other".into(), "enqueued".into()));
+
+    // Following: woken by the commit that publishes an event.
+    let (mut child, rx) = follow(&["events", db, "--queue", "other"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        other.enqueue(&2, EnqueueOpts::default()).unwrap();
+        match rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(line) => break line,
+            Err(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "events printed nothing"
+            ),
+        }
+    };
+    assert!(
+        line.contains("\tother\t") && line.contains("enqueued"),
+        "{line}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -678,7 +678,7 @@ impl Ops<'_> {
     }
     /// Removes a live job.
     pub fn cancel(&self, id: i64) -> Result<bool> {
-        self.exec(|s, _| s.cancel(id))
+        self.exec(|s, now| s.cancel(id, now))
     }
     /// Deletes a queue's ready jobs (see [`Store::purge`]).
     pub fn purge(&self, queue: &str) -> Result<usize> {
@@ -719,7 +719,7 @@ impl Ops<'_> {
     }
     /// Removes each live job of `ids`, whatever its state; how many.
     pub fn cancel_many(&self, ids: &[i64]) -> Result<usize> {
-        self.exec(|s, _| s.cancel_many(ids))
+        self.exec(|s, now| s.cancel_many(ids, now))
     }
     /// Every queue with jobs (live or dead) or controls, by name, with its
     /// counts and controls.
@@ -766,6 +766,10 @@ impl Ops<'_> {
     /// Applies a queue's retention now, exactly; jobs removed.
     pub fn prune_queue(&self, queue: &str) -> Result<usize> {
         self.exec(|s, now| s.prune_queue(queue, now))
+    }
+    /// Turns a queue's lifecycle events on or off.
+    pub fn set_events(&self, queue: &str, on: bool) -> Result<()> {
+        self.exec(|s, now| s.set_events(queue, on, now))
     }
 
     // -- streams --

@@ -52,6 +52,7 @@ pub fn controls(k: &QueueControls) -> Value {
             "completed": k.retention.completed.map(retention),
             "dead": k.retention.dead.map(retention),
         },
+        "events": k.events,
     })
 }
 

@@ -53,7 +53,7 @@ pub use handle::{At, Caller, Db, OpenOptions, Ops, TxKey};
 pub use model::{
     EnqueueOpts, Event, JobFilter, JobRecord, JobState, Lease, QueueControls, QueueOpts,
     QueueRateLimit, QueueRetention, QueueStats, QueueSummary, Retention, SqlValue, StreamConsumer,
-    StreamSummary, PRUNE_BATCH,
+    StreamSummary, EVENTS_STREAM, PRUNE_BATCH,
 };
 
 /// Opens (creating if needed) the database at `path` with the wake path

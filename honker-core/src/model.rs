@@ -307,6 +307,9 @@ pub struct QueueControls {
     pub rate_limit: Option<QueueRateLimit>,
     /// What of the queue's finished and dead jobs is kept.
     pub retention: QueueRetention,
+    /// Whether each change of its jobs' states is published to the
+    /// lifecycle events stream (`honker:events`), in the same transaction.
+    pub events: bool,
 }
 
 /// How much of a queue's history is kept. Each limit of a [`Retention`]
@@ -329,6 +332,10 @@ pub struct QueueRetention {
     /// dead job stays until it is requeued.
     pub dead: Option<Retention>,
 }
+
+/// The stream every queue's lifecycle events are published to (when the
+/// queue asks for them), each keyed by its queue's name.
+pub const EVENTS_STREAM: &str = "honker:events";
 
 /// The most rows one transaction's automatic pruning removes from a
 /// queue's completed or dead table.

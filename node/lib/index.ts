@@ -36,3 +36,10 @@ export {
 
 /** The honker-core version this package was built with. */
 export const VERSION: string = native.version();
+
+/**
+ * The stream every queue's lifecycle events are published to (when the
+ * queue asks for them, `queue.setEvents(true)`), each keyed by its queue's
+ * name: read it with `db.stream(EVENTS_STREAM)`.
+ */
+export const EVENTS_STREAM: string = native.eventsStream();

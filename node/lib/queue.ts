@@ -45,6 +45,8 @@ export interface QueueControls {
   rateLimit: { limit: number; perS: number } | null;
   /** What of its history is kept. */
   retention: QueueRetention;
+  /** Whether it publishes lifecycle events (`setEvents`). */
+  events: boolean;
 }
 
 /**
@@ -72,6 +74,7 @@ function controls(c: N.QueueControlsData): QueueControls {
       completed: c.retention.completed ? retentionOf(c.retention.completed) : null,
       dead: c.retention.dead ? retentionOf(c.retention.dead) : null,
     },
+    events: c.events,
   };
 }
 
@@ -605,6 +608,25 @@ export class Queue {
   setRetentionSync(retention: QueueRetentionOptions): void {
     const [completed, dead] = queueRetentionArgs(retention);
     this.db._sync(() => this.db._n.setQueueRetention(true, this.name, completed, dead));
+  }
+
+  /**
+   * Turns this queue's lifecycle events on or off, for every process
+   * sharing the file. While on, each change of its jobs' states
+   * (`enqueued`, `started`, `completed`, `failed`, `retried`, `dead`,
+   * `released`, `cancelled`) is published to the stream `EVENTS_STREAM`
+   * (`'honker:events'`), keyed by the queue's name, in the transaction that
+   * makes the change: read it with a saved offset
+   * (`db.stream(EVENTS_STREAM).subscribe(consumer)`) and no event is
+   * missed. Turning them on gives that stream a retention of 7 days if it
+   * has none.
+   */
+  async setEvents(on: boolean): Promise<void> {
+    return this.db._async(() => this.db._n.setEvents(false, this.name, on));
+  }
+
+  setEventsSync(on: boolean): void {
+    this.db._sync(() => this.db._n.setEvents(true, this.name, on));
   }
 
   /** Applies this queue's retention now, exactly; resolves to how many completed and dead jobs were removed. */

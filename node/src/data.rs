@@ -178,6 +178,7 @@ pub struct QueueControlsData {
     pub max_in_flight: Option<u32>,
     pub rate_limit: Option<QueueRateLimitData>,
     pub retention: QueueRetentionData,
+    pub events: bool,
 }
 
 /// What of a queue's history is kept: its completed jobs' limits (absent:
@@ -247,6 +248,7 @@ pub(crate) fn controls_out(c: honker_core::QueueControls) -> QueueControlsData {
             completed: c.retention.completed.map(retention_out),
             dead: c.retention.dead.map(retention_out),
         },
+        events: c.events,
     }
 }
 

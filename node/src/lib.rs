@@ -52,6 +52,12 @@ pub fn cron_next(expr: String, after_s: f64, opts: Option<CronOptions>) -> Resul
     honker_core::guard(|| cron::next_fire(&expr, tz.as_deref(), after_ms)).map_err(to_js)
 }
 
+/// The stream every queue's lifecycle events are published to.
+#[napi]
+pub fn events_stream() -> String {
+    honker_core::EVENTS_STREAM.to_string()
+}
+
 /// The honker-core version.
 #[napi]
 pub fn version() -> String {

@@ -360,6 +360,20 @@ impl NativeDatabase {
         self.run(sync, None, move |o| o.set_queue_retention(&queue, r))
     }
 
+    /// Turns `queue`'s lifecycle events on or off.
+    #[napi(
+        ts_generic_types = "S extends boolean",
+        ts_return_type = "S extends true ? void : Promise<void>"
+    )]
+    pub fn set_events(
+        &self,
+        #[napi(ts_arg_type = "S")] sync: bool,
+        queue: String,
+        on: bool,
+    ) -> Result<Run<()>> {
+        self.run(sync, None, move |o| o.set_events(&queue, on))
+    }
+
     /// Applies `queue`'s retention now; how many jobs were removed.
     #[napi(
         ts_generic_types = "S extends boolean",

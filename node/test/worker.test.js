@@ -93,7 +93,7 @@ test('a pause from another handle stops a running worker and a resume wakes it',
     assert.equal(await (await echo.enqueue('a')).result({ timeoutS: 10 }), 'a');
     assert.equal(await operator.pause(), true);
     assert.equal(operator.pauseSync(), false, 'already paused');
-    assert.deepEqual(await q.controls(), { paused: true, maxInFlight: null, rateLimit: null, retention: { completed: null, dead: null } });
+    assert.deepEqual(await q.controls(), { paused: true, maxInFlight: null, rateLimit: null, retention: { completed: null, dead: null }, events: false });
     const b = await echo.enqueue('b');
     // Enqueued after b on the other queue: once it has run, the worker has
     // looked at both queues since b was enqueued.
@@ -110,7 +110,7 @@ test('maxInFlight and the rate limit are stored and checked; bad values are name
   const q = db.queue('q');
   for (let i = 0; i < 3; i++) q.enqueueSync({ i });
   await q.setMaxInFlight(2);
-  assert.deepEqual(q.controlsSync(), { paused: false, maxInFlight: 2, rateLimit: null, retention: { completed: null, dead: null } });
+  assert.deepEqual(q.controlsSync(), { paused: false, maxInFlight: 2, rateLimit: null, retention: { completed: null, dead: null }, events: false });
   q.setRateLimitSync(5, 60);
   assert.deepEqual((await q.controls()).rateLimit, { limit: 5, perS: 60 });
   await assert.rejects(q.setRateLimit(5), /per_s/);
@@ -172,6 +172,38 @@ test('a queue that keeps history shows what its worker did', async () => {
   }
   await assert.rejects(q.setRetention({ completed: { maxCount: 1 }, kept: 1 }), /kept/);
   await assert.rejects(q.setRetention({ dead: { maxAgeS: -1 } }), /maxAgeS|max_age/);
+  db.close();
+});
+
+test('lifecycle events follow a worker\'s jobs, in their transactions', async () => {
+  const { EVENTS_STREAM } = require('..');
+  const db = open(tmpdb());
+  const q = db.queue('mail');
+  const send = q.task('send', (to) => {
+    if (to === 'nobody') throw new Error('no such address');
+    return `sent to ${to}`;
+  });
+  await q.setEvents(true);
+  assert.equal((await q.controls()).events, true);
+  const ok = await send.enqueue('ada');
+  const bad = await send.enqueue('nobody', { maxAttempts: 1 });
+  await assert.rejects(
+    db.transaction(async (tx) => {
+      await send.enqueue('grace', { tx });
+      throw new Error('roll back');
+    }),
+    /roll back/,
+  );
+  assert.equal(await db.worker({ queues: ['mail'] }).drain(), 2);
+  const events = await db.stream(EVENTS_STREAM).readSince(0, 100);
+  const of = (id) => events.filter((e) => e.payload.job_id === id).map((e) => e.payload.type);
+  assert.deepEqual(of(ok.id), ['enqueued', 'started', 'completed']);
+  assert.deepEqual(of(bad.id), ['enqueued', 'started', 'failed', 'dead']);
+  assert.equal(events.length, 7, 'the rolled-back enqueue published nothing');
+  assert.ok(events.every((e) => e.key === 'mail' && e.payload.task === 'send'));
+  assert.match(events.find((e) => e.payload.type === 'failed').payload.error, /no such address/);
+  q.setEventsSync(false);
+  assert.equal(q.controlsSync().events, false);
   db.close();
 });
 

@@ -52,9 +52,14 @@ from honker._stream import Event, Retention, Stream, StreamConsumer, StreamSumma
 from honker._transaction import AsyncTransaction, Transaction
 from honker._worker import Retry, Task, TaskContext, TaskHandle, Worker, current_task
 
+#: The stream every queue's lifecycle events are published to (when the queue
+#: asks for them, :meth:`Queue.set_events`), each keyed by its queue's name.
+EVENTS_STREAM: str = _honker.EVENTS_STREAM
+
 __version__: str = _honker.VERSION
 
 __all__ = [
+    "EVENTS_STREAM",
     "AsyncTransaction",
     "Busy",
     "CannotOpen",

@@ -9,6 +9,7 @@ _T = TypeVar("_T")
 
 __all__ = [
     "VERSION",
+    "EVENTS_STREAM",
     "Busy",
     "CannotOpen",
     "Closed",
@@ -103,13 +104,17 @@ class InternalError(HonkerError):
 class SqliteError(HonkerError):
     code: ClassVar[str]
 
+EVENTS_STREAM: str
+
 def cron_next(expr: str, after_s: float, tz: str | None = None) -> int: ...
 def run_as(task: int, f: Callable[[], _T]) -> _T: ...
 
-# (paused, max_in_flight, (limit, per_s) or None, (completed, dead)), each
-# retention (max_age_s, max_count) or None.
+# (paused, max_in_flight, (limit, per_s) or None, (completed, dead), events),
+# each retention (max_age_s, max_count) or None.
 _Retention: TypeAlias = tuple[float | None, int | None]
-_Controls: TypeAlias = tuple[bool, int | None, tuple[int, float] | None, tuple[_Retention | None, _Retention | None]]
+_Controls: TypeAlias = tuple[
+    bool, int | None, tuple[int, float] | None, tuple[_Retention | None, _Retention | None], bool
+]
 
 @final
 class JobData:
@@ -289,6 +294,7 @@ class NativeDatabase:
         dead: tuple[float | None, int | None] | None,
     ) -> None: ...
     def prune_queue(self, queue: str) -> int: ...
+    def set_events(self, queue: str, on: bool) -> None: ...
     def next_deadline_ms(self, queue: str) -> int | None: ...
     def publish(self, stream: str, payload: str, key: str | None = None, tx: NativeTx | None = None) -> int: ...
     def read_since(self, stream: str, offset: int, limit: int) -> list[tuple[int, str | None, str]]: ...

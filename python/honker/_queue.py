@@ -389,6 +389,18 @@ class Queue:
 
         self._db._native.set_queue_retention(self.name, limits(completed), limits(dead))
 
+    def set_events(self, on: bool) -> None:
+        """Turns this queue's lifecycle events on or off, for every process
+        sharing the file. While on, each change of its jobs' states
+        (``enqueued``, ``started``, ``completed``, ``failed``, ``retried``,
+        ``dead``, ``released``, ``cancelled``) is published to the stream
+        :data:`honker.EVENTS_STREAM` (``"honker:events"``), keyed by the
+        queue's name, in the transaction that makes the change: read it with
+        a saved offset (``db.stream(honker.EVENTS_STREAM).subscribe(...)``)
+        and no event is missed. Turning them on gives that stream a retention
+        of 7 days if it has none."""
+        self._db._native.set_events(self.name, on)
+
     def prune(self) -> int:
         """Applies this queue's retention now, exactly; returns how many
         completed and dead jobs were removed."""
@@ -471,17 +483,19 @@ class QueueControls:
     """A queue's controls, stored in the file: ``paused`` (claims take
     nothing), ``max_in_flight`` (the most of its jobs leased at once across
     every process; None for no limit), ``rate_limit`` (a
-    :class:`QueueRateLimit`, or None) and ``retention`` (a
-    :class:`QueueRetention`)."""
+    :class:`QueueRateLimit`, or None), ``retention`` (a
+    :class:`QueueRetention`) and ``events`` (whether it publishes lifecycle
+    events, :meth:`Queue.set_events`)."""
 
     paused: bool
     max_in_flight: int | None
     rate_limit: QueueRateLimit | None
     retention: QueueRetention
+    events: bool
 
     @classmethod
     def _of(cls, t: Any) -> QueueControls:
-        paused, max_in_flight, rate, (completed, dead) = t
+        paused, max_in_flight, rate, (completed, dead), events = t
         return cls(
             paused,
             max_in_flight,
@@ -490,6 +504,7 @@ class QueueControls:
                 None if completed is None else Retention(*completed),
                 None if dead is None else Retention(*dead),
             ),
+            events,
         )
 
 

@@ -38,6 +38,7 @@ pub(crate) fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .getattr("ident")?
         .extract()?;
     let _ = MAIN_THREAD.set(main);
+    m.add("EVENTS_STREAM", honker_core::EVENTS_STREAM)?;
     m.add_class::<NativeDatabase>()?;
     m.add_class::<NativeTx>()?;
     m.add_class::<NativeListener>()?;

@@ -374,7 +374,8 @@ impl NativeDatabase {
     }
 
     /// `queue`'s controls as (paused, max_in_flight, (limit, per_s) or
-    /// None, (completed, dead)), each retention (max_age_s, max_count) or None.
+    /// None, (completed, dead), events), each retention (max_age_s,
+    /// max_count) or None.
     fn queue_controls(&self, py: Python<'_>, queue: String) -> PyResult<ControlsTuple> {
         Ok(controls_tuple(
             self.op(py, None, |o| o.queue_controls(&queue))?,
@@ -405,6 +406,11 @@ impl NativeDatabase {
         self.op(py, None, |o| o.set_queue_retention(&queue, r))
     }
 
+    /// Turns `queue`'s lifecycle events on or off.
+    fn set_events(&self, py: Python<'_>, queue: String, on: bool) -> PyResult<()> {
+        self.op(py, None, |o| o.set_events(&queue, on))
+    }
+
     /// Applies `queue`'s retention now; how many jobs were removed.
     fn prune_queue(&self, py: Python<'_>, queue: String) -> PyResult<usize> {
         self.op(py, None, |o| o.prune_queue(&queue))
@@ -420,6 +426,7 @@ type ControlsTuple = (
     Option<u32>,
     Option<(u32, f64)>,
     (Option<RetentionTuple>, Option<RetentionTuple>),
+    bool,
 );
 
 fn controls_tuple(c: honker_core::QueueControls) -> ControlsTuple {
@@ -431,5 +438,6 @@ fn controls_tuple(c: honker_core::QueueControls) -> ControlsTuple {
         c.max_in_flight,
         c.rate_limit.map(|r| (r.limit, r.per.as_secs_f64())),
         (keep(c.retention.completed), keep(c.retention.dead)),
+        c.events,
     )
 }

@@ -233,7 +233,7 @@ def test_a_pause_from_another_handle_stops_the_worker_and_a_resume_wakes_it(tmp_
         assert echo.enqueue("a").result(timeout=LONG) == "a"
         assert operator.pause() is True
         assert operator.pause() is False, "already paused"
-        assert q.controls() == honker.QueueControls(True, None, None, honker.QueueRetention(None, None))
+        assert q.controls() == honker.QueueControls(True, None, None, honker.QueueRetention(None, None), False)
         b = echo.enqueue("b")
         # Enqueued after b on the other queue: once it has run, the worker
         # has looked at both queues since b was enqueued.
@@ -254,7 +254,7 @@ def test_max_in_flight_and_rate_limit_are_stored_and_checked(db: honker.Database
         q.enqueue({"i": i})
     q.set_max_in_flight(2)
     assert q.controls() == honker.QueueControls(
-        paused=False, max_in_flight=2, rate_limit=None, retention=honker.QueueRetention(None, None)
+        paused=False, max_in_flight=2, rate_limit=None, retention=honker.QueueRetention(None, None), events=False
     )
     assert len(q.claim_batch("w", 10)) == 2
     assert q.claim_batch("w2", 10) == []
@@ -315,6 +315,51 @@ def test_a_queue_that_keeps_history_shows_what_its_worker_did(db: honker.Databas
             q.set_retention(completed=bad_keep)
     with pytest.raises(honker.InvalidArgument, match="max_age_s"):
         q.set_retention(dead=honker.Retention(max_age_s=-1))
+
+
+def test_lifecycle_events_follow_a_workers_jobs_and_a_consumer_resumes(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.db")
+    db = honker.open(path)
+    q = db.queue("mail")
+
+    @q.task
+    def send(to: str) -> str:
+        if to == "nobody":
+            raise ValueError("no such address")
+        return f"sent to {to}"
+
+    q.set_events(True)
+    assert q.controls().events
+    events = db.stream(honker.EVENTS_STREAM)
+    ok = send.enqueue("ada")
+    bad = send.options(max_attempts=1).enqueue("nobody")
+    with db.transaction() as tx:
+        send.options(tx=tx).enqueue("grace")
+        tx.rollback()
+    assert db.worker(["mail"]).drain() == 2
+    seen = [(e.payload["type"], e.payload["job_id"]) for e in events.read_since(0, 100)]
+    # Each job's changes in order (the worker may claim both before running
+    # either); the rolled-back enqueue published nothing.
+    assert [k for k, i in seen if i == ok.id] == ["enqueued", "started", "completed"]
+    assert [k for k, i in seen if i == bad.id] == ["enqueued", "started", "failed", "dead"]
+    assert len(seen) == 7, seen
+    first = events.read_since(0, 100)
+    assert all(e.key == "mail" and e.payload["task"] == "send" for e in first)
+    failed = next(e.payload for e in first if e.payload["type"] == "failed")
+    assert "no such address" in failed["error"] and failed["attempt"] == 1
+
+    # A consumer saves its offset; another handle (a restarted process)
+    # resumes after it and sees only what came later.
+    assert events.save_offset("audit", first[-1].offset)
+    db.close()
+    db = honker.open(path)
+    later = db.queue("mail")
+    later.cancel(later.enqueue({"task": "send", "args": ["x"]}))
+    events = db.stream(honker.EVENTS_STREAM)
+    rest = events.read_since(events.get_offset("audit"), 100)
+    assert [e.payload["type"] for e in rest] == ["enqueued", "cancelled"]
+    with pytest.raises(honker.InvalidArgument, match="queue"):
+        db.queue("").set_events(True)
 
 
 def test_bad_task_options_are_named(db: honker.Database) -> None:

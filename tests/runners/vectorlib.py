@@ -40,6 +40,8 @@ OPS = {
     "queue_controls",
     "set_retention",
     "prune",
+    "set_events",
+    "events",
     "rate_limit",
     "cron_next",
     "publish",
@@ -195,6 +197,12 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and names != expect:
             raise Mismatch(f"expected {show(expect)}, got {show(names)}")
         return
+    if op == "events":
+        # Backends return the events stream's events as (kind, job id).
+        names = [f"{kind} {ctx.job_name(i)}" for kind, i in got]
+        if has_expect and names != expect:
+            raise Mismatch(f"expected {show(expect)}, got {show(names)}")
+        return
     if op == "get_job_state":
         if expect is None:
             if got is not None:
@@ -243,7 +251,7 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         if has_expect and got != ctx.ref(expect):
             raise Mismatch(f"expected {show(expect)} ({ctx.ref(expect)}), got {got}")
         return
-    # ack, release, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, set_rate_limit, set_retention,
+    # ack, release, retry, fail, requeue_dead, cancel, pause, resume, set_max_in_flight, set_rate_limit, set_retention, set_events,
     # rate_limit, save_offset, lock_release, schedule_add, schedule_error: booleans.
     if not isinstance(got, bool):
         raise Mismatch(f"expected a boolean result, got {show(got)}")

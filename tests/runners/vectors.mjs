@@ -48,6 +48,8 @@ const OPS = new Set([
   'queue_controls',
   'set_retention',
   'prune',
+  'set_events',
+  'events',
   'rate_limit',
   'cron_next',
   'publish',
@@ -294,8 +296,13 @@ class Runner {
         const rate = c.rateLimit && { limit: c.rateLimit.limit, per_s: c.rateLimit.perS };
         const keep = (r) => r && { max_age_s: r.maxAgeS, max_count: r.maxCount };
         const retention = { completed: keep(c.retention.completed), dead: keep(c.retention.dead) };
-        return { paused: c.paused, max_in_flight: c.maxInFlight, rate_limit: rate, retention };
+        return { paused: c.paused, max_in_flight: c.maxInFlight, rate_limit: rate, retention, events: c.events };
       }
+      case 'set_events':
+        await this.queue(a).setEvents(arg(a, 'on'));
+        return true;
+      case 'events':
+        return (await this.db.stream(honker.EVENTS_STREAM).readSince(0, 1000)).map((e) => [e.payload.type, e.payload.job_id]);
       case 'set_retention': {
         const keep = (r) => r && { maxAgeS: r.max_age_s, maxCount: r.max_count };
         await this.queue(a).setRetention({ completed: keep(a.completed), dead: keep(a.dead) });
@@ -419,6 +426,11 @@ class Runner {
       case 'dead_jobs': {
         const ids = op === 'claim' ? got.map((/** @type {any[]} */ lease) => lease[0]) : got;
         const names = ids.map((/** @type {number} */ i) => this.jobName(i));
+        if (hasExpect && !same(names, expect)) throw new Mismatch(`expected ${show(expect)}, got ${show(names)}`);
+        return;
+      }
+      case 'events': {
+        const names = got.map(([kind, id]) => `${kind} ${this.jobName(id)}`);
         if (hasExpect && !same(names, expect)) throw new Mismatch(`expected ${show(expect)}, got ${show(names)}`);
         return;
       }

@@ -156,7 +156,21 @@ class PyBackend:
         c = self.call(self.q(a).controls)
         rate = None if c.rate_limit is None else {"limit": c.rate_limit.limit, "per_s": c.rate_limit.per_s}
         keep = {t: _limits(getattr(c.retention, t)) for t in ("completed", "dead")}
-        return {"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate, "retention": keep}
+        return {
+            "paused": c.paused,
+            "max_in_flight": c.max_in_flight,
+            "rate_limit": rate,
+            "retention": keep,
+            "events": c.events,
+        }
+
+    def set_events(self, ctx: Context, a: dict[str, Any]) -> bool:
+        self.call(self.q(a).set_events, a["on"])
+        return True
+
+    def events(self, ctx: Context, a: dict[str, Any]) -> list[tuple[str, int]]:
+        found = self.call(self.db.stream(honker.EVENTS_STREAM).read_since, 0, 1000)
+        return [(e.payload["type"], e.payload["job_id"]) for e in found]
 
     def set_retention(self, ctx: Context, a: dict[str, Any]) -> bool:
         keep = {t: None if a.get(t) is None else honker.Retention(**a[t]) for t in ("completed", "dead")}

@@ -147,6 +147,10 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
         call = f"honker_set_retention({lit(a['queue'])}, {limits})"
     elif op == "prune":
         call = f"honker_prune({lit(a['queue'])})"
+    elif op == "set_events":
+        call = f"honker_set_events({lit(a['queue'])}, {lit(a['on'])})"
+    elif op == "events":
+        call = "honker_read_since('honker:events', 0, 1000)"
     elif op == "rate_limit":
         call = f"honker_rate_limit({lit(a['key'])}, {lit(a['limit'])}, {lit(a['per_s'])})"
     elif op == "cron_next":
@@ -221,6 +225,14 @@ def step_sql(i: int, step: dict[str, Any]) -> list[str]:
             out.append(f"INSERT OR REPLACE INTO label VALUES ({lit(label)}, {v});")
         if op == "lock_acquire":
             out.append(f"INSERT INTO lockname SELECT {v}, {lit(a['name'])} WHERE {v} IS NOT NULL;")
+    elif op == "events":
+        if has_expect:
+            names = (
+                "(SELECT json_group_array((e.value -> 'payload' ->> 'type') || ' ' || "
+                "coalesce((SELECT name FROM joblabel WHERE id = e.value -> 'payload' ->> 'job_id'), "
+                f"'#' || (e.value -> 'payload' ->> 'job_id'))) FROM json_each({v}) AS e)"
+            )
+            check(f"{names} = {js(expect)}")
     elif op == "read_since":
         if has_expect:
             check(f"json_array_length({v}) = {len(expect)}")

@@ -140,6 +140,13 @@ class SqlBackend:
         limits = [None if a.get(t) is None else json.dumps(a[t]) for t in ("completed", "dead")]
         return self.flag(self.one("SELECT honker_set_retention(?, ?, ?)", a["queue"], *limits))
 
+    def set_events(self, ctx: Context, a: dict[str, Any]) -> bool:
+        return self.flag(self.one("SELECT honker_set_events(?, ?)", a["queue"], a["on"]))
+
+    def events(self, ctx: Context, a: dict[str, Any]) -> list[tuple[str, int]]:
+        found = json.loads(self.one("SELECT honker_read_since('honker:events', 0, 1000)"))
+        return [(e["payload"]["type"], e["payload"]["job_id"]) for e in found]
+
     def prune(self, ctx: Context, a: dict[str, Any]) -> int:
         return int(self.one("SELECT honker_prune(?)", a["queue"]))
 

@@ -51,7 +51,7 @@ pub use honker_core::model::{Fired, LockInfo, Notification, ScheduleInfo};
 pub use honker_core::{
     Clock, EnqueueOpts, Error, Event, JobFilter, JobRecord, JobState, ManualClock, OpenOptions,
     QueueControls, QueueOpts, QueueRateLimit, QueueRetention, QueueStats, QueueSummary, Result,
-    Retention, StreamConsumer, StreamSummary, SystemClock,
+    Retention, StreamConsumer, StreamSummary, SystemClock, EVENTS_STREAM,
 };
 pub use lock::Lock;
 pub use queue::{Job, Queue};

@@ -247,6 +247,19 @@ impl Queue {
         self.db.ops().set_queue_retention(&self.name, retention)
     }
 
+    /// Turns this queue's lifecycle events on or off, for every process
+    /// sharing the file. While on, each change of its jobs' states
+    /// (`enqueued`, `started`, `completed`, `failed`, `retried`, `dead`,
+    /// `released`, `cancelled`) is published to the stream
+    /// [`EVENTS_STREAM`](crate::EVENTS_STREAM) (`honker:events`), keyed by the
+    /// queue's name, in the transaction that makes the change: read it
+    /// with a saved offset (`db.stream(EVENTS_STREAM)`) and no event is
+    /// missed. Turning them on gives that stream a retention of 7 days if
+    /// it has none.
+    pub fn set_events(&self, on: bool) -> Result<()> {
+        self.db.ops().set_events(&self.name, on)
+    }
+
     /// Applies this queue's retention now, exactly; returns how many
     /// completed and dead jobs were removed.
     pub fn prune(&self) -> Result<usize> {

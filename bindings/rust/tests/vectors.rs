@@ -40,6 +40,8 @@ const OPS: &[&str] = &[
     "queue_controls",
     "set_retention",
     "prune",
+    "set_events",
+    "events",
     "rate_limit",
     "cron_next",
     "publish",

@@ -57,6 +57,10 @@ pub const CHECKS: &[Check] = &[
         "retention: finished jobs kept with their result, dead jobs pruned",
         retention,
     ),
+    (
+        "lifecycle events: every change, in its transaction, as a stream",
+        lifecycle_events,
+    ),
     ("streams: offsets, forward-only saves, retention", streams),
     ("notifications: ids, channels, pruning", notifications),
     ("locks: one holder, increasing fencing tokens", locks),
@@ -477,8 +481,8 @@ fn cancel_purge_stats(s: &dyn Store) {
         }
     );
     assert_eq!(s.next_deadline("q").unwrap(), Some(T + 30_000));
-    assert!(s.cancel(later).unwrap());
-    assert!(!s.cancel(later).unwrap());
+    assert!(s.cancel(later, T).unwrap());
+    assert!(!s.cancel(later, T).unwrap());
     let due = put(
         s,
         "q",
@@ -688,14 +692,14 @@ fn bulk_operations(s: &dyn Store) {
 
     let held = s.claim("q", "w", 1, VT, T + 32_000).unwrap().pop().unwrap();
     assert_eq!(
-        s.cancel_many(&[failed, expired, holder, taken, 999_999])
+        s.cancel_many(&[failed, expired, holder, taken, 999_999], T)
             .unwrap(),
         3,
         "live ones only, held or not"
     );
     assert!(!s.ack(held.lease(), T + 32_000).unwrap(), "cancelled");
     assert_eq!(s.queue_stats("q").unwrap().ready, 0);
-    assert_eq!(s.cancel_many(&[]).unwrap(), 0);
+    assert_eq!(s.cancel_many(&[], T).unwrap(), 0);
     assert!(s.requeue_dead_all("", None, T).is_err());
 }
 
@@ -835,6 +839,157 @@ fn retention(s: &dyn Store) {
     }
 }
 
+/// The events stream's events after `after`: (kind, job id, the rest).
+fn events_after(s: &dyn Store, after: i64) -> Vec<(String, i64, serde_json::Value)> {
+    s.read_since(crate::model::EVENTS_STREAM, after, 1000)
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+            assert_eq!(e.key.as_deref(), v["queue"].as_str(), "keyed by queue");
+            (
+                v["type"].as_str().unwrap().to_string(),
+                v["job_id"].as_i64().unwrap(),
+                v,
+            )
+        })
+        .collect()
+}
+
+fn lifecycle_events(s: &dyn Store) {
+    let kinds = |after| -> Vec<(String, i64)> {
+        events_after(s, after)
+            .into_iter()
+            .map(|(k, id, _)| (k, id))
+            .collect()
+    };
+    let ev = |k: &str, id: i64| (k.to_string(), id);
+    // A queue publishes nothing until asked.
+    put(s, "q", "0", EnqueueOpts::default(), T);
+    assert!(kinds(0).is_empty());
+    s.set_events("q", true, T).unwrap();
+    assert!(s.queue_controls("q").unwrap().events);
+    let task = crate::worker::envelope::encode("send", Some("[1]"), None).unwrap();
+    let a = put(s, "q", &task, EnqueueOpts::default(), T);
+    let b = put(s, "q", "2", EnqueueOpts::default(), T);
+    put(s, "quiet", "3", EnqueueOpts::default(), T);
+    let all = events_after(s, 0);
+    assert_eq!(all.len(), 2, "the quiet queue publishes nothing");
+    assert_eq!(
+        (
+            all[0].2["task"].as_str(),
+            all[0].2["run_at_ms"].as_i64(),
+            all[0].2["at_ms"].as_i64()
+        ),
+        (Some("send"), Some(T), Some(T))
+    );
+    let mark = s.last_offset(crate::model::EVENTS_STREAM).unwrap();
+
+    // Claimed, acked; retried then dead; released; cancelled.
+    let jobs = s.claim("q", "w", 3, VT, T + 1).unwrap();
+    assert_eq!(ids(&jobs)[1..], [a, b]);
+    let zero = jobs[0].id;
+    assert!(s.ack(jobs[1].lease(), T + 2).unwrap());
+    assert!(s
+        .retry(jobs[2].lease(), Some(Duration::ZERO), "boom", T + 3)
+        .unwrap());
+    assert!(s.release(jobs[0].lease(), T + 4).unwrap());
+    let again = s.claim("q", "w", 2, VT, T + 5).unwrap();
+    assert!(s
+        .fail(
+            again.iter().find(|j| j.id == b).unwrap().lease(),
+            "bad",
+            T + 6
+        )
+        .unwrap());
+    assert!(s.cancel(zero, T + 7).unwrap());
+    assert_eq!(
+        kinds(mark),
+        [
+            ev("started", zero),
+            ev("started", a),
+            ev("started", b),
+            ev("completed", a),
+            ev("failed", b),
+            ev("retried", b),
+            ev("released", zero),
+            ev("started", zero),
+            ev("started", b),
+            ev("failed", b),
+            ev("dead", b),
+            ev("cancelled", zero),
+        ]
+    );
+    let detail = events_after(s, mark);
+    let started = &detail[2].2;
+    assert_eq!(
+        (started["attempt"].as_u64(), started["worker_id"].as_str()),
+        (Some(1), Some("w"))
+    );
+    assert_eq!(detail[3].2["task"], "send");
+    assert_eq!(
+        (
+            detail[4].2["error"].as_str(),
+            detail[5].2["run_at_ms"].as_i64()
+        ),
+        (Some("boom"), Some(T + 3))
+    );
+    assert_eq!(
+        (
+            detail[10].2["reason"].as_str(),
+            detail[10].2["attempt"].as_u64()
+        ),
+        (Some("failed"), Some(2))
+    );
+
+    // Put back from the dead: enqueued again. A lease that lapses with no
+    // attempt left: failed, then dead.
+    let mark = s.last_offset(crate::model::EVENTS_STREAM).unwrap();
+    s.requeue_dead(b, T + 10).unwrap();
+    let one = put(
+        s,
+        "q",
+        "4",
+        EnqueueOpts {
+            max_attempts: Some(1),
+            priority: 9,
+            ..Default::default()
+        },
+        T + 10,
+    );
+    let held = s.claim("q", "w", 1, VT, T + 11).unwrap();
+    assert_eq!(ids(&held), [one]);
+    s.claim("q", "w2", 1, VT, T + 11 + 30_001).unwrap();
+    assert_eq!(
+        kinds(mark),
+        [
+            ev("enqueued", b),
+            ev("enqueued", one),
+            ev("started", one),
+            ev("failed", one),
+            ev("dead", one),
+            ev("started", b),
+        ]
+    );
+    assert_eq!(events_after(s, mark)[4].2["reason"], "lease_expired");
+
+    // An event exists if and only if its change committed: a failing batch
+    // enqueue publishes nothing.
+    let mark = s.last_offset(crate::model::EVENTS_STREAM).unwrap();
+    let bad = s.enqueue_many(
+        "q",
+        &["1".to_string(), "not json".to_string()],
+        &EnqueueOpts::default(),
+        3,
+        T,
+    );
+    assert!(bad.is_err());
+    assert!(kinds(mark).is_empty());
+    s.set_events("q", false, T).unwrap();
+    put(s, "q", "5", EnqueueOpts::default(), T);
+    assert!(kinds(mark).is_empty(), "turned off");
+}
+
 fn queue_controls(s: &dyn Store) {
     assert_eq!(s.queue_controls("q").unwrap(), QueueControls::default());
     let jobs: Vec<i64> = (0..5)
@@ -883,6 +1038,7 @@ fn queue_controls(s: &dyn Store) {
             max_in_flight: Some(2),
             rate_limit: None,
             retention: QueueRetention::default(),
+            events: false,
         }
     );
     let first = s.claim("q", "w1", 10, VT, T).unwrap();

@@ -89,7 +89,7 @@ pub trait Store {
     /// Extends a lease.
     fn heartbeat(&self, lease: Lease<'_>, extend: Duration, now: i64) -> Result<bool>;
     /// Removes a live job, whatever its state.
-    fn cancel(&self, id: i64) -> Result<bool>;
+    fn cancel(&self, id: i64, now: i64) -> Result<bool>;
     /// Deletes every ready job of `queue` (due by `now`, not held); how many.
     fn purge(&self, queue: &str, now: i64) -> Result<usize>;
     /// A job: live, dead, or completed and kept.
@@ -110,7 +110,7 @@ pub trait Store {
     /// whose key no live job holds; how many.
     fn requeue_dead_all(&self, queue: &str, reason: Option<&str>, now: i64) -> Result<usize>;
     /// Removes each live job of `ids`; how many.
-    fn cancel_many(&self, ids: &[i64]) -> Result<usize>;
+    fn cancel_many(&self, ids: &[i64], now: i64) -> Result<usize>;
     /// Every queue with jobs (live or dead) or controls, by name.
     fn queues(&self) -> Result<Vec<QueueSummary>>;
     /// Every stream with events, saved offsets or retention, by name.
@@ -134,6 +134,9 @@ pub trait Store {
     fn set_queue_retention(&self, queue: &str, retention: QueueRetention, now: i64) -> Result<()>;
     /// Applies `queue`'s retention now, exactly; jobs removed.
     fn prune_queue(&self, queue: &str, now: i64) -> Result<usize>;
+    /// Turns `queue`'s lifecycle events on or off: each change of its jobs'
+    /// states published to the events stream in the same transaction.
+    fn set_events(&self, queue: &str, on: bool, now: i64) -> Result<()>;
 
     // -- streams --
 

@@ -280,8 +280,29 @@ impl Runner {
                 };
                 json!({"paused": c.paused, "max_in_flight": c.max_in_flight, "rate_limit": rate,
                        "retention": {"completed": keep(c.retention.completed),
-                                     "dead": keep(c.retention.dead)}})
+                                     "dead": keep(c.retention.dead)},
+                       "events": c.events})
             }),
+            "set_events" => {
+                let on = a
+                    .get("on")
+                    .and_then(Value::as_bool)
+                    .ok_or_else(|| vector("on must be a boolean"))?;
+                self.queue(a).set_events(on).map(|_| Value::Bool(true))
+            }
+            "events" => self
+                .db
+                .stream(honker::EVENTS_STREAM)
+                .read_since(0, 1000)
+                .map(|events| {
+                    events
+                        .iter()
+                        .map(|e| {
+                            let v: Value = serde_json::from_str(&e.payload).unwrap_or_default();
+                            json!([v["type"], v["job_id"]])
+                        })
+                        .collect()
+                }),
             "set_retention" => {
                 let keep = |t: &str| match a.get(t) {
                     None | Some(Value::Null) => None,
@@ -533,6 +554,25 @@ impl Runner {
                 if let Some(l) = label {
                     self.labels.insert(l.to_string(), id);
                     self.job_labels.entry(id).or_insert_with(|| l.to_string());
+                }
+            }
+            "events" => {
+                let names: Vec<Value> = got
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| {
+                        let id = v[1].as_i64().unwrap_or(0);
+                        format!("{} {}", v[0].as_str().unwrap_or("?"), self.job_name(id)).into()
+                    })
+                    .collect();
+                if let Some(e) = expect {
+                    if *e != Value::Array(names.clone()) {
+                        return Err(mismatch(format!(
+                            "expected {e}, got {}",
+                            Value::Array(names)
+                        )));
+                    }
                 }
             }
             "claim" | "dead_jobs" | "list_jobs" => {

@@ -24,7 +24,7 @@ fn row(conn: &Connection, queue: &str) -> Result<Row> {
     Ok(conn
         .prepare_cached(
             "SELECT paused, max_in_flight, rate_limit, rate_per_ms, rate_window_start, rate_count,
-                    keep_completed_ms, keep_completed_count, keep_dead_ms, keep_dead_count
+                    keep_completed_ms, keep_completed_count, keep_dead_ms, keep_dead_count, events
              FROM _honker_queues WHERE queue = ?1",
         )?
         .query_row([queue], |r| {
@@ -44,6 +44,7 @@ fn row(conn: &Connection, queue: &str) -> Result<Row> {
                         r.get(8)?,
                         r.get(9)?,
                     ),
+                    events: r.get(10)?,
                 },
                 window_start: r.get(4)?,
                 count: r.get::<_, i64>(5)?.unsigned_abs(),
@@ -142,6 +143,8 @@ pub struct Gate {
     pub take: usize,
     /// With a rate limit: the current window's start, to count the claim in.
     window: Option<i64>,
+    /// Whether the queue publishes lifecycle events.
+    pub events: bool,
 }
 
 /// The start of the fixed window of `per_ms` that holds `now`.
@@ -157,6 +160,7 @@ pub fn gate(conn: &Connection, queue: &str, want: usize, now: i64) -> Result<Gat
         return Ok(Gate {
             take: 0,
             window: None,
+            events: c.events,
         });
     }
     let mut take = want;
@@ -176,7 +180,11 @@ pub fn gate(conn: &Connection, queue: &str, want: usize, now: i64) -> Result<Gat
         take = take.min(usize::try_from(room).unwrap_or(usize::MAX));
         window = Some(start);
     }
-    Ok(Gate { take, window })
+    Ok(Gate {
+        take,
+        window,
+        events: c.events,
+    })
 }
 
 /// Counts `claimed` jobs against the rate window of `gate`, if any.

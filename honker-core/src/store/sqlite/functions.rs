@@ -6,8 +6,8 @@
 //! bindings/sqlite/README.md.
 
 use super::{
-    controls, listing, lock, notify, queue, rate_limit, result, retention, scheduler, schema,
-    stream,
+    controls, events, listing, lock, notify, queue, rate_limit, result, retention, scheduler,
+    schema, stream,
 };
 use crate::clock::system_now_ms;
 use crate::model::*;
@@ -254,8 +254,8 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             let extend = Duration::from_millis(ttl_ms(ctx, 3, "extend_s")? as u64);
             queue::heartbeat(c, lease(ctx, &worker)?, extend, now).map(bool_value)
         }),
-        ("honker_cancel", 1, write, |ctx, c, _| {
-            queue::cancel(c, int(ctx, 0, "id")?).map(bool_value)
+        ("honker_cancel", 1, write, |ctx, c, now| {
+            queue::cancel(c, int(ctx, 0, "id")?, now).map(bool_value)
         }),
         ("honker_purge", 1, write, |ctx, c, now| {
             queue::purge(c, &text(ctx, 0, "queue")?, now).map(|n| Value::Integer(n as i64))
@@ -280,13 +280,13 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
             queue::requeue_dead_all(c, &text(ctx, 0, "queue")?, reason.as_deref(), now)
                 .map(|n| Value::Integer(n as i64))
         }),
-        ("honker_cancel_many", 1, write, |ctx, c, _| {
+        ("honker_cancel_many", 1, write, |ctx, c, now| {
             let ids: Vec<i64> =
                 serde_json::from_str(&text(ctx, 0, "ids")?).map_err(|e| HErr::InvalidJson {
                     name: "ids",
                     reason: format!("expected a JSON array of job ids: {e}"),
                 })?;
-            queue::cancel_many(c, &ids).map(|n| Value::Integer(n as i64))
+            queue::cancel_many(c, &ids, now).map(|n| Value::Integer(n as i64))
         }),
         ("honker_sweep_expired", -1, write, |ctx, c, now| {
             let q = opt_text(ctx, 0, "queue")?;
@@ -325,6 +325,10 @@ pub fn register(db: &Connection, callers: Callers) -> rusqlite::Result<()> {
                 dead: retention_arg(ctx, 2, "dead")?,
             };
             retention::set(c, &text(ctx, 0, "queue")?, r, now).map(|_| Value::Integer(1))
+        }),
+        ("honker_set_events", 2, write, |ctx, c, now| {
+            let on = int(ctx, 1, "on")? != 0;
+            events::set(c, &text(ctx, 0, "queue")?, on, now).map(|_| Value::Integer(1))
         }),
         ("honker_prune", 1, write, |ctx, c, now| {
             retention::prune(c, &text(ctx, 0, "queue")?, now).map(|n| Value::Integer(n as i64))

@@ -3,6 +3,7 @@
 
 pub mod conn;
 pub mod controls;
+pub mod events;
 #[cfg(feature = "functions")]
 pub mod functions;
 pub mod listing;
@@ -93,8 +94,8 @@ impl Store for SqliteStore<'_> {
     fn heartbeat(&self, lease: Lease<'_>, extend: Duration, now: i64) -> Result<bool> {
         queue::heartbeat(self.0, lease, extend, now)
     }
-    fn cancel(&self, id: i64) -> Result<bool> {
-        queue::cancel(self.0, id)
+    fn cancel(&self, id: i64, now: i64) -> Result<bool> {
+        queue::cancel(self.0, id, now)
     }
     fn purge(&self, q: &str, now: i64) -> Result<usize> {
         queue::purge(self.0, q, now)
@@ -123,8 +124,8 @@ impl Store for SqliteStore<'_> {
     fn requeue_dead_all(&self, q: &str, reason: Option<&str>, now: i64) -> Result<usize> {
         queue::requeue_dead_all(self.0, q, reason, now)
     }
-    fn cancel_many(&self, ids: &[i64]) -> Result<usize> {
-        queue::cancel_many(self.0, ids)
+    fn cancel_many(&self, ids: &[i64], now: i64) -> Result<usize> {
+        queue::cancel_many(self.0, ids, now)
     }
     fn queues(&self) -> Result<Vec<QueueSummary>> {
         listing::queues(self.0)
@@ -153,6 +154,9 @@ impl Store for SqliteStore<'_> {
     }
     fn prune_queue(&self, q: &str, now: i64) -> Result<usize> {
         retention::prune(self.0, q, now)
+    }
+    fn set_events(&self, q: &str, on: bool, now: i64) -> Result<()> {
+        events::set(self.0, q, on, now)
     }
 
     fn publish(&self, s: &str, key: Option<&str>, payload: &str, now: i64) -> Result<i64> {

@@ -15,6 +15,7 @@
 //! differs they change nothing and return `false`.
 
 use super::conn::atomic;
+use super::events::{self, Event, Kind};
 use super::{controls, retention};
 use crate::clock::duration_ms;
 use crate::error::{Error, Result};
@@ -201,15 +202,40 @@ pub fn enqueue(
 ) -> Result<i64> {
     let job = plan(queue, opts, default_max_attempts, now)?;
     validate::json("payload", payload)?;
-    match &opts.key {
-        None => insert(conn, queue, payload, &job, None, now),
-        Some(key) => atomic(conn, |conn| {
+    // Inside the caller's transaction, with nothing but the row to write,
+    // no savepoint (its sub-journal would copy every page the insert
+    // touches).
+    if opts.key.is_none() && !conn.is_autocommit() && !events::enabled(conn, queue)? {
+        return insert(conn, queue, payload, &job, None, now);
+    }
+    atomic(conn, |conn| {
+        if let Some(key) = &opts.key {
             if let Some(id) = live_id_with_key(conn, queue, key)? {
                 return Ok(id);
             }
-            insert(conn, queue, payload, &job, Some(key), now)
-        }),
-    }
+        }
+        let id = insert(conn, queue, payload, &job, opts.key.as_deref(), now)?;
+        if events::enabled(conn, queue)? {
+            enqueued(conn, queue, id, payload, job.run_at, now)?;
+        }
+        Ok(id)
+    })
+}
+
+/// The `enqueued` event of job `id`.
+fn enqueued(
+    conn: &Connection,
+    queue: &str,
+    id: i64,
+    payload: &str,
+    run_at: i64,
+    now: i64,
+) -> Result<()> {
+    let task = events::task_of(payload);
+    let mut e = Event::new(Kind::Enqueued, queue, id);
+    e.task = task.as_deref();
+    e.run_at_ms = Some(run_at);
+    events::emit(conn, &e, now)
 }
 
 /// Adds several jobs with the same options in one transaction and returns
@@ -233,32 +259,50 @@ pub fn enqueue_many<S: AsRef<str>>(
         validate::json("payload", p.as_ref())?;
     }
     atomic(conn, |conn| {
-        payloads
+        let ids = payloads
             .iter()
             .map(|p| insert(conn, queue, p.as_ref(), &job, None, now))
-            .collect()
+            .collect::<Result<Vec<i64>>>()?;
+        if events::enabled(conn, queue)? {
+            for (id, p) in ids.iter().zip(payloads) {
+                enqueued(conn, queue, *id, p.as_ref(), job.run_at, now)?;
+            }
+        }
+        Ok(ids)
     })
 }
 
 /// Moves a live job to the dead table with `reason`; `error` replaces the
 /// job's last error when given.
 fn bury(conn: &Connection, id: i64, reason: &str, error: Option<&str>, now: i64) -> Result<bool> {
-    let queue: Option<String> = conn
+    let buried: Option<(String, String, u32, Option<String>)> = conn
         .prepare_cached(
             "INSERT OR REPLACE INTO _honker_dead (id, queue, payload, priority, attempts, max_attempts, idem_key, last_error, reason, created_at, died_at, started_at)
              SELECT id, queue, payload, priority, attempts, max_attempts, idem_key, coalesce(?3, last_error), ?2, created_at, ?4, started_at
              FROM _honker_live WHERE id = ?1
-             RETURNING queue",
+             RETURNING queue, payload, attempts, last_error",
         )?
-        .query_row(params![id, reason, error, now], |r| r.get(0))
+        .query_row(params![id, reason, error, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
         .optional()?;
     conn.prepare_cached("DELETE FROM _honker_live WHERE id = ?1")?
         .execute([id])?;
     keep_high_water(conn, id)?;
-    if let Some(queue) = &queue {
-        retention::dead_added(conn, queue, now)?;
+    let Some((queue, payload, attempts, last_error)) = buried else {
+        return Ok(false);
+    };
+    retention::dead_added(conn, &queue, now)?;
+    if events::enabled(conn, &queue)? {
+        let task = events::task_of(&payload);
+        let mut e = Event::new(Kind::Dead, &queue, id);
+        e.task = task.as_deref();
+        e.attempt = Some(attempts);
+        e.reason = Some(reason);
+        e.error = last_error.as_deref();
+        events::emit(conn, &e, now)?;
     }
-    Ok(queue.is_some())
+    Ok(true)
 }
 
 /// Job ids are never reused: a new row gets the largest id plus one, so
@@ -295,7 +339,7 @@ const DUE_PROBE: &str = "SELECT EXISTS (SELECT 1 FROM _honker_live
 /// takes back expired leases (dead-lettering jobs that are out of attempts)
 /// and dead-letters jobs past their start deadline. Runs at the start of
 /// every claim; each step is one index seek when there is nothing to do.
-fn make_due(conn: &Connection, queue: &str, now: i64) -> Result<()> {
+fn make_due(conn: &Connection, queue: &str, publish: bool, now: i64) -> Result<()> {
     // Usually there is nothing to do. One read-only probe (three index
     // seeks) is much cheaper than three writing statements, each of which
     // opens cursors on the table and every index even when it matches no row.
@@ -311,17 +355,34 @@ fn make_due(conn: &Connection, queue: &str, now: i64) -> Result<()> {
     )?
     .execute(params![queue, now])?;
 
-    let reclaimed: Vec<(i64, u32, u32)> = conn
+    let reclaimed: Vec<(i64, u32, u32, String, String)> = conn
         .prepare_cached(
             "UPDATE _honker_live
              SET state = 'ready', worker_id = NULL, lease_until = NULL,
                  last_error = 'lease expired (worker ' || worker_id || ', attempt ' || attempts || ')'
              WHERE queue = ?1 AND state = 'processing' AND lease_until <= ?2
-             RETURNING id, attempts, max_attempts",
+             RETURNING id, attempts, max_attempts, last_error, payload",
         )?
-        .query_map(params![queue, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![queue, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, attempts, max) in reclaimed {
+    for (id, attempts, max, error, payload) in reclaimed {
+        if publish {
+            let task = events::task_of(&payload);
+            let mut e = Event::new(Kind::Failed, queue, id);
+            e.task = task.as_deref();
+            e.attempt = Some(attempts);
+            e.error = Some(&error);
+            events::emit(conn, &e, now)?;
+            if attempts < max {
+                let mut e = Event::new(Kind::Retried, queue, id);
+                e.task = task.as_deref();
+                e.attempt = Some(attempts);
+                e.run_at_ms = Some(now);
+                events::emit(conn, &e, now)?;
+            }
+        }
         if attempts >= max {
             bury(conn, id, "lease_expired", None, now)?;
         }
@@ -396,7 +457,7 @@ fn claim_in(
     if n == 0 {
         return Ok(Vec::new());
     }
-    make_due(conn, queue, now)?;
+    make_due(conn, queue, gate.events, now)?;
     // `id = (…)` for one job avoids the ephemeral table `IN (…)` builds.
     // `LIMIT ?4 + 0`, not `LIMIT ?4`: SQLite's planner reads the value
     // bound to a bare LIMIT parameter, which marks the statement to be
@@ -447,6 +508,16 @@ fn claim_in(
             .then(a.id.cmp(&b.id))
     });
     controls::record(conn, queue, gate, jobs.len())?;
+    if gate.events {
+        for j in &jobs {
+            let task = events::task_of(&j.payload);
+            let mut e = Event::new(Kind::Started, queue, j.id);
+            e.task = task.as_deref();
+            e.attempt = Some(j.attempts);
+            e.worker = Some(worker);
+            events::emit(conn, &e, now)?;
+        }
+    }
     Ok(jobs)
 }
 
@@ -462,15 +533,15 @@ struct Acks {
     keep: bool,
     acked: usize,
     highest: Option<i64>,
-    /// Each queue acked from while `keep`, and how it keeps its finished
-    /// jobs (`None`: it does not).
-    kept: Vec<(String, Option<retention::Keeping>)>,
+    /// Each queue acked from while `keep`, how it keeps its finished jobs
+    /// (`None`: it does not) and whether it publishes events.
+    kept: Vec<(String, Option<retention::Keeping>, bool)>,
 }
 
 impl Acks {
     fn start(conn: &Connection) -> Result<Acks> {
         Ok(Acks {
-            keep: retention::any_keeps_completed(conn)?,
+            keep: retention::any_history(conn)?,
             acked: 0,
             highest: None,
             kept: Vec::new(),
@@ -490,16 +561,25 @@ impl Acks {
             match retention::delete_returning(conn, lease, now)? {
                 None => false,
                 Some(job) => {
-                    let i = match self.kept.iter().position(|(q, _)| q == job.queue()) {
+                    let i = match self.kept.iter().position(|(q, _, _)| q == job.queue()) {
                         Some(i) => i,
                         None => {
-                            let keeping = retention::keeping(conn, job.queue())?;
-                            self.kept.push((job.queue().to_string(), keeping));
+                            let (keeping, publish) = retention::history(conn, job.queue())?;
+                            self.kept.push((job.queue().to_string(), keeping, publish));
                             self.kept.len() - 1
                         }
                     };
-                    if let Some(keeping) = &mut self.kept[i].1 {
+                    let (_, keeping, publish) = &mut self.kept[i];
+                    if let Some(keeping) = keeping {
                         retention::keep_completed(conn, keeping, lease.id, &job, result, now)?;
+                    }
+                    if *publish {
+                        let task = events::task_of(job.payload());
+                        let mut e = Event::new(Kind::Completed, job.queue(), lease.id);
+                        e.task = task.as_deref();
+                        e.attempt = Some(job.attempts());
+                        e.worker = job.worker();
+                        events::emit(conn, &e, now)?;
                     }
                     true
                 }
@@ -524,7 +604,7 @@ impl Acks {
         if let Some(id) = self.highest {
             keep_high_water(conn, id)?;
         }
-        for (queue, keeping) in &self.kept {
+        for (queue, keeping, _) in &self.kept {
             if let Some(keeping) = keeping {
                 retention::completed_added(conn, queue, keeping, now)?;
             }
@@ -590,16 +670,77 @@ pub fn ack_and_claim(
     })
 }
 
-fn holds(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<Option<(u32, u32)>> {
-    Ok(conn
+/// A job a current lease holds, as its retry or failure needs it.
+struct Held {
+    attempts: u32,
+    max_attempts: u32,
+    queue: String,
+    /// Whether its queue publishes lifecycle events.
+    publish: bool,
+    /// The task its payload names, when `publish`.
+    task: Option<String>,
+}
+
+fn holds(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<Option<Held>> {
+    let held = conn
         .prepare_cached(
-            "SELECT attempts, max_attempts FROM _honker_live
+            "SELECT attempts, max_attempts, queue, payload FROM _honker_live
              WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
         )?
         .query_row(params![lease.id, lease.worker, lease.attempt, now], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
         })
-        .optional()?)
+        .optional()?;
+    let Some((attempts, max_attempts, queue, payload)) = held else {
+        return Ok(None);
+    };
+    let publish = events::enabled(conn, &queue)?;
+    Ok(Some(Held {
+        attempts,
+        max_attempts,
+        task: publish.then(|| events::task_of(&payload)).flatten(),
+        queue,
+        publish,
+    }))
+}
+
+/// The `failed` event of the job of `lease`, whose attempt ended in `error`.
+fn failed(conn: &Connection, held: &Held, lease: Lease<'_>, error: &str, now: i64) -> Result<()> {
+    if !held.publish {
+        return Ok(());
+    }
+    let mut e = Event::new(Kind::Failed, &held.queue, lease.id);
+    e.task = held.task.as_deref();
+    e.attempt = Some(held.attempts);
+    e.worker = Some(lease.worker);
+    e.error = Some(error);
+    events::emit(conn, &e, now)
+}
+
+/// Publishes `kind` for job `id` (given back by `worker`, due at `run_at`)
+/// when `queue` publishes events; `payload` names its task.
+#[allow(clippy::too_many_arguments)]
+fn given_back(
+    conn: &Connection,
+    kind: Kind,
+    queue: &str,
+    id: i64,
+    payload: &str,
+    attempt: u32,
+    worker: &str,
+    run_at: i64,
+    now: i64,
+) -> Result<()> {
+    if !events::enabled(conn, queue)? {
+        return Ok(());
+    }
+    let task = events::task_of(payload);
+    let mut e = Event::new(kind, queue, id);
+    e.task = task.as_deref();
+    e.attempt = Some(attempt);
+    e.worker = Some(worker);
+    e.run_at_ms = Some(run_at);
+    events::emit(conn, &e, now)
 }
 
 /// The default retry delay after attempt `attempt` (1-based): exponential
@@ -633,10 +774,12 @@ pub fn retry(
         .map(|d| validate::after("delay", now, validate::duration_ms("delay", d)?))
         .transpose()?;
     atomic(conn, |conn| {
-        let Some((attempts, max)) = holds(conn, lease, now)? else {
+        let Some(held) = holds(conn, lease, now)? else {
             return Ok(false);
         };
-        if attempts >= max {
+        failed(conn, &held, lease, error, now)?;
+        let attempts = held.attempts;
+        if attempts >= held.max_attempts {
             return bury(conn, lease.id, "max_attempts", Some(error), now);
         }
         let run_at = delay.unwrap_or_else(|| {
@@ -651,6 +794,14 @@ pub fn retry(
              WHERE id = ?1",
         )?
         .execute(params![lease.id, state, run_at, error])?;
+        if held.publish {
+            let mut e = Event::new(Kind::Retried, &held.queue, lease.id);
+            e.task = held.task.as_deref();
+            e.attempt = Some(attempts);
+            e.worker = Some(lease.worker);
+            e.run_at_ms = Some(run_at);
+            events::emit(conn, &e, now)?;
+        }
         Ok(true)
     })
 }
@@ -661,14 +812,34 @@ pub fn retry(
 /// wait, a shutdown). Returns false, changing nothing, if `lease` is not
 /// current.
 pub fn release(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
-    let n = conn
-        .prepare_cached(
-            "UPDATE _honker_live
-             SET state = 'ready', worker_id = NULL, lease_until = NULL, attempts = attempts - 1
-             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
-        )?
-        .execute(params![lease.id, lease.worker, lease.attempt, now])?;
-    Ok(n == 1)
+    atomic(conn, |conn| {
+        let back: Option<(String, String, i64)> = conn
+            .prepare_cached(
+                "UPDATE _honker_live
+                 SET state = 'ready', worker_id = NULL, lease_until = NULL, attempts = attempts - 1
+                 WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4
+                 RETURNING queue, payload, run_at",
+            )?
+            .query_row(params![lease.id, lease.worker, lease.attempt, now], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((queue, payload, run_at)) = back else {
+            return Ok(false);
+        };
+        given_back(
+            conn,
+            Kind::Released,
+            &queue,
+            lease.id,
+            &payload,
+            lease.attempt,
+            lease.worker,
+            run_at,
+            now,
+        )?;
+        Ok(true)
+    })
 }
 
 /// Gives a claimed job back like [`release`] (the attempt not counted),
@@ -677,23 +848,45 @@ pub fn release(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
 pub fn defer(conn: &Connection, lease: Lease<'_>, delay: Duration, now: i64) -> Result<bool> {
     let run_at = validate::after("delay", now, validate::duration_ms("delay", delay)?)?;
     let state = if run_at > now { "scheduled" } else { "ready" };
-    let n = conn
-        .prepare_cached(
-            "UPDATE _honker_live
-             SET state = ?5, run_at = ?6, worker_id = NULL, lease_until = NULL, attempts = attempts - 1
-             WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4",
-        )?
-        .execute(params![lease.id, lease.worker, lease.attempt, now, state, run_at])?;
-    Ok(n == 1)
+    atomic(conn, |conn| {
+        let back: Option<(String, String)> = conn
+            .prepare_cached(
+                "UPDATE _honker_live
+                 SET state = ?5, run_at = ?6, worker_id = NULL, lease_until = NULL, attempts = attempts - 1
+                 WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4
+                 RETURNING queue, payload",
+            )?
+            .query_row(
+                params![lease.id, lease.worker, lease.attempt, now, state, run_at],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((queue, payload)) = back else {
+            return Ok(false);
+        };
+        given_back(
+            conn,
+            Kind::Released,
+            &queue,
+            lease.id,
+            &payload,
+            lease.attempt,
+            lease.worker,
+            run_at,
+            now,
+        )?;
+        Ok(true)
+    })
 }
 
 /// Sends a job straight to the dead table (reason `failed`) with `error`.
 /// Returns false, changing nothing, if `lease` is not current.
 pub fn fail(conn: &Connection, lease: Lease<'_>, error: &str, now: i64) -> Result<bool> {
     atomic(conn, |conn| {
-        if holds(conn, lease, now)?.is_none() {
+        let Some(held) = holds(conn, lease, now)? else {
             return Ok(false);
-        }
+        };
+        failed(conn, &held, lease, error, now)?;
         bury(conn, lease.id, "failed", Some(error), now)
     })
 }
@@ -713,17 +906,42 @@ pub fn heartbeat(conn: &Connection, lease: Lease<'_>, extend: Duration, now: i64
 /// Removes a live job, whatever its state. A worker holding it then finds
 /// its ack, retry, fail and heartbeat refused. Returns false if there was no
 /// such live job.
-pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
-    atomic(conn, |conn| {
-        let gone = conn
-            .prepare_cached("DELETE FROM _honker_live WHERE id = ?1 AND state <> 'done'")?
-            .execute([id])?
-            == 1;
-        if gone {
-            keep_high_water(conn, id)?;
+pub fn cancel(conn: &Connection, id: i64, now: i64) -> Result<bool> {
+    Ok(cancel_many(conn, &[id], now)? == 1)
+}
+
+/// Deletes the live job `id` (not the tombstone); its queue and payload if
+/// there was one. The caller keeps the high-water mark.
+fn delete_live(conn: &Connection, id: i64) -> Result<Option<(String, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM _honker_live WHERE id = ?1 AND state <> 'done' RETURNING queue, payload",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// The `cancelled` events of jobs removed, `(id, queue, payload)` each,
+/// for those whose queue publishes events.
+fn cancelled(conn: &Connection, gone: &[(i64, String, String)], now: i64) -> Result<()> {
+    let mut publishes: Vec<(&str, bool)> = Vec::new();
+    for (id, queue, payload) in gone {
+        let publish = match publishes.iter().find(|(q, _)| q == queue) {
+            Some(&(_, p)) => p,
+            None => {
+                let p = events::enabled(conn, queue)?;
+                publishes.push((queue, p));
+                p
+            }
+        };
+        if publish {
+            let task = events::task_of(payload);
+            let mut e = Event::new(Kind::Cancelled, queue, *id);
+            e.task = task.as_deref();
+            events::emit(conn, &e, now)?;
         }
-        Ok(gone)
-    })
+    }
+    Ok(())
 }
 
 /// Deletes every ready job of `queue` (claimable at `now`, delayed ones
@@ -733,17 +951,18 @@ pub fn cancel(conn: &Connection, id: i64) -> Result<bool> {
 pub fn purge(conn: &Connection, queue: &str, now: i64) -> Result<usize> {
     validate::name("queue", queue)?;
     atomic(conn, |conn| {
-        let ids: Vec<i64> = conn
+        let gone: Vec<(i64, String, String)> = conn
             .prepare_cached(
                 "DELETE FROM _honker_live WHERE queue = ?1 \
-                 AND (state = 'ready' OR (state = 'scheduled' AND run_at <= ?2)) RETURNING id",
+                 AND (state = 'ready' OR (state = 'scheduled' AND run_at <= ?2)) RETURNING id, queue, payload",
             )?
-            .query_map(params![queue, now], |r| r.get(0))?
+            .query_map(params![queue, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        if let Some(&id) = ids.iter().max() {
+        if let Some(id) = gone.iter().map(|g| g.0).max() {
             keep_high_water(conn, id)?;
         }
-        Ok(ids.len())
+        cancelled(conn, &gone, now)?;
+        Ok(gone.len())
     })
 }
 
@@ -819,23 +1038,19 @@ pub fn requeue_dead_all(
 
 /// Removes each live job of `ids`, whatever its state (as [`cancel`]
 /// removes one); returns how many were removed. Atomic.
-pub fn cancel_many(conn: &Connection, ids: &[i64]) -> Result<usize> {
+pub fn cancel_many(conn: &Connection, ids: &[i64], now: i64) -> Result<usize> {
     atomic(conn, |conn| {
-        let mut stmt =
-            conn.prepare_cached("DELETE FROM _honker_live WHERE id = ?1 AND state <> 'done'")?;
-        let mut n = 0;
-        let mut highest = None;
+        let mut gone = Vec::new();
         for &id in ids {
-            if stmt.execute([id])? == 1 {
-                n += 1;
-                highest = highest.max(Some(id));
+            if let Some((queue, payload)) = delete_live(conn, id)? {
+                gone.push((id, queue, payload));
             }
         }
-        drop(stmt);
-        if let Some(id) = highest {
+        if let Some(id) = gone.iter().map(|g| g.0).max() {
             keep_high_water(conn, id)?;
         }
-        Ok(n)
+        cancelled(conn, &gone, now)?;
+        Ok(gone.len())
     })
 }
 
@@ -878,6 +1093,12 @@ pub fn requeue_dead(conn: &Connection, id: i64, now: i64) -> Result<()> {
         conn.prepare_cached("DELETE FROM _honker_dead WHERE id = ?1")?
             .execute([id])?;
         retention::dead_removed(conn, &queue, 1)?;
+        if events::enabled(conn, &queue)? {
+            let payload: String = conn
+                .prepare_cached("SELECT payload FROM _honker_live WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?;
+            enqueued(conn, &queue, id, &payload, now, now)?;
+        }
         Ok(())
     })
 }
@@ -1230,8 +1451,8 @@ mod tests {
         assert!(!fail(&c, j.lease(), "again", 2).unwrap());
 
         let b = put(&c, "2", EnqueueOpts::default(), 0);
-        assert!(cancel(&c, b).unwrap());
-        assert!(!cancel(&c, b).unwrap());
+        assert!(cancel(&c, b, 0).unwrap());
+        assert!(!cancel(&c, b, 0).unwrap());
 
         let e = put(
             &c,
@@ -1541,7 +1762,9 @@ mod id_tests {
                     1 => leases
                         .iter()
                         .for_each(|l| assert!(fail(&c, *l, "x", now).unwrap())),
-                    2 => ids.iter().for_each(|id| assert!(cancel(&c, *id).unwrap())),
+                    2 => ids
+                        .iter()
+                        .for_each(|id| assert!(cancel(&c, *id, 0).unwrap())),
                     3 => assert_eq!(ack_batch(&c, &leases, now).unwrap(), 2),
                     4 => {
                         let done: Vec<Done<'_>> = leases
@@ -1572,8 +1795,8 @@ mod id_tests {
                         .for_each(|l| assert!(retry(&c, *l, None, "x", now).unwrap())),
                     _ => {
                         // Cancelled the newest first, then the one below it.
-                        assert!(cancel(&c, ids[1]).unwrap());
-                        assert!(cancel(&c, ids[0]).unwrap());
+                        assert!(cancel(&c, ids[1], 0).unwrap());
+                        assert!(cancel(&c, ids[0], 0).unwrap());
                     }
                 }
             }
@@ -1582,7 +1805,7 @@ mod id_tests {
                     .unwrap()
                     .is_none_or(|r| r.state == JobState::Dead));
                 assert!(
-                    !cancel(&c, id).unwrap(),
+                    !cancel(&c, id, 0).unwrap(),
                     "round {round}: the tombstone cannot be cancelled"
                 );
             }

@@ -154,13 +154,15 @@ fn batches(slack: Slack, mut delete: impl FnMut() -> Result<usize>) -> Result<us
 
 // ---- completed jobs -----------------------------------------------------------
 
-/// Whether any queue keeps its finished jobs: read once per acking
-/// transaction, so that acks of queues that keep nothing are one delete.
-pub(super) fn any_keeps_completed(conn: &Connection) -> Result<bool> {
+/// Whether any queue keeps its finished jobs or publishes lifecycle
+/// events: read once per acking transaction, so that acks of queues that
+/// do neither are one delete.
+pub(super) fn any_history(conn: &Connection) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM _honker_queues
-                            WHERE keep_completed_ms IS NOT NULL OR keep_completed_count IS NOT NULL)",
+                            WHERE keep_completed_ms IS NOT NULL OR keep_completed_count IS NOT NULL
+                               OR events)",
         )?
         .query_row([], |r| r.get(0))?)
 }
@@ -183,6 +185,18 @@ pub(super) struct Acked {
 impl Acked {
     pub(super) fn queue(&self) -> &str {
         &self.queue
+    }
+
+    pub(super) fn payload(&self) -> &str {
+        &self.payload
+    }
+
+    pub(super) fn attempts(&self) -> u32 {
+        u32::try_from(self.attempts).unwrap_or(0)
+    }
+
+    pub(super) fn worker(&self) -> Option<&str> {
+        self.worker_id.as_deref()
     }
 }
 
@@ -230,25 +244,29 @@ pub(super) struct Keeping {
     added: u64,
 }
 
-/// `queue`'s [`Keeping`], or `None` if it keeps no finished jobs. One
-/// statement: the limits, and the last number by an index seek.
-pub(super) fn keeping(conn: &Connection, queue: &str) -> Result<Option<Keeping>> {
+/// How `queue` records its finished jobs: its [`Keeping`] (`None` if it
+/// keeps none) and whether it publishes lifecycle events. One statement:
+/// the controls row, and the last number by an index seek.
+pub(super) fn history(conn: &Connection, queue: &str) -> Result<(Option<Keeping>, bool)> {
     Ok(conn
         .prepare_cached(
-            "SELECT keep_completed_ms, keep_completed_count,
+            "SELECT keep_completed_ms, keep_completed_count, events,
                     coalesce((SELECT seq FROM _honker_completed WHERE queue = ?1
                               ORDER BY seq DESC LIMIT 1), 0)
-             FROM _honker_queues
-             WHERE queue = ?1 AND (keep_completed_ms IS NOT NULL OR keep_completed_count IS NOT NULL)",
+             FROM _honker_queues WHERE queue = ?1",
         )?
         .query_row([queue], |r| {
-            Ok(Keeping {
-                limits: limits(r.get(0)?, r.get(1)?),
-                next: r.get::<_, i64>(2)? + 1,
+            let (ms, count): (Option<i64>, Option<i64>) = (r.get(0)?, r.get(1)?);
+            let last: i64 = r.get(3)?;
+            let keeping = (ms.is_some() || count.is_some()).then(|| Keeping {
+                limits: limits(ms, count),
+                next: last + 1,
                 added: 0,
-            })
+            });
+            Ok((keeping, r.get(2)?))
         })
-        .optional()?)
+        .optional()?
+        .unwrap_or((None, false)))
 }
 
 /// Keeps job `id`, acked as `job` at `now`, in the completed table with

@@ -194,7 +194,8 @@ const MIGRATIONS: &[&str] = &[
     // numbered per queue in the order they finished (`seq`: its count
     // limit is a difference of two index seeks); each queue's retention of
     // finished and dead jobs, and its count of dead jobs (kept while a
-    // limit of the dead is set).
+    // limit of the dead is set); whether it publishes lifecycle events
+    // (events.rs).
     r#"
     ALTER TABLE _honker_live ADD COLUMN started_at INTEGER;
     ALTER TABLE _honker_dead ADD COLUMN started_at INTEGER;
@@ -221,6 +222,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE _honker_queues ADD COLUMN keep_dead_ms INTEGER;
     ALTER TABLE _honker_queues ADD COLUMN keep_dead_count INTEGER;
     ALTER TABLE _honker_queues ADD COLUMN dead_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE _honker_queues ADD COLUMN events INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
