@@ -636,6 +636,18 @@ fn main() {
     );
     println!();
     let rounds = if quick { 3 } else { 9 };
+    if std::env::args().any(|a| a == "enqueue") {
+        for r in [
+            bench_enqueue_single(rounds, 4_000 / scale),
+            bench_enqueue_batched(rounds, 100 / scale, 100),
+        ] {
+            println!(
+                "{}: {:.0}/s, raw {:.0}/s, ratio {:.2}",
+                r.name, r.honker, r.raw, r.ratio
+            );
+        }
+        return;
+    }
     if std::env::args().any(|a| a == "retention") {
         bench_retention(rounds, 2_000 / scale, 100_000);
         return;

@@ -183,6 +183,40 @@ fn insert(
     Ok(conn.last_insert_rowid())
 }
 
+/// [`insert`] unless `queue` publishes lifecycle events: then nothing is
+/// written and `None` is returned (the caller writes the row and its event
+/// together). One statement, so in autocommit mode it needs no explicit
+/// transaction: the common enqueue stays one statement.
+fn insert_unless_events(
+    conn: &Connection,
+    queue: &str,
+    payload: &str,
+    job: &NewJob,
+    now: i64,
+) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO _honker_live (queue, payload, state, priority, run_at, max_attempts, expires_at, created_at)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8
+             WHERE NOT EXISTS (SELECT 1 FROM _honker_queues WHERE queue = ?1 AND events)
+             RETURNING id",
+        )?
+        .query_row(
+            params![
+                queue,
+                payload,
+                job.state,
+                job.priority,
+                job.run_at,
+                job.max_attempts,
+                job.expires_at,
+                now
+            ],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 fn live_id_with_key(conn: &Connection, queue: &str, key: &str) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached("SELECT id FROM _honker_live WHERE queue = ?1 AND idem_key = ?2")?
@@ -202,11 +236,13 @@ pub fn enqueue(
 ) -> Result<i64> {
     let job = plan(queue, opts, default_max_attempts, now)?;
     validate::json("payload", payload)?;
-    // Inside the caller's transaction, with nothing but the row to write,
-    // no savepoint (its sub-journal would copy every page the insert
-    // touches).
-    if opts.key.is_none() && !conn.is_autocommit() && !events::enabled(conn, queue)? {
-        return insert(conn, queue, payload, &job, None, now);
+    // With nothing but the row to write: one statement, no explicit
+    // transaction (nor, inside the caller's, a savepoint, whose sub-journal
+    // would copy every page the insert touches).
+    if opts.key.is_none() {
+        if let Some(id) = insert_unless_events(conn, queue, payload, &job, now)? {
+            return Ok(id);
+        }
     }
     atomic(conn, |conn| {
         if let Some(key) = &opts.key {
