@@ -455,6 +455,14 @@ export interface Rows {
  */
 export declare function runAs<T>(tx: NativeTx, f: () => T): T
 
+/**
+ * Runs the operator's command (`honker ...`) with `args` (the program's
+ * name first) on this thread and returns its exit status: `npx honker
+ * <command>`. For a process that is the command (it blocks until the
+ * command ends, and restores SIGPIPE's default action).
+ */
+export declare function runCli(args: Array<string>): number
+
 /** A schedule as stored. */
 export interface ScheduleData {
   name: string

@@ -52,6 +52,15 @@ pub fn cron_next(expr: String, after_s: f64, opts: Option<CronOptions>) -> Resul
     honker_core::guard(|| cron::next_fire(&expr, tz.as_deref(), after_ms)).map_err(to_js)
 }
 
+/// Runs the operator's command (`honker ...`) with `args` (the program's
+/// name first) on this thread and returns its exit status: `npx honker
+/// <command>`. For a process that is the command (it blocks until the
+/// command ends, and restores SIGPIPE's default action).
+#[napi]
+pub fn run_cli(args: Vec<String>) -> u32 {
+    u32::from(honker_cli::main_from(args))
+}
+
 /// The stream every queue's lifecycle events are published to.
 #[napi]
 pub fn events_stream() -> String {

@@ -6,14 +6,22 @@ worker until SIGTERM or SIGINT, then drains: nothing more is claimed,
 running jobs get the grace period to finish, the rest are released without
 using an attempt. Exit status 0 after a clean drain, 1 on an error, 2 on a
 bad command line.
+
+``python -m honker <command> ...`` for any other command is the operator's
+command, ``honker`` (``queues``, ``jobs``, ``job``, ``dead``, ``requeue``,
+``purge``, ``cancel``, ``pause``, ``resume``, ``schedules``, ``streams``,
+``tail``, ``events``, ``stats``): the same code as the ``honker`` binary,
+run in this process by the native module.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
+from honker import _honker
 from honker._database import Database
 from honker._worker import Worker
 
@@ -30,6 +38,21 @@ def _target(spec: str) -> object:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        return _worker(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print("python -m honker worker module:attr [...]: run a worker (python -m honker worker --help)")
+        print("python -m honker <command> [...]: the operator's command, below\n")
+    # A following command (tail, events, stats --watch) runs in native code
+    # until interrupted: let Ctrl-C end the process at once, as it ends the
+    # `honker` binary.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    sys.stdout.flush()
+    return _honker.run_cli(["python -m honker", *argv])
+
+
+def _worker(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m honker")
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("worker", help="run the tasks of module:attr until SIGTERM/SIGINT, then drain")

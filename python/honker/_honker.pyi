@@ -8,8 +8,8 @@ from typing_extensions import TypeAlias
 _T = TypeVar("_T")
 
 __all__ = [
-    "VERSION",
     "EVENTS_STREAM",
+    "VERSION",
     "Busy",
     "CannotOpen",
     "Closed",
@@ -41,6 +41,7 @@ __all__ = [
     "WatcherError",
     "cron_next",
     "run_as",
+    "run_cli",
 ]
 
 VERSION: str
@@ -108,6 +109,7 @@ EVENTS_STREAM: str
 
 def cron_next(expr: str, after_s: float, tz: str | None = None) -> int: ...
 def run_as(task: int, f: Callable[[], _T]) -> _T: ...
+def run_cli(args: list[str]) -> int: ...
 
 # (paused, max_in_flight, (limit, per_s) or None, (completed, dead), events),
 # each retention (max_age_s, max_count) or None.

@@ -29,6 +29,15 @@ use pyo3::prelude::*;
 use task::{run_as, NativeTx};
 use waits::*;
 
+/// Runs the operator's command (`honker ...`) with `args` (the program's
+/// name first) in this process, the GIL released, and returns its exit
+/// status: `python -m honker <command>`. For a process that is the
+/// command (it restores SIGPIPE's default action).
+#[pyfunction]
+fn run_cli(py: Python<'_>, args: Vec<String>) -> u8 {
+    py.detach(|| honker_cli::main_from(args))
+}
+
 #[pymodule]
 pub(crate) fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -50,6 +59,7 @@ pub(crate) fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<worker::NativeCancel>()?;
     m.add_function(wrap_pyfunction!(cron_next, m)?)?;
     m.add_function(wrap_pyfunction!(run_as, m)?)?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add("HonkerError", py.get_type::<HonkerError>())?;
     let classes = CLASSES.get_or_try_init(py, || make_classes(py))?;
     for (kind, ty) in Error::KINDS.iter().zip(classes) {
