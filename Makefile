@@ -22,10 +22,10 @@ PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-ts node-test bench-node bench-wake-cross
+.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-ts node-test bench-node bench-wake-cross browser-deps dashboard-test screenshots
 
 ## make test: everything CI checks (installs what it needs).
-test: lint rust-test ext-test python-test node-test vectors-test cross-test examples
+test: lint rust-test ext-test python-test node-test vectors-test cross-test dashboard-test examples
 
 lint:
 	cargo fmt --all -- --check
@@ -146,12 +146,29 @@ node-path-install:
 		HONKER_NODE_FORCE_BUILD=1 HONKER_BUILD_PROFILE=dev npm install --no-audit --no-fund $(CURDIR)/node && \
 		node -e "const h = require('honker'); const db = h.open('app.db'); const id = db.queue('q').enqueueSync({ ok: true }); \
 			if (db.queue('q').claimOneSync('w').id !== id) throw new Error('no job'); db.close(); \
-			if (!require('node:fs').existsSync(h.extensionPath())) throw new Error('no extension'); console.log('ok npm install from a path')"
+			if (!require('node:fs').existsSync(h.extensionPath())) throw new Error('no extension'); console.log('ok npm install from a path')" && \
+		npx --no-install honker queues app.db --json | grep -q '"name": *"q"' && echo 'ok npx honker'
 
 ## Node benchmark: a release build of the addon, beside better-sqlite3.
 bench-node: node-deps node-ts
 	cd node && $(NAPI_BUILD) --release
 	node bench/node_bench.mjs
+
+## The web dashboard (`honker serve`) in a real headless browser: Debian's
+## Chromium, driven by playwright-core (pinned in cli/tests/browser).
+browser-deps:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	cd cli/tests/browser && npm install --no-audit --no-fund
+
+dashboard-test: browser-deps node-test
+	cargo build --locked -p honker-cli
+	node --check cli/assets/app.js && node --check cli/tests/browser/dashboard.test.mjs
+	cd cli/tests/browser && HONKER_BIN=$(OUT)/debug/honker node --test --test-timeout=120000 dashboard.test.mjs
+
+## The dashboard's screenshots in docs/screenshots (the browser test, saving them).
+screenshots: browser-deps node-ts
+	cargo build --locked -p honker-cli
+	cd cli/tests/browser && HONKER_BIN=$(OUT)/debug/honker HONKER_SCREENSHOTS=$(CURDIR)/docs/screenshots node --test --test-timeout=120000 dashboard.test.mjs
 
 ## Every example runs in CI (docs are tests).
 examples:

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use honker::{Database, JobFilter, JobRecord, JobState, QueueOpts, QueueSummary};
 use honker_core::json;
 use serde_json::{json, Value};
+mod serve;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -131,6 +133,22 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Serves the web dashboard (queues, jobs, dead jobs, schedules,
+    /// streams, locks; live, woken by commits) and Prometheus metrics at
+    /// /metrics, until interrupted. On 127.0.0.1 and read-only unless told.
+    Serve {
+        db: PathBuf,
+        /// Where to listen (port 0: any free port; the URL is printed).
+        #[arg(long, default_value = "127.0.0.1:8484")]
+        listen: String,
+        /// A secret every request must bring (needed to listen beyond
+        /// 127.0.0.1; the printed URL carries it once, then a cookie).
+        #[arg(long, env = "HONKER_TOKEN")]
+        token: Option<String>,
+        /// Allow requeueing, cancelling, pausing and resuming from the page.
+        #[arg(long)]
+        allow_actions: bool,
+    },
     /// Every schedule with its next fire.
     Schedules { db: PathBuf },
     /// Pauses a queue: no process claims from it until it is resumed.
@@ -145,6 +163,8 @@ enum Failure {
     Honker(honker::Error),
     /// Something else the user should fix: exit 3.
     Missing(String),
+    /// A command line that cannot be run as given: exit 2.
+    Usage(String),
 }
 
 impl From<honker::Error> for Failure {
@@ -191,6 +211,10 @@ where
         Err(Failure::Missing(why)) => {
             eprintln!("honker: {why}");
             3
+        }
+        Err(Failure::Usage(why)) => {
+            eprintln!("honker: {why}");
+            2
         }
     };
     use std::io::Write;
@@ -459,6 +483,23 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     detail.join(" ")
                 );
             })?;
+        }
+        Command::Serve {
+            db,
+            listen,
+            token,
+            allow_actions,
+        } => {
+            let opened = open(db)?;
+            serve::serve(
+                db,
+                opened,
+                serve::Options {
+                    listen: listen.clone(),
+                    token: token.clone(),
+                    allow_actions: *allow_actions,
+                },
+            )?;
         }
         Command::Schedules { db } => {
             let list = open(db)?.scheduler().list()?;

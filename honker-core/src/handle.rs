@@ -767,6 +767,18 @@ impl Ops<'_> {
     pub fn prune_queue(&self, queue: &str) -> Result<usize> {
         self.exec(|s, now| s.prune_queue(queue, now))
     }
+    /// Every lock held now, by name.
+    pub fn locks(&self) -> Result<Vec<LockInfo>> {
+        self.exec(|s, now| s.locks(now))
+    }
+    /// How many jobs the file has ever had (the largest job id).
+    pub fn jobs_enqueued(&self) -> Result<i64> {
+        self.exec(|s, _| s.jobs_enqueued())
+    }
+    /// The `run_at` of the ready job a claim of `queue` would take next.
+    pub fn queue_head(&self, queue: &str) -> Result<Option<i64>> {
+        self.exec(|s, _| s.queue_head(queue))
+    }
     /// Turns a queue's lifecycle events on or off.
     pub fn set_events(&self, queue: &str, on: bool) -> Result<()> {
         self.exec(|s, now| s.set_events(queue, on, now))

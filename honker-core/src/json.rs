@@ -3,7 +3,7 @@
 //! the same fields from either.
 
 use crate::model::{
-    JobRecord, QueueControls, QueueSummary, Retention, ScheduleInfo, StreamSummary,
+    JobRecord, LockInfo, QueueControls, QueueSummary, Retention, ScheduleInfo, StreamSummary,
 };
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -81,6 +81,11 @@ pub fn stream(s: &StreamSummary) -> Value {
         .map(|c| (c.name.clone(), json!({"offset": c.offset, "lag": c.lag})))
         .collect();
     json!({"name": s.name, "last_offset": s.last_offset, "consumers": consumers})
+}
+
+/// A lock held.
+pub fn lock(l: &LockInfo) -> Value {
+    json!({"name": l.name, "owner": l.owner, "token": l.token, "expires_at_ms": l.expires_at_ms})
 }
 
 /// A schedule.

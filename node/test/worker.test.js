@@ -143,6 +143,7 @@ test('a queue that keeps history shows what its worker did', async () => {
   const bad = await double.enqueue(-1, { maxAttempts: 1 });
   const before = Date.now();
   assert.equal(await db.worker({ queues: ['history'] }).drain(), 4);
+  assert.deepEqual(await Promise.all(ok.map((h) => h.result({ timeoutS: 10 }))), [0, 2, 4], 'a kept job\'s handle sees it finished');
   const done = await q.getJob(ok[1].id);
   assert.equal(done.state, 'completed');
   assert.equal(done.result, 2);

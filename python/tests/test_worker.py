@@ -288,6 +288,7 @@ def test_a_queue_that_keeps_history_shows_what_its_worker_did(db: honker.Databas
     bad = double.options(max_attempts=1).enqueue(-1)
     before = time.time() * 1000
     assert db.worker().drain() == 4
+    assert [h.result(timeout=LONG) for h in ok] == [0, 2, 4], "a kept job's handle sees it finished"
     done = q.get_job(ok[1].id)
     assert done is not None and done.state == "completed" and done.result == 2
     assert done.attempts == 1 and done.started_at_ms is not None and done.completed_at_ms is not None

@@ -46,6 +46,10 @@ pub const CHECKS: &[Check] = &[
         listing,
     ),
     (
+        "operator reads: locks held, jobs ever enqueued, a queue's head",
+        operator_reads,
+    ),
+    (
         "bulk: requeue every dead job, cancel by ids",
         bulk_operations,
     ),
@@ -837,6 +841,50 @@ fn retention(s: &dyn Store) {
         let e = s.set_queue_retention("q", r, T).unwrap_err();
         assert_eq!(e.code(), "invalid_argument", "{e}");
     }
+}
+
+fn operator_reads(s: &dyn Store) {
+    assert_eq!(s.jobs_enqueued().unwrap(), 0);
+    assert_eq!(s.queue_head("q").unwrap(), None);
+    let a = put(s, "q", "1", EnqueueOpts::default(), T);
+    put(
+        s,
+        "q",
+        "2",
+        EnqueueOpts {
+            priority: 5,
+            run_at: at(T + 7),
+            ..Default::default()
+        },
+        T,
+    );
+    let c = put(s, "q", "3", EnqueueOpts::default(), T + 1);
+    assert_eq!(
+        s.queue_head("q").unwrap(),
+        Some(T),
+        "a; the other is not due yet"
+    );
+    let j = s.claim("q", "w", 1, VT, T + 10).unwrap().pop().unwrap();
+    assert_eq!(j.priority, 5, "due now, and first");
+    assert_eq!(s.queue_head("q").unwrap(), Some(T), "a again");
+    assert!(s.ack(j.lease(), T + 11).unwrap());
+    assert!(s.cancel(c, T).unwrap());
+    assert_eq!(
+        s.jobs_enqueued().unwrap(),
+        c,
+        "the largest id, though it is gone"
+    );
+    assert!(a < c);
+    assert_eq!(s.try_lock("b", "x", 1_000, T).unwrap(), Some(1));
+    assert_eq!(s.try_lock("a", "y", 5_000, T).unwrap(), Some(2));
+    let held = s.locks(T + 2_000).unwrap();
+    assert_eq!(
+        held.iter()
+            .map(|l| (l.name.as_str(), l.owner.as_str()))
+            .collect::<Vec<_>>(),
+        [("a", "y")],
+        "by name, lapsed ones left out"
+    );
 }
 
 /// The events stream's events after `after`: (kind, job id, the rest).

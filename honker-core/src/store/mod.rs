@@ -115,6 +115,12 @@ pub trait Store {
     fn queues(&self) -> Result<Vec<QueueSummary>>;
     /// Every stream with events, saved offsets or retention, by name.
     fn streams(&self) -> Result<Vec<StreamSummary>>;
+    /// Every lock held at `now`, by name.
+    fn locks(&self, now: i64) -> Result<Vec<LockInfo>>;
+    /// How many jobs the file has ever had (the largest job id).
+    fn jobs_enqueued(&self) -> Result<i64>;
+    /// The `run_at` of the ready job a claim of `queue` would take next.
+    fn queue_head(&self, queue: &str) -> Result<Option<i64>>;
     /// The jobs `filter` names (live, dead and kept completed), newest first.
     fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>>;
     /// `queue`'s controls (the default if none were set).

@@ -159,6 +159,11 @@ pub fn outcome_step(db: &Db, caller: Caller, id: i64) -> Result<Step<JobOutcome>
         Some(job) if job.state == crate::model::JobState::Dead => {
             Ok(Step::Ready(JobOutcome::Dead(job)))
         }
+        // Acked, and kept by its queue's retention: the saved result, or
+        // (its TTL passed) the one kept with the job.
+        Some(job) if job.state == crate::model::JobState::Completed => Ok(Step::Ready(
+            JobOutcome::Completed(ops.get_result(id)?.or(job.result)),
+        )),
         Some(_) => Ok(Step::Wait {
             seen,
             at_most: MAX_WAIT,

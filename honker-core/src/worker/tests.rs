@@ -533,6 +533,35 @@ fn bad_options_are_named() {
 }
 
 #[test]
+fn wait_outcome_sees_a_kept_completed_job_finished() {
+    use crate::model::{QueueRetention, Retention};
+    use crate::wake::wait::{wait_outcome, JobOutcome};
+    let dir = Dir::new();
+    let db = open(&dir);
+    let me = Caller::this_thread();
+    let keep = QueueRetention {
+        completed: Some(Retention {
+            max_age: None,
+            max_count: Some(10),
+        }),
+        dead: None,
+    };
+    db.by(me).set_queue_retention("q", keep).unwrap();
+    let id = put(&db, "q", "t", "[]");
+    let w = WorkerCore::new(&db, opts(&["q"]), vec![task("t", TaskOptions::default())]).unwrap();
+    drain(&w, |_| Outcome::Completed(Some("7")));
+    let none = AtomicBool::new(false);
+    let got = wait_outcome(&db, me, id, Some(LONG), &none).unwrap();
+    assert_eq!(got, Some(JobOutcome::Completed(Some("7".into()))));
+    // Its TTL passed: the result kept with the job answers.
+    db.by(me)
+        .execute("DELETE FROM _honker_results", Vec::new())
+        .unwrap();
+    let got = wait_outcome(&db, me, id, Some(LONG), &none).unwrap();
+    assert_eq!(got, Some(JobOutcome::Completed(Some("7".into()))));
+}
+
+#[test]
 fn wait_outcome_sees_results_and_deaths() {
     use crate::wake::wait::{wait_outcome, JobOutcome};
     let dir = Dir::new();

@@ -5,10 +5,11 @@
 use super::{controls, queue, stream};
 use crate::error::Result;
 use crate::model::{
-    JobFilter, JobRecord, JobState, QueueSummary, StreamConsumer, StreamSummary, DEFAULT_PAGE,
+    JobFilter, JobRecord, JobState, LockInfo, QueueSummary, StreamConsumer, StreamSummary,
+    DEFAULT_PAGE,
 };
 use crate::validate;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 /// The distinct queue names of one partial index or table, each found by
 /// an index seek from the one before (a loose index scan), never a scan
@@ -185,4 +186,47 @@ pub fn jobs(conn: &Connection, filter: &JobFilter) -> Result<Vec<JobRecord>> {
     found.sort_by_key(|j| std::cmp::Reverse(j.id));
     found.truncate(limit as usize);
     Ok(found)
+}
+
+/// Every lock held at `now`, by name.
+pub fn locks(conn: &Connection, now: i64) -> Result<Vec<LockInfo>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT name, owner, token, expires_at FROM _honker_locks WHERE expires_at > ?1 ORDER BY name",
+        )?
+        .query_map([now], |r| {
+            Ok(LockInfo {
+                name: r.get(0)?,
+                owner: r.get(1)?,
+                token: r.get(2)?,
+                expires_at_ms: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many jobs the file has ever had: the largest job id (ids are never
+/// reused, and the largest is kept). Three seeks.
+pub fn jobs_enqueued(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT max(id) FROM _honker_live), 0),
+                        coalesce((SELECT max(id) FROM _honker_dead), 0),
+                        coalesce((SELECT max(id) FROM _honker_completed), 0))",
+        )?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// The `run_at` of the job a claim of `queue` would take next (its ready
+/// jobs' best), if any: how long the head of the queue has waited. One
+/// seek in the claim's index.
+pub fn queue_head(conn: &Connection, queue: &str) -> Result<Option<i64>> {
+    validate::name("queue", queue)?;
+    Ok(conn
+        .prepare_cached(
+            "SELECT run_at FROM _honker_live WHERE queue = ?1 AND state = 'ready'
+             ORDER BY priority DESC, run_at, id LIMIT 1",
+        )?
+        .query_row([queue], |r| r.get(0))
+        .optional()?)
 }

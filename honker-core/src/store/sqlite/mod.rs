@@ -133,6 +133,15 @@ impl Store for SqliteStore<'_> {
     fn streams(&self) -> Result<Vec<StreamSummary>> {
         listing::streams(self.0)
     }
+    fn locks(&self, now: i64) -> Result<Vec<LockInfo>> {
+        listing::locks(self.0, now)
+    }
+    fn jobs_enqueued(&self) -> Result<i64> {
+        listing::jobs_enqueued(self.0)
+    }
+    fn queue_head(&self, q: &str) -> Result<Option<i64>> {
+        listing::queue_head(self.0, q)
+    }
     fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
         listing::jobs(self.0, filter)
     }
