@@ -80,6 +80,27 @@ function within(p, what, ms = LONG) {
   ]).finally(() => clearTimeout(timer));
 }
 
+/** For the screenshots: waves of work for `seconds`, so the chart has a shape. */
+async function load(db, seconds) {
+  const q = db.queue('thumbnails');
+  const resize = q.task('resize', async (n) => {
+    await new Promise((r) => setTimeout(r, 4 + (n % 7)));
+    if (n % 97 === 0) throw new Error(`image ${n} is corrupt`);
+    return { thumb: `thumbs/${n}.png` };
+  });
+  const ac = new AbortController();
+  const running = db.worker({ queues: ['thumbnails'], concurrency: 4, signal: ac.signal }).run();
+  const end = Date.now() + seconds * 1000;
+  let n = 1;
+  while (Date.now() < end) {
+    const wave = 20 + Math.round(60 * Math.abs(Math.sin(n / 40)));
+    for (let i = 0; i < wave; i++) await resize.enqueue(n++);
+    await new Promise((r) => setTimeout(r, 400));
+  }
+  ac.abort();
+  await running;
+}
+
 async function cell(page, queue, col) {
   return page.textContent(`#queues-table tr[data-queue="${queue}"] td[data-col="${col}"]`);
 }
@@ -122,6 +143,7 @@ test('the dashboard shows the file, follows commits, and requeues a dead job', a
     { timeout: LONG },
   );
   await page.waitForSelector('#chart polyline.finished', { state: 'attached', timeout: LONG });
+  if (SHOTS) await load(f.db, 16);
   await shot(page, 'dashboard-queues');
 
   // Jobs: a completed job with its result; the dead one with its error.
