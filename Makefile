@@ -70,7 +70,7 @@ demo:
 ## hands it the one `make ext` built (plain `pip install ./python` builds it).
 python-test: deps ext
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 pytest-timeout==2.4.0 ruff==0.17.6 mypy==2.4.1
+	$(VENV)/bin/pip install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 pytest-timeout==2.4.0 ruff==0.17.6 mypy==2.4.1 opentelemetry-sdk==1.39.1
 	cd python && HONKER_EXT_PREBUILT=$(EXT) VIRTUAL_ENV=$(VENV) PATH="$(VENV)/bin:$$PATH" $(VENV)/bin/maturin develop -q
 	cd python && HONKER_EXT_PREBUILT=$(EXT) $(VENV)/bin/maturin build -q --profile dev -o $(CARGO_TARGET_DIR)/wheels
 	$(VENV)/bin/python python/tests/check_wheel.py $(CARGO_TARGET_DIR)/wheels

@@ -6,6 +6,9 @@ import { dumps, loads } from './json.js';
 import type * as N from '../native.js';
 import { native } from './native.js';
 import { options } from './options.js';
+import { traced } from './otel.js';
+
+const VERSION: string = native.version();
 import type { EnqueueOptions, Queue } from './queue.js';
 import { txOf } from './transaction.js';
 import type { Database } from './database.js';
@@ -454,8 +457,14 @@ export class Worker {
     return ran;
   }
 
+  /** @internal One attempt, traced when OpenTelemetry is installed. */
+  private _run(a: N.ActivationData, running: Map<number, TaskContext>): Promise<Ended> {
+    const task = this._tasks.get(a.task) as Task;
+    return traced(VERSION, task.queue.name, a.task, a.id, a.attempt, () => this._attempt(a, running), (e) => e[1]);
+  }
+
   /** @internal */
-  private async _run(a: N.ActivationData, running: Map<number, TaskContext>): Promise<Ended> {
+  private async _attempt(a: N.ActivationData, running: Map<number, TaskContext>): Promise<Ended> {
     // The engine hands out only jobs of tasks it was given.
     const task = this._tasks.get(a.task) as Task;
     let args: unknown[] = [];

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Union
 
+from honker import _otel
 from honker._common import _dumps, _loads, _tx
 
 if TYPE_CHECKING:
@@ -335,15 +336,21 @@ class Worker:
         """Runs one job; (ok, result JSON or error text, retry delay)."""
         id, name, payload, attempt, cancel = act
         task = self._db._tasks[name]
-        token = _current.set(TaskContext(id, name, attempt, cancel))
-        try:
-            env = json.loads(payload)
-            out = run(task, env.get("args") or [], env.get("kwargs") or {})
-        except Exception as e:  # noqa: BLE001 - a handler's error is the job's failure
-            return (False, _error_text(e), task._retry_in(attempt))
-        finally:
-            _current.reset(token)
-        return _returned(task, out, attempt)
+        with _otel.job(task.queue.name, name, id, attempt) as span:
+            token = _current.set(TaskContext(id, name, attempt, cancel))
+            try:
+                env = json.loads(payload)
+                out = run(task, env.get("args") or [], env.get("kwargs") or {})
+            except Exception as e:  # noqa: BLE001 - a handler's error is the job's failure
+                error = _error_text(e)
+                span.failed(error)
+                return (False, error, task._retry_in(attempt))
+            finally:
+                _current.reset(token)
+            done = _returned(task, out, attempt)
+            if not done[0]:
+                span.failed(done[1] or "")
+            return done
 
     @staticmethod
     def _call_sync(task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -453,16 +460,24 @@ class Worker:
                 args, kwargs = env.get("args") or [], env.get("kwargs") or {}
             except Exception as e:  # noqa: BLE001
                 return (False, _error_text(e), None)
-            token = _current.set(TaskContext(id, name, attempt, cancel))
-            try:
-                out = await run_async_handler(task, args, kwargs)
-            except asyncio.CancelledError:
-                return (False, f"cancelled ({cancel.reason() or 'shutdown'})", None)
-            except Exception as e:  # noqa: BLE001
-                return (False, _error_text(e), task._retry_in(attempt))
-            finally:
-                _current.reset(token)
-            return _returned(task, out, attempt)
+            with _otel.job(task.queue.name, name, id, attempt) as span:
+                token = _current.set(TaskContext(id, name, attempt, cancel))
+                try:
+                    out = await run_async_handler(task, args, kwargs)
+                except asyncio.CancelledError:
+                    error = f"cancelled ({cancel.reason() or 'shutdown'})"
+                    span.failed(error)
+                    return (False, error, None)
+                except Exception as e:  # noqa: BLE001
+                    error = _error_text(e)
+                    span.failed(error)
+                    return (False, error, task._retry_in(attempt))
+                finally:
+                    _current.reset(token)
+                done = _returned(task, out, attempt)
+                if not done[0]:
+                    span.failed(done[1] or "")
+                return done
 
         async def chain(act: Any) -> None:
             me = asyncio.current_task()
