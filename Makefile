@@ -34,6 +34,7 @@ lint:
 	@# The workspace build has honker's tokio feature on (bench uses it);
 	@# the crate alone is checked without it.
 	cargo clippy -p honker --all-targets --locked -- -D warnings
+	cargo clippy -p honker --all-targets --locked --features tokio,otel -- -D warnings
 	cargo clippy --manifest-path $(EXT_MANIFEST) --all-targets --locked -- -D warnings
 
 fmt:
@@ -59,7 +60,7 @@ ext-test: deps ext
 
 ## The Rust crate's async API (feature tokio) is tested with the rest.
 rust-test:
-	cargo test --workspace --locked --features honker/tokio
+	cargo test --workspace --locked --features honker/tokio,honker/otel
 
 ## make demo: a producer and a worker on one file, printing what happened.
 demo:

@@ -39,6 +39,7 @@
 #[cfg(feature = "tokio")]
 mod aio;
 mod lock;
+mod otel;
 mod queue;
 mod scheduler;
 mod stream;

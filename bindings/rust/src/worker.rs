@@ -341,10 +341,12 @@ fn chain(
         let handler = handlers
             .get(&a.task)
             .expect("the core hands out registered tasks only");
+        let span = crate::otel::Attempt::start(&a.job.queue, &a.task, id, a.job.attempts);
         let result = match TaskCall::new(a) {
-            Ok(call) => catch(|| handler(&call)),
+            Ok(call) => span.within(|| catch(|| handler(&call)))(),
             Err(e) => Err(e),
         };
+        span.finish(&result);
         next = core.complete(id, outcome(&result))?;
     }
     Ok(ran)

@@ -108,13 +108,16 @@ async fn run_chain(
             .get(&a.task)
             .expect("the core hands out registered tasks only")
             .clone();
+        let span = crate::otel::Attempt::start(&a.job.queue, &a.task, id, a.job.attempts);
         let ran = match TaskCall::new(a) {
             Err(e) => Err(e),
             Ok(call) => {
                 let cancelled = call.cancelled();
                 let mut job = match handler {
-                    Handler::Sync(h) => tokio::task::spawn_blocking(move || catch(|| h(&call))),
-                    Handler::Async(h) => tokio::spawn(h(call)),
+                    Handler::Sync(h) => {
+                        tokio::task::spawn_blocking(span.within(move || catch(|| h(&call))))
+                    }
+                    Handler::Async(h) => tokio::spawn(span.bind(h(call))),
                 };
                 tokio::select! {
                     r = &mut job => r.unwrap_or_else(|e| Err(if e.is_panic() {
@@ -129,6 +132,7 @@ async fn run_chain(
                 }
             }
         };
+        span.finish(&ran);
         let c = core.clone();
         next = tokio::task::spawn_blocking(move || c.complete(id, outcome(&ran)))
             .await
