@@ -82,11 +82,11 @@ python-test: deps ext
 ## The cross-language suite (tests/cross): real processes in Python, Node,
 ## Rust and SQL (Debian's sqlite3 shell with the extension) on one file.
 cross-test: deps ext python-test node-test
-	cargo build --locked -p honker-cross
+	cargo build --locked -p honker-cross -p honker-cli
 	$(VENV)/bin/ruff check tests/cross && $(VENV)/bin/ruff format --check tests/cross
 	$(VENV)/bin/python -m mypy --strict tests/cross/run.py tests/cross/roles.py
 	node --check tests/cross/roles.mjs
-	$(VENV)/bin/python tests/cross/run.py --node --rust $(OUT)/debug/honker-cross --ext $(EXT)
+	$(VENV)/bin/python tests/cross/run.py --node --rust $(OUT)/debug/honker-cross --cli $(OUT)/debug/honker --ext $(EXT)
 
 ## Parity vectors (tests/vectors/*.json, see tests/README.md): the Python
 ## runner (needs the package in .venv: python-test), the SQL runner

@@ -161,7 +161,23 @@ def task_scenario(tmp: str, producer: str, consumer: str, args: argparse.Namespa
         w.stdin.close()  # stop: each drains and exits
     finish(workers, what)
     summary = run([args.rust, "verify", path, "cross"], what)
-    print(f"ok  {what} ({time.monotonic() - t:.1f} s): {producer} read {read_back}; {summary}")
+    seen = operator_view(path, "cross", args, what)
+    print(f"ok  {what} ({time.monotonic() - t:.1f} s): {producer} read {read_back}; {summary}{seen}")
+
+
+def operator_view(path: str, queue: str, args: argparse.Namespace, what: str) -> str:
+    """The operator's command (`honker`) on a file the worker runtime wrote:
+    every job of `queue` ran, none is left or dead."""
+    if not args.cli:
+        return ""
+    found = [q for q in json.loads(run([args.cli, "queues", path, "--json"], what)) if q["name"] == queue]
+    counts = [(q["ready"], q["scheduled"], q["processing"], q["dead"]) for q in found]
+    if counts not in ([], [(0, 0, 0, 0)]):
+        raise SystemExit(f"{what}: the CLI sees {queue} with jobs left: {found}")
+    left = json.loads(run([args.cli, "jobs", path, "--queue", queue, "--json"], what))
+    if left:
+        raise SystemExit(f"{what}: the CLI lists jobs left: {left[:3]}")
+    return f"; the CLI sees {queue} empty"
 
 
 def read_line(p: subprocess.Popen[str], want: str, what: str) -> None:
@@ -430,6 +446,7 @@ def main() -> None:
     ap.add_argument("--rust", required=True, help="the honker-cross binary")
     ap.add_argument("--ext", required=True, help="libhonker_ext.so")
     ap.add_argument("--node", action="store_true", help="include the Node roles")
+    ap.add_argument("--cli", help="the honker command, to look at the files the workers wrote")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         queue_scenario(tmp, "python", "rust", args)
