@@ -260,6 +260,13 @@ class Task:
         return f"Task({self.name!r}, queue={self.queue.name!r})"
 
 
+def _traced(span: Any, done: tuple[bool, str | None, float | None]) -> tuple[bool, str | None, float | None]:
+    """``done`` (an attempt's end), told to its span."""
+    if not done[0]:
+        span.failed(done[1] or "")
+    return done
+
+
 def _returned(task: Task, out: Any, attempt: int) -> tuple[bool, str | None, float | None]:
     """How a handler that returned ``out`` ended: (ok, result JSON, None), or
     a failure when the result cannot be stored as JSON."""
@@ -347,10 +354,7 @@ class Worker:
                 return (False, error, task._retry_in(attempt))
             finally:
                 _current.reset(token)
-            done = _returned(task, out, attempt)
-            if not done[0]:
-                span.failed(done[1] or "")
-            return done
+            return _traced(span, _returned(task, out, attempt))
 
     @staticmethod
     def _call_sync(task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -474,10 +478,7 @@ class Worker:
                     return (False, error, task._retry_in(attempt))
                 finally:
                     _current.reset(token)
-                done = _returned(task, out, attempt)
-                if not done[0]:
-                    span.failed(done[1] or "")
-                return done
+                return _traced(span, _returned(task, out, attempt))
 
         async def chain(act: Any) -> None:
             me = asyncio.current_task()

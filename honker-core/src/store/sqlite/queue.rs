@@ -848,34 +848,7 @@ pub fn retry(
 /// wait, a shutdown). Returns false, changing nothing, if `lease` is not
 /// current.
 pub fn release(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
-    atomic(conn, |conn| {
-        let back: Option<(String, String, i64)> = conn
-            .prepare_cached(
-                "UPDATE _honker_live
-                 SET state = 'ready', worker_id = NULL, lease_until = NULL, attempts = attempts - 1
-                 WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4
-                 RETURNING queue, payload, run_at",
-            )?
-            .query_row(params![lease.id, lease.worker, lease.attempt, now], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
-        let Some((queue, payload, run_at)) = back else {
-            return Ok(false);
-        };
-        given_back(
-            conn,
-            Kind::Released,
-            &queue,
-            lease.id,
-            &payload,
-            lease.attempt,
-            lease.worker,
-            run_at,
-            now,
-        )?;
-        Ok(true)
-    })
+    give_back(conn, lease, None, now)
 }
 
 /// Gives a claimed job back like [`release`] (the attempt not counted),
@@ -883,21 +856,29 @@ pub fn release(conn: &Connection, lease: Lease<'_>, now: i64) -> Result<bool> {
 /// `lease` is not current.
 pub fn defer(conn: &Connection, lease: Lease<'_>, delay: Duration, now: i64) -> Result<bool> {
     let run_at = validate::after("delay", now, validate::duration_ms("delay", delay)?)?;
-    let state = if run_at > now { "scheduled" } else { "ready" };
+    give_back(conn, lease, Some(run_at), now)
+}
+
+/// Gives the job of `lease` back, the attempt its claim counted not
+/// counted: due at `run_at`, or (`None`) at its old `run_at`, in its old
+/// place. Its `released` event, when its queue publishes events.
+fn give_back(conn: &Connection, lease: Lease<'_>, run_at: Option<i64>, now: i64) -> Result<bool> {
     atomic(conn, |conn| {
-        let back: Option<(String, String)> = conn
+        let back: Option<(String, String, i64)> = conn
             .prepare_cached(
                 "UPDATE _honker_live
-                 SET state = ?5, run_at = ?6, worker_id = NULL, lease_until = NULL, attempts = attempts - 1
+                 SET state = CASE WHEN ?5 > ?4 THEN 'scheduled' ELSE 'ready' END,
+                     run_at = coalesce(?5, run_at), worker_id = NULL, lease_until = NULL,
+                     attempts = attempts - 1
                  WHERE id = ?1 AND state = 'processing' AND worker_id = ?2 AND attempts = ?3 AND lease_until > ?4
-                 RETURNING queue, payload",
+                 RETURNING queue, payload, run_at",
             )?
             .query_row(
-                params![lease.id, lease.worker, lease.attempt, now, state, run_at],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                params![lease.id, lease.worker, lease.attempt, now, run_at],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        let Some((queue, payload)) = back else {
+        let Some((queue, payload, run_at)) = back else {
             return Ok(false);
         };
         given_back(
