@@ -178,6 +178,7 @@ function jobDetail(j) {
   const buttons = [];
   if (state.actions && j.state === 'dead') {
     buttons.push(el('button', { class: 'act', 'data-action': 'requeue', onclick: () => act(`/api/jobs/${j.id}/requeue`, `requeued job ${j.id}`) }, 'requeue'));
+    buttons.push(' ', el('button', { class: 'act', 'data-action': 'discard', onclick: () => { if (confirm(`Delete dead job ${j.id} for good?`)) act(`/api/jobs/${j.id}/discard`, `discarded job ${j.id}`); } }, 'discard'));
   }
   if (state.actions && ['ready', 'scheduled', 'processing'].includes(j.state)) {
     buttons.push(el('button', { class: 'act', 'data-action': 'cancel', onclick: () => act(`/api/jobs/${j.id}/cancel`, `cancelled job ${j.id}`) }, 'cancel'));
@@ -209,7 +210,11 @@ function jobRow(j, withActions) {
       'td',
       {},
       withActions && state.actions
-        ? el('button', { class: 'act', 'data-action': 'requeue', onclick: (e) => { e.stopPropagation(); act(`/api/jobs/${j.id}/requeue`, `requeued job ${j.id}`); } }, 'requeue')
+        ? [
+            el('button', { class: 'act', 'data-action': 'requeue', onclick: (e) => { e.stopPropagation(); act(`/api/jobs/${j.id}/requeue`, `requeued job ${j.id}`); } }, 'requeue'),
+            ' ',
+            el('button', { class: 'act', 'data-action': 'discard', onclick: (e) => { e.stopPropagation(); if (confirm(`Delete dead job ${j.id} for good?`)) act(`/api/jobs/${j.id}/discard`, `discarded job ${j.id}`); } }, 'discard'),
+          ]
         : '',
     ),
   );

@@ -87,6 +87,12 @@ enum Command {
     },
     /// Deletes a queue's ready jobs.
     Purge { db: PathBuf, queue: String },
+    /// Deletes dead jobs for good (they will not be requeued).
+    Discard {
+        db: PathBuf,
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
     /// Removes live jobs, whatever their state.
     Cancel {
         db: PathBuf,
@@ -324,6 +330,18 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 json,
                 json!({ "purged": n }),
                 format!("purged {n} ready jobs of {queue}"),
+            );
+        }
+        Command::Discard { db, ids } => {
+            let db = open(db)?;
+            let n = db
+                .core()
+                .by(honker_core::Caller::this_thread())
+                .discard_dead(ids)?;
+            report(
+                json,
+                json!({ "discarded": n }),
+                format!("discarded {n} of {} dead jobs", ids.len()),
             );
         }
         Command::Cancel { db, ids } => {

@@ -519,6 +519,7 @@ fn act(state: &State, path: &str) -> honker::Result<Option<Value>> {
                     Some(json!({"requeued": id}))
                 }
                 "cancel" => Some(json!({"cancelled": ops.cancel(id)?})),
+                "discard" => Some(json!({"discarded": ops.discard_dead(&[id])? == 1})),
                 _ => None,
             }
         }

@@ -172,6 +172,20 @@ fn actions_change_the_file() {
         1
     );
 
+    let job = emails.claim_one("w").unwrap().unwrap();
+    let gone = job.id;
+    assert!(job.fail("for good").unwrap());
+    assert_eq!(
+        json(&["discard", &db, &gone.to_string(), &ids[0].to_string()])["discarded"],
+        1,
+        "a live job is not a dead one"
+    );
+    assert!(emails.get_job(gone).unwrap().is_none());
+    let back = Database::open(&db).unwrap();
+    back.queue("emails", QueueOpts::default())
+        .enqueue(&"again", EnqueueOpts::default())
+        .unwrap();
+
     assert_eq!(
         json(&["cancel", &db, &ids[0].to_string(), "999999"])["cancelled"],
         1

@@ -696,6 +696,10 @@ impl Ops<'_> {
     pub fn requeue_dead(&self, id: i64) -> Result<()> {
         self.exec(|s, now| s.requeue_dead(id, now))
     }
+    /// Deletes each dead job of `ids` for good; how many there were.
+    pub fn discard_dead(&self, ids: &[i64]) -> Result<usize> {
+        self.exec(|s, _| s.discard_dead(ids))
+    }
     /// Dead-letters jobs past their start deadline.
     pub fn sweep_expired(&self, queue: Option<&str>) -> Result<usize> {
         self.exec(|s, now| s.sweep_expired(queue, now))

@@ -40,7 +40,8 @@ async function fixture() {
   });
   for (const to of ['ada@example.com', 'grace@example.com', 'linus@example.com']) await send.enqueue(to);
   const dead = await send.enqueue('bad@example.com', { maxAttempts: 1 });
-  assert.equal(await db.worker({ queues: ['emails'] }).drain(), 4);
+  const dead2 = await send.enqueue('bad2@example.com', { maxAttempts: 1 });
+  assert.equal(await db.worker({ queues: ['emails'] }).drain(), 5);
   await send.enqueue('later@example.com');
   await send.enqueue('later2@example.com');
   const reports = db.queue('reports');
@@ -54,7 +55,7 @@ async function fixture() {
   await orders.saveOffset('billing', offsets[1]); // two handled, three to go
   const lock = await db.tryLock('nightly-report', 'host-a', 600);
   assert.ok(lock);
-  return { dir, file, db, dead: dead.id, lock };
+  return { dir, file, db, dead: dead.id, dead2: dead2.id, lock };
 }
 
 /** Starts `honker serve FILE ...args`; resolves with the URL it printed. */
@@ -127,7 +128,7 @@ test('the dashboard shows the file, follows commits, and requeues a dead job', a
 
   // Queues: the counts of the file.
   assert.equal(await cell(page, 'emails', 'ready'), '2');
-  assert.equal(await cell(page, 'emails', 'dead'), '1');
+  assert.equal(await cell(page, 'emails', 'dead'), '2');
   assert.equal(await cell(page, 'emails', 'completed'), '3');
   assert.equal(await cell(page, 'reports', 'scheduled'), '1');
   assert.match(await page.textContent('#queues-table tr[data-queue="imports"]'), /paused/);
@@ -174,6 +175,12 @@ test('the dashboard shows the file, follows commits, and requeues a dead job', a
   const job = await f.db.queue('emails').getJob(f.dead);
   assert.equal(job.state, 'ready', 'requeued in the file');
   assert.equal(job.attempts, 0);
+  // Discard the other for good (the page asks first).
+  page.once('dialog', (d) => d.accept());
+  const row2 = `#dead-table tr[data-job-id="${f.dead2}"]`;
+  await page.click(`${row2} button[data-action="discard"]`);
+  await page.waitForSelector(row2, { state: 'detached', timeout: LONG });
+  assert.equal(await f.db.queue('emails').getJob(f.dead2), null, 'gone from the file');
 
   // Schedules, streams (consumer lag) and locks.
   await page.click('#tabs button[data-tab="schedules"]');
@@ -230,6 +237,6 @@ test('read-only unless allowed; a token guards it; other hosts are refused', asy
   const page2 = await browser.newPage();
   await page2.goto(`${gurl}?token=s3cret`);
   await page2.waitForSelector('body[data-ready="1"]', { timeout: LONG });
-  assert.equal(await cell(page2, 'emails', 'dead'), '1', 'the page works on with the cookie the token set');
+  assert.equal(await cell(page2, 'emails', 'dead'), '2', 'the page works on with the cookie the token set');
   assert.ok(!page2.url().includes('token='), 'the token leaves the address bar');
 });

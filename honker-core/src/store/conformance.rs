@@ -705,6 +705,16 @@ fn bulk_operations(s: &dyn Store) {
     assert_eq!(s.queue_stats("q").unwrap().ready, 0);
     assert_eq!(s.cancel_many(&[], T).unwrap(), 0);
     assert!(s.requeue_dead_all("", None, T).is_err());
+    // Discarding dead jobs deletes them for good; live ids and unknown ones
+    // are not dead jobs.
+    let doomed = put(s, "d", "1", EnqueueOpts::default(), T);
+    let j = s.claim("d", "w", 1, VT, T).unwrap().pop().unwrap();
+    assert!(s.fail(j.lease(), "x", T).unwrap());
+    let live = put(s, "d", "2", EnqueueOpts::default(), T);
+    assert_eq!(s.discard_dead(&[doomed, live, 999_999]).unwrap(), 1);
+    assert_eq!(s.get_job(doomed).unwrap(), None);
+    assert_eq!(s.get_job(live).unwrap().unwrap().state, JobState::Ready);
+    assert_eq!(s.discard_dead(&[doomed]).unwrap(), 0);
 }
 
 fn retention(s: &dyn Store) {

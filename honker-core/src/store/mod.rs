@@ -98,6 +98,8 @@ pub trait Store {
     fn dead_jobs(&self, queue: &str, limit: usize) -> Result<Vec<JobRecord>>;
     /// Puts a dead job back, ready now, with a fresh attempt budget.
     fn requeue_dead(&self, id: i64, now: i64) -> Result<()>;
+    /// Deletes each dead job of `ids` for good; how many there were.
+    fn discard_dead(&self, ids: &[i64]) -> Result<usize>;
     /// Dead-letters jobs past their start deadline; how many.
     fn sweep_expired(&self, queue: Option<&str>, now: i64) -> Result<usize>;
     /// Is anything claimable in `queue` now? (A read.)

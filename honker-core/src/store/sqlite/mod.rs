@@ -109,6 +109,9 @@ impl Store for SqliteStore<'_> {
     fn requeue_dead(&self, id: i64, now: i64) -> Result<()> {
         queue::requeue_dead(self.0, id, now)
     }
+    fn discard_dead(&self, ids: &[i64]) -> Result<usize> {
+        queue::discard_dead(self.0, ids)
+    }
     fn sweep_expired(&self, q: Option<&str>, now: i64) -> Result<usize> {
         queue::sweep_expired(self.0, q, now)
     }

@@ -1071,6 +1071,25 @@ pub fn cancel_many(conn: &Connection, ids: &[i64], now: i64) -> Result<usize> {
     })
 }
 
+/// Deletes each dead job of `ids` for good (an operator discarding what
+/// will not be retried); how many there were. Atomic.
+pub fn discard_dead(conn: &Connection, ids: &[i64]) -> Result<usize> {
+    atomic(conn, |conn| {
+        let mut n = 0;
+        for &id in ids {
+            let queue: Option<String> = conn
+                .prepare_cached("DELETE FROM _honker_dead WHERE id = ?1 RETURNING queue")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            if let Some(queue) = queue {
+                retention::dead_removed(conn, &queue, 1)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+}
+
 /// Puts a dead job back in its queue, ready now, with a fresh attempt budget
 /// and the same id. Atomic.
 pub fn requeue_dead(conn: &Connection, id: i64, now: i64) -> Result<()> {
