@@ -128,12 +128,16 @@ pub fn serve(path: &Path, db: Database, opts: Options) -> Result<(), Failure> {
     let sampler = Arc::clone(&state);
     std::thread::spawn(move || loop {
         let seen = watcher.generation();
+        let took = Instant::now();
         if let Err(e) = sample(&sampler) {
             eprintln!("honker serve: sampling: {e} [{}]", e.code());
         }
-        // Woken by a commit in any process; a point a second at most.
+        // Counting a deep queue's jobs takes time: sampling gets a fifth
+        // of a core at most, and four looks a second at most.
+        let rest = (took.elapsed() * 4).max(Duration::from_millis(250));
+        // Woken by a commit in any process (or every 5 s: the chart moves on).
         let _ = watcher.wait(seen, Duration::from_secs(5));
-        std::thread::sleep(Duration::from_millis(250));
+        std::thread::sleep(rest);
     });
     let shown = match &opts.token {
         Some(t) => format!("http://{bound}/?token={t}"),
