@@ -158,7 +158,10 @@ bench-node: node-deps node-ts
 ## The web dashboard (`honker serve`) in a real headless browser: Debian's
 ## Chromium, driven by playwright-core (pinned in cli/tests/browser).
 browser-deps:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@# Debian's Chromium, or a Chrome the machine already has (GitHub's runners).
+	@command -v chromium >/dev/null || command -v google-chrome >/dev/null || \
+		[ -x "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome" ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	cd cli/tests/browser && npm install --no-audit --no-fund
 
 dashboard-test: browser-deps node-test

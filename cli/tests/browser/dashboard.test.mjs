@@ -4,7 +4,7 @@
 // operator requeues a dead job through it; the file is checked after.
 //
 //   HONKER_BIN     the honker binary (default: the workspace's debug build)
-//   CHROMIUM       the browser (default: /usr/bin/chromium)
+//   CHROMIUM       the browser (default: Debian's chromium, else a Chrome found)
 //   HONKER_SCREENSHOTS=DIR   also save screenshots of the main views there
 import test from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,12 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..', '..');
 const honker = require(path.join(root, 'node'));
 const BIN = process.env.HONKER_BIN || path.join(root, 'target', 'x86_64-unknown-linux-gnu', 'debug', 'honker');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM =
+  process.env.CHROMIUM ||
+  ['/usr/bin/chromium', '/usr/bin/google-chrome', '/Applications/Google Chrome.app/Contents/MacOS/Google Chrome'].find((p) =>
+    fs.existsSync(p),
+  ) ||
+  '/usr/bin/chromium';
 const SHOTS = process.env.HONKER_SCREENSHOTS;
 const LONG = 30_000;
 
