@@ -22,10 +22,10 @@ PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-ts node-test bench-node bench-wake-cross browser-deps dashboard-test screenshots
+.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-ts node-test bench-node bench-wake-cross browser-deps dashboard-test screenshots pg-test
 
 ## make test: everything CI checks (installs what it needs).
-test: lint rust-test ext-test python-test node-test vectors-test cross-test dashboard-test examples
+test: lint rust-test ext-test python-test node-test vectors-test cross-test dashboard-test pg-test examples
 
 lint:
 	cargo fmt --all -- --check
@@ -173,6 +173,16 @@ dashboard-test: browser-deps node-test
 screenshots: browser-deps node-ts
 	cargo build --locked -p honker-cli
 	cd cli/tests/browser && HONKER_BIN=$(OUT)/debug/honker HONKER_SCREENSHOTS=$(CURDIR)/docs/screenshots node --test --test-timeout=120000 dashboard.test.mjs
+
+## PostgreSQL (issue #16, in progress): a private cluster in the build
+## directory (scripts/pg.sh installs Debian's PostgreSQL when missing),
+## started for the tests and stopped after them, whatever they did.
+PG_DIR := $(CARGO_TARGET_DIR)/pg
+pg-test:
+	cargo build --locked -p honker-postgres --tests
+	@url=$$(scripts/pg.sh start $(PG_DIR)) && \
+		HONKER_PG_URL="$$url" cargo test --locked -p honker-postgres -- --ignored; \
+		status=$$?; scripts/pg.sh stop $(PG_DIR); exit $$status
 
 ## Every example runs in CI (docs are tests).
 examples:

@@ -169,6 +169,17 @@ pub enum Error {
     /// Any other SQLite error.
     #[error("sqlite: {0}")]
     Sqlite(#[source] rusqlite::Error),
+
+    /// An error from PostgreSQL (the server's, with its SQLSTATE, or the
+    /// connection's).
+    #[error("postgres [{sqlstate}]: {message}")]
+    Postgres {
+        /// The server's SQLSTATE (`"connection"` when there is none: the
+        /// connection failed or was lost).
+        sqlstate: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -194,6 +205,7 @@ impl Error {
             Error::JobFailed { .. } => "job_failed",
             Error::Internal { .. } => "internal",
             Error::Sqlite(_) => "sqlite",
+            Error::Postgres { .. } => "postgres",
         }
     }
 
@@ -219,6 +231,7 @@ impl Error {
         "job_failed",
         "internal",
         "sqlite",
+        "postgres",
     ];
 
     /// Every code with the name of its exception class (where a language has
@@ -244,6 +257,7 @@ impl Error {
         ErrorKind::new("job_failed", "JobFailed", "An awaited job went to the dead table; the message has its reason and last error."),
         ErrorKind::new("internal", "InternalError", "A bug in honker, caught before it could crash the process."),
         ErrorKind::new("sqlite", "SqliteError", "Any other SQLite error."),
+        ErrorKind::new("postgres", "PostgresError", "An error from PostgreSQL (the message has its SQLSTATE)."),
     ];
 
     /// Shorthand for [`Error::InvalidArgument`].

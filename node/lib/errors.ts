@@ -24,6 +24,7 @@ export const ERROR_CODES = Object.freeze([
   'job_failed',
   'internal',
   'sqlite',
+  'postgres',
 ] as const);
 
 /** The codes `HonkerError.code` can take (one per honker-core error). */

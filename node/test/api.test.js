@@ -12,7 +12,7 @@ test('open, close, isClosed, version, error codes', () => {
   assert.equal(db.isClosed, false);
   assert.match(honker.VERSION, /^\d+\.\d+\.\d+/);
   assert.ok(honker.ERROR_CODES.includes('invalid_cron'));
-  assert.equal(honker.ERROR_CODES.length, 19);
+  assert.equal(honker.ERROR_CODES.length, 20);
   db.close();
   db.close();
   assert.equal(db.isClosed, true);

@@ -34,6 +34,7 @@ __all__ = [
     "NativeTx",
     "NativeWorker",
     "NotFound",
+    "PostgresError",
     "SchemaTooNew",
     "SqliteError",
     "TransactionInactive",
@@ -100,6 +101,9 @@ class JobFailed(HonkerError):
     code: ClassVar[str]
 
 class InternalError(HonkerError):
+    code: ClassVar[str]
+
+class PostgresError(HonkerError):
     code: ClassVar[str]
 
 class SqliteError(HonkerError):
