@@ -374,6 +374,10 @@ mod tests {
             },
             Error::Internal { reason: "x".into() },
             Error::Sqlite(rusqlite::Error::InvalidQuery),
+            Error::Postgres {
+                sqlstate: "42601".into(),
+                message: "syntax error".into(),
+            },
         ];
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);
