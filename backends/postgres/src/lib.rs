@@ -2,12 +2,16 @@
 //! a `postgresql://` URL (issue #16, in progress).
 //!
 //! What is here so far: connections ([`Pool`], a small pool over the
-//! synchronous `postgres` crate, which fits the blocking core) and the
-//! schema ([`migrate`]: versioned, forward-only migrations in a schema of
-//! its own, `honker` by default, serialized across processes by an
-//! advisory lock). The operations on it (the [`honker_core::store::Store`]
-//! trait), the wake path (LISTEN/NOTIFY) and the bindings' `open(url)` come
-//! next.
+//! synchronous `postgres` crate, which fits the blocking core), the schema
+//! ([`migrate`]: versioned, forward-only migrations in a schema of its own,
+//! `honker` by default, serialized across processes by an advisory lock),
+//! and the first operations as functions in that schema, for any client:
+//! `{schema}.enqueue(queue, payload, options jsonb)`, `{schema}.claim(queue,
+//! worker, n, visibility_s)` (`FOR UPDATE SKIP LOCKED`) and
+//! `{schema}.ack(id, worker, attempt)`, with the time from the server's
+//! clock. The rest of the operations, the [`honker_core::store::Store`]
+//! trait over them, the wake path (LISTEN/NOTIFY) and the bindings'
+//! `open(url)` come next.
 
 mod pool;
 mod schema;

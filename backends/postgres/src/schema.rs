@@ -189,6 +189,166 @@ const MIGRATIONS: &[&str] = &[
         updated_at   bigint  NOT NULL
     );
     CREATE INDEX schedules_due ON {s}.schedules (next_fire_at) WHERE NOT paused;
+
+    -- The operations as functions, for every client (psycopg, node-postgres,
+    -- SQL), with the time in ms by the server's clock unless a test passes
+    -- its own. Being built: enqueue, claim and ack so far; queue controls,
+    -- retention and lifecycle events are not applied by them yet.
+    CREATE FUNCTION {s}.now_ms() RETURNS bigint LANGUAGE sql VOLATILE AS
+        $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
+
+    -- An invalid argument, as honker names it (SQLSTATE 22023).
+    CREATE FUNCTION {s}.invalid(name text, reason text) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = format('invalid argument `%s`: %s', name, reason);
+    END $$;
+
+    -- Adds a job; its id (or, with an idempotency key a live job of the
+    -- queue holds, that job's). Options (jsonb): delay_s, run_at (epoch s),
+    -- priority, max_attempts (default 3), expires_s, key.
+    CREATE FUNCTION {s}.enqueue(p_queue text, p_payload text, p_opts jsonb DEFAULT '{}',
+                                p_now bigint DEFAULT NULL)
+    RETURNS bigint LANGUAGE plpgsql AS $$
+    DECLARE
+        now_ms  bigint := coalesce(p_now, {s}.now_ms());
+        delay_s double precision := (p_opts->>'delay_s')::double precision;
+        run_at  bigint := ((p_opts->>'run_at')::double precision * 1000)::bigint;
+        max_att integer := coalesce((p_opts->>'max_attempts')::integer, 3);
+        exp_s   double precision := (p_opts->>'expires_s')::double precision;
+        k       text := p_opts->>'key';
+        bad     text;
+        new_id  bigint;
+    BEGIN
+        IF p_queue IS NULL OR p_queue = '' THEN
+            PERFORM {s}.invalid('queue', 'must not be empty');
+        END IF;
+        IF jsonb_typeof(p_opts) <> 'object' THEN
+            PERFORM {s}.invalid('options', 'must be a JSON object');
+        END IF;
+        SELECT o INTO bad FROM jsonb_object_keys(p_opts) o
+        WHERE o NOT IN ('delay_s', 'run_at', 'priority', 'max_attempts', 'expires_s', 'key') LIMIT 1;
+        IF bad IS NOT NULL THEN
+            PERFORM {s}.invalid(bad, 'is not an enqueue option (delay_s, run_at, priority, max_attempts, expires_s, key)');
+        END IF;
+        PERFORM p_payload::jsonb; -- not JSON: SQLSTATE 22P02
+        IF delay_s IS NOT NULL AND run_at IS NOT NULL THEN
+            PERFORM {s}.invalid('run_at', 'give either delay_s or run_at, not both');
+        END IF;
+        IF delay_s < 0 THEN
+            PERFORM {s}.invalid('delay_s', 'must not be negative');
+        END IF;
+        IF max_att < 1 THEN
+            PERFORM {s}.invalid('max_attempts', 'must be at least 1');
+        END IF;
+        IF exp_s <= 0 THEN
+            PERFORM {s}.invalid('expires_s', 'must be positive when given');
+        END IF;
+        IF k = '' THEN
+            PERFORM {s}.invalid('key', 'must not be empty');
+        END IF;
+        run_at := coalesce(run_at, now_ms + (coalesce(delay_s, 0) * 1000)::bigint);
+        IF k IS NOT NULL THEN
+            SELECT id INTO new_id FROM {s}.live WHERE queue = p_queue AND idem_key = k;
+            IF FOUND THEN
+                RETURN new_id;
+            END IF;
+        END IF;
+        INSERT INTO {s}.live (queue, payload, state, priority, run_at, max_attempts, expires_at,
+                              idem_key, created_at)
+        VALUES (p_queue, p_payload, CASE WHEN run_at > now_ms THEN 'scheduled' ELSE 'ready' END,
+                coalesce((p_opts->>'priority')::bigint, 0), run_at, max_att,
+                CASE WHEN exp_s IS NOT NULL THEN greatest(run_at, now_ms) + (exp_s * 1000)::bigint END,
+                k, now_ms)
+        ON CONFLICT (queue, idem_key) WHERE idem_key IS NOT NULL DO NOTHING
+        RETURNING id INTO new_id;
+        IF new_id IS NULL THEN
+            -- Another transaction added the key first.
+            SELECT id INTO new_id FROM {s}.live WHERE queue = p_queue AND idem_key = k;
+        END IF;
+        RETURN new_id;
+    END $$;
+
+    -- Moves a live job to the dead table with `reason` (`error` replaces
+    -- its last error when given).
+    CREATE FUNCTION {s}.bury(p_id bigint, p_reason text, p_error text, p_now bigint)
+    RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+        WITH gone AS (DELETE FROM {s}.live WHERE id = p_id RETURNING *)
+        INSERT INTO {s}.dead (id, queue, payload, priority, attempts, max_attempts, idem_key,
+                              last_error, reason, created_at, died_at, started_at)
+        SELECT id, queue, payload, priority, attempts, max_attempts, idem_key,
+               coalesce(p_error, last_error), p_reason, created_at, p_now, started_at
+        FROM gone
+        ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, died_at = excluded.died_at;
+        RETURN FOUND;
+    END $$;
+
+    -- Claims up to p_n due jobs of p_queue for p_worker, best first (higher
+    -- priority, earlier run_at, lower id), each leased for p_visibility_s
+    -- and counted as an attempt; rows other claimers hold are skipped, not
+    -- waited for. On the way: delayed jobs that are due become ready,
+    -- expired leases are taken back (dead-lettered when out of attempts).
+    CREATE FUNCTION {s}.claim(p_queue text, p_worker text, p_n integer DEFAULT 1,
+                              p_visibility_s double precision DEFAULT 300, p_now bigint DEFAULT NULL)
+    RETURNS SETOF {s}.live LANGUAGE plpgsql AS $$
+    DECLARE
+        now_ms bigint := coalesce(p_now, {s}.now_ms());
+        lease  bigint;
+        r      record;
+    BEGIN
+        IF p_queue IS NULL OR p_queue = '' THEN
+            PERFORM {s}.invalid('queue', 'must not be empty');
+        END IF;
+        IF p_worker IS NULL OR p_worker = '' THEN
+            PERFORM {s}.invalid('worker', 'must not be empty');
+        END IF;
+        IF p_n IS NULL OR p_n < 1 THEN
+            PERFORM {s}.invalid('n', 'must be at least 1');
+        END IF;
+        IF p_visibility_s IS NULL OR p_visibility_s * 1000 < 1 THEN
+            PERFORM {s}.invalid('visibility_timeout', 'must be at least 1 ms');
+        END IF;
+        lease := now_ms + (p_visibility_s * 1000)::bigint;
+        UPDATE {s}.live SET state = 'ready'
+        WHERE queue = p_queue AND state = 'scheduled' AND run_at <= now_ms;
+        FOR r IN
+            UPDATE {s}.live l
+            SET state = 'ready', worker_id = NULL, lease_until = NULL,
+                last_error = 'lease expired (worker ' || l.worker_id || ', attempt ' || l.attempts || ')'
+            FROM (SELECT id FROM {s}.live
+                  WHERE queue = p_queue AND state = 'processing' AND lease_until <= now_ms
+                  FOR UPDATE SKIP LOCKED) late
+            WHERE l.id = late.id
+            RETURNING l.id, l.attempts, l.max_attempts
+        LOOP
+            IF r.attempts >= r.max_attempts THEN
+                PERFORM {s}.bury(r.id, 'lease_expired', NULL, now_ms);
+            END IF;
+        END LOOP;
+        RETURN QUERY
+            UPDATE {s}.live l
+            SET state = 'processing', worker_id = p_worker, lease_until = lease,
+                attempts = l.attempts + 1, started_at = now_ms
+            FROM (SELECT id FROM {s}.live
+                  WHERE queue = p_queue AND state = 'ready'
+                  ORDER BY priority DESC, run_at, id
+                  LIMIT p_n
+                  FOR UPDATE SKIP LOCKED) pick
+            WHERE l.id = pick.id
+            RETURNING l.*;
+    END $$;
+
+    -- Completes a job if the lease (id, worker, attempt) is still current;
+    -- whether it was.
+    CREATE FUNCTION {s}.ack(p_id bigint, p_worker text, p_attempt integer, p_now bigint DEFAULT NULL)
+    RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM {s}.live
+        WHERE id = p_id AND state = 'processing' AND worker_id = p_worker
+          AND attempts = p_attempt AND lease_until > coalesce(p_now, {s}.now_ms());
+        RETURN FOUND;
+    END $$;
     "#,
 ];
 

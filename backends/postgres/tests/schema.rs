@@ -1,42 +1,11 @@
 //! Against a real server (`make pg-test` starts a private cluster and sets
 //! HONKER_PG_URL): migrations, the pool, errors.
 
+mod common;
+
+use common::{url, Schema};
 use honker_postgres::{migrate, version, Pool, PoolOptions, SCHEMA_VERSION};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-
-fn url() -> String {
-    std::env::var("HONKER_PG_URL").expect("HONKER_PG_URL: run through `make pg-test`")
-}
-
-/// A schema no other test uses, dropped at the end.
-struct Schema {
-    name: String,
-    pool: Pool,
-}
-
-impl Schema {
-    fn new(tag: &str) -> Schema {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "t_{tag}_{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        Schema {
-            name,
-            pool: Pool::new(&url(), PoolOptions::default()).unwrap(),
-        }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.pool.get() {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
-        }
-    }
-}
 
 #[test]
 #[ignore = "needs a PostgreSQL server: make pg-test"]
