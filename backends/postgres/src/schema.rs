@@ -339,6 +339,107 @@ const MIGRATIONS: &[&str] = &[
             RETURNING l.*;
     END $$;
 
+    -- The attempts and budget of the job a lease holds, if the lease is
+    -- current (the row locked for the change that follows).
+    CREATE FUNCTION {s}.held(p_id bigint, p_worker text, p_attempt integer, p_now bigint,
+                             OUT attempts integer, OUT max_attempts integer)
+    LANGUAGE sql AS $$
+        SELECT attempts, max_attempts FROM {s}.live
+        WHERE id = p_id AND state = 'processing' AND worker_id = p_worker
+          AND attempts = p_attempt AND lease_until > p_now
+        FOR UPDATE
+    $$;
+
+    -- The default retry delay after attempt p_attempt, in ms: exponential
+    -- (1 s, 2 s, 4 s ... at most 1 h), a random point in the upper half of
+    -- its step.
+    CREATE FUNCTION {s}.backoff_ms(p_attempt integer) RETURNS bigint LANGUAGE sql VOLATILE AS $$
+        SELECT half + floor(random() * (half + 1))::bigint
+        FROM (SELECT least(1000::bigint << least(greatest(p_attempt - 1, 0), 32), 3600000) / 2 AS half) s
+    $$;
+
+    -- Gives a job back for another attempt after p_delay_s (NULL: the
+    -- default backoff), recording p_error; out of attempts, to the dead
+    -- table (reason max_attempts). False, changing nothing, if the lease is
+    -- not current.
+    CREATE FUNCTION {s}.retry(p_id bigint, p_worker text, p_attempt integer,
+                              p_delay_s double precision, p_error text, p_now bigint DEFAULT NULL)
+    RETURNS boolean LANGUAGE plpgsql AS $$
+    DECLARE
+        now_ms bigint := coalesce(p_now, {s}.now_ms());
+        h      record;
+        due    bigint;
+    BEGIN
+        IF p_delay_s < 0 THEN
+            PERFORM {s}.invalid('delay_s', 'must not be negative');
+        END IF;
+        SELECT * INTO h FROM {s}.held(p_id, p_worker, p_attempt, now_ms);
+        IF h.attempts IS NULL THEN
+            RETURN false;
+        END IF;
+        IF h.attempts >= h.max_attempts THEN
+            RETURN {s}.bury(p_id, 'max_attempts', p_error, now_ms);
+        END IF;
+        due := now_ms + coalesce((p_delay_s * 1000)::bigint, {s}.backoff_ms(h.attempts));
+        UPDATE {s}.live
+        SET state = CASE WHEN due > now_ms THEN 'scheduled' ELSE 'ready' END, run_at = due,
+            worker_id = NULL, lease_until = NULL, last_error = p_error
+        WHERE id = p_id;
+        RETURN true;
+    END $$;
+
+    -- Sends a job straight to the dead table (reason failed). False if the
+    -- lease is not current.
+    CREATE FUNCTION {s}.fail(p_id bigint, p_worker text, p_attempt integer, p_error text,
+                             p_now bigint DEFAULT NULL)
+    RETURNS boolean LANGUAGE plpgsql AS $$
+    DECLARE
+        now_ms bigint := coalesce(p_now, {s}.now_ms());
+        h      record;
+    BEGIN
+        SELECT * INTO h FROM {s}.held(p_id, p_worker, p_attempt, now_ms);
+        IF h.attempts IS NULL THEN
+            RETURN false;
+        END IF;
+        RETURN {s}.bury(p_id, 'failed', p_error, now_ms);
+    END $$;
+
+    -- Gives a claimed job back untouched: ready at once, in its old place,
+    -- the attempt its claim counted not counted. False if the lease is not
+    -- current.
+    CREATE FUNCTION {s}.release(p_id bigint, p_worker text, p_attempt integer, p_now bigint DEFAULT NULL)
+    RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE {s}.live
+        SET state = 'ready', worker_id = NULL, lease_until = NULL, attempts = attempts - 1
+        WHERE id = p_id AND state = 'processing' AND worker_id = p_worker
+          AND attempts = p_attempt AND lease_until > coalesce(p_now, {s}.now_ms());
+        RETURN FOUND;
+    END $$;
+
+    -- Extends a lease to p_extend_s from now. False if it is not current.
+    CREATE FUNCTION {s}.heartbeat(p_id bigint, p_worker text, p_attempt integer,
+                                  p_extend_s double precision, p_now bigint DEFAULT NULL)
+    RETURNS boolean LANGUAGE plpgsql AS $$
+    DECLARE
+        now_ms bigint := coalesce(p_now, {s}.now_ms());
+    BEGIN
+        IF p_extend_s IS NULL OR p_extend_s * 1000 < 1 THEN
+            PERFORM {s}.invalid('extend', 'must be at least 1 ms');
+        END IF;
+        UPDATE {s}.live SET lease_until = now_ms + (p_extend_s * 1000)::bigint
+        WHERE id = p_id AND state = 'processing' AND worker_id = p_worker
+          AND attempts = p_attempt AND lease_until > now_ms;
+        RETURN FOUND;
+    END $$;
+
+    -- Removes a live job, whatever its state; whether there was one.
+    CREATE FUNCTION {s}.cancel(p_id bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM {s}.live WHERE id = p_id;
+        RETURN FOUND;
+    END $$;
+
     -- Completes a job if the lease (id, worker, attempt) is still current;
     -- whether it was.
     CREATE FUNCTION {s}.ack(p_id bigint, p_worker text, p_attempt integer, p_now bigint DEFAULT NULL)

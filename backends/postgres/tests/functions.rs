@@ -204,3 +204,142 @@ fn bad_arguments_are_named() {
     );
     assert!(e.to_string().contains("[22P02]"), "{e}");
 }
+
+#[test]
+#[ignore = "needs a PostgreSQL server: make pg-test"]
+fn retry_fail_release_heartbeat_cancel_are_fenced_by_the_lease() {
+    let s = Schema::new("fence");
+    let mut c = s.pool.get().unwrap();
+    migrate(&mut c, &s.name).unwrap();
+    let n = s.name.clone();
+    let one = |c: &mut postgres::Client, sql: &str| -> bool {
+        c.query_one(&sql.replace("{n}", &n), &[]).unwrap().get(0)
+    };
+    let id: i64 = c
+        .query_one(
+            &format!("SELECT {n}.enqueue('q', '1', '{{\"max_attempts\": 2}}', {T})"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let claim = |c: &mut postgres::Client, now: i64| -> i32 {
+        c.query_one(
+            &format!("SELECT attempts FROM {n}.claim('q', 'w', 1, 30, {now})"),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    assert_eq!(claim(&mut c, T), 1);
+    assert!(!one(
+        &mut c,
+        &format!("SELECT {{n}}.heartbeat({id}, 'other', 1, 60, {})", T + 1)
+    ));
+    assert!(one(
+        &mut c,
+        &format!("SELECT {{n}}.heartbeat({id}, 'w', 1, 60, {})", T + 1)
+    ));
+    let lease: i64 = c
+        .query_one(
+            &format!("SELECT lease_until FROM {n}.live WHERE id = {id}"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(lease, T + 1 + 60_000);
+    // Released: ready again, the attempt not counted.
+    assert!(one(
+        &mut c,
+        &format!("SELECT {{n}}.release({id}, 'w', 1, {})", T + 2)
+    ));
+    assert!(
+        !one(
+            &mut c,
+            &format!("SELECT {{n}}.release({id}, 'w', 1, {})", T + 2)
+        ),
+        "once"
+    );
+    assert_eq!(claim(&mut c, T + 3), 1, "the same attempt again");
+    // Retried with a delay: scheduled, with its error.
+    assert!(!one(
+        &mut c,
+        &format!("SELECT {{n}}.retry({id}, 'w', 2, 5, 'boom', {})", T + 4)
+    ));
+    assert!(one(
+        &mut c,
+        &format!("SELECT {{n}}.retry({id}, 'w', 1, 5, 'boom', {})", T + 4)
+    ));
+    let (state, run_at, err): (String, i64, String) = c
+        .query_one(
+            &format!("SELECT state, run_at, last_error FROM {n}.live WHERE id = {id}"),
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .unwrap();
+    assert_eq!(
+        (state.as_str(), run_at, err.as_str()),
+        ("scheduled", T + 4 + 5_000, "boom")
+    );
+    // The last attempt's retry dead-letters it.
+    assert_eq!(claim(&mut c, T + 10_000), 2);
+    assert!(one(
+        &mut c,
+        &format!(
+            "SELECT {{n}}.retry({id}, 'w', 2, NULL, 'again', {})",
+            T + 10_001
+        )
+    ));
+    let (reason, last): (String, String) = c
+        .query_one(
+            &format!("SELECT reason, last_error FROM {n}.dead WHERE id = {id}"),
+            &[],
+        )
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!((reason.as_str(), last.as_str()), ("max_attempts", "again"));
+
+    // Fail: dead at once; cancel: gone, whatever its state.
+    let f: i64 = c
+        .query_one(&format!("SELECT {n}.enqueue('q', '2', '{{}}', {T})"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(claim(&mut c, T + 20_000), 1);
+    assert!(
+        !one(
+            &mut c,
+            &format!("SELECT {{n}}.fail({f}, 'w', 1, 'bad', {})", T + 60_000)
+        ),
+        "the lease lapsed"
+    );
+    assert!(one(
+        &mut c,
+        &format!("SELECT {{n}}.fail({f}, 'w', 1, 'bad', {})", T + 20_001)
+    ));
+    let reason: String = c
+        .query_one(&format!("SELECT reason FROM {n}.dead WHERE id = {f}"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(reason, "failed");
+    let g: i64 = c
+        .query_one(
+            &format!("SELECT {n}.enqueue('q', '3', '{{\"delay_s\": 100}}', {T})"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(one(&mut c, &format!("SELECT {{n}}.cancel({g})")));
+    assert!(!one(&mut c, &format!("SELECT {{n}}.cancel({g})")));
+
+    // The default backoff: within the upper half of its step, capped at 1 h.
+    for (attempt, lo, hi) in [
+        (1, 500, 1_000),
+        (3, 2_000, 4_000),
+        (40, 1_800_000, 3_600_000),
+    ] {
+        let ms: i64 = c
+            .query_one(&format!("SELECT {n}.backoff_ms({attempt})"), &[])
+            .unwrap()
+            .get(0);
+        assert!((lo..=hi).contains(&ms), "attempt {attempt}: {ms}");
+    }
+}
