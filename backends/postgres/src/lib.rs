@@ -9,8 +9,9 @@
 //! `{schema}.enqueue(queue, payload, options jsonb)`, `{schema}.claim(queue,
 //! worker, n, visibility_s)` (`FOR UPDATE SKIP LOCKED`) and
 //! `{schema}.ack(id, worker, attempt)`, `retry`, `fail`, `release`,
-//! `heartbeat` (each fenced by the lease) and `cancel`, with the time from
-//! the server's clock. The rest of the operations, the [`honker_core::store::Store`]
+//! `heartbeat` (each fenced by the lease) and `cancel`, and
+//! `{schema}.publish`/`read_since` (offsets per stream, given in commit
+//! order), with the time from the server's clock. The rest of the operations, the [`honker_core::store::Store`]
 //! trait over them, the wake path (LISTEN/NOTIFY) and the bindings'
 //! `open(url)` come next.
 

@@ -440,6 +440,40 @@ const MIGRATIONS: &[&str] = &[
         RETURN FOUND;
     END $$;
 
+    -- Appends an event to p_stream; its offset. Offsets are numbered per
+    -- stream by its head row, which this transaction holds until it ends:
+    -- the next publisher waits for it, so offsets are given in commit order
+    -- and a reader that has seen offset N + 1 committed has seen N.
+    CREATE FUNCTION {s}.publish(p_stream text, p_payload text, p_key text DEFAULT NULL,
+                                p_now bigint DEFAULT NULL)
+    RETURNS bigint LANGUAGE plpgsql AS $$
+    DECLARE
+        offset_ bigint;
+    BEGIN
+        IF p_stream IS NULL OR p_stream = '' THEN
+            PERFORM {s}.invalid('stream', 'must not be empty');
+        END IF;
+        IF p_key = '' THEN
+            PERFORM {s}.invalid('key', 'must not be empty');
+        END IF;
+        PERFORM p_payload::jsonb; -- not JSON: SQLSTATE 22P02
+        INSERT INTO {s}.stream_heads AS h (stream, last) VALUES (p_stream, 1)
+        ON CONFLICT (stream) DO UPDATE SET last = h.last + 1
+        RETURNING last INTO offset_;
+        INSERT INTO {s}.stream (stream, seq, event_key, payload, created_at)
+        VALUES (p_stream, offset_, p_key, p_payload, coalesce(p_now, {s}.now_ms()));
+        RETURN offset_;
+    END $$;
+
+    -- Up to p_limit events of p_stream after offset p_after, oldest first.
+    CREATE FUNCTION {s}.read_since(p_stream text, p_after bigint, p_limit integer DEFAULT 100)
+    RETURNS TABLE (seq bigint, event_key text, payload text, created_at bigint)
+    LANGUAGE sql STABLE AS $$
+        SELECT e.seq, e.event_key, e.payload, e.created_at FROM {s}.stream e
+        WHERE e.stream = p_stream AND e.seq > p_after
+        ORDER BY e.seq LIMIT p_limit
+    $$;
+
     -- Completes a job if the lease (id, worker, attempt) is still current;
     -- whether it was.
     CREATE FUNCTION {s}.ack(p_id bigint, p_worker text, p_attempt integer, p_now bigint DEFAULT NULL)
