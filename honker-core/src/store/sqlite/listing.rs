@@ -141,45 +141,44 @@ pub fn jobs(conn: &Connection, filter: &JobFilter) -> Result<Vec<JobRecord>> {
         limit,
         state.map(JobState::as_str),
     ];
+    // Each table of jobs: its condition on the state asked for (every
+    // statement binds all eight arguments), the states it holds (the others
+    // skip it), its columns and its rows.
+    type Mapper = fn(&rusqlite::Row<'_>) -> rusqlite::Result<JobRecord>;
+    let tables: [(&str, &str, &[JobState], &str, Mapper); 3] = [
+        (
+            "_honker_live",
+            "state <> 'done' AND (?8 IS NULL OR state = ?8)",
+            &[JobState::Ready, JobState::Scheduled, JobState::Processing],
+            queue::LIVE_COLS,
+            queue::live_row,
+        ),
+        (
+            "_honker_dead",
+            "(?8 IS NULL OR ?8 = 'dead')",
+            &[JobState::Dead],
+            queue::DEAD_COLS,
+            queue::dead_row,
+        ),
+        (
+            "_honker_completed",
+            "(?8 IS NULL OR ?8 = 'completed')",
+            &[JobState::Completed],
+            queue::COMPLETED_COLS,
+            queue::completed_row,
+        ),
+    ];
     let mut found: Vec<JobRecord> = Vec::new();
-    if state.is_none()
-        || matches!(
-            state,
-            Some(JobState::Ready | JobState::Scheduled | JobState::Processing)
-        )
-    {
+    for (table, where_state, holds, cols, row) in tables {
+        if state.is_some_and(|s| !holds.contains(&s)) {
+            continue;
+        }
         found.extend(
             conn.prepare_cached(&format!(
-                "SELECT {} FROM _honker_live
-                 WHERE state <> 'done' AND (?8 IS NULL OR state = ?8) AND {conditions}
-                 ORDER BY id DESC LIMIT ?7 + 0",
-                queue::LIVE_COLS
+                "SELECT {cols} FROM {table} WHERE {where_state} AND {conditions}
+                 ORDER BY id DESC LIMIT ?7 + 0"
             ))?
-            .query_map(args, queue::live_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-        );
-    }
-    if state.is_none() || state == Some(JobState::Dead) {
-        found.extend(
-            conn.prepare_cached(&format!(
-                "SELECT {} FROM _honker_dead
-                 WHERE (?8 IS NULL OR ?8 = 'dead') AND {conditions}
-                 ORDER BY id DESC LIMIT ?7 + 0",
-                queue::DEAD_COLS
-            ))?
-            .query_map(args, queue::dead_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-        );
-    }
-    if state.is_none() || state == Some(JobState::Completed) {
-        found.extend(
-            conn.prepare_cached(&format!(
-                "SELECT {} FROM _honker_completed
-                 WHERE (?8 IS NULL OR ?8 = 'completed') AND {conditions}
-                 ORDER BY id DESC LIMIT ?7 + 0",
-                queue::COMPLETED_COLS
-            ))?
-            .query_map(args, queue::completed_row)?
+            .query_map(args, row)?
             .collect::<rusqlite::Result<Vec<_>>>()?,
         );
     }

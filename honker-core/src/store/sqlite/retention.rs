@@ -25,11 +25,9 @@ use std::time::Duration;
 
 // ---- configuration ----------------------------------------------------------
 
+/// A table's stored limits (`ms, count`), `None` if it has neither.
 fn retention_of(ms: Option<i64>, count: Option<i64>) -> Option<Retention> {
-    (ms.is_some() || count.is_some()).then(|| Retention {
-        max_age: ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
-        max_count: count.map(|n| n.max(0) as u64),
-    })
+    (ms.is_some() || count.is_some()).then(|| limits(ms, count))
 }
 
 /// A queue's retention as stored in its controls row (`keep_completed_ms,
@@ -256,10 +254,9 @@ pub(super) fn history(conn: &Connection, queue: &str) -> Result<(Option<Keeping>
              FROM _honker_queues WHERE queue = ?1",
         )?
         .query_row([queue], |r| {
-            let (ms, count): (Option<i64>, Option<i64>) = (r.get(0)?, r.get(1)?);
             let last: i64 = r.get(3)?;
-            let keeping = (ms.is_some() || count.is_some()).then(|| Keeping {
-                limits: limits(ms, count),
+            let keeping = retention_of(r.get(0)?, r.get(1)?).map(|limits| Keeping {
+                limits,
                 next: last + 1,
                 added: 0,
             });
