@@ -94,8 +94,17 @@ pub fn serve(path: &Path, db: Database, opts: Options) -> Result<(), Failure> {
             "listening on {addr}, beyond this machine, needs --token (anyone who can reach it could read every job)"
         )));
     }
-    if opts.token.as_deref() == Some("") {
-        return Err(Failure::Usage("--token must not be empty".into()));
+    if let Some(t) = &opts.token {
+        // It goes into a URL and a cookie as it is: letters, digits and
+        // -._~+/= only (a base64 or hex secret fits).
+        let ok = !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+        if !ok {
+            return Err(Failure::Usage(
+                "--token must be letters, digits and -._~+/= only, and not empty".into(),
+            ));
+        }
     }
     let server =
         Server::http(addr).map_err(|e| Failure::Usage(format!("cannot listen on {addr}: {e}")))?;

@@ -23,6 +23,11 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The exit status of `honker args`.
+fn code(args: &[&str]) -> Option<i32> {
+    honker(args).status.code()
+}
+
 fn json(args: &[&str]) -> Value {
     let mut a = args.to_vec();
     a.push("--json");
@@ -223,7 +228,6 @@ fn a_reader_that_goes_away_ends_it_quietly() {
 fn exit_codes_mean_something() {
     let dir = tempfile::tempdir().unwrap();
     let (db, _) = fixture(dir.path());
-    let code = |args: &[&str]| honker(args).status.code();
 
     assert_eq!(code(&["job", &db, "424242"]), Some(3), "no such job");
     assert_eq!(code(&["requeue", &db, "424242"]), Some(3), "not a dead job");
@@ -442,4 +446,23 @@ fn events_prints_lifecycle_events_and_follows_them() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn serve_refuses_a_token_it_could_not_send_and_an_open_address_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = fixture(dir.path());
+    for bad in ["", "a;b", "two words", "x\ny"] {
+        assert_eq!(
+            code(&["serve", &db, "--listen", "127.0.0.1:0", "--token", bad]),
+            Some(2),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        code(&["serve", &db, "--listen", "0.0.0.0:0"]),
+        Some(2),
+        "beyond this machine without a token"
+    );
+    assert_eq!(code(&["serve", &db, "--listen", "nowhere"]), Some(2));
 }
