@@ -320,14 +320,7 @@ fn bench_worker(rounds: usize, jobs: u64) -> Row {
     w.task("noop", |_| Ok::<_, String>(()));
     let name = "Rust worker, concurrency 1, no-op tasks (raw: single-row insert txn)";
     against_raw_inserts(name, rounds, jobs, || {
-        for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
-            let tx = db.transaction().unwrap();
-            for i in chunk {
-                q.enqueue_task_tx(&tx, "noop", i, EnqueueOpts::default())
-                    .unwrap();
-            }
-            tx.commit().unwrap();
-        }
+        enqueue_noops(&q, 0..jobs);
         let t = Instant::now();
         let done = w.drain().unwrap() as u64;
         assert_eq!(done, jobs);
@@ -366,14 +359,7 @@ fn bench_worker_concurrent(rounds: usize, jobs: u64) -> Row {
     });
     let mut rates = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
-        for chunk in (0..jobs).collect::<Vec<_>>().chunks(1000) {
-            let tx = db.transaction().unwrap();
-            for i in chunk {
-                q.enqueue_task_tx(&tx, "noop", i, EnqueueOpts::default())
-                    .unwrap();
-            }
-            tx.commit().unwrap();
-        }
+        enqueue_noops(&q, 0..jobs);
         raw_fill(&c, jobs);
         ran.store(0, Ordering::SeqCst);
         stop.store(false, Ordering::SeqCst);
@@ -399,6 +385,20 @@ fn bench_worker_concurrent(rounds: usize, jobs: u64) -> Row {
         honker: median(rates.0),
         raw: median(rates.1),
         ratio: median(rates.2),
+    }
+}
+
+/// Enqueues the no-op task with each of `ids` as its argument, 1,000 per
+/// transaction (untimed set-up).
+fn enqueue_noops(q: &honker::Queue, ids: std::ops::Range<u64>) {
+    let ids: Vec<u64> = ids.collect();
+    for chunk in ids.chunks(1000) {
+        let tx = q.database().transaction().unwrap();
+        for i in chunk {
+            q.enqueue_task_tx(&tx, "noop", i, EnqueueOpts::default())
+                .unwrap();
+        }
+        tx.commit().unwrap();
     }
 }
 
@@ -495,12 +495,7 @@ impl HistoryQueue {
         let mut next = 0u64;
         // Every job is a no-op task, so the worker can run any of them.
         let fill = |q: &honker::Queue, n: u64, next: &mut u64| {
-            let tx = q.database().transaction().unwrap();
-            for i in *next..*next + n {
-                q.enqueue_task_tx(&tx, "noop", &i, EnqueueOpts::default())
-                    .unwrap();
-            }
-            tx.commit().unwrap();
+            enqueue_noops(q, *next..*next + n);
             *next += n;
         };
         if let Some(keep) = keep {
@@ -555,13 +550,7 @@ impl HistoryQueue {
     /// draining `jobs` more jobs than the standing 1,000 (enqueued
     /// untimed), which are put back after.
     fn worker_rate(&mut self, jobs: u64) -> f64 {
-        let tx = self.db.transaction().unwrap();
-        for i in 0..jobs {
-            self.q
-                .enqueue_task_tx(&tx, "noop", &i, EnqueueOpts::default())
-                .unwrap();
-        }
-        tx.commit().unwrap();
+        enqueue_noops(&self.q, 0..jobs);
         let mut w = self.db.worker(honker::WorkerOptions {
             queues: vec!["bench".into()],
             ..honker::WorkerOptions::default()
@@ -571,13 +560,7 @@ impl HistoryQueue {
         let done = w.drain().unwrap() as u64;
         let r = rate(done, t.elapsed());
         assert_eq!(done, jobs + 1000);
-        let tx = self.db.transaction().unwrap();
-        for i in 0..1000 {
-            self.q
-                .enqueue_task_tx(&tx, "noop", &i, EnqueueOpts::default())
-                .unwrap();
-        }
-        tx.commit().unwrap();
+        enqueue_noops(&self.q, 0..1000);
         r
     }
 }

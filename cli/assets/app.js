@@ -231,14 +231,20 @@ async function select(id) {
   }
 }
 
+/** The jobs page's query: the filter's fields, a page of 50, after `before`. */
+function jobsQuery(before) {
+  const f = new FormData($('#job-filter'));
+  const q = new URLSearchParams({ limit: '50' });
+  for (const k of ['queue', 'state', 'task']) if (f.get(k)) q.set(k, f.get(k));
+  if (before != null) q.set('before', String(before));
+  return `/api/jobs?${q}`;
+}
+
 async function drawJobs() {
   // Only the latest look draws: an older one answering late (a live redraw
   // started before the filter changed) is dropped.
   const seq = (state.jobsSeq = (state.jobsSeq || 0) + 1);
-  const f = new FormData($('#job-filter'));
-  const q = new URLSearchParams({ limit: '50' });
-  for (const k of ['queue', 'state', 'task']) if (f.get(k)) q.set(k, f.get(k));
-  const jobs = await get(`/api/jobs?${q}`);
+  const jobs = await get(jobsQuery(null));
   if (seq !== state.jobsSeq) return;
   fill('#jobs-table', jobs.map((j) => jobRow(j, false)), 'No jobs match.');
   state.before = jobs.length === 50 ? jobs[jobs.length - 1].id : null;
@@ -247,10 +253,7 @@ async function drawJobs() {
 }
 
 async function moreJobs() {
-  const f = new FormData($('#job-filter'));
-  const q = new URLSearchParams({ limit: '50', before: String(state.before) });
-  for (const k of ['queue', 'state', 'task']) if (f.get(k)) q.set(k, f.get(k));
-  const jobs = await get(`/api/jobs?${q}`);
+  const jobs = await get(jobsQuery(state.before));
   $('#jobs-table tbody').append(...jobs.map((j) => jobRow(j, false)));
   state.before = jobs.length === 50 ? jobs[jobs.length - 1].id : null;
   $('#jobs-more').hidden = state.before == null;

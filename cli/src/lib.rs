@@ -148,7 +148,8 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8484")]
         listen: String,
         /// A secret every request must bring (needed to listen beyond
-        /// 127.0.0.1; the printed URL carries it once, then a cookie).
+        /// 127.0.0.1; the printed URL carries it once, then a cookie):
+        /// letters, digits and -._~+/= only.
         #[arg(long, env = "HONKER_TOKEN")]
         token: Option<String>,
         /// Allow requeueing, cancelling, pausing and resuming from the page.

@@ -296,8 +296,8 @@ class NativeDatabase:
     def set_queue_retention(
         self,
         queue: str,
-        completed: tuple[float | None, int | None] | None,
-        dead: tuple[float | None, int | None] | None,
+        completed: _Retention | None,
+        dead: _Retention | None,
     ) -> None: ...
     def prune_queue(self, queue: str) -> int: ...
     def set_events(self, queue: str, on: bool) -> None: ...
