@@ -349,9 +349,7 @@ class Worker:
                 env = json.loads(payload)
                 out = run(task, env.get("args") or [], env.get("kwargs") or {})
             except Exception as e:  # noqa: BLE001 - a handler's error is the job's failure
-                error = _error_text(e)
-                span.failed(error)
-                return (False, error, task._retry_in(attempt))
+                return _traced(span, (False, _error_text(e), task._retry_in(attempt)))
             finally:
                 _current.reset(token)
             return _traced(span, _returned(task, out, attempt))
@@ -469,13 +467,9 @@ class Worker:
                 try:
                     out = await run_async_handler(task, args, kwargs)
                 except asyncio.CancelledError:
-                    error = f"cancelled ({cancel.reason() or 'shutdown'})"
-                    span.failed(error)
-                    return (False, error, None)
+                    return _traced(span, (False, f"cancelled ({cancel.reason() or 'shutdown'})", None))
                 except Exception as e:  # noqa: BLE001
-                    error = _error_text(e)
-                    span.failed(error)
-                    return (False, error, task._retry_in(attempt))
+                    return _traced(span, (False, _error_text(e), task._retry_in(attempt)))
                 finally:
                     _current.reset(token)
                 return _traced(span, _returned(task, out, attempt))
