@@ -9,6 +9,14 @@ use std::sync::Arc;
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// Is this the system's wall clock (the default)? A database server
+    /// then keeps the time instead (PostgreSQL: leases, locks and schedules
+    /// by the server's clock, so hosts whose clocks differ agree); any
+    /// other clock (a test's) is passed to every operation.
+    fn is_system(&self) -> bool {
+        false
+    }
 }
 
 /// The system's wall clock.
@@ -18,6 +26,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         system_now_ms()
+    }
+
+    fn is_system(&self) -> bool {
+        true
     }
 }
 

@@ -21,7 +21,7 @@ use crate::model::{
     ScheduleInfo, ScheduleSpec, SqlValue, StreamSummary,
 };
 use crate::store::sqlite::{conn, schema, SqliteStore};
-use crate::store::{Store, Tick};
+use crate::store::{Engine, Store, Target, Tick};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -150,8 +150,84 @@ struct TxOwner {
 }
 
 struct State {
-    conn: Option<Connection>,
+    conn: Option<Conn>,
     tx: Option<TxOwner>,
+}
+
+/// The handle's connection: SQLite's, or another engine's.
+enum Conn {
+    Sqlite(Connection),
+    Engine(Box<dyn Engine>),
+}
+
+impl Conn {
+    /// Runs `f` on this connection's store.
+    fn store<R>(&self, f: impl FnOnce(&dyn Store) -> R) -> R {
+        match self {
+            Conn::Sqlite(c) => f(&SqliteStore(c)),
+            Conn::Engine(e) => f(e.store()),
+        }
+    }
+
+    /// A mark to tell, after some calls, whether they committed a write.
+    fn mark(&mut self) -> u64 {
+        match self {
+            Conn::Sqlite(c) => c.total_changes(),
+            Conn::Engine(e) => {
+                e.take_wrote();
+                0
+            }
+        }
+    }
+
+    /// Did the calls since `mark` commit a write (outside a transaction)?
+    fn committed_since(&mut self, mark: u64) -> bool {
+        match self {
+            Conn::Sqlite(c) => c.total_changes() != mark && c.is_autocommit(),
+            Conn::Engine(e) => e.take_wrote(),
+        }
+    }
+
+    /// After a panic: nothing half done stays open.
+    fn roll_back_open(&mut self) {
+        match self {
+            Conn::Sqlite(c) => {
+                if !c.is_autocommit() {
+                    let _ = c.execute_batch("ROLLBACK");
+                }
+            }
+            Conn::Engine(e) => {
+                let _ = e.rollback();
+            }
+        }
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => Ok(conn::exec_cached(c, "BEGIN IMMEDIATE")?),
+            Conn::Engine(e) => e.begin(),
+        }
+    }
+
+    /// Commits (`commit`) or rolls back the open transaction; a commit that
+    /// fails rolls back.
+    fn finish(&mut self, commit: bool) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => {
+                match conn::exec_cached(c, if commit { "COMMIT" } else { "ROLLBACK" }) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        if !c.is_autocommit() {
+                            let _ = c.execute_batch("ROLLBACK");
+                        }
+                        Err(e.into())
+                    }
+                }
+            }
+            Conn::Engine(e) if commit => e.commit(),
+            Conn::Engine(e) => e.rollback(),
+        }
+    }
 }
 
 struct Inner {
@@ -193,13 +269,36 @@ impl Db {
     /// Opens (creating if needed) the database at `path`, switches it to
     /// WAL, and creates or upgrades honker's tables. (`crate::open` also
     /// attaches the wake path; waits attach it on first use otherwise.)
-    pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Db> {
-        let path = path.as_ref().to_path_buf();
-        if path.as_os_str().is_empty() {
+    ///
+    /// A `postgresql://` (or `postgres://`) URL opens a PostgreSQL database
+    /// instead, with the engine the `honker-postgres` crate registers
+    /// ([`crate::store::register`]); `sqlite://path` is the same as `path`.
+    pub fn open(path: impl AsRef<Path>, mut opts: OpenOptions) -> Result<Db> {
+        if path.as_ref().as_os_str().is_empty() {
             return Err(Error::invalid("path", "must not be empty"));
         }
-        let conn = crate::guard(|| Self::connect(&path, &opts))
-            .map_err(|e| Self::opening(&path, &opts, e))?;
+        let (path, conn) = match Target::of(path.as_ref()) {
+            Target::Postgres(url) => {
+                let open = crate::store::postgres().ok_or_else(|| Error::CannotOpen {
+                    path: url.split('@').next_back().unwrap_or(url).to_string(),
+                    reason: "this build of honker has no PostgreSQL backend".into(),
+                })?;
+                let engine = crate::guard(|| open(url, &opts))?;
+                if let Some(clock) = engine.clock() {
+                    opts.clock = clock;
+                }
+                (PathBuf::from(engine.name()), Conn::Engine(engine))
+            }
+            Target::Sqlite(path) => {
+                if path.as_os_str().is_empty() {
+                    return Err(Error::invalid("path", "must not be empty"));
+                }
+                let path = path.to_path_buf();
+                let conn = crate::guard(|| Self::connect(&path, &opts))
+                    .map_err(|e| Self::opening(&path, &opts, e))?;
+                (path, Conn::Sqlite(conn))
+            }
+        };
         Ok(Db {
             inner: Arc::new(Inner {
                 pid: std::process::id(),
@@ -285,9 +384,19 @@ impl Db {
         }
     }
 
-    /// The path the database was opened with.
+    /// The path the database was opened with (for PostgreSQL, its URL
+    /// with no password, and the schema).
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Where the wake path reads this database's commits: the engine's
+    /// feed, or `None` for a SQLite file (the wake path watches the file).
+    pub fn feed(&self) -> Option<std::sync::Arc<dyn crate::store::Feed>> {
+        match self.lock().conn.as_ref()? {
+            Conn::Sqlite(_) => None,
+            Conn::Engine(e) => Some(e.feed()),
+        }
     }
 
     /// Now, in ms since the epoch, by this database's clock.
@@ -389,28 +498,42 @@ impl Db {
     /// Runs `f` on the SQLite connection where `at` says, with the current
     /// time: the escape hatch to SQLite itself (the Rust crate's
     /// `with_conn`). Everything else goes through [`Ops`].
+    /// On any other engine it fails (code `postgres`, SQLSTATE 0A000).
     pub fn with_conn<R>(
         &self,
         at: At<'_>,
         f: impl FnOnce(&Connection, i64) -> Result<R>,
     ) -> Result<R> {
+        self.on(at, |c, now| match c {
+            Conn::Sqlite(c) => f(c, now),
+            Conn::Engine(e) => Err(e.unsupported("the SQLite connection")),
+        })
+    }
+
+    /// Runs `f` on the store where `at` says, with the current time.
+    fn with_store<R>(&self, at: At<'_>, f: impl FnOnce(&dyn Store, i64) -> Result<R>) -> Result<R> {
+        self.on(at, |c, now| c.store(|s| f(s, now)))
+    }
+
+    fn on<R>(&self, at: At<'_>, f: impl FnOnce(&mut Conn, i64) -> Result<R>) -> Result<R> {
         match at {
             At::Caller(c) => self.run(c, f),
             At::Tx(tx) => self.run_tx(tx, f),
         }
     }
 
-    fn run<R>(&self, caller: Caller, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
-        let st = self.lock_idle(caller)?;
+    fn run<R>(&self, caller: Caller, f: impl FnOnce(&mut Conn, i64) -> Result<R>) -> Result<R> {
+        let mut st = self.lock_idle(caller)?;
         conn::set_busy_timeout(self.inner.opts.busy_timeout);
-        let conn = st.conn.as_ref().ok_or(Error::Closed)?;
-        let before = conn.total_changes();
-        let result = crate::guard(|| f(conn, self.now_ms()));
-        if matches!(result, Err(Error::Internal { .. })) && !conn.is_autocommit() {
+        let now = self.now_ms();
+        let conn = st.conn.as_mut().ok_or(Error::Closed)?;
+        let mark = conn.mark();
+        let result = crate::guard(|| f(conn, now));
+        if matches!(result, Err(Error::Internal { .. })) {
             // A panic may have left a transaction open: nothing half done stays.
-            let _ = conn.execute_batch("ROLLBACK");
+            conn.roll_back_open();
         }
-        let committed = conn.total_changes() != before && conn.is_autocommit();
+        let committed = conn.committed_since(mark);
         drop(st);
         if committed {
             self.committed();
@@ -427,10 +550,10 @@ impl Db {
     /// Opens a write transaction (`BEGIN IMMEDIATE`) owned by `caller`.
     pub fn begin(&self, caller: Caller) -> Result<TxKey> {
         let mut st = self.lock_idle(caller)?;
-        let conn = st.conn.as_ref().ok_or(Error::Closed)?;
+        let conn = st.conn.as_mut().ok_or(Error::Closed)?;
         conn::set_busy_timeout(self.inner.opts.busy_timeout);
-        conn::exec_cached(conn, "BEGIN IMMEDIATE")
-            .map_err(|e| Self::busy_with(e.into(), self.inner.opts.busy_timeout))?;
+        conn.begin()
+            .map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))?;
         let key = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         self.set_tx(
             &mut st,
@@ -463,36 +586,28 @@ impl Db {
         }
     }
 
-    fn run_tx<R>(&self, tx: &TxKey, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
+    fn run_tx<R>(&self, tx: &TxKey, f: impl FnOnce(&mut Conn, i64) -> Result<R>) -> Result<R> {
         self.check_process()?;
-        let st = self.lock();
-        if !matches!(st.tx, Some(o) if o.key == tx.0) {
-            return Err(Error::TransactionInactive);
-        }
-        let conn = st.conn.as_ref().ok_or(Error::Closed)?;
-        conn::set_busy_timeout(self.inner.opts.busy_timeout);
-        // A panic inside an operation unwinds through its savepoint, which
-        // rolls back; the caller's transaction stays open and usable.
-        crate::guard(|| f(conn, self.now_ms()))
-            .map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
-    }
-
-    fn finish(&self, tx: TxKey, sql: &str) -> Result<()> {
         let mut st = self.lock();
         if !matches!(st.tx, Some(o) if o.key == tx.0) {
             return Err(Error::TransactionInactive);
         }
-        let result = match st.conn.as_ref() {
+        let now = self.now_ms();
+        let conn = st.conn.as_mut().ok_or(Error::Closed)?;
+        conn::set_busy_timeout(self.inner.opts.busy_timeout);
+        // A panic inside an operation unwinds through its savepoint, which
+        // rolls back; the caller's transaction stays open and usable.
+        crate::guard(|| f(conn, now)).map_err(|e| Self::busy_with(e, self.inner.opts.busy_timeout))
+    }
+
+    fn finish(&self, tx: TxKey, commit: bool) -> Result<()> {
+        let mut st = self.lock();
+        if !matches!(st.tx, Some(o) if o.key == tx.0) {
+            return Err(Error::TransactionInactive);
+        }
+        let result = match st.conn.as_mut() {
             None => Err(Error::Closed),
-            Some(conn) => match conn::exec_cached(conn, sql) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    if !conn.is_autocommit() {
-                        let _ = conn.execute_batch("ROLLBACK");
-                    }
-                    Err(e.into())
-                }
-            },
+            Some(conn) => conn.finish(commit),
         };
         self.set_tx(&mut st, None);
         drop(st);
@@ -502,14 +617,14 @@ impl Db {
 
     /// Commits `tx`. On failure the transaction is rolled back.
     pub fn commit(&self, tx: TxKey) -> Result<()> {
-        self.finish(tx, "COMMIT")?;
+        self.finish(tx, true)?;
         self.committed();
         Ok(())
     }
 
     /// Rolls `tx` back.
     pub fn rollback(&self, tx: TxKey) -> Result<()> {
-        self.finish(tx, "ROLLBACK")
+        self.finish(tx, false)
     }
 
     /// Is a transaction open on this handle? (Never waits.)
@@ -540,10 +655,8 @@ impl Db {
         let conn = st.conn.take();
         drop(st);
         self.inner.idle.notify_all();
-        if let Some(conn) = &conn {
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
+        if let Some(mut conn) = conn {
+            conn.roll_back_open();
             let hooks = std::mem::take(
                 &mut *self
                     .inner
@@ -553,17 +666,23 @@ impl Db {
             );
             let now = self.now_ms();
             for h in hooks.iter().filter_map(std::sync::Weak::upgrade) {
-                h.before_close(&SqliteStore(conn), now);
+                conn.store(|s| h.before_close(s, now));
             }
+            // Blocked waiters wake, call in, and get `Error::Closed`.
+            self.closed();
+            return match conn {
+                Conn::Sqlite(c) => c.close().map_err(|(_, e)| Error::from(e)),
+                Conn::Engine(mut e) => e.close(),
+            };
         }
-        // Blocked waiters wake, call in, and get `Error::Closed`.
+        self.closed();
+        Ok(())
+    }
+
+    fn closed(&self) {
         if let Some(h) = self.inner.hooks.get() {
             h.closed();
         }
-        if let Some(conn) = conn {
-            conn.close().map_err(|(_, e)| Error::from(e))?;
-        }
-        Ok(())
     }
 
     /// Has [`Db::close`] been called?
@@ -576,14 +695,14 @@ impl Db {
 #[cfg(test)]
 impl Db {
     pub(crate) fn run_here<R>(&self, f: impl FnOnce(&Connection, i64) -> Result<R>) -> Result<R> {
-        self.run(Caller::this_thread(), f)
+        self.with_conn(At::Caller(Caller::this_thread()), f)
     }
     pub(crate) fn run_in<R>(
         &self,
         tx: &TxKey,
         f: impl FnOnce(&Connection, i64) -> Result<R>,
     ) -> Result<R> {
-        self.run_tx(tx, f)
+        self.with_conn(At::Tx(tx), f)
     }
     pub(crate) fn begin_here(&self) -> Result<TxKey> {
         self.begin(Caller::this_thread())
@@ -608,7 +727,7 @@ pub struct Ops<'a> {
 
 impl Ops<'_> {
     fn exec<R>(&self, f: impl FnOnce(&dyn Store, i64) -> Result<R>) -> Result<R> {
-        self.db.with_conn(self.at, |c, now| f(&SqliteStore(c), now))
+        self.db.with_store(self.at, f)
     }
 
     // -- queues --

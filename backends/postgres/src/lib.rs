@@ -15,11 +15,18 @@
 //! trait over them, the wake path (LISTEN/NOTIFY) and the bindings'
 //! `open(url)` come next.
 
+mod engine;
+mod errors;
+mod feed;
 mod pool;
 mod schema;
+mod store;
 
+pub use engine::{open, register, DEFAULT_SCHEMA};
+pub use errors::from_pg;
 pub use pool::{Pool, PoolOptions, Pooled};
 pub use schema::{migrate, version, SCHEMA_VERSION};
+pub use store::PgStore;
 
 use honker_core::Error;
 

@@ -10,8 +10,12 @@
 //! unchanged. [`conformance`] holds the suite every implementation must
 //! pass.
 //!
-//! Today's engine is SQLite ([`sqlite`]). What the operations rely on from
-//! it, which another engine must answer in its own way, is written down in
+//! SQLite ([`sqlite`]) is built in. Another engine (PostgreSQL, in the
+//! `honker-postgres` crate) is an [`Engine`]: a connection the handle owns,
+//! its transactions, and a [`Feed`] the wake path reads commits from; it is
+//! registered with [`register`] and chosen by the URL given to
+//! [`crate::open`]. What the operations rely on from SQLite, which another
+//! engine must answer in its own way, is written down in
 //! docs/ARCHITECTURE.md ("What the engine assumes of SQLite").
 
 pub mod conformance;
@@ -23,6 +27,7 @@ use crate::model::{
     Notification, QueueControls, QueueRateLimit, QueueRetention, QueueStats, QueueSummary,
     Retention, Rows, ScheduleInfo, ScheduleSpec, SqlValue, StreamSummary,
 };
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A schedule tick's outcome: the fires made, and those that failed (their
@@ -225,4 +230,114 @@ pub trait Store {
     fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<usize>;
     /// Runs a query; its rows.
     fn query(&self, sql: &str, params: Vec<SqlValue>) -> Result<Rows>;
+}
+
+/// A storage engine other than the built-in SQLite: one connection a handle
+/// owns ([`crate::Db`] serializes the calls on it and enforces the
+/// transaction rule, as for SQLite), its transactions, and where the wake
+/// path hears of commits.
+pub trait Engine: Send {
+    /// The operations on this connection: outside a transaction each is
+    /// atomic by itself, inside one it is part of it.
+    fn store(&self) -> &dyn Store;
+    /// Opens a transaction.
+    fn begin(&mut self) -> Result<()>;
+    /// Commits the open transaction (rolled back if that fails).
+    fn commit(&mut self) -> Result<()>;
+    /// Rolls the open transaction back.
+    fn rollback(&mut self) -> Result<()>;
+    /// Did the calls since the last ask write anything? (The handle wakes
+    /// this process's waiters after a write outside a transaction.)
+    fn take_wrote(&mut self) -> bool;
+    /// Closes the connection (an open transaction rolls back).
+    fn close(&mut self) -> Result<()>;
+    /// What the handle reports as its path: the database's name, with no
+    /// password in it. Handles with the same name share a watcher.
+    fn name(&self) -> &str;
+    /// Where the wake path reads this database's commits and notifications.
+    fn feed(&self) -> Arc<dyn Feed>;
+    /// Why an operation that only SQLite has (the raw connection) is refused.
+    fn unsupported(&self, what: &str) -> crate::Error;
+    /// The clock the handle reads "now" from instead of the one it was
+    /// opened with, if any (a server's clock, for the wake path's waits).
+    fn clock(&self) -> Option<Arc<dyn crate::Clock>> {
+        None
+    }
+}
+
+/// The wake path's view of one database: a connection of its own to look
+/// at, and a way to hear of commits made elsewhere (see
+/// [`crate::wake::watcher`]).
+pub trait Feed: Send + Sync {
+    /// Opens the watcher's own connection.
+    fn open(&self) -> Result<Box<dyn Source>>;
+    /// Starts telling `poke` about commits that other processes (or hosts)
+    /// may have made; dropping the value returned stops it. `None`: only
+    /// the safety poll will notice them.
+    fn watch(&self, poke: Arc<dyn Poke>) -> Option<Box<dyn Send + Sync>>;
+    /// Does a poke come before the commit is visible, so that the watcher
+    /// must look again for a while? (SQLite's file events do.)
+    fn recheck_after_poke(&self) -> bool;
+}
+
+/// The watcher's connection.
+pub trait Source: Send {
+    /// Has anything been committed since the last call? (The first call
+    /// on a new source: yes, as something may have been missed.)
+    fn changed(&mut self) -> Result<bool>;
+    /// The newest notification id (0 if none).
+    fn latest_notification(&mut self) -> Result<i64>;
+    /// Up to `limit` notifications after id `after`, oldest first.
+    fn notifications_after(&mut self, after: i64, limit: usize) -> Result<Vec<Notification>>;
+    /// The safety poll found nothing committed (SQLite truncates an idle
+    /// WAL here when asked to).
+    fn idle(&mut self) {}
+}
+
+/// What a [`Feed`] calls when something may have been committed.
+pub trait Poke: Send + Sync {
+    /// Something may have been committed. With `park`, the caller may be
+    /// held (blocked) while nobody in this process waits, until a waiter
+    /// arrives: a file-system callback stops reading events then, so a
+    /// process that only writes does not pay for them.
+    fn poke(&self, park: bool);
+}
+
+/// Opens an [`Engine`] for a URL, with the handle's options.
+pub type Opener = fn(url: &str, opts: &crate::OpenOptions) -> Result<Box<dyn Engine>>;
+
+static POSTGRES: OnceLock<Opener> = OnceLock::new();
+
+/// Registers the PostgreSQL engine (the `honker-postgres` crate does, from
+/// its `register()`): `postgresql://` and `postgres://` URLs open with it.
+/// The first registration stays.
+pub fn register(opener: Opener) {
+    let _ = POSTGRES.set(opener);
+}
+
+/// What a target names: a SQLite file, or a PostgreSQL URL.
+pub(crate) enum Target<'a> {
+    Sqlite(&'a std::path::Path),
+    Postgres(&'a str),
+}
+
+impl<'a> Target<'a> {
+    /// `postgresql://` and `postgres://` are PostgreSQL; `sqlite://` and
+    /// anything else is a SQLite path.
+    pub(crate) fn of(path: &'a std::path::Path) -> Target<'a> {
+        match path.to_str() {
+            Some(s) if s.starts_with("postgresql://") || s.starts_with("postgres://") => {
+                Target::Postgres(s)
+            }
+            Some(s) if s.starts_with("sqlite://") => {
+                Target::Sqlite(std::path::Path::new(&s["sqlite://".len()..]))
+            }
+            _ => Target::Sqlite(path),
+        }
+    }
+}
+
+/// The PostgreSQL opener, if one was registered.
+pub(crate) fn postgres() -> Option<Opener> {
+    POSTGRES.get().copied()
 }

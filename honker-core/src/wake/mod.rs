@@ -52,10 +52,16 @@ impl Hooks for Attached {
 /// on a handle opened otherwise does it on first use.
 pub fn attach(db: &Db) -> Arc<Watcher> {
     let hooks = db.attach(|| {
-        let watcher = Watcher::for_path(db.path());
-        if db.options().wal_autocheckpoint > 0 {
-            watcher.truncate_wal_when_idle();
-        }
+        let watcher = match db.feed() {
+            Some(feed) => Watcher::for_feed(db.path().to_path_buf(), feed),
+            None => {
+                let watcher = Watcher::for_path(db.path());
+                if db.options().wal_autocheckpoint > 0 {
+                    watcher.truncate_wal_when_idle();
+                }
+                watcher
+            }
+        };
         Arc::new(Attached {
             watcher,
             listeners: Mutex::new(Vec::new()),

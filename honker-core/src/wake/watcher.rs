@@ -40,9 +40,8 @@
 use super::stop::Stop;
 use crate::error::{Error, Result};
 use crate::model::Notification;
-use crate::store::sqlite::notify;
-use ::notify as fs;
-use rusqlite::{Connection, OpenFlags};
+use crate::store::sqlite::feed::SqliteFeed;
+use crate::store::{Feed, Poke as FeedPoke, Source};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -173,8 +172,7 @@ impl ListenerQueue {
 }
 
 struct Reader {
-    conn: Option<Connection>,
-    data_version: i64,
+    conn: Option<Box<dyn Source>>,
     cursor: i64,
     listeners: HashMap<String, Vec<Weak<ListenerQueue>>>,
 }
@@ -203,6 +201,7 @@ struct Shared {
     gate: Condvar,
     pid: u32,
     db_path: PathBuf,
+    feed: Arc<dyn Feed>,
     generation: Mutex<(u64, Option<String>)>,
     changed: Condvar,
     /// The tasks of [`Changed`] futures to wake with `changed`; registered
@@ -237,10 +236,11 @@ struct Running {
 pub struct Watcher {
     shared: Arc<Shared>,
     running: OnceLock<std::result::Result<Mutex<Running>, String>>,
-    /// The file-system watch, set up when the first waiter arrives: the
-    /// kernel raises an event on every write to a watched directory, which
-    /// a process nobody waits in need not pay for.
-    fs: OnceLock<Option<fs::RecommendedWatcher>>,
+    /// The feed's watch (for a SQLite file, the file-system watch), set up
+    /// when the first waiter arrives: the kernel raises an event on every
+    /// write to a watched directory, which a process nobody waits in need
+    /// not pay for.
+    fs: OnceLock<Option<Box<dyn Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Watcher {
@@ -257,9 +257,17 @@ fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Watcher>>> {
 }
 
 impl Watcher {
-    /// The watcher shared by every handle on `path` in this process.
+    /// The watcher shared by every handle on the SQLite file at `path` in
+    /// this process.
     pub fn for_path(path: &Path) -> Arc<Watcher> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let feed = Arc::new(SqliteFeed::new(&key));
+        Watcher::for_feed(key, feed)
+    }
+
+    /// The watcher shared by every handle on the database named `key` in
+    /// this process, reading `feed` (another engine's).
+    pub fn for_feed(key: PathBuf, feed: Arc<dyn Feed>) -> Arc<Watcher> {
         let mut reg = lock(registry());
         // A child of fork() inherits the registry, and its parent's watchers
         // with it, whose threads did not survive the fork: it gets its own.
@@ -279,6 +287,7 @@ impl Watcher {
                 gate: Condvar::new(),
                 pid: std::process::id(),
                 db_path: key.clone(),
+                feed,
                 generation: Mutex::new((0, None)),
                 changed: Condvar::new(),
                 wakers: Mutex::new(Wakers::default()),
@@ -286,7 +295,6 @@ impl Watcher {
                 poked: Condvar::new(),
                 reader: Mutex::new(Reader {
                     conn: None,
-                    data_version: 0,
                     cursor: 0,
                     listeners: HashMap::new(),
                 }),
@@ -307,8 +315,11 @@ impl Watcher {
     /// call this before they read the generation they will wait on).
     pub fn ensure_started(&self) -> Result<()> {
         self.start_thread()?;
-        self.fs
-            .get_or_init(|| watch_dir(Arc::downgrade(&self.shared)));
+        self.fs.get_or_init(|| {
+            self.shared
+                .feed
+                .watch(Arc::new(Poker(Arc::downgrade(&self.shared))))
+        });
         self.check_alive()
     }
 
@@ -324,9 +335,8 @@ impl Watcher {
         let shared = &self.shared;
         {
             let mut r = lock(&shared.reader);
-            let conn = open_reader(&shared.db_path).map_err(|e| e.to_string())?;
-            r.data_version = data_version(&conn).map_err(|e| e.to_string())?;
-            r.cursor = notify::latest_id(&conn).map_err(|e| e.to_string())?;
+            let mut conn = shared.feed.open().map_err(|e| e.to_string())?;
+            r.cursor = conn.latest_notification().map_err(|e| e.to_string())?;
             r.conn = Some(conn);
         }
         let s = shared.clone();
@@ -449,13 +459,13 @@ impl Watcher {
         crate::validate::name("channel", channel)?;
         self.ensure_started()?;
         let mut r = lock(&self.shared.reader);
-        let conn = r.conn.as_ref().ok_or_else(|| Error::Watcher {
+        let conn = r.conn.as_mut().ok_or_else(|| Error::Watcher {
             reason: "the watcher's connection is not open".into(),
         })?;
         // Under the reader lock the dispatcher has not read past `start`,
         // so it will hand this listener everything after it, and nothing
         // before.
-        let start = notify::latest_id(conn)?;
+        let start = conn.latest_notification()?;
         let q = Arc::new(ListenerQueue {
             channel: channel.to_string(),
             start,
@@ -612,22 +622,6 @@ impl Drop for Changed {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_millis(50))?;
-    Ok(conn)
-}
-
-fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))
-}
-
 fn bump(shared: &Shared) {
     let mut g = lock(&shared.generation);
     g.0 += 1;
@@ -659,36 +653,12 @@ fn die(shared: &Shared, reason: &str) {
     }
 }
 
-/// Watches the database's directory; events on the database's own files
-/// poke the watcher thread. `None` if the platform watch cannot be set up
-/// (the safety-net poll still runs).
-fn watch_dir(shared: Weak<Shared>) -> Option<fs::RecommendedWatcher> {
-    use fs::Watcher as _;
-    let (dir, name) = {
-        let s = shared.upgrade()?;
-        (
-            s.db_path.parent()?.to_path_buf(),
-            s.db_path.file_name()?.to_string_lossy().into_owned(),
-        )
-    };
-    let wal = format!("{name}-wal");
-    let mut w = fs::recommended_watcher(move |ev: fs::Result<fs::Event>| {
-        // An error (such as the kernel's event queue overflowing) or a
-        // rescan request may hide a commit: treat it as one.
-        let ours = match &ev {
-            Err(_) => true,
-            Ok(ev) if ev.need_rescan() => true,
-            Ok(ev) if matches!(ev.kind, fs::EventKind::Access(_)) => false,
-            Ok(ev) => ev.paths.iter().any(|p| {
-                p.file_name()
-                    .map(|f| f == name.as_str() || f == wal.as_str())
-                    .unwrap_or(false)
-            }),
-        };
-        if !ours {
-            return;
-        }
-        let Some(s) = shared.upgrade() else { return };
+/// What the feed pokes: the watcher, while it lives.
+struct Poker(Weak<Shared>);
+
+impl FeedPoke for Poker {
+    fn poke(&self, park: bool) {
+        let Some(s) = self.0.upgrade() else { return };
         // A waiter counts itself before it takes this lock, so either this
         // sees it, or it sees `dirty`.
         let mut p = lock(&s.pokes);
@@ -697,16 +667,16 @@ fn watch_dir(shared: Weak<Shared>) -> Option<fs::RecommendedWatcher> {
             s.poked.notify_one();
             return;
         }
-        // Nobody waits: park the event and stop reading until somebody does.
+        // Nobody waits: mark it, and (when the feed may be held) stop
+        // reading until somebody does.
         p.dirty = true;
-        let parked_at = p.arrivals;
-        while p.arrivals == parked_at && !p.stop {
-            p = s.gate.wait(p).unwrap_or_else(|e| e.into_inner());
+        if park {
+            let parked_at = p.arrivals;
+            while p.arrivals == parked_at && !p.stop {
+                p = s.gate.wait(p).unwrap_or_else(|e| e.into_inner());
+            }
         }
-    })
-    .ok()?;
-    w.watch(&dir, fs::RecursiveMode::NonRecursive).ok()?;
-    Some(w)
+    }
 }
 
 fn run(shared: Arc<Shared>) {
@@ -727,8 +697,8 @@ fn run(shared: Arc<Shared>) {
             Ok(changed) => {
                 failing_since = None;
                 if !changed && !after_event && shared.truncate_idle_wal.load(Ordering::Relaxed) {
-                    if let Some(conn) = &lock(&shared.reader).conn {
-                        crate::store::sqlite::wal::truncate_if_idle(conn, &shared.db_path);
+                    if let Some(conn) = &mut lock(&shared.reader).conn {
+                        conn.idle();
                     }
                 }
             }
@@ -754,20 +724,12 @@ fn run(shared: Arc<Shared>) {
 /// Has anything been committed since the last look? Busy counts as yes.
 fn changed(shared: &Shared) -> Result<bool> {
     let mut r = lock(&shared.reader);
-    if r.conn.is_none() {
-        let conn = open_reader(&shared.db_path)?;
-        r.data_version = data_version(&conn)?;
-        r.conn = Some(conn);
-        return Ok(true);
-    }
-    match data_version(r.conn.as_ref().unwrap()) {
-        Ok(v) if v == r.data_version => Ok(false),
-        Ok(v) => {
-            r.data_version = v;
+    match r.conn.as_mut() {
+        None => {
+            r.conn = Some(shared.feed.open()?);
             Ok(true)
         }
-        Err(e) if crate::store::sqlite::conn::is_busy(&e) => Ok(true),
-        Err(e) => Err(e.into()),
+        Some(conn) => conn.changed(),
     }
 }
 
@@ -777,7 +739,7 @@ fn check(shared: &Shared, after_event: bool) -> Result<bool> {
     if changed(shared)? {
         return on_change(shared);
     }
-    if !after_event {
+    if !after_event || !shared.feed.recheck_after_poke() {
         return Ok(false);
     }
     // The event may precede the commit's visibility (the -wal write raises
@@ -849,7 +811,7 @@ fn dispatch(shared: &Shared) -> Result<()> {
         listeners,
         ..
     } = &mut *r;
-    let Some(conn) = conn.as_ref() else {
+    let Some(conn) = conn.as_mut() else {
         return Ok(());
     };
     listeners.retain(|_, qs| {
@@ -858,11 +820,11 @@ fn dispatch(shared: &Shared) -> Result<()> {
     });
     if listeners.is_empty() {
         shared.has_listeners.store(false, Ordering::Release);
-        *cursor = notify::latest_id(conn)?;
+        *cursor = conn.latest_notification()?;
         return Ok(());
     }
     loop {
-        let batch = notify::read_after(conn, *cursor, None, 1000)?;
+        let batch = conn.notifications_after(*cursor, 1000)?;
         for n in &batch {
             if let Some(qs) = listeners.get(&n.channel) {
                 for q in qs.iter().filter_map(Weak::upgrade) {
@@ -890,14 +852,12 @@ mod tests {
         let path = dir.join("busy.db");
         let _ = std::fs::remove_file(&path);
         // A rollback-journal file, where an exclusive lock blocks readers.
-        let hog = Connection::open(&path).unwrap();
+        let hog = rusqlite::Connection::open(&path).unwrap();
         hog.execute_batch("CREATE TABLE t (x)").unwrap();
         let w = Watcher::for_path(&path);
         {
             let mut r = lock(&w.shared.reader);
-            let c = open_reader(&path).unwrap();
-            r.data_version = data_version(&c).unwrap();
-            r.conn = Some(c);
+            r.conn = Some(w.shared.feed.open().unwrap());
         }
         assert!(!changed(&w.shared).unwrap());
         hog.execute_batch("BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")

@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod controls;
 pub mod events;
+pub mod feed;
 #[cfg(feature = "functions")]
 pub mod functions;
 pub mod listing;

@@ -22,9 +22,11 @@ use std::time::Duration;
 /// [`validate::MAX_NAME_LEN`].
 pub const MAX_NAME_LEN: usize = validate::MAX_NAME_LEN - 32;
 
-const NEVER: i64 = i64::MAX;
+/// A schedule that will never fire again (its expression has no next boundary).
+pub const NEVER: i64 = i64::MAX;
 
-fn stored_expr(spec: &ScheduleSpec<'_>, parsed: &CronSchedule) -> String {
+/// The expression stored for `spec`: its own, with its time zone written in.
+pub fn stored_expr(spec: &ScheduleSpec<'_>, parsed: &CronSchedule) -> String {
     match (spec.tz, parsed.timezone()) {
         (Some(_), Some(zone))
             if !parsed.source().starts_with("CRON_TZ=") && !parsed.source().starts_with("TZ=") =>
@@ -35,11 +37,9 @@ fn stored_expr(spec: &ScheduleSpec<'_>, parsed: &CronSchedule) -> String {
     }
 }
 
-/// Registers or updates a schedule. Re-adding an unchanged expression keeps
-/// its next fire time (so registering at every process start neither
-/// postpones nor duplicates a fire); a changed expression is rescheduled
-/// from now.
-pub fn add(conn: &Connection, spec: &ScheduleSpec<'_>, now: i64) -> Result<()> {
+/// A schedule's spec, checked: the expression to store, parsed, and its
+/// jobs' start deadline in ms. (Every engine's `schedule_add` starts here.)
+pub fn check(spec: &ScheduleSpec<'_>) -> Result<(String, CronSchedule, Option<i64>)> {
     validate::name("name", spec.name)?;
     if spec.name.len() > MAX_NAME_LEN {
         return Err(Error::invalid(
@@ -62,6 +62,27 @@ pub fn add(conn: &Connection, spec: &ScheduleSpec<'_>, now: i64) -> Result<()> {
     };
     let parsed = cron::parse_with_tz(spec.cron, spec.tz)?;
     let expr = stored_expr(spec, &parsed);
+    Ok((expr, parsed, expires))
+}
+
+/// The first fire of a schedule registered at `now` (an expression with
+/// none before the year 9999 is refused).
+pub fn first_fire(spec: &ScheduleSpec<'_>, parsed: &CronSchedule, now: i64) -> Result<i64> {
+    parsed
+        .next_after(now)
+        .filter(|&t| t <= validate::MAX_INSTANT_MS)
+        .ok_or_else(|| Error::InvalidCron {
+            expr: spec.cron.to_string(),
+            reason: "it has no fire time before the year 9999".into(),
+        })
+}
+
+/// Registers or updates a schedule. Re-adding an unchanged expression keeps
+/// its next fire time (so registering at every process start neither
+/// postpones nor duplicates a fire); a changed expression is rescheduled
+/// from now.
+pub fn add(conn: &Connection, spec: &ScheduleSpec<'_>, now: i64) -> Result<()> {
+    let (expr, parsed, expires) = check(spec)?;
     atomic(conn, |conn| {
         let existing: Option<(String, i64)> = conn
             .prepare_cached("SELECT cron, next_fire_at FROM _honker_schedules WHERE name = ?1")?
@@ -69,13 +90,7 @@ pub fn add(conn: &Connection, spec: &ScheduleSpec<'_>, now: i64) -> Result<()> {
             .optional()?;
         let next = match existing {
             Some((old, next)) if old == expr => next,
-            _ => parsed
-                .next_after(now)
-                .filter(|&t| t <= validate::MAX_INSTANT_MS)
-                .ok_or_else(|| Error::InvalidCron {
-                    expr: spec.cron.to_string(),
-                    reason: "it has no fire time before the year 9999".into(),
-                })?,
+            _ => first_fire(spec, &parsed, now)?,
         };
         conn.prepare_cached(
             "INSERT INTO _honker_schedules (name, queue, cron, payload, priority, expires_ms, next_fire_at, created_at, updated_at)
@@ -173,7 +188,7 @@ pub fn resume(conn: &Connection, name: &str, now: i64) -> Result<()> {
 /// The next boundary after a fire at `boundary` observed at `now`: the next
 /// cron time after now, or for `@every` the next multiple of the interval
 /// from the boundary (so intervals do not drift).
-fn following(schedule: &CronSchedule, boundary: i64, now: i64) -> i64 {
+pub fn following(schedule: &CronSchedule, boundary: i64, now: i64) -> i64 {
     match schedule.interval_ms() {
         Some(every) => {
             let steps = (now.saturating_sub(boundary)).div_euclid(every) + 1;
