@@ -135,6 +135,8 @@ impl NativeDatabase {
                 ..defaults
             },
         };
+        // `open("postgresql://...")` selects the PostgreSQL backend.
+        honker_postgres::register();
         let db = honker_core::guard(|| honker_core::open(&path, opts)).map_err(to_js)?;
         Ok(NativeDatabase { db })
     }

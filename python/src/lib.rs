@@ -47,6 +47,8 @@ pub(crate) fn _honker(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .getattr("ident")?
         .extract()?;
     let _ = MAIN_THREAD.set(main);
+    // `open("postgresql://...")` selects the PostgreSQL backend.
+    honker_postgres::register();
     m.add("EVENTS_STREAM", honker_core::EVENTS_STREAM)?;
     m.add_class::<NativeDatabase>()?;
     m.add_class::<NativeTx>()?;

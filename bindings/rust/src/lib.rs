@@ -126,6 +126,8 @@ impl Database {
 
     /// Opens with explicit [`OpenOptions`] (busy timeout, clock).
     pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Database> {
+        #[cfg(feature = "postgres")]
+        honker_postgres::register();
         Ok(Database {
             core: honker_core::open(path, opts)?,
         })

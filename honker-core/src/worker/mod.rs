@@ -506,7 +506,7 @@ impl Inner {
     /// does not store results or returned `null`, else the JSON and its ttl.
     fn result_of(&self, task: &str, result: Option<&str>) -> Option<(String, i64)> {
         let opts = self.tasks.get(task);
-        let keep = opts.map_or(true, |t| t.store_result);
+        let keep = opts.is_none_or(|t| t.store_result);
         let ttl = opts.map_or(DEFAULT_RESULT_TTL, |t| t.result_ttl);
         result
             .filter(|r| keep && r.trim() != "null")
@@ -1198,7 +1198,7 @@ impl WorkerCore {
             settled: false,
         };
         let wake = deadline.unwrap_or(entry.beat_at).min(entry.beat_at);
-        if st.keeper_at.map_or(true, |k| wake < k) {
+        if st.keeper_at.is_none_or(|k| wake < k) {
             st.keeper_at = Some(wake);
             inner.keeper.notify_all();
         }
@@ -1218,7 +1218,7 @@ impl WorkerCore {
         if st.pending.is_empty() {
             st.pending_since = Some(now);
             let due = now + st.ack_delay;
-            if st.keeper_at.map_or(true, |k| due < k) {
+            if st.keeper_at.is_none_or(|k| due < k) {
                 st.keeper_at = Some(due);
                 self.inner.keeper.notify_all();
             }

@@ -472,7 +472,7 @@ impl Runner {
         match expect {
             Value::Object(o) if o.len() == 1 && o.contains_key("after") => {
                 let floor = self.refer(&o["after"])?;
-                if !got.is_some_and(|g| g > floor) {
+                if got.is_none_or(|g| g <= floor) {
                     return Err(mismatch(format!(
                         "expected {what} greater than {} ({floor}), got {got:?}",
                         o["after"]

@@ -26,7 +26,7 @@ pub fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()> {
                 }
                 break;
             }
-            Err(e) if is_busy(&e) && deadline.map_or(true, |d| Instant::now() < d) => {
+            Err(e) if is_busy(&e) && deadline.is_none_or(|d| Instant::now() < d) => {
                 std::thread::sleep(Duration::from_millis(2))
             }
             Err(e) => return Err(e.into()),
