@@ -174,14 +174,19 @@ screenshots: browser-deps node-ts
 	cargo build --locked -p honker-cli
 	cd cli/tests/browser && HONKER_BIN=$(OUT)/debug/honker HONKER_SCREENSHOTS=$(CURDIR)/docs/screenshots node --test --test-timeout=120000 dashboard.test.mjs
 
-## PostgreSQL (issue #16, in progress): a private cluster in the build
-## directory (scripts/pg.sh installs Debian's PostgreSQL when missing),
-## started for the tests and stopped after them, whatever they did.
+## PostgreSQL: a private cluster in the build directory (scripts/pg.sh
+## installs Debian's PostgreSQL when missing), started for the tests and
+## stopped after them, whatever they did: the backend's own tests (the
+## conformance suite, the functions, several processes), then the parity
+## vectors of the Rust, Python and Node runners on PostgreSQL.
 PG_DIR := $(CARGO_TARGET_DIR)/pg
-pg-test:
+pg-test: deps ext python-test node-test
 	cargo build --locked -p honker-postgres --tests
 	@url=$$(scripts/pg.sh start $(PG_DIR)) && \
-		HONKER_PG_URL="$$url" cargo test --locked -p honker-postgres -- --ignored; \
+		HONKER_PG_URL="$$url" cargo test --locked -p honker-postgres -- --ignored && \
+		HONKER_VECTORS_POSTGRES="$$url" cargo test --locked -p honker --test vectors && \
+		HONKER_VECTORS_POSTGRES="$$url" $(VENV)/bin/python tests/runners/vectors.py && \
+		HONKER_VECTORS_POSTGRES="$$url" node tests/runners/vectors.mjs; \
 		status=$$?; scripts/pg.sh stop $(PG_DIR); exit $$status
 
 ## Every example runs in CI (docs are tests).

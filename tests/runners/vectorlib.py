@@ -259,10 +259,40 @@ def run_step(backend: Any, ctx: Context, step: dict[str, Any]) -> None:
         raise Mismatch(f"expected {show(expect)}, got {show(got)}")
 
 
+# With a PostgreSQL URL here, every vector file runs on PostgreSQL (in a
+# schema of its own, dropped after), not on a SQLite file.
+POSTGRES = os.environ.get("HONKER_VECTORS_POSTGRES")
+
+
+# The schema the current vector file runs in, on PostgreSQL.
+SCHEMA: str | None = None
+
+
+def sql_of(a: dict[str, Any]) -> str:
+    """An execute step's statement for the database it runs on: `sql` on
+    SQLite, `sql_postgres` (honker's schema written `{schema}`) on
+    PostgreSQL."""
+    if SCHEMA is None:
+        return str(a["sql"])
+    if "sql_postgres" not in a:
+        raise VectorError("this execute step has no sql_postgres for PostgreSQL")
+    return str(a["sql_postgres"]).replace("{schema}", SCHEMA)
+
+
+def where(tmp: str, vector: str) -> tuple[str, str | None]:
+    """Where a vector file runs: a fresh SQLite file in `tmp`, or (with
+    HONKER_VECTORS_POSTGRES) a fresh schema; the schema's name, if any."""
+    if not POSTGRES:
+        return os.path.join(tmp, "vectors.db"), None
+    schema = f"v_{os.getpid()}_{vector.removesuffix('.json')}"
+    return f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema={schema}", schema
+
+
 def main(language: str, make_backend: Callable[[str], Any], argv: list[str]) -> int:
     """Runs every vector file (or the ones named in argv) on a fresh database
     each; prints one line per file, every SKIP, and a summary. Returns the
     exit status."""
+    global SCHEMA  # one vector file at a time
     files = [os.path.abspath(a) for a in argv] or sorted(glob.glob(os.path.join(VECTORS, "*.json")))
     if not files:
         print(f"no vector files in {VECTORS}")
@@ -278,7 +308,9 @@ def main(language: str, make_backend: Callable[[str], Any], argv: list[str]) -> 
         ran = skipped = 0
         error = None
         with tempfile.TemporaryDirectory(prefix="honker-vectors-") as tmp:
-            backend = make_backend(os.path.join(tmp, "vectors.db"))
+            target, schema = where(tmp, name)
+            SCHEMA = schema
+            backend = make_backend(target)
             try:
                 for i, step in enumerate(scenario["steps"]):
                     try:
@@ -292,6 +324,8 @@ def main(language: str, make_backend: Callable[[str], Any], argv: list[str]) -> 
                         error = f"step {i} {step.get('op')} {show(step.get('args', {}))}: {kind}: {e}"
                         break
             finally:
+                if schema:
+                    backend.drop_schema(schema)
                 backend.close()
         steps_run += ran
         skips += skipped

@@ -74,6 +74,18 @@ class Skip extends Error {}
 /** The result differs from the expectation. */
 class Mismatch extends Error {}
 /** The vector file itself is wrong (unknown op, unknown label...). */
+// With a PostgreSQL URL here, every vector file runs on PostgreSQL (in a
+// schema of its own, dropped after), not on a SQLite file.
+const POSTGRES = process.env.HONKER_VECTORS_POSTGRES;
+let schema = null;
+
+/** An execute step's statement for the database it runs on (see tests/README.md). */
+function sqlOf(a) {
+  if (!POSTGRES) return arg(a, 'sql');
+  if (typeof a.sql_postgres !== 'string') throw new VectorError('this execute step has no sql_postgres for PostgreSQL');
+  return a.sql_postgres.replaceAll('{schema}', schema);
+}
+
 class VectorError extends Error {}
 
 /**
@@ -355,7 +367,7 @@ class Runner {
         return found[0].lastError !== null;
       }
       case 'execute':
-        return this.db.execute(arg(a, 'sql'), a.params ?? []);
+        return this.db.execute(sqlOf(a), a.params ?? []);
       default:
         throw new VectorError(`unknown op ${JSON.stringify(op)}`);
     }
@@ -535,7 +547,10 @@ async function main(argv) {
     try {
       const scenario = JSON.parse(fs.readFileSync(file, 'utf8'));
       if (!Array.isArray(scenario.steps)) throw new VectorError('no steps');
-      runner = new Runner(path.join(tmp, 'vectors.db'));
+      schema = POSTGRES ? `v_${process.pid}_${name.replace(/\.json$/, '')}` : null;
+      runner = new Runner(
+        POSTGRES ? `${POSTGRES}${POSTGRES.includes('?') ? '&' : '?'}schema=${schema}` : path.join(tmp, 'vectors.db'),
+      );
       for (const [i, step] of scenario.steps.entries()) {
         try {
           await runner.step(step);
@@ -555,7 +570,9 @@ async function main(argv) {
     } catch (e) {
       error = `${errorName(e)}: ${errorMessage(e)}`;
     } finally {
+      if (runner && schema) await runner.db.execute(`DROP SCHEMA ${schema} CASCADE`);
       runner?.db.close();
+      schema = null;
       fs.rmSync(tmp, { recursive: true, force: true });
     }
     stepsRun += ran;

@@ -41,6 +41,10 @@ class PyBackend:
     def close(self) -> None:
         self.db.close()
 
+    def drop_schema(self, schema: str) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(f"DROP SCHEMA {schema} CASCADE")
+
     @staticmethod
     def error_matches(e: OpError, code: str) -> bool:
         return e.code == code
@@ -230,7 +234,7 @@ class PyBackend:
 
     def execute(self, ctx: Context, a: dict[str, Any]) -> int:
         with self.db.transaction() as tx:
-            return self.call(tx.execute, a["sql"], a.get("params", []))
+            return self.call(tx.execute, vectorlib.sql_of(a), a.get("params", []))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ fn vector(s: impl Into<String>) -> Outcome {
 
 struct Runner {
     db: Database,
+    /// The schema this file runs in, on PostgreSQL.
+    schema: Option<String>,
     labels: HashMap<String, i64>,
     job_labels: HashMap<i64, String>,
     leases: HashSet<Lease>,
@@ -177,7 +179,22 @@ fn vectors() {
             .as_array()
             .unwrap_or_else(|| panic!("{name}: no steps"));
         let dir = tempfile::tempdir().unwrap();
-        let mut runner = Runner::new(&dir.path().join("vectors.db"));
+        // With a PostgreSQL URL in HONKER_VECTORS_POSTGRES, every file runs
+        // on PostgreSQL, in a schema of its own (dropped after).
+        let mut runner = match std::env::var("HONKER_VECTORS_POSTGRES") {
+            Ok(base) => {
+                let schema = format!(
+                    "v_{}_{}",
+                    std::process::id(),
+                    name.trim_end_matches(".json")
+                );
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let mut r = Runner::new(Path::new(&format!("{base}{sep}schema={schema}")));
+                r.schema = Some(schema);
+                r
+            }
+            Err(_) => Runner::new(&dir.path().join("vectors.db")),
+        };
         let (mut ran, mut skipped) = (0, 0);
         let mut error = None;
         for (i, step) in steps.iter().enumerate() {
@@ -197,6 +214,14 @@ fn vectors() {
                     break;
                 }
             }
+        }
+        if let Some(schema) = &runner.schema {
+            runner
+                .db
+                .core()
+                .by(honker_core::Caller::this_thread())
+                .execute(&format!("DROP SCHEMA {schema} CASCADE"), vec![])
+                .unwrap();
         }
         runner.db.close().unwrap();
         steps_run += ran;

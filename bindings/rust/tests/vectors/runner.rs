@@ -9,6 +9,7 @@ impl Runner {
     pub(super) fn new(path: &Path) -> Runner {
         Runner {
             db: Database::open(path).expect("open a fresh database"),
+            schema: None,
             labels: HashMap::new(),
             job_labels: HashMap::new(),
             leases: HashSet::new(),
@@ -441,24 +442,33 @@ impl Runner {
                 }
             }
             "execute" => {
-                let sql = arg_str(a, "sql")?;
+                let sql = match &self.schema {
+                    None => arg_str(a, "sql")?.to_string(),
+                    Some(schema) => arg_str(a, "sql_postgres")?.replace("{schema}", schema),
+                };
                 let params: Vec<Value> = a
                     .get("params")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
-                let values: Vec<rusqlite::types::Value> = params
+                let values: Vec<honker_core::SqlValue> = params
                     .iter()
                     .map(|p| match p {
-                        Value::Null => rusqlite::types::Value::Null,
-                        Value::Number(n) if n.is_i64() => n.as_i64().unwrap().into(),
-                        Value::Number(n) => n.as_f64().unwrap().into(),
-                        other => other.as_str().unwrap_or_default().to_string().into(),
+                        Value::Null => honker_core::SqlValue::Null,
+                        Value::Number(n) if n.is_i64() => {
+                            honker_core::SqlValue::Integer(n.as_i64().unwrap())
+                        }
+                        Value::Number(n) => honker_core::SqlValue::Real(n.as_f64().unwrap()),
+                        other => {
+                            honker_core::SqlValue::Text(other.as_str().unwrap_or_default().into())
+                        }
                     })
                     .collect();
+                // The engine's own execute: the same on SQLite and PostgreSQL.
                 self.db
-                    .with_conn(|c| c.execute(sql, rusqlite::params_from_iter(values.iter())))
-                    .and_then(|r| r.map_err(honker::Error::from))
+                    .core()
+                    .by(honker_core::Caller::this_thread())
+                    .execute(&sql, values)
                     .map(Value::from)
             }
             other => return Err(vector(format!("unknown op {other:?}"))),
