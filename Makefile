@@ -178,15 +178,18 @@ screenshots: browser-deps node-ts
 ## installs Debian's PostgreSQL when missing), started for the tests and
 ## stopped after them, whatever they did: the backend's own tests (the
 ## conformance suite, the functions, several processes), then the parity
-## vectors of the Rust, Python and Node runners on PostgreSQL.
+## vectors of the Rust, Python and Node runners on PostgreSQL, and of the
+## SQL runner: psycopg calling honker's PL/pgSQL functions.
 PG_DIR := $(CARGO_TARGET_DIR)/pg
 pg-test: deps ext python-test node-test
+	$(VENV)/bin/pip install -q --disable-pip-version-check "psycopg[binary]==3.3.9"
 	cargo build --locked -p honker-postgres --tests
 	@url=$$(scripts/pg.sh start $(PG_DIR)) && \
 		HONKER_PG_URL="$$url" cargo test --locked -p honker-postgres -- --ignored && \
 		HONKER_VECTORS_POSTGRES="$$url" cargo test --locked -p honker --test vectors && \
 		HONKER_VECTORS_POSTGRES="$$url" $(VENV)/bin/python tests/runners/vectors.py && \
-		HONKER_VECTORS_POSTGRES="$$url" node tests/runners/vectors.mjs; \
+		HONKER_VECTORS_POSTGRES="$$url" node tests/runners/vectors.mjs && \
+		HONKER_PG_URL="$$url" $(VENV)/bin/python tests/runners/vectors_pg.py; \
 		status=$$?; scripts/pg.sh stop $(PG_DIR); exit $$status
 
 ## Every example runs in CI (docs are tests).

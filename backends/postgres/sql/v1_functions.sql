@@ -833,21 +833,49 @@ BEGIN
     PERFORM {s}.wake();
 END $$;
 
--- Stores what of p_queue's finished and dead jobs is kept (NULL: no limit
--- of that kind; both NULL: none kept / no pruning).
-CREATE FUNCTION {s}.set_queue_retention(p_queue text, p_completed_ms bigint, p_completed_count bigint,
-                                        p_dead_ms bigint, p_dead_count bigint, p_now bigint DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql AS $$
+-- A retention's limits from JSON ({"max_age_s": .., "max_count": ..}, at
+-- least one; NULL: none), checked, as (ms, count).
+CREATE FUNCTION {s}.limits(what text, p jsonb, OUT ms bigint, OUT n bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    bad text;
 BEGIN
-    IF p_completed_ms < 1 OR p_dead_ms < 1 THEN
-        PERFORM {s}.invalid('max_age', 'must be at least 1 ms');
+    IF p IS NULL OR jsonb_typeof(p) = 'null' THEN
+        RETURN;
     END IF;
-    IF p_completed_count < 1 OR p_dead_count < 1 THEN
+    IF jsonb_typeof(p) <> 'object' THEN
+        PERFORM {s}.invalid(what, 'must be a JSON object with max_age_s, max_count or both');
+    END IF;
+    SELECT k INTO bad FROM jsonb_object_keys(p) k WHERE k NOT IN ('max_age_s', 'max_count') LIMIT 1;
+    IF bad IS NOT NULL THEN
+        PERFORM {s}.invalid(what, format('%s is not a retention limit (max_age_s, max_count)', to_json(bad)));
+    END IF;
+    IF jsonb_typeof(p->'max_age_s') IS DISTINCT FROM 'number' AND jsonb_typeof(p->'max_count') IS DISTINCT FROM 'number' THEN
+        PERFORM {s}.invalid(what, 'give max_age, max_count or both (or no retention at all)');
+    END IF;
+    ms := round((p->>'max_age_s')::numeric * 1000)::bigint;
+    n := (p->>'max_count')::numeric::bigint;
+    IF ms < 1 THEN
+        PERFORM {s}.invalid('max_age', 'must be positive');
+    END IF;
+    IF n < 1 THEN
         PERFORM {s}.invalid('max_count', 'must be at least 1');
     END IF;
+END $$;
+
+-- Stores what of p_queue's finished and dead jobs is kept: each NULL (keep
+-- none / prune none) or {"max_age_s": .., "max_count": ..}.
+CREATE FUNCTION {s}.set_queue_retention(p_queue text, p_completed jsonb, p_dead jsonb,
+                                        p_now bigint DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+    d record;
+BEGIN
+    c := {s}.limits('completed', p_completed);
+    d := {s}.limits('dead', p_dead);
     PERFORM {s}.controls_row(p_queue, coalesce(p_now, {s}.now_ms()));
-    UPDATE {s}.queues SET keep_completed_ms = p_completed_ms, keep_completed_count = p_completed_count,
-                          keep_dead_ms = p_dead_ms, keep_dead_count = p_dead_count,
+    UPDATE {s}.queues SET keep_completed_ms = c.ms, keep_completed_count = c.n,
+                          keep_dead_ms = d.ms, keep_dead_count = d.n,
                           -- Kept jobs numbered per queue go on above those kept before.
                           completed_seq = greatest(completed_seq,
                               (SELECT coalesce(max(seq), 0) FROM {s}.completed WHERE queue = p_queue))
@@ -1231,3 +1259,36 @@ END $$;
 CREATE FUNCTION {s}.get_result(p_job_id bigint, p_now bigint DEFAULT NULL) RETURNS text
 LANGUAGE sql STABLE AS
     $$ SELECT value FROM {s}.results WHERE job_id = p_job_id AND expires_at > coalesce(p_now, {s}.now_ms()) $$;
+
+-- ---- reads for clients -----------------------------------------------------------
+
+-- A job as JSON: live, dead, or finished and kept (NULL if none). Keys as
+-- honker_get_job's on SQLite: id, queue, payload (the JSON itself), state,
+-- priority, run_at_ms, attempts, max_attempts, worker_id, lease_until_ms,
+-- key, last_error, dead_reason, created_at_ms, result.
+CREATE FUNCTION {s}.get_job(p_id bigint) RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT coalesce(
+        (SELECT jsonb_build_object('id', id, 'queue', queue, 'payload', payload::jsonb, 'state', state,
+                'priority', priority, 'run_at_ms', run_at, 'attempts', attempts,
+                'max_attempts', max_attempts, 'worker_id', worker_id, 'lease_until_ms', lease_until,
+                'key', idem_key, 'last_error', last_error, 'dead_reason', NULL,
+                'created_at_ms', created_at, 'result', NULL)
+         FROM {s}.live WHERE id = p_id),
+        (SELECT jsonb_build_object('id', id, 'queue', queue, 'payload', payload::jsonb, 'state', 'dead',
+                'priority', priority, 'run_at_ms', died_at, 'attempts', attempts,
+                'max_attempts', max_attempts, 'worker_id', NULL, 'lease_until_ms', NULL,
+                'key', idem_key, 'last_error', last_error, 'dead_reason', reason,
+                'created_at_ms', created_at, 'result', NULL)
+         FROM {s}.dead WHERE id = p_id),
+        (SELECT jsonb_build_object('id', id, 'queue', queue, 'payload', payload::jsonb, 'state', 'completed',
+                'priority', priority, 'run_at_ms', run_at, 'attempts', attempts,
+                'max_attempts', max_attempts, 'worker_id', worker_id, 'lease_until_ms', NULL,
+                'key', idem_key, 'last_error', last_error, 'dead_reason', NULL,
+                'created_at_ms', created_at, 'result', result::jsonb)
+         FROM {s}.completed WHERE id = p_id))
+$$;
+
+-- The newest dead jobs of p_queue.
+CREATE FUNCTION {s}.dead_jobs(p_queue text, p_limit integer DEFAULT 100) RETURNS SETOF {s}.dead
+LANGUAGE sql STABLE AS
+    $$ SELECT * FROM {s}.dead WHERE queue = p_queue ORDER BY died_at DESC, id DESC LIMIT p_limit $$;

@@ -866,33 +866,22 @@ impl Store for PgStore {
 
     fn set_queue_retention(&self, queue: &str, retention: QueueRetention, now: i64) -> Result<()> {
         validate::name("queue", queue)?;
-        let cols =
-            |what: &'static str, r: Option<Retention>| -> Result<(Option<i64>, Option<i64>)> {
-                let Some(r) = r else { return Ok((None, None)) };
-                if r.max_age.is_none() && r.max_count.is_none() {
-                    return Err(Error::invalid(
-                        what,
-                        "give max_age, max_count or both (or no retention at all)",
-                    ));
-                }
-                let ms = r
-                    .max_age
-                    .map(|d| validate::positive_ms("max_age", validate::duration_ms("max_age", d)?))
-                    .transpose()?;
-                let n = match r.max_count {
-                    Some(0) => return Err(Error::invalid("max_count", "must be at least 1")),
-                    Some(n) => Some(
-                        i64::try_from(n).map_err(|_| Error::invalid("max_count", "too large"))?,
-                    ),
-                    None => None,
-                };
-                Ok((ms, n))
-            };
-        let (cm, cn) = cols("completed", retention.completed)?;
-        let (dm, dn) = cols("dead", retention.dead)?;
+        let limits = |r: Option<Retention>| -> Result<Option<String>> {
+            let Some(r) = r else { return Ok(None) };
+            let mut m = serde_json::Map::new();
+            if let Some(d) = r.max_age {
+                validate::duration_ms("max_age", d)?;
+                m.insert("max_age_s".into(), secs(d).into());
+            }
+            if let Some(n) = r.max_count {
+                m.insert("max_count".into(), n.into());
+            }
+            Ok(Some(serde_json::Value::Object(m).to_string()))
+        };
+        let (c, d) = (limits(retention.completed)?, limits(retention.dead)?);
         self.write(
-            "SELECT {s}.set_queue_retention($1, $2, $3, $4, $5, $6)",
-            &[&queue, &cm, &cn, &dm, &dn, &self.now(now)],
+            "SELECT {s}.set_queue_retention($1, $2::text::jsonb, $3::text::jsonb, $4)",
+            &[&queue, &c, &d, &self.now(now)],
         )?;
         Ok(())
     }
