@@ -186,6 +186,7 @@ pg-test: deps ext python-test node-test
 	cargo build --locked -p honker-postgres --tests
 	@url=$$(scripts/pg.sh start $(PG_DIR)) && \
 		HONKER_PG_URL="$$url" cargo test --locked -p honker-postgres -- --ignored && \
+		HONKER_PG_URL="$$url" cargo test --locked -p honker --test postgres -- --ignored && \
 		HONKER_VECTORS_POSTGRES="$$url" cargo test --locked -p honker --test vectors && \
 		HONKER_VECTORS_POSTGRES="$$url" $(VENV)/bin/python tests/runners/vectors.py && \
 		HONKER_VECTORS_POSTGRES="$$url" node tests/runners/vectors.mjs && \

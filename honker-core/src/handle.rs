@@ -685,6 +685,13 @@ impl Db {
         }
     }
 
+    /// Is this a SQLite database (not another engine's)? (A closed handle
+    /// answers as it was.)
+    pub fn is_sqlite(&self) -> bool {
+        !matches!(self.lock().conn, Some(Conn::Engine(_)))
+            && !self.inner.path.to_string_lossy().starts_with("postgres")
+    }
+
     /// Has [`Db::close`] been called?
     pub fn is_closed(&self) -> bool {
         self.lock().conn.is_none()

@@ -18,6 +18,7 @@
 mod engine;
 mod errors;
 mod feed;
+mod placeholders;
 mod pool;
 mod schema;
 mod store;

@@ -1230,10 +1230,11 @@ impl Store for PgStore {
     fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<usize> {
         let params: Vec<Param<'_>> = params.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        let sql = crate::placeholders::rewrite(sql);
         let n = self
             .client
             .borrow_mut()
-            .execute(sql, &refs)
+            .execute(sql.as_str(), &refs)
             .map_err(|e| self.failed(e))?;
         self.wrote.set(true);
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -1243,7 +1244,9 @@ impl Store for PgStore {
         let params: Vec<Param<'_>> = params.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
         let mut client = self.client.borrow_mut();
-        let stmt = client.prepare(sql).map_err(|e| self.failed(e))?;
+        let stmt = client
+            .prepare(&crate::placeholders::rewrite(sql))
+            .map_err(|e| self.failed(e))?;
         let rows = client.query(&stmt, &refs).map_err(|e| self.failed(e))?;
         Ok(Rows {
             columns: stmt

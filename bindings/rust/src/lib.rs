@@ -40,6 +40,7 @@
 mod aio;
 mod lock;
 mod otel;
+mod portable;
 mod queue;
 mod scheduler;
 mod stream;

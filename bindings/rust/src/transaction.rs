@@ -59,21 +59,40 @@ impl Transaction {
 
     /// Runs one SQL statement inside the transaction; returns rows changed.
     /// The statement is prepared once and cached on the connection.
+    ///
+    /// On PostgreSQL the same call works: `?` and `?N` placeholders are
+    /// rewritten to `$N`, and the parameters are passed as their values.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
+        if !self.db.core.is_sqlite() {
+            let values = crate::portable::values(params)?;
+            return self.ops(&self.db)?.execute(sql, values);
+        }
         self.run(|c| Ok(c.prepare_cached(sql)?.execute(params)?))
     }
 
-    /// Runs several `;`-separated statements without parameters.
+    /// Runs several `;`-separated statements without parameters (on
+    /// PostgreSQL, one statement).
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        if !self.db.core.is_sqlite() {
+            return self.ops(&self.db)?.execute(sql, Vec::new()).map(|_| ());
+        }
         self.run(|c| Ok(c.execute_batch(sql)?))
     }
 
     /// Runs a query expected to return one row and maps it with `f`.
+    ///
+    /// On PostgreSQL the same call works: the row `f` is given holds the
+    /// values PostgreSQL returned, under their column names.
     pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> Result<T>
     where
         P: Params,
         F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     {
+        if !self.db.core.is_sqlite() {
+            let values = crate::portable::values(params)?;
+            let rows = self.ops(&self.db)?.query(sql, values)?;
+            return crate::portable::first_row(rows, f);
+        }
         self.run(|c| Ok(c.prepare_cached(sql)?.query_row(params, f)?))
     }
 
