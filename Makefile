@@ -183,14 +183,19 @@ screenshots: browser-deps node-ts
 PG_DIR := $(CARGO_TARGET_DIR)/pg
 pg-test: deps ext python-test node-test
 	$(VENV)/bin/pip install -q --disable-pip-version-check "psycopg[binary]==3.3.9"
+	cd examples/postgres && npm ci --silent --no-audit --no-fund
+	$(VENV)/bin/ruff check examples/postgres && $(VENV)/bin/ruff format --check examples/postgres
 	cargo build --locked -p honker-postgres --tests
 	@url=$$(scripts/pg.sh start $(PG_DIR)) && \
 		HONKER_PG_URL="$$url" cargo test --locked -p honker-postgres -- --ignored && \
 		HONKER_PG_URL="$$url" cargo test --locked -p honker --test postgres -- --ignored && \
+		HONKER_PG_URL="$$url" cargo test --locked -p honker-cli --test cli -- --ignored copy_moves && \
 		HONKER_VECTORS_POSTGRES="$$url" cargo test --locked -p honker --test vectors && \
 		HONKER_VECTORS_POSTGRES="$$url" $(VENV)/bin/python tests/runners/vectors.py && \
 		HONKER_VECTORS_POSTGRES="$$url" node tests/runners/vectors.mjs && \
-		HONKER_PG_URL="$$url" $(VENV)/bin/python tests/runners/vectors_pg.py; \
+		HONKER_PG_URL="$$url" $(VENV)/bin/python tests/runners/vectors_pg.py && \
+		$(VENV)/bin/python examples/postgres/enqueue_psycopg.py "$$url" && \
+		node examples/postgres/enqueue_node_postgres.mjs "$$url"; \
 		status=$$?; scripts/pg.sh stop $(PG_DIR); exit $$status
 
 ## Every example runs in CI (docs are tests).

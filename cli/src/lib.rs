@@ -9,7 +9,9 @@
 //! `npx honker ...`), so every way in runs the same code.
 
 use clap::{Parser, Subcommand};
-use honker::{Database, JobFilter, JobRecord, JobState, QueueOpts, QueueSummary};
+use honker::{
+    Database, EnqueueOpts, JobFilter, JobRecord, JobState, QueueOpts, QueueRetention, QueueSummary,
+};
 use honker_core::json;
 use serde_json::{json, Value};
 mod serve;
@@ -158,6 +160,22 @@ enum Command {
     },
     /// Every schedule with its next fire.
     Schedules { db: PathBuf },
+    /// Copies what is waiting in one database to another (a SQLite file
+    /// to PostgreSQL, say): live jobs (enqueued again with their payload,
+    /// priority, run time, remaining attempts, start deadline and key; a
+    /// job a worker held becomes ready), queue controls and schedules, in
+    /// one transaction on the destination. Stop the workers first. Dead
+    /// jobs and stream events stay behind (requeue dead jobs first to move
+    /// them). The source is not changed.
+    Copy {
+        /// The database to copy from (a file, or a postgresql:// URL).
+        from: PathBuf,
+        /// The database to copy to (created if it is a new file).
+        to: PathBuf,
+        /// Only these queues (default: every queue).
+        #[arg(long = "queue")]
+        queues: Vec<String>,
+    },
     /// Pauses a queue: no process claims from it until it is resumed.
     Pause { db: PathBuf, queue: String },
     /// Resumes a paused queue; waiting workers wake at once.
@@ -229,10 +247,16 @@ where
     status
 }
 
+/// Is `path` a PostgreSQL URL rather than a file?
+fn is_url(path: &Path) -> bool {
+    path.to_str()
+        .is_some_and(|s| s.starts_with("postgresql://") || s.starts_with("postgres://"))
+}
+
 /// Opens an existing database file (an operator's typo must not create a
-/// new, empty one).
+/// new, empty one), or a PostgreSQL URL.
 fn open(path: &Path) -> Result<Database, Failure> {
-    if !path.is_file() {
+    if !is_url(path) && !path.is_file() {
         return Err(Failure::Missing(format!(
             "no database file at {}",
             path.display()
@@ -331,6 +355,20 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 json,
                 json!({ "purged": n }),
                 format!("purged {n} ready jobs of {queue}"),
+            );
+        }
+        Command::Copy { from, to, queues } => {
+            let (src, dst) = (open(from)?, Database::open(to)?);
+            let copied = copy(&src, &dst, queues)?;
+            report(
+                json,
+                json!({"jobs": copied.jobs, "schedules": copied.schedules,
+                       "queues": copied.queues, "dead_left": copied.dead_left}),
+                format!(
+                    "copied {} jobs of {} queues and {} schedules; {} dead jobs left in the source \
+                     (requeue them there first to move them)",
+                    copied.jobs, copied.queues, copied.schedules, copied.dead_left
+                ),
             );
         }
         Command::Discard { db, ids } => {
@@ -777,5 +815,132 @@ fn print_job(j: &JobRecord) {
     println!("payload");
     for l in payload.lines() {
         println!("  {l}");
+    }
+}
+
+/// What [`copy`] moved.
+struct Copied {
+    jobs: usize,
+    queues: usize,
+    schedules: usize,
+    dead_left: u64,
+}
+
+/// Copies `src`'s live jobs, queue controls and schedules (of `only`'s
+/// queues, or all) into `dst`, in one transaction there.
+fn copy(src: &Database, dst: &Database, only: &[String]) -> Result<Copied, Failure> {
+    use honker_core::model::ScheduleSpec;
+    use std::time::{Duration, UNIX_EPOCH};
+    let me = honker_core::Caller::this_thread();
+    let from = src.core().by(me);
+    let queues: Vec<QueueSummary> = from
+        .queues()?
+        .into_iter()
+        .filter(|q| only.is_empty() || only.contains(&q.name))
+        .collect();
+    let schedules: Vec<_> = from
+        .schedule_list()?
+        .into_iter()
+        .filter(|s| only.is_empty() || only.contains(&s.queue))
+        .collect();
+    let tx = dst.core().begin(me)?;
+    let result = (|| -> honker::Result<Copied> {
+        let into = dst.core().in_tx(&tx);
+        let now = dst.core().now_ms();
+        let mut copied = Copied {
+            jobs: 0,
+            queues: queues.len(),
+            schedules: schedules.len(),
+            dead_left: 0,
+        };
+        for q in &queues {
+            copied.dead_left += q.stats.dead;
+            // Oldest first, so the copies keep their order.
+            let mut jobs = Vec::new();
+            for state in [JobState::Ready, JobState::Scheduled, JobState::Processing] {
+                let mut before = None;
+                loop {
+                    let page = from.list_jobs(&JobFilter {
+                        queue: Some(q.name.clone()),
+                        state: Some(state),
+                        before_id: before,
+                        limit: 1000,
+                        ..JobFilter::default()
+                    })?;
+                    before = page.last().map(|j| j.id);
+                    let more = page.len() == 1000;
+                    jobs.extend(page);
+                    if !more {
+                        break;
+                    }
+                }
+            }
+            jobs.sort_by_key(|j| j.id);
+            for j in &jobs {
+                let at = |ms: i64| UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+                let opts = EnqueueOpts {
+                    run_at: Some(at(j.run_at_ms)),
+                    priority: j.priority,
+                    // What is left of its budget (a held job's attempt counts,
+                    // as a lease that ran out would).
+                    max_attempts: Some(j.max_attempts.saturating_sub(j.attempts).max(1)),
+                    expires: j
+                        .expires_at_ms
+                        .map(|t| Duration::from_millis((t - j.run_at_ms.max(now)).max(1) as u64)),
+                    key: j.key.clone(),
+                    ..EnqueueOpts::default()
+                };
+                into.enqueue(
+                    &q.name,
+                    &j.payload,
+                    &opts,
+                    honker_core::model::DEFAULT_MAX_ATTEMPTS,
+                )?;
+                copied.jobs += 1;
+            }
+            let c = q.controls;
+            if c.paused {
+                into.pause(&q.name)?;
+            }
+            if c.max_in_flight.is_some() {
+                into.set_max_in_flight(&q.name, c.max_in_flight)?;
+            }
+            if c.rate_limit.is_some() {
+                into.set_rate_limit(&q.name, c.rate_limit)?;
+            }
+            if c.retention != QueueRetention::default() {
+                into.set_queue_retention(&q.name, c.retention)?;
+            }
+            if c.events {
+                into.set_events(&q.name, true)?;
+            }
+        }
+        for s in &schedules {
+            into.schedule_add(&ScheduleSpec {
+                name: &s.name,
+                queue: &s.queue,
+                cron: &s.cron,
+                tz: None,
+                payload: &s.payload,
+                priority: s.priority,
+                expires: s
+                    .expires_ms
+                    .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+            })?;
+            if s.paused {
+                into.schedule_pause(&s.name)?;
+            }
+        }
+        Ok(copied)
+    })();
+    match result {
+        Ok(copied) => {
+            dst.core().commit(tx)?;
+            Ok(copied)
+        }
+        Err(e) => {
+            let _ = dst.core().rollback(tx);
+            Err(e.into())
+        }
     }
 }

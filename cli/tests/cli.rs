@@ -466,3 +466,80 @@ fn serve_refuses_a_token_it_could_not_send_and_an_open_address_without_one() {
     );
     assert_eq!(code(&["serve", &db, "--listen", "nowhere"]), Some(2));
 }
+
+/// Copies the fixture's file into `to` and checks what arrived.
+fn copy_and_check(dir: &Path, to: &str) {
+    let (from, _) = fixture(dir);
+    let src = Database::open(&from).unwrap();
+    let delayed = src
+        .queue("emails", QueueOpts::default())
+        .enqueue_task(
+            "send",
+            &("later@example.com",),
+            EnqueueOpts {
+                delay: Some(std::time::Duration::from_secs(3600)),
+                key: Some("later".into()),
+                ..EnqueueOpts::default()
+            },
+        )
+        .unwrap();
+    let got = json(&["copy", &from, to]);
+    assert_eq!(got["jobs"], 3, "{got}");
+    assert_eq!(got["dead_left"], 1);
+    assert_eq!(got["schedules"], 1);
+    let dst = Database::open(to).unwrap();
+    let q = dst.queues().unwrap();
+    let emails = q.iter().find(|q| q.name == "emails").unwrap();
+    assert_eq!((emails.stats.ready, emails.stats.scheduled), (2, 1));
+    let idle = q.iter().find(|q| q.name == "idle").unwrap();
+    assert!(idle.controls.paused, "controls are copied");
+    let later = dst
+        .jobs(&honker::JobFilter {
+            key: Some("later".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let src_later = src
+        .queue("emails", QueueOpts::default())
+        .get_job(delayed)
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(
+        later[0].run_at_ms, src_later.run_at_ms,
+        "run times are kept"
+    );
+    assert_eq!(later[0].payload, src_later.payload);
+    let nightly = dst.scheduler().list().unwrap();
+    assert_eq!(nightly[0].name, "nightly");
+    // The source is unchanged; the copies are claimable, oldest first.
+    assert_eq!(json(&["queues", &from])[0]["ready"], 2);
+    let first = dst
+        .queue("emails", QueueOpts::default())
+        .claim_one("w")
+        .unwrap()
+        .unwrap();
+    assert!(first.payload.contains("a@example.com"), "{}", first.payload);
+}
+
+#[test]
+fn copy_moves_waiting_jobs_controls_and_schedules_to_another_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("copy.db");
+    copy_and_check(dir.path(), to.to_str().unwrap());
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: make pg-test"]
+fn copy_moves_a_sqlite_files_queues_to_postgresql() {
+    let url = std::env::var("HONKER_PG_URL").expect("HONKER_PG_URL");
+    let dir = tempfile::tempdir().unwrap();
+    let schema = format!("cli_copy_{}", std::process::id());
+    let to = format!("{url}?schema={schema}");
+    copy_and_check(dir.path(), &to);
+    let db = Database::open(&to).unwrap();
+    let tx = db.transaction().unwrap();
+    tx.execute_batch(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+    tx.commit().unwrap();
+}

@@ -110,8 +110,9 @@ pub(crate) fn resume_panic(panicked: Option<Box<dyn std::any::Any + Send>>) {
     }
 }
 
-/// A honker database: one SQLite file holding your tables and honker's.
-/// Cheap to clone; clones share one connection.
+/// A honker database: one SQLite file holding your tables and honker's (or,
+/// opened with a `postgresql://` URL, a PostgreSQL database: see
+/// docs/POSTGRES.md). Cheap to clone; clones share one connection.
 #[derive(Clone, Debug)]
 pub struct Database {
     pub(crate) core: Db,
@@ -120,7 +121,8 @@ pub struct Database {
 impl Database {
     /// Opens (creating if needed) the database at `path` with default
     /// options: WAL, `synchronous=NORMAL`, a 10 s busy timeout, the system
-    /// clock. Creates or upgrades honker's tables.
+    /// clock. Creates or upgrades honker's tables. A `postgresql://` URL
+    /// opens PostgreSQL instead (the default feature `postgres`).
     pub fn open(path: impl AsRef<Path>) -> Result<Database> {
         Database::open_with(path, OpenOptions::default())
     }
