@@ -179,13 +179,14 @@ screenshots: browser-deps node-ts
 ## stopped after them, whatever they did: the backend's own tests (the
 ## conformance suite, the functions, several processes), then the parity
 ## vectors of the Rust, Python and Node runners on PostgreSQL, and of the
-## SQL runner: psycopg calling honker's PL/pgSQL functions.
+## SQL runner: psycopg calling honker's PL/pgSQL functions; the
+## cross-language suite (its SQL roles are psql); the examples.
 PG_DIR := $(CARGO_TARGET_DIR)/pg
 pg-test: deps ext python-test node-test
 	$(VENV)/bin/pip install -q --disable-pip-version-check "psycopg[binary]==3.3.9"
 	cd examples/postgres && npm ci --silent --no-audit --no-fund
 	$(VENV)/bin/ruff check examples/postgres && $(VENV)/bin/ruff format --check examples/postgres
-	cargo build --locked -p honker-postgres --tests
+	cargo build --locked -p honker-postgres --tests -p honker-cross -p honker-cli
 	@url=$$(scripts/pg.sh start $(PG_DIR)) && \
 		HONKER_PG_URL="$$url" cargo test --locked -p honker-postgres -- --ignored && \
 		HONKER_PG_URL="$$url" cargo test --locked -p honker --test postgres -- --ignored && \
@@ -194,6 +195,8 @@ pg-test: deps ext python-test node-test
 		HONKER_VECTORS_POSTGRES="$$url" $(VENV)/bin/python tests/runners/vectors.py && \
 		HONKER_VECTORS_POSTGRES="$$url" node tests/runners/vectors.mjs && \
 		HONKER_PG_URL="$$url" $(VENV)/bin/python tests/runners/vectors_pg.py && \
+		$(VENV)/bin/python tests/cross/run.py --node --rust $(OUT)/debug/honker-cross --cli $(OUT)/debug/honker \
+			--ext $(EXT) --postgres "$$url" && \
 		$(VENV)/bin/python examples/postgres/enqueue_psycopg.py "$$url" && \
 		node examples/postgres/enqueue_node_postgres.mjs "$$url"; \
 		status=$$?; scripts/pg.sh stop $(PG_DIR); exit $$status

@@ -14,6 +14,7 @@ import argparse
 import atexit
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -30,12 +31,60 @@ DEADLINE_S = 120
 ORDERS = 150
 
 
+# With --postgres URL every scenario runs on PostgreSQL: each in a schema of
+# its own that holds honker's tables and the scenario's (search_path), and
+# the SQL roles are psql calling honker's PL/pgSQL functions.
+PG: str | None = None
+
+
 def fresh_db(tmp: str, name: str) -> str:
-    path = os.path.join(tmp, f"{name}.db")
+    if PG:
+        schema = "x_" + re.sub(r"[^a-z0-9_]", "_", name.lower())
+        path = f"{PG}{'&' if '?' in PG else '?'}schema={schema}&options=-csearch_path%3D{schema}"
+        run(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", PG],
+            "fresh schema",
+            f"DROP SCHEMA IF EXISTS {schema} CASCADE;",
+        )
+        ddl = [
+            "CREATE TABLE orders (id bigserial PRIMARY KEY, ref TEXT NOT NULL UNIQUE)",
+            "CREATE TABLE processed (job_id bigint, order_ref TEXT, worker TEXT, lang TEXT)",
+        ]
+    else:
+        path = os.path.join(tmp, f"{name}.db")
+        ddl = [
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE)",
+            "CREATE TABLE processed (job_id INTEGER, order_ref TEXT, worker TEXT, lang TEXT)",
+        ]
     with honker.open(path) as db, db.transaction() as tx:
-        tx.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, ref TEXT NOT NULL UNIQUE)", [])
-        tx.execute("CREATE TABLE processed (job_id INTEGER, order_ref TEXT, worker TEXT, lang TEXT)", [])
+        for statement in ddl:
+            tx.execute(statement, [])
     return path
+
+
+def schema_of(path: str) -> str:
+    """honker's schema in a PostgreSQL target."""
+    found = re.search(r"[?&]schema=([a-z0-9_]+)", path)
+    return found.group(1) if found else "honker"
+
+
+def sql_role(path: str, args: argparse.Namespace, what: str, script: str) -> str:
+    """Runs SQL as a client of its own: the sqlite3 shell with the extension,
+    or psql (honker's schema first on its search path)."""
+    if PG:
+        schema = schema_of(path)
+        url = re.sub(r"[?&]schema=[a-z0-9_]+", "", path).replace("&options", "?options", 1)
+        if "?options" not in url and "options=" not in url:
+            url += f"?options=-csearch_path%3D{schema}"
+        return run(["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", url], what, script)
+    return run(["sqlite3", path], what, f".load {args.ext}\n.timeout 10000\n{script}\n")
+
+
+def q(sqlite: str, postgres: str) -> str:
+    """A statement in the dialect of the database the suite runs on (on
+    PostgreSQL honker's functions are in the schema: `enqueue`, not
+    `honker_enqueue`)."""
+    return postgres if PG else sqlite
 
 
 STARTED: list[subprocess.Popen[str]] = []
@@ -95,18 +144,28 @@ def producer_cmd(lang: str, path: str, args: argparse.Namespace, workers: int) -
     if lang == "python":
         return [*PY, "producer", path, "cross", str(ORDERS), str(workers), "py"], None
     if lang == "sql":
-        # Debian's sqlite3 shell with the extension: business transactions in plain SQL.
-        lines = [f".load {args.ext}", ".bail on", ".timeout 10000", "SELECT honker_bootstrap();"]
+        # Debian's sqlite3 shell with the extension (or psql calling
+        # honker's functions): business transactions in plain SQL.
+        lines = [] if PG else [".bail on", "SELECT honker_bootstrap();"]
         for i in range(ORDERS):
             ref = f"sql-{i}"
             end = "ROLLBACK;" if i % 5 == 4 else "COMMIT;"
             lines.append(
-                f"BEGIN IMMEDIATE; INSERT INTO orders (ref) VALUES ('{ref}');"
-                f" SELECT honker_enqueue('cross', json_object('order_ref', '{ref}')); {end}"
+                q("BEGIN IMMEDIATE;", "BEGIN;")
+                + f" INSERT INTO orders (ref) VALUES ('{ref}');"
+                + q(
+                    f" SELECT honker_enqueue('cross', json_object('order_ref', '{ref}')); {end}",
+                    f" SELECT enqueue('cross', json_build_object('order_ref', '{ref}')::text); {end}",
+                )
             )
         for _ in range(workers):
-            lines.append("""SELECT honker_enqueue('cross', '{"stop": true}', '{"priority": -1}');""")
-        return ["sqlite3", path], "\n".join(lines) + "\n"
+            lines.append(
+                q(
+                    """SELECT honker_enqueue('cross', '{"stop": true}', '{"priority": -1}');""",
+                    """SELECT enqueue('cross', '{"stop": true}', '{"priority": -1}');""",
+                )
+            )
+        return ["sql", path], "\n".join(lines) + "\n"
     if lang == "node":
         return [
             "node",
@@ -130,7 +189,10 @@ def queue_scenario(tmp: str, producer: str, consumer: str, args: argparse.Namesp
     wait_ready(workers)  # already waiting before the first commit
     t = time.monotonic()
     cmd, stdin = producer_cmd(producer, path, args, len(workers))
-    run(cmd, what, stdin)
+    if cmd[0] == "sql":
+        sql_role(path, args, what, stdin or "")
+    else:
+        run(cmd, what, stdin)
     finish(workers, what)
     summary = run([args.rust, "verify", path, "cross"], what)
     print(f"ok  {what} ({time.monotonic() - t:.1f} s): {summary}")
@@ -209,27 +271,36 @@ def pause_scenario(tmp: str, args: argparse.Namespace, n: int = 40) -> None:
     wait_ready(workers)
 
     def sql(statement: str) -> str:
-        return run(["sqlite3", path], what, f".load {args.ext}\n.timeout 10000\n{statement}\n")
+        return sql_role(path, args, what, statement)
 
+    yes = q("1", "t")
     t = time.monotonic()
-    if sql("SELECT honker_pause('cross');") != "1":
+    if sql(q("SELECT honker_pause('cross');", "SELECT set_paused('cross', true);")) != yes:
         raise SystemExit(f"{what}: the pause did not take")
     orders = "".join(
         f"INSERT INTO orders (ref) VALUES ('p-{i}');"
-        f"SELECT honker_enqueue('cross', json_object('task', 'ship_order', 'args', json_array('p-{i}')));"
+        + q(
+            f"SELECT honker_enqueue('cross', json_object('task', 'ship_order', 'args', json_array('p-{i}')));",
+            f"SELECT enqueue('cross', json_build_object('task', 'ship_order', 'args', json_build_array('p-{i}'))::text);",
+        )
         for i in range(n)
     )
     ids = [int(line) for line in sql(f"BEGIN; {orders} COMMIT;").split()]
     sql(
-        "SELECT honker_enqueue('probe-py', json_object('task', 'probe'))"
-        " + honker_enqueue('probe-node', json_object('task', 'probe')) > 0;"
+        q(
+            "SELECT honker_enqueue('probe-py', json_object('task', 'probe'))"
+            " + honker_enqueue('probe-node', json_object('task', 'probe')) > 0;",
+            "SELECT enqueue('probe-py', '{\"task\": \"probe\"}') + enqueue('probe-node', '{\"task\": \"probe\"}') > 0;",
+        )
     )
     for w in workers:
         read_line(w, "probed", what)
-    stats = json.loads(sql("SELECT honker_queue_stats('cross');"))
+    stats = json.loads(
+        sql(q("SELECT honker_queue_stats('cross');", "SELECT row_to_json(s) FROM queue_stats('cross') s;"))
+    )
     if (stats["ready"], stats["processing"]) != (n, 0):
         raise SystemExit(f"{what}: while paused the queue was {stats}")
-    if sql("SELECT honker_resume('cross');") != "1":
+    if sql(q("SELECT honker_resume('cross');", "SELECT set_paused('cross', false);")) != yes:
         raise SystemExit(f"{what}: the resume did not take")
     with honker.open(path) as db:  # each job's result, woken by its commit
         langs = {honker.TaskHandle(db, id).result(timeout=DEADLINE_S)["lang"] for id in ids}
@@ -340,8 +411,9 @@ def scheduler_scenario(tmp: str, langs: list[str], args: argparse.Namespace) -> 
 
     def state() -> tuple[list[int], str | None]:
         with db.transaction() as tx:
-            keys = tx.query("SELECT idem_key FROM _honker_live WHERE queue = 'ticks' ORDER BY id", [])
-            lock = tx.query("SELECT owner FROM _honker_locks WHERE name = 'honker:scheduler'", [])
+            live, locks = q("_honker_live", "live"), q("_honker_locks", "locks")
+            keys = tx.query(f"SELECT idem_key FROM {live} WHERE queue = 'ticks' ORDER BY id", [])
+            lock = tx.query(f"SELECT owner FROM {locks} WHERE name = 'honker:scheduler'", [])
         return [int(k["idem_key"].rsplit(":", 1)[1]) for k in keys], (lock[0]["owner"] if lock else None)
 
     def wait_for(cond: str, ok: Callable[[list[int], str | None], bool]) -> tuple[list[int], str | None]:
@@ -390,7 +462,7 @@ def locks_scenario(tmp: str, args: argparse.Namespace) -> None:
     db = honker.open(path)
 
     def sql(statement: str) -> str:
-        return run(["sqlite3", path], what, f".load {args.ext}\n.timeout 10000\n{statement}\n")
+        return sql_role(path, args, what, statement)
 
     def try_lock(lang: str) -> str:
         """A token (the lock taken and released at once) or "none"."""
@@ -407,7 +479,9 @@ def locks_scenario(tmp: str, args: argparse.Namespace) -> None:
             return run([args.rust, "rate", path, "api", "3", "86400"], what) == "1"
         if lang == "node":
             return run(["node", os.path.join(HERE, "roles.mjs"), "rate", path, "api", "3", "86400"], what) == "1"
-        return sql("SELECT honker_rate_limit('api', 3, 86400);") == "1"
+        return sql(q("SELECT honker_rate_limit('api', 3, 86400);", "SELECT try_rate_limit('api', 3, 86400000);")) == q(
+            "1", "t"
+        )
 
     others = [lang for lang in langs if lang in ("rust", "node")]
     held = db.try_lock("report", "python", 30)
@@ -416,13 +490,23 @@ def locks_scenario(tmp: str, args: argparse.Namespace) -> None:
     for lang in others:
         if try_lock(lang) != "none":
             raise SystemExit(f"{what}: {lang} took a lock python holds")
-    if sql("SELECT coalesce(honker_lock_acquire('report', 'sql', 30), 'none');") != "none":
+    if (
+        sql(
+            q(
+                "SELECT coalesce(honker_lock_acquire('report', 'sql', 30), 'none');",
+                "SELECT coalesce(try_lock('report', 'sql', 30000)::text, 'none');",
+            )
+        )
+        != "none"
+    ):
         raise SystemExit(f"{what}: sql took a lock python holds")
     tokens = [("python", held.fencing_token)]
     held.release()
     for lang in others:  # each takes it and lets it go
         tokens.append((lang, int(try_lock(lang))))
-    sql_token = int(sql("SELECT honker_lock_acquire('report', 'sql', 30);"))
+    sql_token = int(
+        sql(q("SELECT honker_lock_acquire('report', 'sql', 30);", "SELECT try_lock('report', 'sql', 30000);"))
+    )
     tokens.append(("sql", sql_token))
     if [t for _, t in tokens] != sorted({t for _, t in tokens}):
         raise SystemExit(f"{what}: fencing tokens did not increase: {tokens}")
@@ -447,7 +531,10 @@ def main() -> None:
     ap.add_argument("--ext", required=True, help="libhonker_ext.so")
     ap.add_argument("--node", action="store_true", help="include the Node roles")
     ap.add_argument("--cli", help="the honker command, to look at the files the workers wrote")
+    ap.add_argument("--postgres", help="run every scenario on this PostgreSQL server instead of SQLite files")
     args = ap.parse_args()
+    global PG
+    PG = args.postgres
     with tempfile.TemporaryDirectory() as tmp:
         queue_scenario(tmp, "python", "rust", args)
         queue_scenario(tmp, "sql", "python", args)

@@ -18,7 +18,7 @@
 mod engine;
 mod errors;
 mod feed;
-mod placeholders;
+pub mod placeholders;
 mod pool;
 mod schema;
 mod store;

@@ -4,6 +4,36 @@
 //! alone, and so is a statement that already uses `$N` (where `?` may be
 //! one of jsonb's operators).
 
+/// How many parameters `sql` takes (its highest placeholder number), as it
+/// will run here.
+pub fn count(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let dollar = uses_dollar_params(b);
+    let mut i = 0;
+    let mut highest = 0usize;
+    while i < b.len() {
+        if let Some(end) = skip_quoted(b, i) {
+            i = end;
+            continue;
+        }
+        let mark = if dollar { b'$' } else { b'?' };
+        if b[i] == mark {
+            let digits = b[i + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+            highest = if digits > 0 {
+                highest.max(sql[i + 1..i + 1 + digits].parse().unwrap_or(usize::MAX))
+            } else if dollar {
+                highest
+            } else {
+                highest + 1
+            };
+            i += 1 + digits;
+        } else {
+            i += 1;
+        }
+    }
+    highest
+}
+
 /// `sql` with SQLite's placeholders written as PostgreSQL's.
 pub fn rewrite(sql: &str) -> String {
     let b = sql.as_bytes();
@@ -120,5 +150,9 @@ mod tests {
             "SELECT doc ? 'k' FROM t WHERE id = $1"
         );
         assert_eq!(rewrite("SELET é, ?"), "SELET é, $1");
+        assert_eq!(super::count("SELECT ?, ?, ?5, ?"), 6);
+        assert_eq!(super::count("SELECT '?' , ?2"), 2);
+        assert_eq!(super::count("SELECT $3 ? 'k'"), 3);
+        assert_eq!(super::count("SELECT 1"), 0);
     }
 }

@@ -19,64 +19,52 @@ fn internal(e: rusqlite::Error) -> Error {
     Error::from(e)
 }
 
-/// Most parameters one statement may pass this way.
-const MOST: usize = 100;
-/// What a slot no parameter was bound to holds.
-const UNSET: &[u8] = b"\0honker: no parameter\0";
-
-/// The values of `params`, in order. They are bound to a statement with
-/// [`MOST`] slots, each holding a marker first: rusqlite binds an array or
-/// a slice (`params![...]`) and then reports how many it had; a tuple it
-/// refuses before binding, which the markers show.
-pub(crate) fn values<P: Params>(params: P) -> Result<Vec<SqlValue>> {
+/// The values of `params` for `sql`, in order: bound to a statement with
+/// as many slots as `sql` has placeholders, and read back.
+pub(crate) fn values<P: Params>(sql: &str, params: P) -> Result<Vec<SqlValue>> {
+    #[cfg(feature = "postgres")]
+    let n = honker_postgres::placeholders::count(sql);
+    #[cfg(not(feature = "postgres"))]
+    let n = {
+        let _ = sql;
+        0
+    };
     SCRATCH.with(|c| {
-        let sql = format!(
-            "SELECT {}",
-            (1..=MOST).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ")
-        );
-        let mut stmt = c.prepare_cached(&sql).map_err(internal)?;
-        stmt.clear_bindings();
-        for i in 1..=MOST {
-            stmt.raw_bind_parameter(i, UNSET).map_err(internal)?;
-        }
-        let given = match stmt.query_row(params, |_| Ok(())) {
-            Ok(()) => MOST,
-            Err(rusqlite::Error::InvalidParameterCount(given, _)) if given <= MOST => given,
-            Err(rusqlite::Error::InvalidParameterCount(given, _)) => {
-                return Err(Error::invalid(
-                    "params",
-                    format!("{given} parameters; at most {MOST} on this engine"),
-                ))
-            }
-            Err(rusqlite::Error::InvalidParameterName(name)) => {
-                return Err(Error::invalid(
-                    "params",
-                    format!("named parameters ({name}) are SQLite's: use ?1, ?2 ... on this engine"),
-                ))
-            }
-            Err(e) => return Err(internal(e)),
+        let sql = match n {
+            0 => "SELECT 0".to_string(),
+            n => format!(
+                "SELECT {}",
+                (1..=n)
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
-        let mut rows = stmt.raw_query();
-        let row = rows.next().map_err(internal)?.ok_or_else(|| {
-            internal(rusqlite::Error::QueryReturnedNoRows)
-        })?;
-        (0..given)
-            .map(|i| {
-                Ok(match row.get::<_, Value>(i).map_err(internal)? {
-                    Value::Blob(b) if b == UNSET => {
-                        return Err(Error::invalid(
-                            "params",
-                            "on this engine pass parameters as an array or rusqlite::params![...], not a tuple",
-                        ))
-                    }
-                    Value::Null => SqlValue::Null,
-                    Value::Integer(v) => SqlValue::Integer(v),
-                    Value::Real(v) => SqlValue::Real(v),
-                    Value::Text(v) => SqlValue::Text(v),
-                    Value::Blob(v) => SqlValue::Blob(v),
+        let mut stmt = c.prepare_cached(&sql).map_err(internal)?;
+        let read = stmt.query_row(params, |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get::<_, Value>(i)? {
+                        Value::Null => SqlValue::Null,
+                        Value::Integer(v) => SqlValue::Integer(v),
+                        Value::Real(v) => SqlValue::Real(v),
+                        Value::Text(v) => SqlValue::Text(v),
+                        Value::Blob(v) => SqlValue::Blob(v),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        });
+        read.map_err(|e| match e {
+            rusqlite::Error::InvalidParameterCount(given, wanted) => Error::invalid(
+                "params",
+                format!("the statement takes {wanted} parameters, {given} were given"),
+            ),
+            rusqlite::Error::InvalidParameterName(name) => Error::invalid(
+                "params",
+                format!("named parameters ({name}) are SQLite's: use ?1, ?2 ... on this engine"),
+            ),
+            e => internal(e),
+        })
     })
 }
 

@@ -61,10 +61,11 @@ impl Transaction {
     /// The statement is prepared once and cached on the connection.
     ///
     /// On PostgreSQL the same call works: `?` and `?N` placeholders are
-    /// rewritten to `$N`, and the parameters are passed as their values.
+    /// rewritten to `$N`, and the parameters (positional: an array, a
+    /// tuple or `params![...]`) are passed as their values.
     pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
         if !self.db.core.is_sqlite() {
-            let values = crate::portable::values(params)?;
+            let values = crate::portable::values(sql, params)?;
             return self.ops(&self.db)?.execute(sql, values);
         }
         self.run(|c| Ok(c.prepare_cached(sql)?.execute(params)?))
@@ -89,7 +90,7 @@ impl Transaction {
         F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     {
         if !self.db.core.is_sqlite() {
-            let values = crate::portable::values(params)?;
+            let values = crate::portable::values(sql, params)?;
             let rows = self.ops(&self.db)?.query(sql, values)?;
             return crate::portable::first_row(rows, f);
         }

@@ -66,9 +66,16 @@ fn the_readme_example_runs_on_postgresql() -> honker::Result<()> {
     let tx = db.transaction()?;
     let n: i64 = tx.query_row("SELECT count(*) AS n FROM orders", [], |r| r.get("n"))?;
     assert_eq!(n, 1);
-    // Tuples of parameters cannot be read back here: a clear error.
+    // Tuples of parameters work too; a wrong count is a clear error.
+    assert_eq!(
+        tx.execute(
+            "INSERT INTO orders (user_id) VALUES (CAST(?1 AS bigint) + CAST(?2 AS bigint))",
+            (1, 2)
+        )?,
+        1
+    );
     let e = tx
-        .execute("INSERT INTO orders (user_id) VALUES (?1)", (1,))
+        .execute("INSERT INTO orders (user_id) VALUES (?1)", (1, 2))
         .unwrap_err();
     assert_eq!(e.code(), "invalid_argument");
     tx.rollback()?;

@@ -136,21 +136,30 @@ fn task_worker(path: &str, queue: &str, name: &str) -> Res {
 
 fn verify(path: &str, queue: &str) -> Res {
     let db = Database::open(path)?;
+    // Plain counts through the transaction's query_row: the same code on
+    // SQLite and PostgreSQL.
     let tx = db.transaction()?;
-    let (orders, processed, distinct, strays, by_lang) = tx.with_conn(|c| {
-        let one = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
-        let mut st = c.prepare("SELECT lang, count(*) FROM processed GROUP BY lang")?;
-        let by_lang = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<Result<HashMap<_, _>, _>>()?;
-        Ok::<_, rusqlite::Error>((
-            one("SELECT count(*) FROM orders")?,
-            one("SELECT count(*) FROM processed")?,
-            one("SELECT count(DISTINCT order_ref) FROM processed")?,
-            one("SELECT count(*) FROM processed WHERE order_ref NOT IN (SELECT ref FROM orders)")?,
-            by_lang,
-        ))
-    })??;
+    let one = |sql: &str, lang: &str| -> Result<i64, honker::Error> {
+        if lang.is_empty() {
+            tx.query_row(sql, [], |r| r.get::<_, i64>(0))
+        } else {
+            tx.query_row(sql, [lang], |r| r.get::<_, i64>(0))
+        }
+    };
+    let orders = one("SELECT count(*) FROM orders", "")?;
+    let processed = one("SELECT count(*) FROM processed", "")?;
+    let distinct = one("SELECT count(DISTINCT order_ref) FROM processed", "")?;
+    let strays = one(
+        "SELECT count(*) FROM processed WHERE order_ref NOT IN (SELECT ref FROM orders)",
+        "",
+    )?;
+    let mut by_lang = HashMap::new();
+    for lang in ["python", "node", "rust"] {
+        let n = one("SELECT count(*) FROM processed WHERE lang = ?1", lang)?;
+        if n > 0 {
+            by_lang.insert(lang.to_string(), n);
+        }
+    }
     tx.commit()?;
     let stats = db.queue(queue, QueueOpts::default()).stats()?;
     println!(
