@@ -22,7 +22,7 @@ PYTHON ?= /usr/bin/python3
 
 VENV := $(CURDIR)/.venv
 
-.PHONY: test lint fmt rust-test demo bench bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-ts node-test bench-node bench-wake-cross browser-deps dashboard-test screenshots pg-test
+.PHONY: test lint fmt rust-test demo bench bench-pg bench-wal node-path-install bench-python examples ci-local deps ext ext-test python-test cross-test vectors-test node-deps node-ts node-test bench-node bench-wake-cross browser-deps dashboard-test screenshots pg-test
 
 ## make test: everything CI checks (installs what it needs).
 test: lint rust-test ext-test python-test node-test vectors-test cross-test dashboard-test pg-test examples
@@ -154,6 +154,15 @@ node-path-install:
 bench-node: node-deps node-ts
 	cd node && $(NAPI_BUILD) --release
 	node bench/node_bench.mjs
+
+## honker on PostgreSQL against pg-boss 10 and graphile-worker 0.17 on the
+## same private server (bench/postgres, figures in bench/README.md).
+bench-pg: node-deps node-ts
+	cd node && $(NAPI_BUILD) --release
+	cd bench/postgres && npm ci --silent --no-audit --no-fund
+	@url=$$(scripts/pg.sh start $(PG_DIR)) && \
+		UV_THREADPOOL_SIZE=16 node bench/postgres/bench.mjs "$$url" $(or $(JOBS),2000); \
+		status=$$?; scripts/pg.sh stop $(PG_DIR); exit $$status
 
 ## The web dashboard (`honker serve`) in a real headless browser: Debian's
 ## Chromium, driven by playwright-core (pinned in cli/tests/browser).

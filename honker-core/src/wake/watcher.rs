@@ -659,6 +659,15 @@ struct Poker(Weak<Shared>);
 impl FeedPoke for Poker {
     fn poke(&self, park: bool) {
         let Some(s) = self.0.upgrade() else { return };
+        // A feed whose pokes follow the commit (PostgreSQL's NOTIFY) wakes
+        // the waiters here, without a hop through the watcher's thread,
+        // which is needed only to hand notifications to listeners.
+        if !s.feed.recheck_after_poke() {
+            bump(&s);
+            if !s.has_listeners.load(Ordering::Acquire) {
+                return;
+            }
+        }
         // A waiter counts itself before it takes this lock, so either this
         // sees it, or it sees `dirty`.
         let mut p = lock(&s.pokes);
