@@ -291,6 +291,22 @@ pub struct JobFilter {
 /// The page size of [`JobFilter`] when it names none.
 pub const DEFAULT_PAGE: usize = 100;
 
+impl JobFilter {
+    /// The filter checked (a queue name, if given) and its page size
+    /// ([`DEFAULT_PAGE`] for 0), as every store applies them.
+    pub fn checked_limit(&self) -> crate::Result<i64> {
+        if let Some(q) = &self.queue {
+            crate::validate::name("queue", q)?;
+        }
+        let limit = if self.limit == 0 {
+            DEFAULT_PAGE
+        } else {
+            self.limit
+        };
+        Ok(i64::try_from(limit).unwrap_or(i64::MAX))
+    }
+}
+
 /// A queue's controls, stored in the file, so every process claiming from
 /// the queue obeys them inside its claim transaction. The default: running,
 /// no limit.

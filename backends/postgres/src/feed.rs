@@ -163,12 +163,7 @@ impl Source for PgSource {
             )
             .map_err(from_pg)?
             .iter()
-            .map(|r| Notification {
-                id: r.get(0),
-                channel: r.get(1),
-                payload: r.get(2),
-                created_at_ms: r.get(3),
-            })
+            .map(crate::store::notification_row)
             .collect())
     }
 }

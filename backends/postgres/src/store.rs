@@ -731,15 +731,7 @@ impl Store for PgStore {
     }
 
     fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>> {
-        if let Some(q) = &filter.queue {
-            validate::name("queue", q)?;
-        }
-        let limit = if filter.limit == 0 {
-            DEFAULT_PAGE
-        } else {
-            filter.limit
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = filter.checked_limit()?;
         let state = filter.state.map(JobState::as_str);
         let args: [&(dyn ToSql + Sync); 8] = [
             &filter.queue,
@@ -1016,12 +1008,7 @@ impl Store for PgStore {
                 &[&after, &channel, &limit],
             )?
             .iter()
-            .map(|r| Notification {
-                id: r.get(0),
-                channel: r.get(1),
-                payload: r.get(2),
-                created_at_ms: r.get(3),
-            })
+            .map(notification_row)
             .collect())
     }
 
@@ -1259,6 +1246,16 @@ impl Store for PgStore {
                 .map(|r| (0..r.len()).map(|i| value(r, i)).collect())
                 .collect(),
         })
+    }
+}
+
+/// A notification from `id, channel, payload, created_at`.
+pub(crate) fn notification_row(r: &Row) -> Notification {
+    Notification {
+        id: r.get(0),
+        channel: r.get(1),
+        payload: r.get(2),
+        created_at_ms: r.get(3),
     }
 }
 

@@ -6,7 +6,6 @@ use super::{controls, queue, stream};
 use crate::error::Result;
 use crate::model::{
     JobFilter, JobRecord, JobState, LockInfo, QueueSummary, StreamConsumer, StreamSummary,
-    DEFAULT_PAGE,
 };
 use crate::validate;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -115,15 +114,7 @@ fn stream_names_in(conn: &Connection, table: &str) -> Result<Vec<String>> {
 
 /// The jobs `filter` names (live, dead and kept completed), newest first.
 pub fn jobs(conn: &Connection, filter: &JobFilter) -> Result<Vec<JobRecord>> {
-    if let Some(q) = &filter.queue {
-        validate::name("queue", q)?;
-    }
-    let limit = if filter.limit == 0 {
-        DEFAULT_PAGE
-    } else {
-        filter.limit
-    };
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let limit = filter.checked_limit()?;
     let state = filter.state;
     let conditions = "(?1 IS NULL OR queue = ?1)
          AND (?2 IS NULL OR json_extract(payload, '$.task') = ?2)
